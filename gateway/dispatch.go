@@ -1,0 +1,419 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/tandemhq/tandem"
+	"github.com/tandemhq/tandem/protocol"
+	"github.com/tandemhq/tandem/room"
+	"github.com/tandemhq/tandem/session"
+)
+
+// ackEvery is how many reliable frames the server takes before it sends an
+// ack_frame unasked.
+const ackEvery = 32
+
+// readLoop is the connection's reader goroutine: it reads frames until the
+// connection ends, then hands the session to the registry.
+func (c *conn) readLoop() {
+	defer c.finish()
+	var env protocol.Envelope
+	for {
+		bp := c.g.readBufs.Get().(*[]byte)
+		msg, _, err := c.readFrame(*bp)
+		if err == nil {
+			c.g.metrics.FramesIn.Inc()
+			err = c.handle(msg, &env)
+		}
+		if cap(msg) <= 64<<10 {
+			*bp = msg[:0]
+		}
+		c.g.readBufs.Put(bp)
+		if err != nil {
+			c.endWith(err)
+			return
+		}
+	}
+}
+
+// endWith closes the connection for the error that ended its read loop.
+func (c *conn) endWith(err error) {
+	var te *tandem.Error
+	var ce closeErr
+	var pc peerClosed
+	switch {
+	case errors.As(err, &pc):
+		// A normal closure is the player leaving: the session ends. Any
+		// other close (going away, an error) holds the seat.
+		code := protocol.CloseCode(ws.StatusGoingAway)
+		if pc.code == ws.StatusNormalClosure {
+			code = protocol.CloseCode(ws.StatusNormalClosure)
+			c.endSession = true
+		}
+		c.Close(code, "")
+	case errors.Is(err, errFrameTooLarge):
+		c.g.metrics.LimitViolations.WithLabelValues("frame_size").Inc()
+		c.Close(protocol.CloseTooLarge, "frame larger than max_frame_bytes")
+	case errors.As(err, &ce):
+		c.Close(ce.code, ce.reason)
+	case errors.As(err, &te):
+		c.Close(protocol.CloseProtocolViolation, te.Message)
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), isTimeout(err):
+		c.Close(protocol.CloseCode(ws.StatusNormalClosure), "")
+	default:
+		var pe ws.ProtocolError
+		if errors.As(err, &pe) {
+			c.Close(protocol.CloseProtocolViolation, pe.Error())
+			return
+		}
+		c.abort()
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// closeErr ends a connection with a close code.
+type closeErr struct {
+	code   protocol.CloseCode
+	reason string
+}
+
+func (e closeErr) Error() string { return e.reason }
+
+// finish runs when the read loop ends: the socket closes (after the writer
+// sent what it holds, such as the close frame) and the session is held
+// (resume-class endings) or ended (final and rejoin-class ones).
+func (c *conn) finish() {
+	c.mu.Lock()
+	c.readDone = true
+	writing := c.writing
+	c.mu.Unlock()
+	if !writing {
+		c.abort()
+	}
+	if s := c.sess.Load(); s != nil {
+		code := c.closeCodeSent()
+		if !c.endSession && (code.Class() == protocol.ClassResume || code < 4000) {
+			c.g.sessions.Detach(c.g.ctx, s, c)
+		} else {
+			c.g.sessions.End(c.g.ctx, s, protocol.LeaveReason_LEAVE_REASON_SESSION_ENDED, code, "")
+		}
+	}
+	c.g.untrack(c)
+}
+
+// abortAfter closes the socket if the connection has not ended within d.
+func (c *conn) abortAfter(d time.Duration) {
+	_ = c.nc.SetDeadline(time.Now().Add(d))
+}
+
+// handle decodes and acts on one frame.
+func (c *conn) handle(msg []byte, env *protocol.Envelope) error {
+	if err := c.codec.Codec().Unmarshal(msg, env); err != nil {
+		return tandem.Errorf(tandem.EInvalid, "malformed frame")
+	}
+	s := c.sess.Load()
+	if s == nil {
+		return c.connect(env)
+	}
+	if c.confirmPending {
+		c.confirmPending = false
+		s.ConfirmToken(c)
+	}
+	now := time.Now()
+	if ok, kind := c.limits.allowFrame(&c.g.cfg.Limits, now, len(msg), c.g.cfg.MaxFrameBytes); !ok {
+		c.g.metrics.LimitViolations.WithLabelValues(kind).Inc()
+		if c.limits.violation(&c.g.cfg.Limits, now) {
+			return closeErr{protocol.ClosePolicyViolation, "too many frames over the rate limit"}
+		}
+		return c.refuse(s, env, tandem.Errorf(tandem.ERateLimited, "over the %s rate limit", kind))
+	}
+
+	switch b := env.Body.(type) {
+	case *protocol.Envelope_Ping:
+		c.sendUnsequenced(&protocol.Envelope{Ack: s.ClientSeq(), Body: &protocol.Envelope_Pong{Pong: &protocol.Pong{TimeUs: b.Ping.GetTimeUs()}}})
+		return nil
+	case *protocol.Envelope_Pong:
+		if rtt := now.UnixMicro() - b.Pong.GetTimeUs(); rtt >= 0 && b.Pong.GetTimeUs() > 0 {
+			c.rttUs.Store(uint32(min(rtt, 1<<31)))
+			c.g.metrics.RTT.Observe(float64(rtt) / 1e6)
+		}
+		return nil
+	case *protocol.Envelope_AckFrame:
+		for _, p := range b.AckFrame.GetPositions() {
+			if p.GetRoom() == "" {
+				s.Ack(p.GetSeq())
+			}
+		}
+		return nil
+	case *protocol.Envelope_Connect:
+		return tandem.Errorf(tandem.EInvalid, "connect sent twice")
+	}
+	return c.reliable(s, env)
+}
+
+// refuse answers a frame refused by a limit. A reliable frame still takes
+// its seq, so the client's numbering stays in step.
+func (c *conn) refuse(s *session.Session, env *protocol.Envelope, err error) error {
+	if env.Seq == 0 {
+		c.sendUnsequenced(errorEnvelope(env.Cid, err))
+		return nil
+	}
+	_, derr := s.Dispatch(c, env.Seq, func() { s.Reply(errorEnvelope(env.Cid, err)) })
+	return derr
+}
+
+// reliable processes a client frame that carries a client seq, exactly once.
+func (c *conn) reliable(s *session.Session, env *protocol.Envelope) error {
+	if env.Seq == 0 {
+		if _, ok := env.Body.(*protocol.Envelope_ListRooms); !ok {
+			c.sendUnsequenced(errorEnvelope(env.Cid, tandem.Errorf(tandem.EInvalid, "this frame needs a client seq")))
+			return nil
+		}
+		c.listRooms(s, env)
+		return nil
+	}
+	cid := env.Cid
+	body := env.Body
+	ran, err := s.Dispatch(c, env.Seq, func() { c.apply(s, cid, body) })
+	if err != nil {
+		return err
+	}
+	if ran && env.Seq >= c.nextAck {
+		c.nextAck = env.Seq + ackEvery
+		c.sendUnsequenced(&protocol.Envelope{Ack: env.Seq, Body: &protocol.Envelope_AckFrame{AckFrame: &protocol.Ack{}}})
+	}
+	return nil
+}
+
+// apply runs one reliable request; answers go on the session stream.
+func (c *conn) apply(s *session.Session, cid uint64, body any) {
+	ctx := c.g.ctx
+	fail := func(err error) { s.Reply(errorEnvelope(cid, err)) }
+	switch b := body.(type) {
+	case *protocol.Envelope_Join:
+		if err := c.join(ctx, s, cid, b.Join); err != nil {
+			fail(err)
+		}
+	case *protocol.Envelope_Leave:
+		l, ok := s.Room(b.Leave.GetRoomId())
+		if !ok {
+			fail(tandem.Errorf(tandem.ENotInRoom, "not in room %q", b.Leave.GetRoomId()))
+			return
+		}
+		if err := l.Leave(ctx, s.Player().ID, protocol.LeaveReason_LEAVE_REASON_REQUESTED); err != nil {
+			fail(err)
+		}
+	case *protocol.Envelope_RoomMessage:
+		m := b.RoomMessage
+		l, ok := s.Room(m.GetRoomId())
+		if !ok {
+			fail(tandem.Errorf(tandem.ENotInRoom, "not in room %q", m.GetRoomId()))
+			return
+		}
+		err := l.Submit(ctx, s.Player().ID, room.Message{Topic: m.GetTopic(), Data: m.GetData(), Delivery: m.GetDelivery(), To: m.GetTo()})
+		if err != nil {
+			fail(err)
+		}
+	case *protocol.Envelope_Rpc:
+		c.rpc(ctx, s, cid, b.Rpc)
+	case *protocol.Envelope_ListRooms:
+		c.listRooms(s, &protocol.Envelope{Cid: cid, Body: b})
+	default:
+		fail(tandem.Errorf(tandem.EUnknownMessage, "unknown or unexpected frame body"))
+	}
+}
+
+func (c *conn) join(ctx context.Context, s *session.Session, cid uint64, j *protocol.Join) error {
+	g := c.g
+	if !g.Ready() {
+		return tandem.Errorf(tandem.EUnavailable, "node is draining")
+	}
+	if max := g.cfg.Limits.MaxRooms; max > 0 && s.RoomCount() >= max {
+		g.metrics.LimitViolations.WithLabelValues("max_rooms").Inc()
+		return tandem.Errorf(tandem.EQuotaExceeded, "a session may be in at most %d rooms", max)
+	}
+	mode := j.GetMode()
+	if mode == protocol.JoinMode_JOIN_MODE_UNSPECIFIED {
+		mode = protocol.JoinMode_JOIN_MODE_JOIN_OR_CREATE
+		if j.GetRoomId() != "" {
+			mode = protocol.JoinMode_JOIN_MODE_JOIN
+		}
+	}
+	var r *room.Room
+	switch mode {
+	case protocol.JoinMode_JOIN_MODE_JOIN:
+		var ok bool
+		if r, ok = g.rooms.Get(j.GetRoomId()); !ok {
+			return tandem.Errorf(tandem.ENotFound, "no room %q", j.GetRoomId())
+		}
+	case protocol.JoinMode_JOIN_MODE_JOIN_OR_CREATE:
+		if found, ok := g.rooms.FindOpen(j.GetRoomType()); ok {
+			r = found
+			break
+		}
+		fallthrough
+	case protocol.JoinMode_JOIN_MODE_CREATE:
+		if !c.limits.allowCreate(&g.cfg.Limits, time.Now()) {
+			g.metrics.LimitViolations.WithLabelValues("room_creates").Inc()
+			return tandem.Errorf(tandem.EQuotaExceeded, "too many rooms created; wait a minute")
+		}
+		created, err := g.rooms.Create(j.GetRoomType(), j.GetOptions())
+		if err != nil {
+			return err
+		}
+		r = created
+	default:
+		return tandem.Errorf(tandem.EInvalid, "unknown join mode %d", mode)
+	}
+	return r.Join(ctx, s, cid, j.GetMetadata())
+}
+
+func (c *conn) rpc(ctx context.Context, s *session.Session, cid uint64, call *protocol.Rpc) {
+	h, ok := c.g.cfg.RPCs[call.GetMethod()]
+	if !ok {
+		s.Reply(errorEnvelope(cid, tandem.Errorf(tandem.EUnknownRPC, "no RPC %q", call.GetMethod())))
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.g.cfg.RPCTimeout)
+	defer cancel()
+	out, err := safeRPC(ctx, h, s.Player(), call.GetData())
+	if err != nil {
+		if tandem.ErrorCodeOf(err) == tandem.EInternal {
+			s.Logger().Error("rpc failed", "method", call.GetMethod(), "err", err)
+		}
+		s.Reply(errorEnvelope(cid, err))
+		return
+	}
+	s.Reply(&protocol.Envelope{Cid: cid, Body: &protocol.Envelope_RpcReply{RpcReply: &protocol.RpcReply{Data: out}}})
+}
+
+// safeRPC runs a game's RPC handler; a panic becomes an internal error
+// instead of taking the node down.
+func safeRPC(ctx context.Context, h tandem.RPC, p *tandem.Player, data []byte) (out []byte, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = tandem.Errorf(tandem.EInternal, "rpc handler failed")
+		}
+	}()
+	return h(ctx, p, data)
+}
+
+func (c *conn) listRooms(s *session.Session, env *protocol.Envelope) {
+	infos := c.g.rooms.List(env.GetListRooms().GetRoomType())
+	list := &protocol.RoomList{Rooms: make([]*protocol.RoomInfo, len(infos))}
+	for i, in := range infos {
+		list.Rooms[i] = &protocol.RoomInfo{
+			RoomId: in.ID, RoomType: in.Type, Players: uint32(in.Players), MaxPlayers: uint32(in.MaxPlayers),
+			Open: in.Open, Node: c.g.cfg.Node,
+		}
+	}
+	s.Reply(&protocol.Envelope{Cid: env.Cid, Body: &protocol.Envelope_RoomList{RoomList: list}})
+}
+
+// connect handles the first frame: authenticate, then open or resume the
+// session.
+func (c *conn) connect(env *protocol.Envelope) error {
+	g := c.g
+	req := env.GetConnect()
+	if req == nil {
+		return tandem.Errorf(tandem.EInvalid, "the first frame must be connect")
+	}
+	claims, err := g.cfg.Verifier.Verify(req.GetToken(), time.Now(), tandem.AudienceRealtime)
+	if err != nil {
+		g.metrics.LimitViolations.WithLabelValues("bad_token").Inc()
+		c.sendUnsequenced(errorEnvelope(env.Cid, err))
+		return closeErr{protocol.CloseBadToken, tandem.ErrorMessageOf(err)}
+	}
+	if !g.Ready() {
+		c.sendUnsequenced(errorEnvelope(env.Cid, tandem.Errorf(tandem.EUnavailable, "node is draining")))
+		return closeErr{protocol.CloseNodeDraining, "node is draining"}
+	}
+	p := &tandem.Player{ID: claims.Subject, Name: claims.Name, Roles: claims.Roles, MM: claims.MM}
+	connected := func(s *session.Session, token string, resumed bool, ack uint64, rooms []string) *protocol.Envelope {
+		return &protocol.Envelope{Cid: env.Cid, Ack: ack, Body: &protocol.Envelope_Connected{Connected: &protocol.Connected{
+			SessionId:     s.ID(),
+			PlayerId:      p.ID,
+			ResumeToken:   token,
+			Resumed:       resumed,
+			HeartbeatMs:   uint32(g.cfg.Heartbeat.Milliseconds()),
+			SeatHoldMs:    uint32(g.cfg.SeatHold.Milliseconds()),
+			Node:          g.cfg.Node,
+			MaxFrameBytes: uint32(g.cfg.MaxFrameBytes),
+			Rooms:         rooms,
+		}}}
+	}
+
+	if rt := req.GetResumeToken(); rt != "" {
+		if node, _, _ := strings.Cut(rt, "."); node != g.cfg.Node {
+			c.sendUnsequenced(errorEnvelope(env.Cid, tandem.Errorf(tandem.ENotFound, "node %q is gone", node)))
+			return closeErr{protocol.CloseNodeGone, "node gone"}
+		}
+		s, err := g.sessions.Resume(g.ctx, rt, p, c.codec, c, req.GetPositions(), connected)
+		if err != nil {
+			c.sendUnsequenced(errorEnvelope(env.Cid, err))
+			return closeErr{protocol.CloseSessionExpired, "session expired"}
+		}
+		c.sess.Store(s)
+		c.confirmPending = true
+		c.nextAck = s.ClientSeq() + ackEvery
+		return nil
+	}
+
+	if h := g.cfg.Hooks.SessionStart; h != nil {
+		if err := h(g.ctx, p); err != nil {
+			c.sendUnsequenced(errorEnvelope(env.Cid, err))
+			return closeErr{protocol.CloseKicked, tandem.ErrorMessageOf(err)}
+		}
+	}
+	s := g.sessions.Open(g.ctx, p, c.codec, c, connected)
+	c.sess.Store(s)
+	c.confirmPending = true
+	c.nextAck = ackEvery
+	return nil
+}
+
+// sendUnsequenced sends a frame outside every stream (ping, pong, acks,
+// errors before a session exists).
+func (c *conn) sendUnsequenced(env *protocol.Envelope) {
+	b, err := EncodeFrame(c.codec, env)
+	if err != nil {
+		c.g.log.Error("encode frame", "err", err)
+		return
+	}
+	c.Send(b)
+}
+
+func errorEnvelope(cid uint64, err error) *protocol.Envelope {
+	code := tandem.ErrorCodeOf(err)
+	return &protocol.Envelope{Cid: cid, Body: &protocol.Envelope_Error{Error: &protocol.Error{
+		Code: uint32(code), Message: tandem.ErrorMessageOf(err), Temporary: code.Temporary(),
+	}}}
+}
+
+// prefixConn replays bytes the handshake reader had already buffered.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if len(p.prefix) > 0 {
+		n := copy(b, p.prefix)
+		p.prefix = p.prefix[n:]
+		if len(p.prefix) == 0 {
+			p.prefix = nil
+		}
+		return n, nil
+	}
+	return p.Conn.Read(b)
+}

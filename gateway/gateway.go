@@ -1,0 +1,369 @@
+// Package gateway owns the realtime node's WebSocket endpoint: the
+// handshake (subprotocol, Origin allow-list), token authentication in the
+// connect frame, each connection's read loop and on-demand writer with its
+// bounded send queue, limits, heartbeats, and the dispatch of client frames
+// to sessions, rooms and RPC handlers. One sweeper goroutine per node does
+// every timed check (connect timeout, heartbeats, seat holds), so idle
+// connections hold no timers.
+//
+// WebSocket library: github.com/gobwas/ws, chosen by measurement against the
+// memory target (docs/realtime.md): it upgrades a hijacked connection and
+// leaves buffering to us, so an idle connection keeps one small goroutine
+// and no reader or writer buffers.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/tandemhq/tandem"
+	"github.com/tandemhq/tandem/observe"
+	"github.com/tandemhq/tandem/protocol"
+	"github.com/tandemhq/tandem/room"
+	"github.com/tandemhq/tandem/session"
+)
+
+// Verifier checks a realtime token and returns its claims.
+type Verifier interface {
+	Verify(token string, now time.Time, audience string) (tandem.Claims, error)
+}
+
+// Config configures a Gateway. Zero durations and sizes take the defaults
+// of docs/config.md.
+type Config struct {
+	Node     string
+	Verifier Verifier
+	// RoomTypes are the room types this node runs.
+	RoomTypes []room.Type
+	// RPCs are the server-side RPC handlers by method name.
+	RPCs  map[string]tandem.RPC
+	Hooks tandem.Hooks
+	// CORSOrigins is the allow-list of browser origins ("*" allows any).
+	// Handshakes without an Origin header (non-browser clients) pass.
+	CORSOrigins    []string
+	MaxFrameBytes  int
+	ConnectTimeout time.Duration
+	Heartbeat      time.Duration // ping interval; silence for 2.5× closes
+	SeatHold       time.Duration
+	SendQueue      int // frames
+	Limits         Limits
+	// EmptyRoomTimeout disposes of rooms without members.
+	EmptyRoomTimeout time.Duration
+	// ReplayCount and ReplayBytes bound each stream's replay buffer.
+	ReplayCount, ReplayBytes int
+	RPCTimeout               time.Duration
+	Metrics                  *observe.Realtime
+	Logger                   *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Node == "" {
+		c.Node = "node-1"
+	}
+	if c.MaxFrameBytes <= 0 {
+		c.MaxFrameBytes = 64 << 10
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = 5 * time.Second
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 10 * time.Second
+	}
+	if c.SeatHold <= 0 {
+		c.SeatHold = 20 * time.Second
+	}
+	if c.SendQueue <= 0 {
+		c.SendQueue = 1024
+	}
+	if c.EmptyRoomTimeout <= 0 {
+		c.EmptyRoomTimeout = 30 * time.Second
+	}
+	if c.RPCTimeout <= 0 {
+		c.RPCTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Gateway is a realtime node's WebSocket front: it implements http.Handler
+// for /ws.
+type Gateway struct {
+	cfg      Config
+	log      *slog.Logger
+	metrics  *observe.Realtime
+	rooms    *room.Manager
+	sessions *session.Registry
+
+	ctx    context.Context // ends when the gateway closes
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the sweeper and every connection's reader
+
+	// readBufs recycles frame read buffers, so an idle connection holds none.
+	readBufs sync.Pool
+
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	draining bool
+	closed   bool
+}
+
+// New returns a Gateway and starts its sweeper. Close stops it.
+func New(cfg Config) (*Gateway, error) {
+	cfg.setDefaults()
+	if cfg.Verifier == nil {
+		return nil, errors.New("gateway: Config.Verifier is required")
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = observe.NewRealtime(observe.NewRegistry())
+	}
+	g := &Gateway{cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics, conns: make(map[*conn]struct{})}
+	g.readBufs.New = func() any { b := make([]byte, 0, 4096); return &b }
+	rooms, err := room.NewManager(room.ManagerConfig{
+		Types:        cfg.RoomTypes,
+		Encoder:      EncodeFrame,
+		ReplayCount:  cfg.ReplayCount,
+		ReplayBytes:  cfg.ReplayBytes,
+		EmptyTimeout: cfg.EmptyRoomTimeout,
+		Logger:       cfg.Logger,
+		OnGap:        func() { cfg.Metrics.Resumes.WithLabelValues(observe.ResumeSnapshot).Inc() },
+		TickObserver: func(d, interval time.Duration) {
+			cfg.Metrics.TickDuration.Observe(d.Seconds())
+			if d > interval {
+				cfg.Metrics.TickOverruns.Inc()
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	g.rooms = rooms
+	g.sessions = session.NewRegistry(session.Config{
+		Node:        cfg.Node,
+		SeatHold:    cfg.SeatHold,
+		ReplayCount: cfg.ReplayCount,
+		ReplayBytes: cfg.ReplayBytes,
+		Encoder:     EncodeFrame,
+		Metrics:     cfg.Metrics,
+		Logger:      cfg.Logger,
+		OnEnd: func(s *session.Session) {
+			if h := cfg.Hooks.SessionEnd; h != nil {
+				h(g.ctx, s.Player())
+			}
+		},
+	})
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	g.wg.Add(1)
+	go g.sweep()
+	return g, nil
+}
+
+// Rooms returns the node's room manager.
+func (g *Gateway) Rooms() *room.Manager { return g.rooms }
+
+// Sessions returns the node's session registry.
+func (g *Gateway) Sessions() *session.Registry { return g.sessions }
+
+// Ready reports whether the node accepts new sessions and rooms.
+func (g *Gateway) Ready() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return !g.draining && !g.closed
+}
+
+// ServeHTTP upgrades a WebSocket handshake and starts the connection.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if origin := r.Header.Get("Origin"); origin != "" && !g.originAllowed(origin) {
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
+	codec, ok := pickSubprotocol(r.Header.Values("Sec-WebSocket-Protocol"))
+	if !ok {
+		http.Error(w, "offer the subprotocol "+protocol.SubprotocolJSON+" or "+protocol.SubprotocolBinary, http.StatusBadRequest)
+		return
+	}
+	if !g.Ready() {
+		http.Error(w, "node is draining", http.StatusServiceUnavailable)
+		return
+	}
+	name := codec.Codec().Name()
+	u := ws.HTTPUpgrader{Timeout: g.cfg.ConnectTimeout, Protocol: func(p string) bool { return p == name }}
+	nc, rw, _, err := u.Upgrade(r, w)
+	if err != nil {
+		g.log.Debug("websocket upgrade", "err", err, "remote", r.RemoteAddr)
+		return
+	}
+	if n := rw.Reader.Buffered(); n > 0 {
+		// The client sent its first frame with the handshake: keep those bytes.
+		early, _ := rw.Reader.Peek(n)
+		nc = &prefixConn{Conn: nc, prefix: append([]byte(nil), early...)}
+	}
+	c := newConn(g, nc, codec, time.Now())
+	if !g.track(c) {
+		_ = nc.Close()
+		return
+	}
+	// A fresh goroutine: the handler's stack grew during the handshake, and
+	// the read loop lives as long as the connection.
+	go c.readLoop()
+}
+
+func (g *Gateway) originAllowed(origin string) bool {
+	return slices.ContainsFunc(g.cfg.CORSOrigins, func(o string) bool {
+		return o == "*" || strings.EqualFold(strings.TrimSuffix(o, "/"), origin)
+	})
+}
+
+func pickSubprotocol(headers []string) (protocol.CodecID, bool) {
+	for _, h := range headers {
+		for p := range strings.SplitSeq(h, ",") {
+			if id, ok := protocol.CodecBySubprotocol(strings.TrimSpace(p)); ok {
+				return id, true
+			}
+		}
+	}
+	return 0, false
+}
+
+func (g *Gateway) track(c *conn) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.conns[c] = struct{}{}
+	g.wg.Add(1)
+	g.metrics.Connections.Inc()
+	return true
+}
+
+func (g *Gateway) untrack(c *conn) {
+	g.mu.Lock()
+	delete(g.conns, c)
+	g.mu.Unlock()
+	g.metrics.Connections.Dec()
+	g.wg.Done()
+}
+
+func (g *Gateway) connsSnapshot() []*conn {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	cs := make([]*conn, 0, len(g.conns))
+	for c := range g.conns {
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+// sweepInterval is how often the sweeper looks at every connection.
+func (g *Gateway) sweepInterval() time.Duration {
+	iv := min(g.cfg.Heartbeat/4, g.cfg.ConnectTimeout/4, g.cfg.SeatHold/4, time.Second)
+	return max(iv, 5*time.Millisecond)
+}
+
+// sweep is the node's one timer: connect timeouts, pings, missed
+// heartbeats, seat-hold expiry and the gauges.
+func (g *Gateway) sweep() {
+	defer g.wg.Done()
+	t := time.NewTicker(g.sweepInterval())
+	defer t.Stop()
+	silence := g.cfg.Heartbeat * 5 / 2
+	for {
+		select {
+		case <-g.ctx.Done():
+			return
+		case now := <-t.C:
+			for _, c := range g.connsSnapshot() {
+				c.check(now, silence)
+			}
+			g.metrics.HeldSeats.Set(float64(g.sessions.Sweep(g.ctx, now)))
+			for typ, n := range g.rooms.Count() {
+				g.metrics.Rooms.WithLabelValues(typ).Set(float64(n))
+			}
+		}
+	}
+}
+
+// check applies the timed rules to one connection.
+func (c *conn) check(now time.Time, silence time.Duration) {
+	s := c.sess.Load()
+	switch {
+	case s == nil && now.Sub(c.born) > c.g.cfg.ConnectTimeout:
+		c.g.metrics.LimitViolations.WithLabelValues("connect_timeout").Inc()
+		c.Close(protocol.CloseConnectTimeout, "no connect frame in time")
+	case s != nil && now.UnixNano()-c.lastRead.Load() > int64(silence):
+		c.Close(protocol.CloseHeartbeatTimeout, "missed heartbeats")
+	case s != nil && now.UnixNano() >= c.nextPing.Load():
+		c.nextPing.Store(now.Add(c.g.cfg.Heartbeat).UnixNano())
+		c.sendUnsequenced(&protocol.Envelope{Body: &protocol.Envelope_Ping{Ping: &protocol.Ping{
+			TimeUs: now.UnixMicro(), RttUs: c.rttUs.Load(),
+		}}})
+	}
+}
+
+// Drain stops taking new sessions, rooms and joins, lets rooms run until
+// they end or ctx ends, then closes the remaining sessions with the
+// rejoin-class node_draining code.
+func (g *Gateway) Drain(ctx context.Context) {
+	g.mu.Lock()
+	g.draining = true
+	g.mu.Unlock()
+	g.rooms.Drain()
+	t := time.NewTicker(g.sweepInterval())
+	defer t.Stop()
+	for g.rooms.Len() > 0 {
+		select {
+		case <-ctx.Done():
+			g.endSessions(protocol.CloseNodeDraining, "node drained")
+			return
+		case <-t.C:
+		}
+	}
+	g.endSessions(protocol.CloseNodeDraining, "node drained")
+}
+
+func (g *Gateway) endSessions(code protocol.CloseCode, why string) {
+	for _, s := range g.sessions.Sessions() {
+		g.sessions.End(g.ctx, s, protocol.LeaveReason_LEAVE_REASON_SESSION_ENDED, code, why)
+	}
+}
+
+// Close ends every session and room and waits for every goroutine the
+// gateway started, or for ctx.
+func (g *Gateway) Close(ctx context.Context) error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.closed = true
+	g.mu.Unlock()
+	g.endSessions(protocol.CloseNodeDraining, "node shutting down")
+	err := g.rooms.Close(ctx)
+	g.cancel()
+	for _, c := range g.connsSnapshot() {
+		c.abortAfter(closeGrace)
+	}
+	done := make(chan struct{})
+	go func() {
+		g.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return err
+	case <-ctx.Done():
+		for _, c := range g.connsSnapshot() {
+			c.abort()
+		}
+		<-done
+		return ctx.Err()
+	}
+}

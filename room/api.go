@@ -1,0 +1,143 @@
+package room
+
+import (
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/tandemhq/tandem"
+	"github.com/tandemhq/tandem/protocol"
+)
+
+// This file holds what a Handler may do with its room. Every method here is
+// for the room goroutine (inside a hook) only.
+
+// ID returns the room's id.
+func (r *Room) ID() string { return r.cfg.ID }
+
+// TypeName returns the room type's name.
+func (r *Room) TypeName() string { return r.cfg.Type.Name }
+
+// Now returns the room clock: the time of the input being handled. Room
+// code reads time only from here, so a replay sees the same times.
+func (r *Room) Now() time.Time { return r.now }
+
+// Ticks returns the number of ticks so far.
+func (r *Room) Ticks() uint64 { return r.tick }
+
+// Rand returns the room's RNG, seeded by the runtime.
+func (r *Room) Rand() *rand.Rand { return r.rng }
+
+// Logger returns a logger carrying the room's id and type.
+func (r *Room) Logger() *slog.Logger { return r.log }
+
+// Players returns the members in join order, connected or not.
+func (r *Room) Players() []*tandem.Player {
+	ps := make([]*tandem.Player, len(r.members))
+	for i, m := range r.members {
+		ps[i] = m.player
+	}
+	return ps
+}
+
+// Connected reports whether a member's connection is up.
+func (r *Room) Connected(playerID string) bool {
+	m := r.member(playerID)
+	return m != nil && m.connected
+}
+
+// Broadcast sends a room_message from the room to every member.
+func (r *Room) Broadcast(topic string, data []byte) {
+	r.publish(nil, "", roomMessage(r.cfg.ID, "", topic, data))
+}
+
+// Send sends a room_message from the room to the listed members. An empty
+// list sends nothing (Broadcast is for everyone).
+func (r *Room) Send(to []string, topic string, data []byte) {
+	if len(to) == 0 {
+		return // publish would read a nil list as "every member"
+	}
+	r.publish(slices.Clone(to), "", roomMessage(r.cfg.ID, "", topic, data))
+}
+
+// Forward relays a member's message as the member asked: to everyone, to
+// everyone but the sender, or to a list. DELIVERY_ROOM messages and empty
+// lists go nowhere.
+func (r *Room) Forward(from *tandem.Player, m Message) {
+	env := roomMessage(r.cfg.ID, from.ID, m.Topic, m.Data)
+	switch m.Delivery {
+	case protocol.Delivery_DELIVERY_ALL:
+		r.publish(nil, "", env)
+	case protocol.Delivery_DELIVERY_OTHERS:
+		r.publish(nil, from.ID, env)
+	case protocol.Delivery_DELIVERY_LIST:
+		if len(m.To) > 0 { // publish would read a nil list as "every member"
+			r.publish(slices.Clone(m.To), "", env)
+		}
+	}
+}
+
+// SendSnapshot sends a full state to the listed members (nil: everyone).
+func (r *Room) SendSnapshot(to []string, state []byte) {
+	r.publish(slices.Clone(to), "", &protocol.Envelope{Body: &protocol.Envelope_Snapshot{Snapshot: &protocol.Snapshot{
+		RoomId: r.cfg.ID, Tick: r.tick, State: state,
+	}}})
+}
+
+// SendDelta sends a state change to the listed members (nil: everyone).
+func (r *Room) SendDelta(to []string, patch []byte) {
+	r.publish(slices.Clone(to), "", &protocol.Envelope{Body: &protocol.Envelope_Delta{Delta: &protocol.Delta{
+		RoomId: r.cfg.ID, Tick: r.tick, Patch: patch,
+	}}})
+}
+
+// Kick removes a member with reason KICKED.
+func (r *Room) Kick(playerID string) {
+	r.leave(playerID, protocol.LeaveReason_LEAVE_REASON_KICKED)
+}
+
+// End closes the room after the current hook: members leave with
+// ROOM_CLOSED and Shutdown runs.
+func (r *Room) End() { r.shutdown() }
+
+// Lock stops new joins; Unlock allows them again.
+func (r *Room) Lock()   { r.locked = true }
+func (r *Room) Unlock() { r.locked = false }
+
+func roomMessage(roomID, from, topic string, data []byte) *protocol.Envelope {
+	return &protocol.Envelope{Body: &protocol.Envelope_RoomMessage{RoomMessage: &protocol.RoomMessage{
+		RoomId: roomID, From: from, Topic: topic, Data: data,
+	}}}
+}
+
+// Info is what the node tells others about a room.
+type Info struct {
+	ID         string
+	Type       string
+	Players    int
+	MaxPlayers int
+	Open       bool // accepts joins: not locked, not full, not ending
+}
+
+// infoCell publishes the room's Info from the room goroutine to readers on
+// other goroutines.
+type infoCell struct{ v atomic.Pointer[Info] }
+
+func (r *Room) publishInfo() {
+	next := Info{
+		ID:         r.cfg.ID,
+		Type:       r.cfg.Type.Name,
+		Players:    len(r.members),
+		MaxPlayers: r.cfg.Type.MaxPlayers,
+		Open:       !r.locked && !r.closing && (r.cfg.Type.MaxPlayers == 0 || len(r.members) < r.cfg.Type.MaxPlayers),
+	}
+	if cur := r.info.v.Load(); cur != nil && *cur == next {
+		return
+	}
+	r.info.v.Store(&next)
+}
+
+// Info returns the room's latest published Info. Safe from any goroutine.
+func (r *Room) Info() Info { return *r.info.v.Load() }

@@ -1,0 +1,580 @@
+// Package room owns the room runtime: one goroutine per room that takes
+// every input (joins, leaves, messages, ticks, admin actions) from a
+// mailbox and calls the room's Handler; the room stream (sequence, replay
+// buffer, fan-out of frames encoded once per codec); the Manager of a
+// node's rooms; the state-sync helper; and the built-in room types. It knows
+// nothing of WebSockets or codecs: members and an Encoder are given to it.
+package room
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/tandemhq/tandem"
+	"github.com/tandemhq/tandem/protocol"
+)
+
+// Member is a session as a room sees it. The session layer implements it.
+// Every method is called on the room goroutine and must not block.
+type Member interface {
+	Player() *tandem.Player
+	Codec() protocol.CodecID
+	// Deliver queues one encoded frame of the room's stream.
+	Deliver(frame []byte)
+	// Reply sends a frame on the member's own session stream.
+	Reply(env *protocol.Envelope)
+	// JoinedRoom tells the session it is now in the room. It returns false
+	// when the session's connection is down (the member starts disconnected).
+	JoinedRoom(l Link) bool
+	// LeftRoom tells the session it is no longer in the room.
+	LeftRoom(roomID string)
+}
+
+// Link is how a session reaches a room it is in.
+type Link interface {
+	ID() string
+	Disconnect(ctx context.Context, playerID string) error
+	Rejoin(ctx context.Context, playerID string, pos *protocol.StreamPos) error
+	Leave(ctx context.Context, playerID string, reason protocol.LeaveReason) error
+	Submit(ctx context.Context, playerID string, m Message) error
+}
+
+// Encoder turns an envelope into a complete frame for a codec, ready to be
+// written to any connection using that codec.
+type Encoder func(codec protocol.CodecID, env *protocol.Envelope) ([]byte, error)
+
+// Config describes one room.
+type Config struct {
+	ID   string
+	Type Type
+	// Seed seeds the room's RNG; the same seed and inputs give the same room.
+	Seed    uint64
+	Options []byte
+	Encoder Encoder
+	// Clock stamps inputs with the room clock (time.Now by default).
+	Clock func() time.Time
+	// Journal, if set, receives every input in the order applied.
+	Journal func(Input)
+	// ReplayCount and ReplayBytes bound the room stream's replay buffer.
+	ReplayCount, ReplayBytes int
+	// EmptyTimeout closes the room after it has had no members this long
+	// (0: never).
+	EmptyTimeout time.Duration
+	// MailboxSize bounds the inputs waiting for the room (default 1024).
+	MailboxSize int
+	Logger      *slog.Logger
+	// OnClose runs on the room goroutine after Shutdown.
+	OnClose func(r *Room)
+	// OnGap, if set, is called when a rejoin could not be replayed and the
+	// member got a gap with a snapshot instead.
+	OnGap func()
+	// TickObserver, if set, gets the duration of every tick.
+	TickObserver func(took, interval time.Duration)
+}
+
+// InputKind says what an Input is.
+type InputKind uint8
+
+// The input kinds.
+const (
+	InputJoin InputKind = iota + 1
+	InputLeave
+	InputDisconnect
+	InputRejoin
+	InputMessage
+	InputTick
+	InputClose
+	InputLock
+	InputUnlock
+)
+
+// Input is one thing that happened to a room, as recorded in its journal.
+// Replaying the journal of a room with its seed reproduces its outputs.
+type Input struct {
+	Kind     InputKind
+	At       time.Time
+	Player   tandem.Player // join: the whole player; otherwise only ID
+	Cid      uint64
+	Metadata []byte
+	Message  Message
+	Reason   protocol.LeaveReason
+	Pos      *protocol.StreamPos // rejoin: the client's position, if it has one
+}
+
+type input struct {
+	Input
+	member Member
+	done   chan struct{} // closed once the input is applied (nil: nobody waits)
+}
+
+// member is a player in the room.
+type member struct {
+	player    *tandem.Player
+	conn      Member
+	connected bool
+	epoch     uint32
+	joinSeq   uint64
+}
+
+// frame is one message of the room stream: who it is for, and its encodings
+// (made on first use, once per codec).
+type frame struct {
+	to     []string // nil: every member
+	except string
+	env    *protocol.Envelope
+	bytes  [protocol.NumCodecs][]byte
+}
+
+func (f *frame) addressedTo(playerID string) bool {
+	if f.to == nil {
+		return playerID != f.except
+	}
+	return slices.Contains(f.to, playerID)
+}
+
+// Room is one running room. Handler hooks get it to read the room's state
+// and send; those methods are for the room goroutine only. Link methods and
+// the Manager's are safe from any goroutine.
+type Room struct {
+	cfg     Config
+	handler Handler
+	log     *slog.Logger
+	rng     *rand.Rand
+
+	mailbox chan input
+	done    chan struct{} // closed when the room goroutine ends
+
+	// Owned by the room goroutine.
+	now     time.Time
+	tick    uint64
+	seq     uint64
+	members []*member // join order
+	buffer  *ReplayBuffer[*frame]
+	locked  bool
+	closing bool
+	empty   time.Time // when the room became empty (zero: it has members)
+
+	info infoCell
+}
+
+// New creates a room and runs its Init hook. Start runs it.
+func New(cfg Config) (*Room, error) {
+	if cfg.Type.New == nil {
+		return nil, fmt.Errorf("room: type %q has no New", cfg.Type.Name)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MailboxSize <= 0 {
+		cfg.MailboxSize = 1024
+	}
+	if cfg.ReplayCount <= 0 {
+		cfg.ReplayCount = 1024
+	}
+	if cfg.ReplayBytes <= 0 {
+		cfg.ReplayBytes = 1 << 20
+	}
+	r := &Room{
+		cfg:     cfg,
+		handler: cfg.Type.New(),
+		log:     cfg.Logger.With("room", cfg.ID, "room_type", cfg.Type.Name),
+		rng:     rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		mailbox: make(chan input, cfg.MailboxSize),
+		done:    make(chan struct{}),
+		buffer:  NewReplayBuffer[*frame](cfg.ReplayCount, cfg.ReplayBytes),
+		now:     cfg.Clock(),
+	}
+	r.empty = r.now
+	r.publishInfo()
+	if err := r.handler.Init(r, cfg.Options); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Run is the room goroutine: it applies inputs and ticks until the room
+// closes or ctx ends. It returns when the room has shut down.
+func (r *Room) Run(ctx context.Context) {
+	var tick <-chan time.Time
+	if iv := r.cfg.Type.TickInterval(); iv > 0 {
+		t := time.NewTicker(iv)
+		defer t.Stop()
+		tick = t.C
+	}
+	var sweep <-chan time.Time
+	if r.cfg.EmptyTimeout > 0 {
+		t := time.NewTicker(max(r.cfg.EmptyTimeout/4, time.Millisecond))
+		defer t.Stop()
+		sweep = t.C
+	}
+	for !r.closing {
+		select {
+		case in := <-r.mailbox:
+			in.At = r.cfg.Clock()
+			r.apply(in)
+		case <-tick:
+			start := r.cfg.Clock()
+			r.apply(input{Input: Input{Kind: InputTick, At: start}})
+			if r.cfg.TickObserver != nil {
+				r.cfg.TickObserver(r.cfg.Clock().Sub(start), r.cfg.Type.TickInterval())
+			}
+		case now := <-sweep:
+			if len(r.members) == 0 && now.Sub(r.empty) >= r.cfg.EmptyTimeout {
+				r.apply(input{Input: Input{Kind: InputClose, At: r.cfg.Clock()}})
+			}
+		case <-ctx.Done():
+			r.apply(input{Input: Input{Kind: InputClose, At: r.cfg.Clock()}})
+		}
+	}
+	// Inputs that raced with the close are answered, not dropped silently:
+	// done is closed first, so a post that lands after this drain sees it
+	// and drains the mailbox itself.
+	close(r.done)
+	r.refuseQueued()
+}
+
+// Done is closed when the room has ended.
+func (r *Room) Done() <-chan struct{} { return r.done }
+
+// post hands an input to the room goroutine.
+func (r *Room) post(ctx context.Context, in input) error {
+	// Checked first: select picks at random among ready cases, and a send
+	// to the mailbox of an ended room has room to succeed.
+	select {
+	case <-r.done:
+		return r.errEnded()
+	default:
+	}
+	select {
+	case r.mailbox <- in:
+	case <-r.done:
+		return r.errEnded()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// The room may have ended after its last look at the mailbox.
+	select {
+	case <-r.done:
+		r.refuseQueued()
+	default:
+	}
+	return nil
+}
+
+func (r *Room) errEnded() error {
+	return tandem.Errorf(tandem.ENotFound, "room %s has ended", r.cfg.ID)
+}
+
+// Join asks the room to add a member. The answer (joined or an error) goes
+// to m.Reply with cid.
+func (r *Room) Join(ctx context.Context, m Member, cid uint64, metadata []byte) error {
+	return r.post(ctx, input{Input: Input{Kind: InputJoin, Player: *m.Player(), Cid: cid, Metadata: metadata}, member: m})
+}
+
+// Submit hands a member's message to the room.
+func (r *Room) Submit(ctx context.Context, playerID string, m Message) error {
+	return r.post(ctx, input{Input: Input{Kind: InputMessage, Player: tandem.Player{ID: playerID}, Message: m}})
+}
+
+// Disconnect tells the room a member's connection is lost. It returns once
+// the room has applied it, so the room sends the member nothing more until
+// its Rejoin.
+func (r *Room) Disconnect(ctx context.Context, playerID string) error {
+	done := make(chan struct{})
+	if err := r.post(ctx, input{Input: Input{Kind: InputDisconnect, Player: tandem.Player{ID: playerID}}, done: done}); err != nil {
+		return err
+	}
+	select {
+	case <-done:
+		return nil
+	case <-r.done:
+		return nil // the room ended: it sends nothing more either
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Rejoin tells the room a member resumed; the room replays its stream from
+// pos or sends a gap with a snapshot.
+func (r *Room) Rejoin(ctx context.Context, playerID string, pos *protocol.StreamPos) error {
+	return r.post(ctx, input{Input: Input{Kind: InputRejoin, Player: tandem.Player{ID: playerID}, Pos: pos}})
+}
+
+// Leave removes a member with a reason.
+func (r *Room) Leave(ctx context.Context, playerID string, reason protocol.LeaveReason) error {
+	return r.post(ctx, input{Input: Input{Kind: InputLeave, Player: tandem.Player{ID: playerID}, Reason: reason}})
+}
+
+// Close ends the room: members leave with ROOM_CLOSED and Shutdown runs.
+func (r *Room) Close(ctx context.Context) error {
+	return r.post(ctx, input{Input: Input{Kind: InputClose}})
+}
+
+// SetLocked locks (no joins) or unlocks the room.
+func (r *Room) SetLocked(ctx context.Context, locked bool) error {
+	k := InputUnlock
+	if locked {
+		k = InputLock
+	}
+	return r.post(ctx, input{Input: Input{Kind: k}})
+}
+
+// refuseQueued answers the inputs left in the mailbox of an ended room.
+func (r *Room) refuseQueued() {
+	for {
+		select {
+		case in := <-r.mailbox:
+			r.refuseClosed(in)
+		default:
+			return
+		}
+	}
+}
+
+func (r *Room) refuseClosed(in input) {
+	if in.done != nil {
+		close(in.done)
+	}
+	if in.Kind == InputJoin && in.member != nil {
+		in.member.Reply(errorReply(in.Cid, tandem.Errorf(tandem.ENotFound, "room %s has ended", r.cfg.ID)))
+	}
+}
+
+// apply is the room's state machine: one input at a time, on the room
+// goroutine (or in Replay).
+func (r *Room) apply(in input) {
+	r.now = in.At
+	if r.cfg.Journal != nil {
+		r.cfg.Journal(in.Input)
+	}
+	switch in.Kind {
+	case InputJoin:
+		r.join(in)
+	case InputLeave:
+		r.leave(in.Player.ID, in.Reason)
+	case InputDisconnect:
+		r.disconnect(in.Player.ID)
+	case InputRejoin:
+		r.rejoin(in.Player.ID, in.Pos)
+	case InputMessage:
+		if m := r.member(in.Player.ID); m != nil {
+			r.handler.Message(r, m.player, in.Message)
+		}
+	case InputTick:
+		r.tick++
+		r.handler.Tick(r)
+	case InputClose:
+		r.shutdown()
+	case InputLock:
+		r.locked = true
+	case InputUnlock:
+		r.locked = false
+	}
+	r.publishInfo()
+	if in.done != nil {
+		close(in.done)
+	}
+}
+
+func (r *Room) member(playerID string) *member {
+	for _, m := range r.members {
+		if m.player.ID == playerID {
+			return m
+		}
+	}
+	return nil
+}
+
+func (r *Room) join(in input) {
+	reply := func(err error) { in.member.Reply(errorReply(in.Cid, err)) }
+	switch {
+	case r.closing:
+		reply(tandem.Errorf(tandem.ENotFound, "room %s has ended", r.cfg.ID))
+		return
+	case r.member(in.Player.ID) != nil:
+		reply(tandem.Errorf(tandem.EConflict, "already in room %s", r.cfg.ID))
+		return
+	case r.locked:
+		reply(tandem.Errorf(tandem.EJoinRejected, "room %s is locked", r.cfg.ID))
+		return
+	case r.cfg.Type.MaxPlayers > 0 && len(r.members) >= r.cfg.Type.MaxPlayers:
+		reply(tandem.Errorf(tandem.ERoomFull, "room %s is full", r.cfg.ID))
+		return
+	}
+	p := &in.Player
+	if err := r.handler.JoinAttempt(r, p, in.Metadata); err != nil {
+		var te *tandem.Error
+		if !errors.As(err, &te) {
+			err = tandem.Errorf(tandem.EJoinRejected, "%s", err.Error())
+		}
+		reply(err)
+		return
+	}
+	m := &member{player: p, conn: in.member, epoch: 1, joinSeq: r.seq}
+	r.members = append(r.members, m)
+	r.empty = time.Time{}
+	if in.member != nil {
+		m.connected = in.member.JoinedRoom(r)
+		in.member.Reply(&protocol.Envelope{Cid: in.Cid, Body: &protocol.Envelope_Joined{Joined: &protocol.Joined{
+			RoomId:   r.cfg.ID,
+			RoomType: r.cfg.Type.Name,
+			Epoch:    m.epoch,
+			Seq:      m.joinSeq,
+			State:    r.handler.Snapshot(r, p),
+			Players:  r.playerIDs(),
+		}}})
+	}
+	r.event(p.ID, protocol.RoomEventKind_ROOM_EVENT_JOINED, 0)
+	r.handler.Join(r, p)
+}
+
+func (r *Room) leave(playerID string, reason protocol.LeaveReason) {
+	i := slices.IndexFunc(r.members, func(m *member) bool { return m.player.ID == playerID })
+	if i < 0 {
+		return
+	}
+	m := r.members[i]
+	r.members = slices.Delete(r.members, i, i+1)
+	if len(r.members) == 0 {
+		r.empty = r.now
+	}
+	if m.conn != nil {
+		m.conn.LeftRoom(r.cfg.ID)
+		m.conn.Reply(&protocol.Envelope{Body: &protocol.Envelope_Leave{Leave: &protocol.Leave{RoomId: r.cfg.ID, Reason: reason}}})
+	}
+	r.event(playerID, protocol.RoomEventKind_ROOM_EVENT_LEFT, reason)
+	r.handler.Leave(r, m.player, reason)
+}
+
+func (r *Room) disconnect(playerID string) {
+	m := r.member(playerID)
+	if m == nil || !m.connected {
+		return
+	}
+	m.connected = false
+	r.event(playerID, protocol.RoomEventKind_ROOM_EVENT_DISCONNECTED, 0)
+	r.handler.Disconnect(r, m.player)
+}
+
+// rejoin replays the member's stream from its position, or sends a gap with
+// a snapshot and a new epoch when the buffer no longer covers it.
+func (r *Room) rejoin(playerID string, pos *protocol.StreamPos) {
+	m := r.member(playerID)
+	if m == nil {
+		return
+	}
+	epoch, seq := m.epoch, m.joinSeq
+	if pos != nil {
+		epoch, seq = pos.Epoch, pos.Seq
+	}
+	if epoch != m.epoch || seq < m.joinSeq || !r.buffer.Covers(seq) || seq > r.seq {
+		m.epoch++
+		if r.cfg.OnGap != nil {
+			r.cfg.OnGap()
+		}
+		r.deliverOne(m, &protocol.Envelope{Room: r.cfg.ID, Seq: r.seq, Body: &protocol.Envelope_Gap{Gap: &protocol.Gap{
+			RoomId: r.cfg.ID, FromSeq: seq, Seq: r.seq, Epoch: m.epoch, State: r.handler.Snapshot(r, m.player),
+		}}})
+	} else {
+		r.buffer.After(seq, func(_ uint64, f *frame) bool {
+			if f.addressedTo(playerID) {
+				r.deliver(m, f)
+			}
+			return true
+		})
+	}
+	if !m.connected {
+		m.connected = true
+		r.event(playerID, protocol.RoomEventKind_ROOM_EVENT_REJOINED, 0)
+		r.handler.Rejoin(r, m.player)
+	}
+}
+
+func (r *Room) shutdown() {
+	if r.closing {
+		return
+	}
+	for len(r.members) > 0 {
+		r.leave(r.members[0].player.ID, protocol.LeaveReason_LEAVE_REASON_ROOM_CLOSED)
+	}
+	r.closing = true
+	r.handler.Shutdown(r)
+	r.publishInfo() // OnClose's readers see the room closed, not the last input's info
+	if r.cfg.OnClose != nil {
+		r.cfg.OnClose(r)
+	}
+}
+
+func (r *Room) event(playerID string, kind protocol.RoomEventKind, reason protocol.LeaveReason) {
+	r.publish(nil, playerID, &protocol.Envelope{Body: &protocol.Envelope_RoomEvent{RoomEvent: &protocol.RoomEvent{
+		RoomId: r.cfg.ID, PlayerId: playerID, Kind: kind, Reason: reason,
+	}}})
+}
+
+// publish appends a frame to the room stream and delivers it to the
+// connected members it is addressed to: encoded once per codec in use, the
+// same bytes for every member of that codec.
+func (r *Room) publish(to []string, except string, env *protocol.Envelope) {
+	r.seq++
+	env.Room, env.Seq = r.cfg.ID, r.seq
+	f := &frame{to: to, except: except, env: env}
+	for _, m := range r.members {
+		if m.connected && f.addressedTo(m.player.ID) {
+			r.deliver(m, f)
+		}
+	}
+	size := 0
+	for _, b := range f.bytes {
+		size += len(b)
+	}
+	if size == 0 {
+		size = 64 // nobody connected received it yet; count it anyway
+	}
+	r.buffer.Push(r.seq, size, f)
+}
+
+func (r *Room) deliver(m *member, f *frame) {
+	c := m.conn.Codec()
+	if f.bytes[c] == nil {
+		b, err := r.cfg.Encoder(c, f.env)
+		if err != nil {
+			r.log.Error("encode room frame", "err", err)
+			return
+		}
+		f.bytes[c] = b
+	}
+	m.conn.Deliver(f.bytes[c])
+}
+
+// deliverOne sends a frame meant for one member only and not buffered.
+func (r *Room) deliverOne(m *member, env *protocol.Envelope) {
+	b, err := r.cfg.Encoder(m.conn.Codec(), env)
+	if err != nil {
+		r.log.Error("encode room frame", "err", err)
+		return
+	}
+	m.conn.Deliver(b)
+}
+
+func (r *Room) playerIDs() []string {
+	ids := make([]string, len(r.members))
+	for i, m := range r.members {
+		ids[i] = m.player.ID
+	}
+	return ids
+}
+
+func errorReply(cid uint64, err error) *protocol.Envelope {
+	code := tandem.ErrorCodeOf(err)
+	return &protocol.Envelope{Cid: cid, Body: &protocol.Envelope_Error{Error: &protocol.Error{
+		Code: uint32(code), Message: tandem.ErrorMessageOf(err), Temporary: code.Temporary(),
+	}}}
+}

@@ -1,0 +1,255 @@
+package session
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/tandemhq/tandem"
+	"github.com/tandemhq/tandem/observe"
+	"github.com/tandemhq/tandem/protocol"
+	"github.com/tandemhq/tandem/room"
+)
+
+// Config configures a Registry.
+type Config struct {
+	// Node is this node's id; resume tokens name it.
+	Node string
+	// SeatHold is how long a session is held after its connection is lost.
+	SeatHold time.Duration
+	// ReplayCount and ReplayBytes bound each session stream's buffer.
+	ReplayCount, ReplayBytes int
+	// Encoder encodes frames (the gateway's: complete WebSocket frames).
+	Encoder room.Encoder
+	Metrics *observe.Realtime
+	Logger  *slog.Logger
+	// OnEnd, if set, runs once when a session ends for good.
+	OnEnd func(s *Session)
+}
+
+// Registry holds the sessions of a node. It is safe for concurrent use.
+type Registry struct {
+	cfg Config
+
+	mu       sync.Mutex
+	byID     map[string]*Session
+	byPlayer map[string]*Session
+	byToken  map[string]*Session
+}
+
+// NewRegistry returns an empty Registry.
+func NewRegistry(cfg Config) *Registry {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ReplayCount <= 0 {
+		cfg.ReplayCount = 1024
+	}
+	if cfg.ReplayBytes <= 0 {
+		cfg.ReplayBytes = 1 << 20
+	}
+	return &Registry{
+		cfg:      cfg,
+		byID:     make(map[string]*Session),
+		byPlayer: make(map[string]*Session),
+		byToken:  make(map[string]*Session),
+	}
+}
+
+// Connected builds the connected frame for a session and its new resume
+// token; the gateway fills in its own fields.
+type Connected func(s *Session, resumeToken string, resumed bool, ack uint64, rooms []string) *protocol.Envelope
+
+// Open starts a new session for p on connection c. A session the player
+// already has on this node ends with duplicate_session.
+func (g *Registry) Open(ctx context.Context, p *tandem.Player, codec protocol.CodecID, c Conn, connected Connected) *Session {
+	s := &Session{
+		id:       newID(),
+		player:   p,
+		registry: g,
+		buffer:   room.NewReplayBuffer[*protocol.Envelope](g.cfg.ReplayCount, g.cfg.ReplayBytes),
+	}
+	s.log = g.cfg.Logger.With("session", s.id, "player", p.ID)
+	token := newToken(g.cfg.Node)
+	s.tokens = []string{token}
+
+	g.mu.Lock()
+	old := g.byPlayer[p.ID]
+	g.byID[s.id] = s
+	g.byPlayer[p.ID] = s
+	g.byToken[token] = s
+	s.attach(c, codec, 0, connected(s, token, false, 0, nil))
+	g.mu.Unlock()
+
+	if old != nil {
+		g.end(ctx, old, protocol.LeaveReason_LEAVE_REASON_SESSION_ENDED, protocol.CloseDuplicateSession, "duplicate session")
+	}
+	return s
+}
+
+// Resume attaches connection c to the held (or still attached) session
+// that resumeToken names, after checking it belongs to player p. The
+// session stream is replayed from positions; each room replays its stream
+// or sends a gap. A token that names no session gives ENotFound: the client
+// must start a new session.
+func (g *Registry) Resume(ctx context.Context, resumeToken string, p *tandem.Player, codec protocol.CodecID, c Conn, positions []*protocol.StreamPos, connected Connected) (*Session, error) {
+	g.mu.Lock()
+	s := g.byToken[resumeToken]
+	g.mu.Unlock()
+	if s == nil || s.player.ID != p.ID {
+		g.cfg.Metrics.Resumes.WithLabelValues(observe.ResumeExpired).Inc()
+		return nil, tandem.Errorf(tandem.ENotFound, "no held session for this resume token")
+	}
+
+	s.dispatchMu.Lock()
+	defer s.dispatchMu.Unlock()
+	// Take the connection away from a previous connection that may still
+	// be up (a half-open socket), and wait for the rooms to stop sending.
+	if old, links, ok := s.detach(nil, time.Now()); ok {
+		old.Close(protocol.CloseReplaced, "resumed on another connection")
+		s.disconnectRooms(ctx, links)
+	}
+
+	var sessionPos uint64
+	roomPos := make(map[string]*protocol.StreamPos, len(positions))
+	for _, pos := range positions {
+		if pos.GetRoom() == "" {
+			sessionPos = pos.GetSeq()
+		} else {
+			roomPos[pos.GetRoom()] = pos
+		}
+	}
+
+	g.mu.Lock()
+	if s.ended || g.byToken[resumeToken] != s {
+		g.mu.Unlock()
+		g.cfg.Metrics.Resumes.WithLabelValues(observe.ResumeExpired).Inc()
+		return nil, tandem.Errorf(tandem.ENotFound, "no held session for this resume token")
+	}
+	token := newToken(g.cfg.Node)
+	s.mu.Lock()
+	s.tokens = append(s.tokens, token)
+	if len(s.tokens) > maxUnconfirmedTokens {
+		delete(g.byToken, s.tokens[0])
+		s.tokens = s.tokens[1:]
+	}
+	ack, links := s.clientSeq, slices.Clone(s.rooms)
+	s.mu.Unlock()
+	g.byToken[token] = s
+	ids := make([]string, len(links))
+	for i, l := range links {
+		ids[i] = l.ID()
+	}
+	attached := s.attach(c, codec, sessionPos, connected(s, token, true, ack, ids))
+	g.mu.Unlock()
+	if !attached {
+		g.cfg.Metrics.Resumes.WithLabelValues(observe.ResumeExpired).Inc()
+		g.end(ctx, s, protocol.LeaveReason_LEAVE_REASON_SESSION_ENDED, protocol.CloseSessionExpired, "session stream no longer buffered")
+		return nil, tandem.Errorf(tandem.ENotFound, "the session stream is no longer buffered")
+	}
+	for _, l := range links {
+		if err := l.Rejoin(ctx, p.ID, roomPos[l.ID()]); err != nil {
+			s.log.Debug("rejoin room", "room", l.ID(), "err", err)
+		}
+	}
+	g.cfg.Metrics.Resumes.WithLabelValues(observe.ResumeReplayed).Inc()
+	return s, nil
+}
+
+// Detach is called when connection c of s has ended with a code of the
+// resume class: the session is held for the seat hold and its rooms see a
+// disconnect.
+func (g *Registry) Detach(ctx context.Context, s *Session, c Conn) {
+	s.dispatchMu.Lock()
+	defer s.dispatchMu.Unlock()
+	if _, links, ok := s.detach(c, time.Now()); ok {
+		s.disconnectRooms(ctx, links)
+	}
+}
+
+// End ends a session at once (a final close, or the node closing): its rooms
+// see it leave with reason and an attached connection closes with code.
+func (g *Registry) End(ctx context.Context, s *Session, reason protocol.LeaveReason, code protocol.CloseCode, why string) {
+	g.end(ctx, s, reason, code, why)
+}
+
+func (g *Registry) end(ctx context.Context, s *Session, reason protocol.LeaveReason, code protocol.CloseCode, why string) {
+	g.mu.Lock()
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		g.mu.Unlock()
+		return
+	}
+	s.ended = true
+	conn, links, tokens := s.conn, s.rooms, s.tokens
+	s.conn, s.rooms, s.tokens = nil, nil, nil
+	s.mu.Unlock()
+	if g.byID[s.id] == s {
+		delete(g.byID, s.id)
+	}
+	if g.byPlayer[s.player.ID] == s {
+		delete(g.byPlayer, s.player.ID)
+	}
+	for _, t := range tokens {
+		delete(g.byToken, t)
+	}
+	g.mu.Unlock()
+
+	if conn != nil {
+		conn.Close(code, why)
+	}
+	if g.cfg.OnEnd != nil {
+		g.cfg.OnEnd(s)
+	}
+	for _, l := range links {
+		if err := l.Leave(ctx, s.player.ID, reason); err != nil && ctx.Err() == nil {
+			s.log.Debug("leave room", "room", l.ID(), "err", err)
+		}
+	}
+}
+
+// Sweep ends the sessions held longer than the seat hold; their rooms see
+// them leave with SEAT_EXPIRED. It returns how many sessions are held.
+func (g *Registry) Sweep(ctx context.Context, now time.Time) int {
+	var expired []*Session
+	held := 0
+	g.mu.Lock()
+	for _, s := range g.byID {
+		s.mu.Lock()
+		if s.conn == nil && !s.heldSince.IsZero() {
+			if now.Sub(s.heldSince) >= g.cfg.SeatHold {
+				expired = append(expired, s)
+			} else {
+				held++
+			}
+		}
+		s.mu.Unlock()
+	}
+	g.mu.Unlock()
+	for _, s := range expired {
+		s.log.Info("seat hold expired")
+		g.end(ctx, s, protocol.LeaveReason_LEAVE_REASON_SEAT_EXPIRED, 0, "")
+	}
+	return held
+}
+
+// Sessions returns every session.
+func (g *Registry) Sessions() []*Session {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ss := make([]*Session, 0, len(g.byID))
+	for _, s := range g.byID {
+		ss = append(ss, s)
+	}
+	return ss
+}
+
+// Len returns the number of sessions, held or attached.
+func (g *Registry) Len() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.byID)
+}
