@@ -93,6 +93,9 @@ func (e closeErr) Error() string { return e.reason }
 // sent what it holds, such as the close frame) and the session is held
 // (resume-class endings) or ended (final and rejoin-class ones).
 func (c *conn) finish() {
+	if c.closeCodeSent() != 0 {
+		c.lingerRead()
+	}
 	c.mu.Lock()
 	c.readDone = true
 	writing := c.writing
@@ -109,6 +112,14 @@ func (c *conn) finish() {
 		}
 	}
 	c.g.untrack(c)
+}
+
+// lingerRead reads and drops what the peer still sends, until it closes or
+// closeGrace passes. Closing a socket with unread bytes makes the kernel
+// send a reset, which can destroy the close frame before the peer reads it.
+func (c *conn) lingerRead() {
+	_ = c.nc.SetReadDeadline(time.Now().Add(closeGrace))
+	_, _ = io.Copy(io.Discard, io.LimitReader(c.nc, int64(4*c.g.cfg.MaxFrameBytes)))
 }
 
 // abortAfter closes the socket if the connection has not ended within d.

@@ -1,0 +1,372 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+	"github.com/tandemhq/tandem"
+	"github.com/tandemhq/tandem/gateway"
+	"github.com/tandemhq/tandem/protocol"
+	"github.com/tandemhq/tandem/room"
+	"github.com/tandemhq/tandem/token"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// node is a gateway served on 127.0.0.1:0 with a signer for its tokens.
+type node struct {
+	gw     *gateway.Gateway
+	srv    *httptest.Server
+	signer *token.Signer
+	url    string
+}
+
+func startNode(t *testing.T, edit func(*gateway.Config)) *node {
+	t.Helper()
+	_, priv, _ := ed25519.GenerateKey(nil)
+	signer := token.NewSigner("test", priv)
+	cfg := gateway.Config{
+		Node:      "n1",
+		Verifier:  token.NewKeySet(map[string]ed25519.PublicKey{"test": signer.PublicKey()}),
+		RoomTypes: room.BuiltinTypes(),
+		Heartbeat: time.Second,
+		RPCs: map[string]tandem.RPC{
+			"echo": func(_ context.Context, p *tandem.Player, data []byte) ([]byte, error) {
+				return append([]byte(p.ID+":"), data...), nil
+			},
+		},
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	gw, err := gateway.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/ws", gw)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := gw.Close(ctx); err != nil {
+			t.Errorf("close gateway: %v", err)
+		}
+		srv.Close()
+	})
+	return &node{gw: gw, srv: srv, signer: signer, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"}
+}
+
+func (n *node) token(t *testing.T, player string) string {
+	t.Helper()
+	tok, err := n.signer.Issue(tandem.Player{ID: player}, time.Now(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// raw is a test client that speaks frames directly.
+type raw struct {
+	t     *testing.T
+	conn  net.Conn
+	codec protocol.CodecID
+	seq   uint64
+}
+
+func dialRaw(t *testing.T, url string, codec protocol.CodecID) *raw {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, _, _, err := ws.Dialer{Protocols: []string{codec.Codec().Name()}}.Dial(ctx, url)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &raw{t: t, conn: conn, codec: codec}
+}
+
+func (c *raw) sendBytes(op ws.OpCode, b []byte) {
+	c.t.Helper()
+	if err := wsutil.WriteClientMessage(c.conn, op, b); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+func (c *raw) send(env *protocol.Envelope) {
+	c.t.Helper()
+	b, err := c.codec.Codec().Marshal(nil, env)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	op := ws.OpText
+	if c.codec.Codec().Binary() {
+		op = ws.OpBinary
+	}
+	c.sendBytes(op, b)
+}
+
+// reliable sends env with the next client seq.
+func (c *raw) reliable(env *protocol.Envelope) {
+	c.seq++
+	env.Seq = c.seq
+	c.send(env)
+}
+
+// recv returns the next envelope, answering pings; a close fails the test.
+func (c *raw) recv() *protocol.Envelope {
+	c.t.Helper()
+	env, err := c.next()
+	if err != nil {
+		c.t.Fatalf("recv: %v", err)
+	}
+	return env
+}
+
+// closed is the server's close frame.
+type closed struct{ code protocol.CloseCode }
+
+func (c closed) Error() string { return fmt.Sprintf("closed with %d (%s)", c.code, c.code) }
+
+func (c *raw) next() (*protocol.Envelope, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_ = c.conn.SetReadDeadline(deadline)
+		h, err := ws.ReadHeader(c.conn)
+		if err != nil {
+			return nil, err
+		}
+		b := make([]byte, h.Length)
+		if _, err := io.ReadFull(c.conn, b); err != nil {
+			return nil, err
+		}
+		if h.OpCode == ws.OpClose {
+			code, _ := ws.ParseCloseFrameData(b)
+			return nil, closed{protocol.CloseCode(code)}
+		}
+		env := new(protocol.Envelope)
+		if err := c.codec.Codec().Unmarshal(b, env); err != nil {
+			return nil, err
+		}
+		if p := env.GetPing(); p != nil {
+			c.send(&protocol.Envelope{Body: &protocol.Envelope_Pong{Pong: &protocol.Pong{TimeUs: p.TimeUs}}})
+			continue
+		}
+		if env.GetAckFrame() != nil || env.GetPong() != nil {
+			continue
+		}
+		return env, nil
+	}
+}
+
+// recvUntil skips frames until one matches.
+func (c *raw) recvUntil(match func(*protocol.Envelope) bool) *protocol.Envelope {
+	c.t.Helper()
+	for {
+		if env := c.recv(); match(env) {
+			return env
+		}
+	}
+}
+
+// closeCode reads until the server closes and returns its close code.
+func (c *raw) closeCode() protocol.CloseCode {
+	c.t.Helper()
+	for {
+		_, err := c.next()
+		var ce closed
+		if errors.As(err, &ce) {
+			return ce.code
+		}
+		if err != nil {
+			c.t.Fatalf("want a close frame, got %v", err)
+		}
+	}
+}
+
+func (c *raw) connect(tok string) *protocol.Connected {
+	c.t.Helper()
+	c.send(&protocol.Envelope{Body: &protocol.Envelope_Connect{Connect: &protocol.Connect{Token: tok}}})
+	env := c.recv()
+	if env.GetConnected() == nil {
+		c.t.Fatalf("want connected, got %v", env)
+	}
+	c.send(&protocol.Envelope{Body: &protocol.Envelope_AckFrame{AckFrame: &protocol.Ack{}}})
+	return env.GetConnected()
+}
+
+func (c *raw) join(j *protocol.Join) *protocol.Joined {
+	c.t.Helper()
+	c.reliable(&protocol.Envelope{Cid: 77, Body: &protocol.Envelope_Join{Join: j}})
+	env := c.recvUntil(func(e *protocol.Envelope) bool { return e.Cid == 77 })
+	if env.GetJoined() == nil {
+		c.t.Fatalf("want joined, got %v", env)
+	}
+	return env.GetJoined()
+}
+
+func TestMixedCodecRoomDeliversEveryBroadcastToEveryClient(t *testing.T) {
+	n := startNode(t, nil)
+	a := dialRaw(t, n.url, protocol.CodecJSON)
+	a.connect(n.token(t, "alice"))
+	joined := a.join(&protocol.Join{Mode: protocol.JoinMode_JOIN_MODE_CREATE, RoomType: "relay"})
+	b := dialRaw(t, n.url, protocol.CodecBinary)
+	b.connect(n.token(t, "bob"))
+	b.join(&protocol.Join{RoomId: joined.RoomId})
+
+	for i, c := range []*raw{a, b, a} {
+		c.reliable(&protocol.Envelope{Body: &protocol.Envelope_RoomMessage{RoomMessage: &protocol.RoomMessage{
+			RoomId: joined.RoomId, Topic: "chat", Data: []byte{byte(i)},
+		}}})
+	}
+	// Order holds per sender: alice's 0 before her 2.
+	for _, c := range []*raw{a, b} {
+		var got []byte
+		for len(got) < 3 {
+			env := c.recv()
+			if m := env.GetRoomMessage(); m != nil {
+				got = append(got, m.Data...)
+			}
+		}
+		if i0, i2 := bytes.IndexByte(got, 0), bytes.IndexByte(got, 2); i0 < 0 || i2 < i0 || bytes.IndexByte(got, 1) < 0 {
+			t.Errorf("client got %v, want 0, 1 and 2 with 0 before 2", got)
+		}
+	}
+}
+
+func TestBadInputGetsItsCodeAndLeavesOthersAlone(t *testing.T) {
+	n := startNode(t, func(c *gateway.Config) {
+		c.ConnectTimeout = 300 * time.Millisecond
+		c.MaxFrameBytes = 1024
+		c.Limits = gateway.Limits{MsgRate: 20, MsgBurst: 20, FloodViolations: 20}
+	})
+	// A bystander in a relay room keeps working throughout.
+	by := dialRaw(t, n.url, protocol.CodecBinary)
+	by.connect(n.token(t, "bystander"))
+	roomID := by.join(&protocol.Join{Mode: protocol.JoinMode_JOIN_MODE_CREATE, RoomType: "relay"}).RoomId
+	ping := func() {
+		t.Helper()
+		by.reliable(&protocol.Envelope{Body: &protocol.Envelope_RoomMessage{RoomMessage: &protocol.RoomMessage{RoomId: roomID, Data: []byte("hi")}}})
+		by.recvUntil(func(e *protocol.Envelope) bool { return string(e.GetRoomMessage().GetData()) == "hi" })
+	}
+
+	expired, _ := n.signer.Sign(tandem.Claims{Subject: "x", Audience: tandem.AudienceRealtime, IssuedAt: time.Now().Add(-5 * time.Minute).Unix(), ExpiresAt: time.Now().Add(-time.Minute).Unix()})
+	wrongAud, _ := n.signer.Sign(tandem.Claims{Subject: "x", Audience: "web", IssuedAt: time.Now().Unix(), ExpiresAt: time.Now().Add(time.Minute).Unix()})
+	_, otherKey, _ := ed25519.GenerateKey(nil)
+	forged, _ := token.NewSigner("test", otherKey).Issue(tandem.Player{ID: "x"}, time.Now(), time.Minute)
+
+	cases := []struct {
+		name  string
+		codec protocol.CodecID
+		do    func(c *raw)
+		code  protocol.CloseCode
+	}{
+		{"malformed JSON", protocol.CodecJSON, func(c *raw) { c.sendBytes(ws.OpText, []byte(`{"connect":`)) }, protocol.CloseProtocolViolation},
+		{"malformed protobuf", protocol.CodecBinary, func(c *raw) { c.sendBytes(ws.OpBinary, []byte{0xff, 0xff, 0xff}) }, protocol.CloseProtocolViolation},
+		{"oversized frame", protocol.CodecBinary, func(c *raw) { c.sendBytes(ws.OpBinary, make([]byte, 2048)) }, protocol.CloseTooLarge},
+		{"no connect frame", protocol.CodecJSON, func(c *raw) {}, protocol.CloseConnectTimeout},
+		{"join before connect", protocol.CodecJSON, func(c *raw) { c.reliable(&protocol.Envelope{Body: &protocol.Envelope_Join{Join: &protocol.Join{}}}) }, protocol.CloseProtocolViolation},
+		{"forged token", protocol.CodecJSON, func(c *raw) { c.send(connectEnv(forged)) }, protocol.CloseBadToken},
+		{"expired token", protocol.CodecJSON, func(c *raw) { c.send(connectEnv(expired)) }, protocol.CloseBadToken},
+		{"wrong audience", protocol.CodecBinary, func(c *raw) { c.send(connectEnv(wrongAud)) }, protocol.CloseBadToken},
+		{"seq skipping ahead", protocol.CodecJSON, func(c *raw) {
+			c.connect(n.token(t, "skipper"))
+			c.send(&protocol.Envelope{Seq: 5, Body: &protocol.Envelope_ListRooms{ListRooms: &protocol.ListRooms{}}})
+		}, protocol.CloseProtocolViolation},
+		{"flooding", protocol.CodecBinary, func(c *raw) {
+			c.connect(n.token(t, "flooder"))
+			for range 100 {
+				c.reliable(&protocol.Envelope{Body: &protocol.Envelope_ListRooms{ListRooms: &protocol.ListRooms{}}})
+			}
+		}, protocol.ClosePolicyViolation},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialRaw(t, n.url, tc.codec)
+			c.t = t
+			tc.do(c)
+			if got := c.closeCode(); got != tc.code {
+				t.Errorf("close code %d (%s), want %d (%s)", got, got, tc.code, tc.code)
+			}
+			ping()
+		})
+	}
+}
+
+func connectEnv(tok string) *protocol.Envelope {
+	return &protocol.Envelope{Body: &protocol.Envelope_Connect{Connect: &protocol.Connect{Token: tok}}}
+}
+
+func TestErrorsThatKeepTheConnection(t *testing.T) {
+	n := startNode(t, nil)
+	c := dialRaw(t, n.url, protocol.CodecJSON)
+	c.connect(n.token(t, "p1"))
+	cases := []struct {
+		name string
+		env  *protocol.Envelope
+		code tandem.ErrorCode
+	}{
+		{"message to a room the player is not in", &protocol.Envelope{Body: &protocol.Envelope_RoomMessage{RoomMessage: &protocol.RoomMessage{RoomId: "nope"}}}, tandem.ENotInRoom},
+		{"unknown message type", &protocol.Envelope{}, tandem.EUnknownMessage},
+		{"unknown room type", &protocol.Envelope{Body: &protocol.Envelope_Join{Join: &protocol.Join{Mode: protocol.JoinMode_JOIN_MODE_CREATE, RoomType: "chess"}}}, tandem.ENotFound},
+		{"unknown rpc", &protocol.Envelope{Body: &protocol.Envelope_Rpc{Rpc: &protocol.Rpc{Method: "nope"}}}, tandem.EUnknownRPC},
+	}
+	for i, tc := range cases {
+		tc.env.Cid = uint64(100 + i)
+		c.reliable(tc.env)
+		env := c.recvUntil(func(e *protocol.Envelope) bool { return e.Cid == tc.env.Cid })
+		if got := tandem.ErrorCode(env.GetError().GetCode()); got != tc.code {
+			t.Errorf("%s: error code %v, want %v (%v)", tc.name, got, tc.code, env)
+		}
+	}
+	c.reliable(&protocol.Envelope{Cid: 9, Body: &protocol.Envelope_Rpc{Rpc: &protocol.Rpc{Method: "echo", Data: []byte("x")}}})
+	env := c.recvUntil(func(e *protocol.Envelope) bool { return e.Cid == 9 })
+	if got := string(env.GetRpcReply().GetData()); got != "p1:x" {
+		t.Errorf("rpc reply %q, want p1:x", got)
+	}
+}
+
+func TestOriginNotAllowedGets403(t *testing.T) {
+	n := startNode(t, func(c *gateway.Config) { c.CORSOrigins = []string{"https://game.example"} })
+	for origin, want := range map[string]int{"https://evil.example": 403, "https://game.example": 101} {
+		req, _ := http.NewRequest("GET", n.srv.URL+"/ws", nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "websocket")
+		req.Header.Set("Sec-WebSocket-Version", "13")
+		req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		req.Header.Set("Sec-WebSocket-Protocol", protocol.SubprotocolJSON)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("origin %s: status %d, want %d", origin, resp.StatusCode, want)
+		}
+	}
+}
+
+func TestSecondLoginEndsTheFirstWithDuplicateSession(t *testing.T) {
+	n := startNode(t, nil)
+	first := dialRaw(t, n.url, protocol.CodecJSON)
+	first.connect(n.token(t, "p"))
+	second := dialRaw(t, n.url, protocol.CodecJSON)
+	second.connect(n.token(t, "p"))
+	if got := first.closeCode(); got != protocol.CloseDuplicateSession {
+		t.Errorf("first session closed with %d, want duplicate_session", got)
+	}
+}

@@ -1,0 +1,451 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/tandemhq/tandem/protocol"
+)
+
+// Config configures a Client. URL and Token are required.
+type Config struct {
+	// URL of the realtime endpoint, such as ws://127.0.0.1:7701/ws.
+	URL string
+	// Token returns a fresh realtime token. It is called at every connect
+	// and reconnect, with a context that ends when the client is closed.
+	Token func(ctx context.Context) (string, error)
+	// Codec picks the subprotocol: protocol.CodecJSON (the default) or
+	// protocol.CodecBinary.
+	Codec protocol.CodecID
+	// NetDial, if set, opens the TCP connection (tests route it through a
+	// fault proxy).
+	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// MinBackoff and MaxBackoff bound the delay before each reconnect
+	// attempt (full jitter; defaults 100ms and 5s).
+	MinBackoff, MaxBackoff time.Duration
+	// HeartbeatTimeout: a connection on which nothing is read for this long
+	// is treated as lost. Default 2.5 × the server's heartbeat_ms. It also
+	// bounds each write and the handshake.
+	HeartbeatTimeout time.Duration
+	// AckInterval: how often ack_frame reports the positions while frames
+	// arrive (default 100ms).
+	AckInterval time.Duration
+	// Logger receives debug and warning logs; nil discards them.
+	Logger *slog.Logger
+	// SDK is sent in connect.sdk (default "tandem-go").
+	SDK string
+}
+
+// JoinOptions describe a join request.
+type JoinOptions struct {
+	// Mode: JOIN (RoomID), CREATE (RoomType) or JOIN_OR_CREATE (RoomType).
+	// UNSPECIFIED means JOIN when RoomID is set, JOIN_OR_CREATE otherwise.
+	Mode     protocol.JoinMode
+	RoomID   string
+	RoomType string
+	Options  []byte // creation options, given to the room's Init
+	Metadata []byte // given to the room's JoinAttempt
+}
+
+const (
+	defaultMinBackoff  = 100 * time.Millisecond
+	defaultMaxBackoff  = 5 * time.Second
+	defaultAckInterval = 100 * time.Millisecond
+	defaultHeartbeat   = 10 * time.Second // until the server says heartbeat_ms
+	defaultSDK         = "tandem-go"
+	closeWait          = time.Second // Close waits this long for the server's close echo
+	eventBuffer        = 64
+)
+
+var (
+	errSeatHoldOver = errors.New("tandem: disconnected longer than the seat hold")
+	errNotResumed   = errors.New("tandem: the server started a new session instead of resuming")
+)
+
+// Client is one player's connection to a realtime node, reconnecting and
+// resuming as docs/protocol.md says. It is safe for concurrent use.
+//
+// Goroutines: run (started by Dial, ends when the client stops; it reads
+// the connection, dispatches frames and emits every event) and, per
+// connection, keepalive (owned by run's serve, which waits for it). Close
+// stops both and waits.
+type Client struct {
+	cfg   Config
+	codec protocol.Codec
+	log   *slog.Logger
+	start time.Time // monotonic base of ping time_us
+
+	ctx       context.Context // ends at Close
+	cancel    context.CancelFunc
+	done      chan struct{} // closed when run returns
+	events    chan Event    // sent to only by run, closed by run
+	closeOnce sync.Once
+
+	heartbeat atomic.Int64 // server heartbeat interval (ns)
+	rtt       atomic.Int64 // own ping measurement (ns)
+	serverRTT atomic.Int64 // the server's measurement from its ping (ns)
+
+	// wmu: one writer at a time on the connection, and the order of reliable
+	// frames on the wire is their seq order. Taken before mu.
+	wmu sync.Mutex
+
+	mu          sync.Mutex
+	conn        *wsConn // current connection; nil while (re)connecting
+	stopErr     error   // why the client stopped (ErrClosed, a final *CloseError)
+	sessionID   string
+	playerID    string
+	resumeToken string
+	seatHold    time.Duration
+	maxFrame    int
+	seq         uint64 // last client seq assigned
+	nextCid     uint64
+	resend      resendBuffer
+	pending     map[uint64]*pending
+	streams     tracker
+	rooms       map[string]*Room
+}
+
+type reply struct {
+	env  *protocol.Envelope
+	room *Room // joined
+	err  error
+}
+
+// pending is a request waiting for its reply by cid.
+type pending struct{ ch chan reply }
+
+func newPending() *pending { return &pending{ch: make(chan reply, 1)} }
+
+func (p *pending) resolve(r reply) {
+	select {
+	case p.ch <- r:
+	default:
+	}
+}
+
+// Dial connects, sends connect and waits for connected. A refused connect
+// returns a *CloseError (which wraps the *ServerError the server sent with
+// it, such as unauthenticated for a bad token); a failed dial or handshake
+// returns that error. On success the client reconnects by itself until
+// Close or a final close.
+func Dial(ctx context.Context, cfg Config) (*Client, error) {
+	if cfg.URL == "" {
+		return nil, errors.New("tandem: Config.URL is required")
+	}
+	if cfg.Token == nil {
+		return nil, errors.New("tandem: Config.Token is required")
+	}
+	if cfg.Codec >= protocol.NumCodecs {
+		return nil, fmt.Errorf("tandem: unknown codec %d", cfg.Codec)
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = defaultMinBackoff
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = defaultMaxBackoff
+	}
+	cfg.MaxBackoff = max(cfg.MaxBackoff, cfg.MinBackoff)
+	if cfg.AckInterval <= 0 {
+		cfg.AckInterval = defaultAckInterval
+	}
+	if cfg.SDK == "" {
+		cfg.SDK = defaultSDK
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Client{
+		cfg:     cfg,
+		codec:   cfg.Codec.Codec(),
+		log:     log,
+		start:   time.Now(),
+		done:    make(chan struct{}),
+		events:  make(chan Event, eventBuffer),
+		pending: map[uint64]*pending{},
+		streams: newTracker(),
+		rooms:   map[string]*Room{},
+	}
+	c.heartbeat.Store(int64(defaultHeartbeat))
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	wc, env, err := c.handshake(ctx, false)
+	if err == nil {
+		err = c.attach(wc, env)
+	}
+	if err != nil {
+		c.cancel()
+		return nil, err
+	}
+	go c.run(wc)
+	return c, nil
+}
+
+// SessionID returns the id of the current session.
+func (c *Client) SessionID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sessionID
+}
+
+// PlayerID returns the player id of the session (the token's subject).
+func (c *Client) PlayerID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.playerID
+}
+
+// RTT returns the last round trip measured with the client's pings, or the
+// server's measurement until the first pong; 0 before any.
+func (c *Client) RTT() time.Duration {
+	if d := c.rtt.Load(); d > 0 {
+		return time.Duration(d)
+	}
+	return time.Duration(c.serverRTT.Load())
+}
+
+// Events returns the channel of everything the application sees, in stream
+// order, exactly once. Read it continuously (see the package doc). It is
+// closed when the client stops: after Close, or after a Closed event.
+func (c *Client) Events() <-chan Event { return c.events }
+
+// Join joins a room (see JoinOptions) and waits for the answer: the room,
+// or a *ServerError (not_found, room_full, join_rejected, quota_exceeded…).
+// A Joined event precedes the room's stream events on Events.
+func (c *Client) Join(ctx context.Context, o JoinOptions) (*Room, error) {
+	rep, err := c.request(ctx, joinFrame(o))
+	if err != nil {
+		return nil, err
+	}
+	if rep.room == nil {
+		return nil, unexpectedReply(rep.env)
+	}
+	return rep.room, nil
+}
+
+// RPC calls a server-side handler and waits for its reply data, or a
+// *ServerError (unknown_rpc, or the handler's error).
+func (c *Client) RPC(ctx context.Context, method string, data []byte) ([]byte, error) {
+	rep, err := c.request(ctx, rpcFrame(method, data))
+	if err != nil {
+		return nil, err
+	}
+	r := rep.env.GetRpcReply()
+	if r == nil {
+		return nil, unexpectedReply(rep.env)
+	}
+	return r.GetData(), nil
+}
+
+// ListRooms returns the open rooms of a type ("" = every type).
+func (c *Client) ListRooms(ctx context.Context, roomType string) ([]*protocol.RoomInfo, error) {
+	rep, err := c.request(ctx, listRoomsFrame(roomType))
+	if err != nil {
+		return nil, err
+	}
+	l := rep.env.GetRoomList()
+	if l == nil {
+		return nil, unexpectedReply(rep.env)
+	}
+	return l.GetRooms(), nil
+}
+
+func unexpectedReply(env *protocol.Envelope) error {
+	return fmt.Errorf("tandem: unexpected reply %T", env.GetBody())
+}
+
+// Close closes the connection normally (1000), stops every goroutine and
+// waits for them, then closes Events. Pending requests fail with ErrClosed.
+// It is idempotent and always returns nil.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		if c.stopErr == nil {
+			c.stopErr = ErrClosed
+		}
+		if c.conn != nil {
+			// A write stuck on a peer that does not read must not hold
+			// Close up for a whole HeartbeatTimeout.
+			_ = c.conn.nc.SetWriteDeadline(time.Now().Add(closeWait))
+		}
+		c.mu.Unlock()
+		c.cancel()
+
+		c.wmu.Lock()
+		c.mu.Lock()
+		wc := c.conn
+		c.mu.Unlock()
+		if wc != nil {
+			_ = wc.writeControl(ws.OpClose, ws.NewCloseFrameBody(ws.StatusNormalClosure, ""), closeWait)
+		}
+		c.wmu.Unlock()
+		if wc != nil {
+			// Let the reader see the server's close echo, so the server
+			// gets a clean close, but not for long.
+			t := time.NewTimer(closeWait)
+			select {
+			case <-c.done:
+			case <-t.C:
+				wc.nc.Close()
+			}
+			t.Stop()
+		}
+		<-c.done
+	})
+	return nil
+}
+
+// request sends a reliable frame and waits for its reply by cid. The request
+// stays pending across a resume; it fails when the session is lost or the
+// client stops.
+func (c *Client) request(ctx context.Context, env *protocol.Envelope) (reply, error) {
+	if err := ctx.Err(); err != nil {
+		return reply{}, err
+	}
+	p := newPending()
+	cid, err := c.send(env, p, nil)
+	if err != nil {
+		return reply{}, err
+	}
+	select {
+	case rep := <-p.ch:
+		return rep, rep.err
+	case <-ctx.Done():
+		c.forget(cid)
+		return reply{}, ctx.Err()
+	}
+}
+
+func (c *Client) forget(cid uint64) {
+	c.mu.Lock()
+	delete(c.pending, cid)
+	c.mu.Unlock()
+}
+
+// takePending removes and returns the request waiting for cid. The caller
+// holds mu.
+func (c *Client) takePending(cid uint64) *pending {
+	if cid == 0 {
+		return nil
+	}
+	p := c.pending[cid]
+	delete(c.pending, cid)
+	return p
+}
+
+// send queues a reliable frame: it gets the next cid and client seq, goes to
+// the resend buffer, and is written at once when connected (otherwise it is
+// sent after the next connected). p, if set, waits for the reply by cid; r,
+// if set, is the room the frame is for, which must still be joined.
+func (c *Client) send(env *protocol.Envelope, p *pending, r *Room) (uint64, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.mu.Lock()
+	if err := c.stopErr; err != nil {
+		c.mu.Unlock()
+		return 0, err
+	}
+	if r != nil && r.err != nil {
+		err := r.err
+		c.mu.Unlock()
+		return 0, err
+	}
+	env.Cid = c.nextCid + 1
+	env.Seq = c.seq + 1
+	payload, err := c.codec.Marshal(nil, env)
+	if err != nil {
+		c.mu.Unlock()
+		return 0, fmt.Errorf("tandem: encode: %w", err)
+	}
+	if c.maxFrame > 0 && len(payload) > c.maxFrame {
+		c.mu.Unlock()
+		return 0, ErrFrameTooLarge
+	}
+	c.nextCid, c.seq = env.Cid, env.Seq
+	f := outFrame{seq: env.Seq, cid: env.Cid, payload: payload}
+	if m := env.GetRoomMessage(); m != nil {
+		f.room, f.topic = m.GetRoomId(), m.GetTopic()
+	}
+	c.resend.add(f)
+	if p != nil {
+		c.pending[env.Cid] = p
+	}
+	wc := c.conn
+	c.mu.Unlock()
+	if wc != nil {
+		c.writeLocked(wc, payload)
+	}
+	return env.Cid, nil
+}
+
+// writeLocked writes a frame on wc; the caller holds wmu. A failed write
+// closes the connection: the reader notices, and the reconnect loop resends
+// what is unacknowledged.
+func (c *Client) writeLocked(wc *wsConn, payload []byte) {
+	if err := wc.writeFrame(payload, c.hbTimeout()); err != nil && !wc.closeSent {
+		c.log.Debug("tandem: write failed", "err", err)
+		wc.nc.Close()
+	}
+}
+
+// sendUnreliable writes a frame that is not numbered (ping, pong, ack_frame).
+func (c *Client) sendUnreliable(wc *wsConn, env *protocol.Envelope) {
+	payload, err := c.codec.Marshal(nil, env)
+	if err != nil {
+		c.log.Warn("tandem: encode", "err", err)
+		return
+	}
+	c.wmu.Lock()
+	c.writeLocked(wc, payload)
+	c.wmu.Unlock()
+}
+
+// sendAck writes ack_frame with the current positions, if frames arrived
+// since the last one.
+func (c *Client) sendAck(wc *wsConn) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.mu.Lock()
+	if !c.streams.dirty || c.conn != wc {
+		c.mu.Unlock()
+		return
+	}
+	c.streams.dirty = false
+	env := ackFrame(c.streams.positions())
+	c.mu.Unlock()
+	payload, err := c.codec.Marshal(nil, env)
+	if err != nil {
+		c.log.Warn("tandem: encode", "err", err)
+		return
+	}
+	c.writeLocked(wc, payload)
+}
+
+// control returns the function that answers the server's control frames on
+// wc.
+func (c *Client) control(wc *wsConn) controlFunc {
+	return func(op ws.OpCode, payload []byte) error {
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		return wc.writeControl(op, payload, c.hbTimeout())
+	}
+}
+
+// hbTimeout is how long the connection may be silent (and a write may take).
+func (c *Client) hbTimeout() time.Duration {
+	if c.cfg.HeartbeatTimeout > 0 {
+		return c.cfg.HeartbeatTimeout
+	}
+	return time.Duration(c.heartbeat.Load()) * 5 / 2
+}
+
+// nowUS is the time_us of the client's pings: microseconds on the monotonic
+// clock since the client started (never 0).
+func (c *Client) nowUS() int64 { return time.Since(c.start).Microseconds() + 1 }

@@ -1,0 +1,146 @@
+package client
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/tandemhq/tandem/protocol"
+)
+
+// dispatch handles one frame from the server. It returns the error of a
+// session-level error frame (for a close that follows it).
+func (c *Client) dispatch(wc *wsConn, env *protocol.Envelope) *ServerError {
+	if ack := env.GetAck(); ack > 0 {
+		c.mu.Lock()
+		c.resend.trim(ack)
+		c.mu.Unlock()
+	}
+	switch b := env.GetBody().(type) {
+	case *protocol.Envelope_Ping:
+		if rtt := b.Ping.GetRttUs(); rtt > 0 {
+			c.serverRTT.Store(int64(time.Duration(rtt) * time.Microsecond))
+		}
+		c.sendUnreliable(wc, pongFrame(b.Ping.GetTimeUs()))
+		return nil
+	case *protocol.Envelope_Pong:
+		if t := b.Pong.GetTimeUs(); t > 0 {
+			if rtt := time.Duration(c.nowUS()-t) * time.Microsecond; rtt > 0 {
+				c.rtt.Store(int64(rtt))
+			}
+		}
+		return nil
+	case *protocol.Envelope_AckFrame:
+		return nil
+	case *protocol.Envelope_Connected:
+		c.log.Warn("tandem: unexpected connected frame ignored")
+		return nil
+	}
+	if env.GetRoom() != "" {
+		c.dispatchRoom(env)
+		return nil
+	}
+	return c.dispatchSession(env)
+}
+
+// dispatchSession handles a session-stream frame: replies by cid, notices,
+// errors.
+func (c *Client) dispatchSession(env *protocol.Envelope) *ServerError {
+	c.mu.Lock()
+	if !c.streams.acceptSession(env.GetSeq()) {
+		c.mu.Unlock()
+		return nil
+	}
+	switch b := env.GetBody().(type) {
+	case *protocol.Envelope_Joined:
+		j := b.Joined
+		r := c.rooms[j.GetRoomId()]
+		if r == nil {
+			r = &Room{c: c, id: j.GetRoomId(), typ: j.GetRoomType(), left: make(chan struct{})}
+			c.rooms[r.id] = r
+		}
+		r.state = j.GetState()
+		c.streams.join(r.id, j.GetEpoch(), j.GetSeq())
+		p := c.takePending(env.GetCid())
+		c.mu.Unlock()
+		if p != nil {
+			p.resolve(reply{env: env, room: r})
+		}
+		c.emit(&Joined{Room: r, Players: j.GetPlayers()})
+	case *protocol.Envelope_Error:
+		serr := newServerError(b.Error)
+		p := c.takePending(env.GetCid())
+		var f outFrame
+		if p == nil && env.GetCid() != 0 {
+			f, _ = c.resend.byCid(env.GetCid())
+		}
+		c.mu.Unlock()
+		if p != nil {
+			p.resolve(reply{env: env, err: serr})
+			return nil
+		}
+		c.emit(&ErrorEvent{Room: f.room, Topic: f.topic, Err: serr})
+		return serr
+	case *protocol.Envelope_Notice:
+		c.mu.Unlock()
+		c.emit(&Notice{Kind: b.Notice.GetKind(), Text: b.Notice.GetText()})
+	default:
+		p := c.takePending(env.GetCid())
+		c.mu.Unlock()
+		if p != nil {
+			p.resolve(reply{env: env})
+			return nil
+		}
+		c.log.Debug("tandem: session frame ignored", "body", fmt.Sprintf("%T", b), "cid", env.GetCid())
+	}
+	return nil
+}
+
+// dispatchRoom handles a room-stream frame: dropped if it is a duplicate or
+// for a room the client is not in.
+func (c *Client) dispatchRoom(env *protocol.Envelope) {
+	id := env.GetRoom()
+	c.mu.Lock()
+	r := c.rooms[id]
+	var known, fresh bool
+	if g := env.GetGap(); g != nil {
+		known, fresh = c.streams.gap(id, g.GetEpoch(), g.GetSeq())
+	} else {
+		known, fresh = c.streams.acceptRoom(id, env.GetSeq())
+	}
+	if !known || r == nil || !fresh {
+		c.mu.Unlock()
+		if !known {
+			c.log.Debug("tandem: frame for a room not joined dropped", "room", id, "seq", env.GetSeq())
+		}
+		return
+	}
+	var ev Event
+	switch b := env.GetBody().(type) {
+	case *protocol.Envelope_RoomMessage:
+		m := b.RoomMessage
+		ev = &RoomMessage{Room: r, From: m.GetFrom(), Topic: m.GetTopic(), Data: m.GetData(), Seq: env.GetSeq()}
+	case *protocol.Envelope_Snapshot:
+		r.state = b.Snapshot.GetState()
+		ev = &Snapshot{Room: r, Tick: b.Snapshot.GetTick(), State: b.Snapshot.GetState(), Seq: env.GetSeq()}
+	case *protocol.Envelope_Delta:
+		ev = &Delta{Room: r, Tick: b.Delta.GetTick(), Patch: b.Delta.GetPatch(), Seq: env.GetSeq()}
+	case *protocol.Envelope_RoomEvent:
+		e := b.RoomEvent
+		ev = &RoomEvent{Room: r, PlayerID: e.GetPlayerId(), Kind: e.GetKind(), Reason: e.GetReason(), Seq: env.GetSeq()}
+	case *protocol.Envelope_Gap:
+		g := b.Gap
+		r.state = g.GetState()
+		ev = &Gap{Room: r, FromSeq: g.GetFromSeq(), Seq: g.GetSeq(), Epoch: g.GetEpoch(), State: g.GetState()}
+	case *protocol.Envelope_Leave:
+		delete(c.rooms, id)
+		c.streams.leave(id)
+		r.gone(ErrRoomLeft)
+		ev = &Left{Room: r, Reason: b.Leave.GetReason()}
+	default:
+		c.log.Debug("tandem: room frame ignored", "room", id, "body", fmt.Sprintf("%T", b))
+	}
+	c.mu.Unlock()
+	if ev != nil {
+		c.emit(ev)
+	}
+}
