@@ -1,0 +1,150 @@
+package app
+
+import (
+	"io"
+	"time"
+)
+
+// This file registers the flags of every subcommand. The same functions
+// build the flag sets that parse a command line and the ones commandFlagSets
+// renders into docs/config.md, so the reference cannot drift from the code.
+// After changing a flag, regenerate the reference:
+//
+//	go test ./app -run TestConfigDocMatchesFlags -update
+
+// commandFlagSets returns the flag set of every subcommand, in the order of
+// docs/config.md, bound to throwaway configurations.
+func commandFlagSets() []*flagSet {
+	return []*flagSet{
+		devFlags(new(devConfig), io.Discard),
+		realtimeFlags(new(realtimeConfig), io.Discard),
+		tokenFlags(new(tokenConfig), io.Discard),
+		versionFlags(io.Discard),
+	}
+}
+
+// nodeConfig is how a realtime node treats its sessions and rooms; `tandem
+// realtime` and the node inside `tandem dev` share it.
+type nodeConfig struct {
+	CORSOrigins         []string
+	MaxFrameBytes       int
+	ConnectTimeout      time.Duration
+	Heartbeat           time.Duration
+	SeatHold            time.Duration
+	SendQueue           int
+	MsgRate             int
+	MsgBurst            int
+	ByteRate            int
+	MaxRooms            int
+	RoomCreatePerMinute int
+	EmptyRoomTimeout    time.Duration
+	DrainTimeout        time.Duration
+	ReplayCount         int
+	ReplayBytes         int
+	LogLevel            string
+}
+
+func registerNodeFlags(f *flagSet, c *nodeConfig) {
+	f.StringList(&c.CORSOrigins, "cors-origins", nil,
+		"browser origins (scheme://host[:port]) allowed to open a WebSocket; a handshake from any other Origin gets 403")
+	f.Int(&c.MaxFrameBytes, "max-frame-bytes", 64<<10,
+		"largest WebSocket message accepted, in bytes; a larger one closes the connection with too_large")
+	f.Duration(&c.ConnectTimeout, "connect-timeout", 5*time.Second,
+		"time a new connection has to send a valid connect frame")
+	f.Duration(&c.Heartbeat, "heartbeat", 10*time.Second,
+		"interval between pings to each session")
+	f.Duration(&c.SeatHold, "seat-hold", 20*time.Second,
+		"how long a disconnected player's session and seats are held for a resume")
+	f.Int(&c.SendQueue, "send-queue", 1024,
+		"frames queued for one session before it is disconnected as a slow consumer")
+	f.Int(&c.MsgRate, "msg-rate", 50,
+		"messages per second a session may send, sustained")
+	f.Int(&c.MsgBurst, "msg-burst", 100,
+		"messages a session may send at once above --msg-rate")
+	f.Int(&c.ByteRate, "byte-rate", 64<<10,
+		"bytes per second a session may send, sustained")
+	f.Int(&c.MaxRooms, "max-rooms", 4,
+		"rooms one session may be in at the same time")
+	f.Int(&c.RoomCreatePerMinute, "room-create-per-minute", 10,
+		"rooms one session may create per minute")
+	f.Duration(&c.EmptyRoomTimeout, "empty-room-timeout", 30*time.Second,
+		"how long a room without players lives before it closes")
+	f.Duration(&c.DrainTimeout, "drain-timeout", 30*time.Second,
+		"on SIGTERM, how long rooms may run on before the remaining sessions are closed")
+	f.Int(&c.ReplayCount, "replay-count", 1024,
+		"messages kept per stream for replay on resume")
+	f.Int(&c.ReplayBytes, "replay-bytes", 1<<20,
+		"bytes kept per stream for replay on resume")
+	f.String(&c.LogLevel, "log-level", "info",
+		"least severe log level written: debug, info, warn or error")
+}
+
+// realtimeConfig is the configuration of `tandem realtime`.
+type realtimeConfig struct {
+	Listen    string
+	NodeID    string
+	TokenKeys []string
+	Node      nodeConfig
+}
+
+func realtimeFlags(c *realtimeConfig, stderr io.Writer) *flagSet {
+	f := newFlagSet("realtime", stderr)
+	f.summary = "Runs a realtime node: WebSocket sessions and rooms, held in memory."
+	f.String(&c.Listen, "listen", "127.0.0.1:7701",
+		"address to accept WebSocket connections on (host:port; port 0 picks a free one)")
+	f.String(&c.NodeID, "node-id", "",
+		"this node's id in the cluster; empty picks a new one at start")
+	f.StringList(&c.TokenKeys, "token-keys", nil,
+		"files of PEM Ed25519 public keys that realtime tokens may be signed with")
+	registerNodeFlags(f, &c.Node)
+	return f
+}
+
+// devConfig is the configuration of `tandem dev`.
+type devConfig struct {
+	DataDir        string
+	WebListen      string
+	RealtimeListen string
+	Node           nodeConfig
+}
+
+func devFlags(c *devConfig, stderr io.Writer) *flagSet {
+	f := newFlagSet("dev", stderr)
+	f.summary = "Runs the web server, one realtime node and an in-process bus on one machine, with a SQLite database."
+	f.String(&c.DataDir, "data-dir", "./tandem-data",
+		"directory for the SQLite database and the token signing key (created 0700)")
+	f.String(&c.WebListen, "web-listen", "127.0.0.1:7700",
+		"address of the web server: admin UI and player API (host:port; port 0 picks a free one)")
+	f.String(&c.RealtimeListen, "realtime-listen", "127.0.0.1:7701",
+		"address of the realtime node (host:port; port 0 picks a free one)")
+	registerNodeFlags(f, &c.Node)
+	return f
+}
+
+// tokenConfig is the configuration of `tandem token`.
+type tokenConfig struct {
+	DataDir string
+	Player  string
+	Name    string
+	TTL     time.Duration
+}
+
+func tokenFlags(c *tokenConfig, stderr io.Writer) *flagSet {
+	f := newFlagSet("token", stderr)
+	f.summary = "Prints a realtime token signed with the dev key of --data-dir, for trying a node without the web server."
+	f.String(&c.DataDir, "data-dir", "./tandem-data",
+		"directory for the SQLite database and the token signing key (created 0700)")
+	f.String(&c.Player, "player", "",
+		"player id the token is for (its sub claim)")
+	f.String(&c.Name, "name", "",
+		"player name in the token")
+	f.Duration(&c.TTL, "ttl", 10*time.Minute,
+		"token lifetime, at most 10m")
+	return f
+}
+
+func versionFlags(stderr io.Writer) *flagSet {
+	f := newFlagSet("version", stderr)
+	f.summary = "Prints the program version."
+	return f
+}
