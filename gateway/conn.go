@@ -13,10 +13,6 @@ import (
 	"github.com/tandemhq/tandem/session"
 )
 
-// closeGrace bounds how long a closing connection may take to write what is
-// queued and its close frame, and to read the peer's close reply.
-const closeGrace = 2 * time.Second
-
 // conn is one WebSocket connection. Its reader goroutine lives as long as
 // the connection; a writer goroutine runs only while frames are queued, so
 // an idle connection holds one goroutine and no buffers.
@@ -33,6 +29,7 @@ type conn struct {
 	// Owned by the reader goroutine.
 	confirmPending bool
 	endSession     bool // the client closed normally: end the session, hold nothing
+	linger         bool // read what the peer still sends before closing the socket
 	limits         limiter
 	nextAck        uint64
 	pingSentUs     int64
@@ -47,6 +44,7 @@ type conn struct {
 	closed    bool     // the socket is closed
 	closeCode protocol.CloseCode
 	closeMsg  []byte // close frame, written after the queue
+	closeNow  bool   // abort right after the close frame: the peer is not listening
 	readDone  bool   // the reader has ended; the last writer closes the socket
 	flushFn   func() // c.flush, made once so that starting a writer allocates nothing
 }
@@ -73,7 +71,7 @@ func (c *conn) Send(frame []byte) bool {
 		c.mu.Unlock()
 		c.g.metrics.SendQueueDrops.Add(float64(dropped))
 		c.g.metrics.SlowConsumers.Inc()
-		c.closeWith(protocol.CloseSlowConsumer, "send queue overflow", true)
+		c.closeWith(protocol.CloseSlowConsumer, "send queue overflow", true, false)
 		return false
 	}
 	if c.queue == nil {
@@ -98,13 +96,15 @@ func (c *conn) startWriter() {
 // Close stops accepting frames; the writer sends what is queued, then the
 // close frame.
 func (c *conn) Close(code protocol.CloseCode, reason string) {
-	c.closeWith(code, reason, false)
+	c.closeWith(code, reason, false, false)
 }
 
 // closeWith closes with a code. dropQueued drops the frames still queued
 // (they stay in the replay buffers for a resume), so that a slow reader
-// learns its close code without first reading the backlog.
-func (c *conn) closeWith(code protocol.CloseCode, reason string, dropQueued bool) {
+// learns its close code without first reading the backlog. closeNow ends
+// the socket right after the close frame instead of waiting for the peer's
+// reply (a peer that missed its heartbeats will not send one).
+func (c *conn) closeWith(code protocol.CloseCode, reason string, dropQueued, closeNow bool) {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -112,6 +112,7 @@ func (c *conn) closeWith(code protocol.CloseCode, reason string, dropQueued bool
 	}
 	c.closing = true
 	c.closeCode = code
+	c.closeNow = closeNow
 	c.closeMsg = closeFrame(code, reason)
 	if dropQueued {
 		clear(c.queue)
@@ -122,7 +123,7 @@ func (c *conn) closeWith(code protocol.CloseCode, reason string, dropQueued bool
 	c.mu.Unlock()
 	c.g.metrics.Closes.WithLabelValues(code.String()).Inc()
 	// A writer stuck on a peer that does not read gives up at the deadline.
-	_ = c.nc.SetWriteDeadline(time.Now().Add(closeGrace))
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.g.cfg.CloseGrace))
 	if start {
 		c.startWriter()
 	}
@@ -172,14 +173,17 @@ func (c *conn) flush() {
 	}
 }
 
-// writeClose writes the close frame, then gives the peer closeGrace to
+// writeClose writes the close frame, then gives the peer the close grace to
 // answer before the reader gives up.
 func (c *conn) writeClose(msg []byte) {
-	if _, err := c.nc.Write(msg); err != nil {
+	c.mu.Lock()
+	now := c.closeNow
+	c.mu.Unlock()
+	if _, err := c.nc.Write(msg); err != nil || now {
 		c.abort()
 		return
 	}
-	_ = c.nc.SetReadDeadline(time.Now().Add(closeGrace))
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.g.cfg.CloseGrace))
 }
 
 // abort closes the socket at once; the reader then ends.

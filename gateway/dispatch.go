@@ -47,6 +47,7 @@ func (c *conn) endWith(err error) {
 	var te *tandem.Error
 	var ce closeErr
 	var pc peerClosed
+	var pe ws.ProtocolError
 	switch {
 	case errors.As(err, &pc):
 		// A normal closure is the player leaving: the session ends. Any
@@ -57,23 +58,28 @@ func (c *conn) endWith(err error) {
 			c.endSession = true
 		}
 		c.Close(code, "")
-	case errors.Is(err, errFrameTooLarge):
-		c.g.metrics.LimitViolations.WithLabelValues("frame_size").Inc()
-		c.Close(protocol.CloseTooLarge, "frame larger than max_frame_bytes")
-	case errors.As(err, &ce):
-		c.Close(ce.code, ce.reason)
-	case errors.As(err, &te):
-		c.Close(protocol.CloseProtocolViolation, te.Message)
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), isTimeout(err):
 		c.Close(protocol.CloseCode(ws.StatusNormalClosure), "")
+	case errors.Is(err, errFrameTooLarge):
+		c.g.metrics.LimitViolations.WithLabelValues("frame_size").Inc()
+		c.closeForViolation(protocol.CloseTooLarge, "frame larger than max_frame_bytes")
+	case errors.As(err, &ce):
+		c.closeForViolation(ce.code, ce.reason)
+	case errors.As(err, &te):
+		c.closeForViolation(protocol.CloseProtocolViolation, te.Message)
+	case errors.As(err, &pe):
+		c.closeForViolation(protocol.CloseProtocolViolation, pe.Error())
 	default:
-		var pe ws.ProtocolError
-		if errors.As(err, &pe) {
-			c.Close(protocol.CloseProtocolViolation, pe.Error())
-			return
-		}
 		c.abort()
 	}
+}
+
+// closeForViolation closes a connection whose peer broke a rule while it
+// may still be sending: the reader lingers so the close frame is not lost to
+// a reset.
+func (c *conn) closeForViolation(code protocol.CloseCode, reason string) {
+	c.linger = true
+	c.Close(code, reason)
 }
 
 func isTimeout(err error) bool {
@@ -93,7 +99,7 @@ func (e closeErr) Error() string { return e.reason }
 // sent what it holds, such as the close frame) and the session is held
 // (resume-class endings) or ended (final and rejoin-class ones).
 func (c *conn) finish() {
-	if c.closeCodeSent() != 0 {
+	if c.linger {
 		c.lingerRead()
 	}
 	c.mu.Lock()
@@ -115,10 +121,10 @@ func (c *conn) finish() {
 }
 
 // lingerRead reads and drops what the peer still sends, until it closes or
-// closeGrace passes. Closing a socket with unread bytes makes the kernel
+// the close grace passes. Closing a socket with unread bytes makes the kernel
 // send a reset, which can destroy the close frame before the peer reads it.
 func (c *conn) lingerRead() {
-	_ = c.nc.SetReadDeadline(time.Now().Add(closeGrace))
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.g.cfg.CloseGrace))
 	_, _ = io.Copy(io.Discard, io.LimitReader(c.nc, int64(4*c.g.cfg.MaxFrameBytes)))
 }
 

@@ -59,8 +59,11 @@ type Config struct {
 	// ReplayCount and ReplayBytes bound each stream's replay buffer.
 	ReplayCount, ReplayBytes int
 	RPCTimeout               time.Duration
-	Metrics                  *observe.Realtime
-	Logger                   *slog.Logger
+	// CloseGrace bounds how long a closing connection may take to send
+	// its close frame and to read the peer's answer (default 2 s).
+	CloseGrace time.Duration
+	Metrics    *observe.Realtime
+	Logger     *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -84,6 +87,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.EmptyRoomTimeout <= 0 {
 		c.EmptyRoomTimeout = 30 * time.Second
+	}
+	if c.CloseGrace <= 0 {
+		c.CloseGrace = 2 * time.Second
 	}
 	if c.RPCTimeout <= 0 {
 		c.RPCTimeout = 10 * time.Second
@@ -299,7 +305,7 @@ func (c *conn) check(now time.Time, silence time.Duration) {
 		c.g.metrics.LimitViolations.WithLabelValues("connect_timeout").Inc()
 		c.Close(protocol.CloseConnectTimeout, "no connect frame in time")
 	case s != nil && now.UnixNano()-c.lastRead.Load() > int64(silence):
-		c.Close(protocol.CloseHeartbeatTimeout, "missed heartbeats")
+		c.closeWith(protocol.CloseHeartbeatTimeout, "missed heartbeats", true, true)
 	case s != nil && now.UnixNano() >= c.nextPing.Load():
 		c.nextPing.Store(now.Add(c.g.cfg.Heartbeat).UnixNano())
 		c.sendUnsequenced(&protocol.Envelope{Body: &protocol.Envelope_Ping{Ping: &protocol.Ping{
@@ -349,7 +355,7 @@ func (g *Gateway) Close(ctx context.Context) error {
 	err := g.rooms.Close(ctx)
 	g.cancel()
 	for _, c := range g.connsSnapshot() {
-		c.abortAfter(closeGrace)
+		c.abortAfter(g.cfg.CloseGrace)
 	}
 	done := make(chan struct{})
 	go func() {
