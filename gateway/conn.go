@@ -225,6 +225,9 @@ func (c *conn) readFrame(buf []byte) ([]byte, ws.OpCode, error) {
 		if !h.Masked {
 			return nil, 0, ws.ErrProtocolMaskRequired
 		}
+		if h.Rsv != 0 {
+			return nil, 0, ws.ErrProtocolNonZeroRsv
+		}
 		if h.Length > int64(c.g.cfg.MaxFrameBytes) || int64(len(msg))+h.Length > int64(c.g.cfg.MaxFrameBytes) {
 			return nil, 0, errFrameTooLarge
 		}

@@ -26,7 +26,10 @@ func (c *conn) readLoop() {
 	var env protocol.Envelope
 	for {
 		bp := c.g.readBufs.Get().(*[]byte)
-		msg, _, err := c.readFrame(*bp)
+		msg, op, err := c.readFrame(*bp)
+		if err == nil && (op == ws.OpBinary) != c.codec.Codec().Binary() {
+			err = tandem.Errorf(tandem.EInvalid, "frame of type %d on subprotocol %s", op, c.codec.Codec().Name())
+		}
 		if err == nil {
 			c.g.metrics.FramesIn.Inc()
 			err = c.handle(msg, &env)
@@ -52,8 +55,10 @@ func (c *conn) endWith(err error) {
 	case errors.As(err, &pc):
 		// A normal closure is the player leaving: the session ends. Any
 		// other close (going away, an error) holds the seat.
+		// A client answering the server's own close echoes a code: that is
+		// not a logout.
 		code := protocol.CloseCode(ws.StatusGoingAway)
-		if pc.code == ws.StatusNormalClosure {
+		if pc.code == ws.StatusNormalClosure && c.closeCodeSent() == 0 {
 			code = protocol.CloseCode(ws.StatusNormalClosure)
 			c.endSession = true
 		}
@@ -114,7 +119,9 @@ func (c *conn) finish() {
 		if !c.endSession && (code.Class() == protocol.ClassResume || code < 4000) {
 			c.g.sessions.Detach(c.g.ctx, s, c)
 		} else {
-			c.g.sessions.End(c.g.ctx, s, protocol.LeaveReason_LEAVE_REASON_SESSION_ENDED, code, "")
+			// Only while this connection still owns the session: after a
+			// resume elsewhere, the old connection's ending ends nothing.
+			c.g.sessions.EndFrom(c.g.ctx, s, c, protocol.LeaveReason_LEAVE_REASON_SESSION_ENDED, code, "")
 		}
 	}
 	c.g.untrack(c)
@@ -147,7 +154,7 @@ func (c *conn) handle(msg []byte, env *protocol.Envelope) error {
 		s.ConfirmToken(c)
 	}
 	now := time.Now()
-	if ok, kind := c.limits.allowFrame(&c.g.cfg.Limits, now, len(msg), c.g.cfg.MaxFrameBytes); !ok {
+	if ok, kind := c.limits.allowFrame(&c.g.cfg.Limits, now, len(msg), c.g.cfg.MaxFrameBytes, housekeeping(env)); !ok {
 		c.g.metrics.LimitViolations.WithLabelValues(kind).Inc()
 		if c.limits.violation(&c.g.cfg.Limits, now) {
 			return closeErr{protocol.ClosePolicyViolation, "too many frames over the rate limit"}
@@ -157,7 +164,7 @@ func (c *conn) handle(msg []byte, env *protocol.Envelope) error {
 
 	switch b := env.Body.(type) {
 	case *protocol.Envelope_Ping:
-		c.sendUnsequenced(&protocol.Envelope{Ack: s.ClientSeq(), Body: &protocol.Envelope_Pong{Pong: &protocol.Pong{TimeUs: b.Ping.GetTimeUs()}}})
+		c.sendUnsequenced(&protocol.Envelope{Cid: env.Cid, Ack: s.ClientSeq(), Body: &protocol.Envelope_Pong{Pong: &protocol.Pong{TimeUs: b.Ping.GetTimeUs()}}})
 		return nil
 	case *protocol.Envelope_Pong:
 		if rtt := now.UnixMicro() - b.Pong.GetTimeUs(); rtt >= 0 && b.Pong.GetTimeUs() > 0 {
@@ -176,6 +183,16 @@ func (c *conn) handle(msg []byte, env *protocol.Envelope) error {
 		return tandem.Errorf(tandem.EInvalid, "connect sent twice")
 	}
 	return c.reliable(s, env)
+}
+
+// housekeeping reports whether a frame only keeps the connection going
+// (ping, pong, ack): it counts against the byte rate, not the message rate.
+func housekeeping(env *protocol.Envelope) bool {
+	switch env.Body.(type) {
+	case *protocol.Envelope_Ping, *protocol.Envelope_Pong, *protocol.Envelope_AckFrame:
+		return true
+	}
+	return false
 }
 
 // refuse answers a frame refused by a limit. A reliable frame still takes
@@ -304,6 +321,9 @@ func (c *conn) rpc(ctx context.Context, s *session.Session, cid uint64, call *pr
 	ctx, cancel := context.WithTimeout(ctx, c.g.cfg.RPCTimeout)
 	defer cancel()
 	out, err := safeRPC(ctx, h, s.Player(), call.GetData())
+	if err != nil && ctx.Err() == context.DeadlineExceeded && tandem.ErrorCodeOf(err) == tandem.EInternal {
+		err = tandem.Errorf(tandem.ETimeout, "rpc %q did not finish in %s", call.GetMethod(), c.g.cfg.RPCTimeout)
+	}
 	if err != nil {
 		if tandem.ErrorCodeOf(err) == tandem.EInternal {
 			s.Logger().Error("rpc failed", "method", call.GetMethod(), "err", err)

@@ -42,8 +42,8 @@ type Limits struct {
 }
 
 // allowFrame reports whether a frame of n bytes is within the rates.
-func (l *limiter) allowFrame(lim *Limits, now time.Time, n, maxFrame int) (ok bool, kind string) {
-	if lim.MsgRate > 0 && !l.msgs.take(now, 1, float64(lim.MsgRate), float64(max(lim.MsgBurst, 1))) {
+func (l *limiter) allowFrame(lim *Limits, now time.Time, n, maxFrame int, housekeeping bool) (ok bool, kind string) {
+	if lim.MsgRate > 0 && !housekeeping && !l.msgs.take(now, 1, float64(lim.MsgRate), float64(max(lim.MsgBurst, 1))) {
 		return false, "messages"
 	}
 	if lim.ByteRate > 0 && !l.bytes.take(now, float64(n), float64(lim.ByteRate), float64(max(lim.ByteRate, maxFrame))) {

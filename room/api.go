@@ -99,8 +99,10 @@ func (r *Room) Kick(playerID string) {
 }
 
 // End closes the room after the current hook: members leave with
-// ROOM_CLOSED and Shutdown runs.
-func (r *Room) End() { r.shutdown() }
+// ROOM_CLOSED and Shutdown runs. What the hook sends after End still
+// reaches the members, and no other hook runs before the current one
+// returns.
+func (r *Room) End() { r.ending = true }
 
 // Lock stops new joins; Unlock allows them again.
 func (r *Room) Lock()   { r.locked = true }

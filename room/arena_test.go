@@ -51,12 +51,14 @@ func TestArenaTypeIsAuthoritativeAt20Hz(t *testing.T) {
 func TestArenaSpawnsJoinersInsideTheArena(t *testing.T) {
 	s, a := arenaScript(t, 1)
 	alice := s.join("alice", protocol.CodecJSON)
-	if got := string(alice.lastReply(t).GetJoined().State); got != `{"tick":0,"entities":{}}` {
-		t.Errorf("alice's joined state = %s", got)
+	p := playerIn(t, a, "alice")
+	// The joined snapshot is taken after the Join hook: it has the joiner.
+	joinedState := fmt.Sprintf(`{"tick":0,"entities":{"p:alice":{"x":%d,"y":%d,"dx":0,"dy":0,"connected":true}}}`, p.X, p.Y)
+	if got := string(alice.lastReply(t).GetJoined().State); got != joinedState {
+		t.Errorf("alice's joined state = %s, want %s", got, joinedState)
 	}
 	s.tick()
 
-	p := playerIn(t, a, "alice")
 	if p.X < 0 || p.X > ArenaWidth || p.Y < 0 || p.Y > ArenaHeight || !p.Connected || p.DX != 0 || p.DY != 0 {
 		t.Errorf("alice spawned as %+v", p)
 	}
@@ -66,7 +68,8 @@ func TestArenaSpawnsJoinersInsideTheArena(t *testing.T) {
 	}
 
 	bob := s.join("bob", protocol.CodecBinary)
-	wantState := fmt.Sprintf(`{"tick":1,"entities":{"p:alice":{"x":%d,"y":%d,"dx":0,"dy":0,"connected":true}}}`, p.X, p.Y)
+	b := playerIn(t, a, "bob")
+	wantState := fmt.Sprintf(`{"tick":1,"entities":{"p:alice":{"x":%d,"y":%d,"dx":0,"dy":0,"connected":true},"p:bob":{"x":%d,"y":%d,"dx":0,"dy":0,"connected":true}}}`, p.X, p.Y, b.X, b.Y)
 	if got := string(bob.lastReply(t).GetJoined().State); got != wantState {
 		t.Errorf("bob's joined state = %s, want %s", got, wantState)
 	}

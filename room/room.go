@@ -117,6 +117,7 @@ type member struct {
 	player    *tandem.Player
 	conn      Member
 	connected bool
+	pending   bool // inside its Join hook: not yet sent joined
 	epoch     uint32
 	joinSeq   uint64
 }
@@ -156,6 +157,7 @@ type Room struct {
 	members []*member // join order
 	buffer  *ReplayBuffer[*frame]
 	locked  bool
+	ending  bool // End was called: the room shuts down when the current input is applied
 	closing bool
 	empty   time.Time // when the room became empty (zero: it has members)
 
@@ -378,6 +380,9 @@ func (r *Room) apply(in input) {
 	case InputUnlock:
 		r.locked = false
 	}
+	if r.ending {
+		r.shutdown()
+	}
 	r.publishInfo()
 	if in.done != nil {
 		close(in.done)
@@ -418,11 +423,24 @@ func (r *Room) join(in input) {
 		reply(err)
 		return
 	}
-	m := &member{player: p, conn: in.member, epoch: 1, joinSeq: r.seq}
+	// The joining member receives nothing of the room stream until its
+	// joined reply, which is built after the Join hook: the snapshot then
+	// includes what the hook did, and the stream starts after it.
+	m := &member{player: p, conn: in.member, epoch: 1, pending: true}
 	r.members = append(r.members, m)
 	r.empty = time.Time{}
 	if in.member != nil {
 		m.connected = in.member.JoinedRoom(r)
+	}
+	r.event(p.ID, protocol.RoomEventKind_ROOM_EVENT_JOINED, 0)
+	r.handler.Join(r, p)
+	if r.member(p.ID) != m {
+		reply(tandem.Errorf(tandem.EJoinRejected, "removed from room %s while joining", r.cfg.ID))
+		return
+	}
+	m.pending = false
+	m.joinSeq = r.seq
+	if in.member != nil {
 		in.member.Reply(&protocol.Envelope{Cid: in.Cid, Body: &protocol.Envelope_Joined{Joined: &protocol.Joined{
 			RoomId:   r.cfg.ID,
 			RoomType: r.cfg.Type.Name,
@@ -432,8 +450,6 @@ func (r *Room) join(in input) {
 			Players:  r.playerIDs(),
 		}}})
 	}
-	r.event(p.ID, protocol.RoomEventKind_ROOM_EVENT_JOINED, 0)
-	r.handler.Join(r, p)
 }
 
 func (r *Room) leave(playerID string, reason protocol.LeaveReason) {
@@ -476,7 +492,7 @@ func (r *Room) rejoin(playerID string, pos *protocol.StreamPos) {
 		epoch, seq = pos.Epoch, pos.Seq
 	}
 	if epoch != m.epoch || seq < m.joinSeq || !r.buffer.Covers(seq) || seq > r.seq {
-		m.epoch++
+		m.epoch = max(m.epoch, epoch) + 1
 		if r.cfg.OnGap != nil {
 			r.cfg.OnGap()
 		}
@@ -527,7 +543,7 @@ func (r *Room) publish(to []string, except string, env *protocol.Envelope) {
 	env.Room, env.Seq = r.cfg.ID, r.seq
 	f := &frame{to: to, except: except, env: env}
 	for _, m := range r.members {
-		if m.connected && f.addressedTo(m.player.ID) {
+		if m.connected && !m.pending && f.addressedTo(m.player.ID) {
 			r.deliver(m, f)
 		}
 	}

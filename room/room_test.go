@@ -303,7 +303,7 @@ func TestJoinRepliesJoinedWithSnapshotAndPlayers(t *testing.T) {
 		RoomId:   "room-1",
 		RoomType: "test",
 		Epoch:    1,
-		Seq:      1, // after alice's join event
+		Seq:      2, // after both join events: the stream starts after bob's Join hook
 		State:    []byte("state for bob"),
 		Players:  []string{"alice", "bob"},
 	}}}

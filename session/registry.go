@@ -175,6 +175,17 @@ func (g *Registry) End(ctx context.Context, s *Session, reason protocol.LeaveRea
 	g.end(ctx, s, reason, code, why)
 }
 
+// EndFrom ends the session like End, but only while connection c is
+// still the session's connection.
+func (g *Registry) EndFrom(ctx context.Context, s *Session, c Conn, reason protocol.LeaveReason, code protocol.CloseCode, why string) {
+	s.mu.Lock()
+	owns := s.conn == c
+	s.mu.Unlock()
+	if owns {
+		g.end(ctx, s, reason, code, why)
+	}
+}
+
 func (g *Registry) end(ctx context.Context, s *Session, reason protocol.LeaveReason, code protocol.CloseCode, why string) {
 	g.mu.Lock()
 	s.mu.Lock()

@@ -83,6 +83,18 @@ func (c *Client) dispatchSession(env *protocol.Envelope) *ServerError {
 	case *protocol.Envelope_Notice:
 		c.mu.Unlock()
 		c.emit(&Notice{Kind: b.Notice.GetKind(), Text: b.Notice.GetText()})
+	case *protocol.Envelope_Leave:
+		// The server sends a room's final leave on the session stream, whose
+		// buffer replays it on a resume even after the room forgot the
+		// player; it comes after every frame of the room's stream.
+		r := c.rooms[b.Leave.GetRoomId()]
+		if r == nil {
+			c.mu.Unlock()
+			return nil
+		}
+		c.leftRoom(r)
+		c.mu.Unlock()
+		c.emit(&Left{Room: r, Reason: b.Leave.GetReason()})
 	default:
 		p := c.takePending(env.GetCid())
 		c.mu.Unlock()
@@ -132,9 +144,7 @@ func (c *Client) dispatchRoom(env *protocol.Envelope) {
 		r.state = g.GetState()
 		ev = &Gap{Room: r, FromSeq: g.GetFromSeq(), Seq: g.GetSeq(), Epoch: g.GetEpoch(), State: g.GetState()}
 	case *protocol.Envelope_Leave:
-		delete(c.rooms, id)
-		c.streams.leave(id)
-		r.gone(ErrRoomLeft)
+		c.leftRoom(r)
 		ev = &Left{Room: r, Reason: b.Leave.GetReason()}
 	default:
 		c.log.Debug("tandem: room frame ignored", "room", id, "body", fmt.Sprintf("%T", b))
@@ -143,4 +153,11 @@ func (c *Client) dispatchRoom(env *protocol.Envelope) {
 	if ev != nil {
 		c.emit(ev)
 	}
+}
+
+// leftRoom forgets a room the session is no longer in. The caller holds mu.
+func (c *Client) leftRoom(r *Room) {
+	delete(c.rooms, r.id)
+	c.streams.leave(r.id)
+	r.gone(ErrRoomLeft)
 }
