@@ -169,6 +169,7 @@ func (c *conn) handle(msg []byte, env *protocol.Envelope) error {
 	case *protocol.Envelope_Pong:
 		if rtt := now.UnixMicro() - b.Pong.GetTimeUs(); rtt >= 0 && b.Pong.GetTimeUs() > 0 {
 			c.rttUs.Store(uint32(min(rtt, 1<<31)))
+			s.SetRTT(time.Duration(rtt) * time.Microsecond)
 			c.g.metrics.RTT.Observe(float64(rtt) / 1e6)
 		}
 		return nil

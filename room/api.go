@@ -48,6 +48,16 @@ func (r *Room) Connected(playerID string) bool {
 	return m != nil && m.connected
 }
 
+// RTT returns a member's last measured round trip (0 if unknown or not a
+// member). It is a network measure, not an input: a room that must replay
+// deterministically records what it derives from it in its own messages.
+func (r *Room) RTT(playerID string) time.Duration {
+	if m := r.member(playerID); m != nil && m.conn != nil {
+		return m.conn.RTT()
+	}
+	return 0
+}
+
 // Broadcast sends a room_message from the room to every member.
 func (r *Room) Broadcast(topic string, data []byte) {
 	r.publish(nil, "", roomMessage(r.cfg.ID, "", topic, data))

@@ -24,6 +24,8 @@ import (
 type Member interface {
 	Player() *tandem.Player
 	Codec() protocol.CodecID
+	// RTT is the member's last measured round trip (0 if unknown).
+	RTT() time.Duration
 	// Deliver queues one encoded frame of the room's stream.
 	Deliver(frame []byte)
 	// Reply sends a frame on the member's own session stream.

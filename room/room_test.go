@@ -64,6 +64,7 @@ func newMember(t testing.TB, id string, codec protocol.CodecID) *captureMember {
 
 func (c *captureMember) Player() *tandem.Player  { return &c.player }
 func (c *captureMember) Codec() protocol.CodecID { return c.codec }
+func (c *captureMember) RTT() time.Duration      { return 0 }
 
 func (c *captureMember) Deliver(frame []byte) {
 	env := new(protocol.Envelope)
@@ -814,6 +815,7 @@ type sinkMember struct {
 
 func (s *sinkMember) Player() *tandem.Player   { return &s.player }
 func (s *sinkMember) Codec() protocol.CodecID  { return s.codec }
+func (s *sinkMember) RTT() time.Duration       { return 0 }
 func (s *sinkMember) Deliver(frame []byte)     { s.last = frame }
 func (s *sinkMember) Reply(*protocol.Envelope) {}
 func (s *sinkMember) JoinedRoom(Link) bool     { return true }

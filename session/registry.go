@@ -83,6 +83,7 @@ func (g *Registry) Open(ctx context.Context, p *tandem.Player, codec protocol.Co
 	s.attach(c, codec, 0, connected(s, token, false, 0, nil))
 	g.mu.Unlock()
 
+	s.log.Info("session opened", "codec", codec.Codec().Name())
 	if old != nil {
 		g.end(ctx, old, protocol.LeaveReason_LEAVE_REASON_SESSION_ENDED, protocol.CloseDuplicateSession, "duplicate session")
 	}
@@ -155,6 +156,7 @@ func (g *Registry) Resume(ctx context.Context, resumeToken string, p *tandem.Pla
 		}
 	}
 	g.cfg.Metrics.Resumes.WithLabelValues(observe.ResumeReplayed).Inc()
+	s.log.Info("session resumed", "client_seq", ack, "session_pos", sessionPos, "rooms", len(links))
 	return s, nil
 }
 
@@ -165,6 +167,7 @@ func (g *Registry) Detach(ctx context.Context, s *Session, c Conn) {
 	s.dispatchMu.Lock()
 	defer s.dispatchMu.Unlock()
 	if _, links, ok := s.detach(c, time.Now()); ok {
+		s.log.Info("session held", "seat_hold", g.cfg.SeatHold.String())
 		s.disconnectRooms(ctx, links)
 	}
 }
@@ -209,6 +212,7 @@ func (g *Registry) end(ctx context.Context, s *Session, reason protocol.LeaveRea
 	}
 	g.mu.Unlock()
 
+	s.log.Info("session ended", "reason", reason.String(), "close_code", code.String(), "why", why)
 	if conn != nil {
 		conn.Close(code, why)
 	}

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tandemhq/tandem"
@@ -48,6 +49,8 @@ type Session struct {
 	// Rooms never take it.
 	dispatchMu sync.Mutex
 
+	rtt atomic.Int64 // last measured round trip, nanoseconds
+
 	mu        sync.Mutex
 	codec     protocol.CodecID
 	conn      Conn // nil while held
@@ -68,6 +71,13 @@ func (s *Session) Player() *tandem.Player { return s.player }
 
 // Logger returns a logger carrying the session and player ids.
 func (s *Session) Logger() *slog.Logger { return s.log }
+
+// RTT returns the last round trip measured by ping/pong (0 before the
+// first).
+func (s *Session) RTT() time.Duration { return time.Duration(s.rtt.Load()) }
+
+// SetRTT records a measured round trip.
+func (s *Session) SetRTT(d time.Duration) { s.rtt.Store(int64(d)) }
 
 // Codec returns the codec of the session's current connection.
 func (s *Session) Codec() protocol.CodecID {
