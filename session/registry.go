@@ -131,11 +131,16 @@ func (g *Registry) Resume(ctx context.Context, resumeToken string, p *tandem.Pla
 	}
 	token := newToken(g.cfg.Node)
 	s.mu.Lock()
-	s.tokens = append(s.tokens, token)
-	if len(s.tokens) > maxUnconfirmedTokens {
-		delete(g.byToken, s.tokens[0])
-		s.tokens = s.tokens[1:]
+	// The client holds the token it presented, and the new one once it
+	// reads connected; it can hold no other. Keeping exactly these two
+	// (rather than the last few issued) keeps the session resumable however
+	// many handshakes in a row are cut after the server took them.
+	for _, t := range s.tokens {
+		if t != resumeToken {
+			delete(g.byToken, t)
+		}
 	}
+	s.tokens = []string{resumeToken, token}
 	ack, links := s.clientSeq, slices.Clone(s.rooms)
 	s.mu.Unlock()
 	g.byToken[token] = s

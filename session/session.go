@@ -32,10 +32,6 @@ type Conn interface {
 	Close(code protocol.CloseCode, reason string)
 }
 
-// maxUnconfirmedTokens bounds the resume tokens kept while a client has not
-// confirmed the newest one.
-const maxUnconfirmedTokens = 8
-
 // Session is one player's presence on this node, across connections.
 type Session struct {
 	id       string
