@@ -3,7 +3,6 @@ package session
 import (
 	"context"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -80,7 +79,7 @@ func (g *Registry) Open(ctx context.Context, p *tandem.Player, codec protocol.Co
 	g.byID[s.id] = s
 	g.byPlayer[p.ID] = s
 	g.byToken[token] = s
-	s.attach(c, codec, 0, connected(s, token, false, 0, nil))
+	s.attach(c, codec, 0, func([]string) *protocol.Envelope { return connected(s, token, false, 0, nil) })
 	g.mu.Unlock()
 
 	s.log.Info("session opened", "codec", codec.Codec().Name())
@@ -141,14 +140,12 @@ func (g *Registry) Resume(ctx context.Context, resumeToken string, p *tandem.Pla
 		}
 	}
 	s.tokens = []string{resumeToken, token}
-	ack, links := s.clientSeq, slices.Clone(s.rooms)
+	ack := s.clientSeq
 	s.mu.Unlock()
 	g.byToken[token] = s
-	ids := make([]string, len(links))
-	for i, l := range links {
-		ids[i] = l.ID()
-	}
-	attached := s.attach(c, codec, sessionPos, connected(s, token, true, ack, ids))
+	links, attached := s.attach(c, codec, sessionPos, func(rooms []string) *protocol.Envelope {
+		return connected(s, token, true, ack, rooms)
+	})
 	g.mu.Unlock()
 	if !attached {
 		g.cfg.Metrics.Resumes.WithLabelValues(observe.ResumeExpired).Inc()

@@ -217,21 +217,28 @@ func (s *Session) ConfirmToken(c Conn) {
 }
 
 // attach makes c the session's connection: it sends connected (built by
-// connected with the new resume token), then replays the session stream
-// after pos. It returns false if the session stream no longer covers pos.
-// The registry's lock is held.
-func (s *Session) attach(c Conn, codec protocol.CodecID, sessionPos uint64, connected *protocol.Envelope) bool {
+// connected, given the rooms the session is in), then replays the session
+// stream after pos. It returns those rooms, read in the same step as the
+// connection is set, so a room joined concurrently is either in the list
+// (and gets a Rejoin) or sees the connection up. It returns false if the
+// session stream no longer covers pos. The registry's lock is held.
+func (s *Session) attach(c Conn, codec protocol.CodecID, sessionPos uint64, connected func(rooms []string) *protocol.Envelope) ([]room.Link, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if sessionPos > s.seq || !s.buffer.Covers(sessionPos) {
-		return false
+		return nil, false
 	}
-	s.conn, s.codec, s.heldSince = c, codec, time.Time{}
-	b, err := s.registry.cfg.Encoder(codec, connected)
+	links := slices.Clone(s.rooms)
+	ids := make([]string, len(links))
+	for i, l := range links {
+		ids[i] = l.ID()
+	}
+	b, err := s.registry.cfg.Encoder(codec, connected(ids))
 	if err != nil {
 		s.log.Error("encode connected", "err", err)
-		return false
+		return nil, false
 	}
+	s.conn, s.codec, s.heldSince = c, codec, time.Time{}
 	c.Send(b)
 	s.buffer.After(sessionPos, func(_ uint64, env *protocol.Envelope) bool {
 		b, err := s.registry.cfg.Encoder(codec, env)
@@ -240,7 +247,7 @@ func (s *Session) attach(c Conn, codec protocol.CodecID, sessionPos uint64, conn
 		}
 		return err == nil
 	})
-	return true
+	return links, true
 }
 
 // detach takes the connection away, if it is still c (nil: any), and
