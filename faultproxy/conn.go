@@ -18,6 +18,9 @@ const (
 	// maxQueuedBytes bounds what one direction holds while latency delays it;
 	// past it the proxy stops reading and TCP backpressure takes over.
 	maxQueuedBytes = 4 << 20
+	// maxThrottledQueue is that bound under a throttle: a throttled reader
+	// must look slow to the sender at once, not after megabytes.
+	maxThrottledQueue = 8 << 10
 	// drainTimeout bounds how long a ResetAfter waits for the peer to
 	// acknowledge the last forwarded bytes before aborting.
 	drainTimeout = time.Second
@@ -244,7 +247,11 @@ func (c *Conn) readSize(d Direction) (size int, ok bool) {
 	defer c.mu.Unlock()
 	p := &c.pipes[d]
 	for !c.shutDown {
-		if p.silenced || p.queuedBytes >= maxQueuedBytes {
+		limit := maxQueuedBytes
+		if p.bytesPerSecond > 0 {
+			limit = maxThrottledQueue
+		}
+		if p.silenced || p.queuedBytes >= limit {
 			c.waitLocked(-1)
 			continue
 		}
