@@ -119,7 +119,7 @@ type member struct {
 	player    *tandem.Player
 	conn      Member
 	connected bool
-	pending   bool // inside its Join hook: not yet sent joined
+	pending   bool // inside its Join hook: frames for it wait for its joined reply
 	epoch     uint32
 	joinSeq   uint64
 }
@@ -425,9 +425,9 @@ func (r *Room) join(in input) {
 		reply(err)
 		return
 	}
-	// The joining member receives nothing of the room stream until its
-	// joined reply, which is built after the Join hook: the snapshot then
-	// includes what the hook did, and the stream starts after it.
+	// The joined reply is built after the Join hook, so its snapshot
+	// includes what the hook did; frames the hook sent to the joiner are
+	// held back and follow the reply (as Colyseus does).
 	m := &member{player: p, conn: in.member, epoch: 1, pending: true}
 	r.members = append(r.members, m)
 	r.empty = time.Time{}
@@ -435,22 +435,31 @@ func (r *Room) join(in input) {
 		m.connected = in.member.JoinedRoom(r)
 	}
 	r.event(p.ID, protocol.RoomEventKind_ROOM_EVENT_JOINED, 0)
+	m.joinSeq = r.seq
 	r.handler.Join(r, p)
 	if r.member(p.ID) != m {
 		reply(tandem.Errorf(tandem.EJoinRejected, "removed from room %s while joining", r.cfg.ID))
 		return
 	}
 	m.pending = false
-	m.joinSeq = r.seq
-	if in.member != nil {
-		in.member.Reply(&protocol.Envelope{Cid: in.Cid, Body: &protocol.Envelope_Joined{Joined: &protocol.Joined{
-			RoomId:   r.cfg.ID,
-			RoomType: r.cfg.Type.Name,
-			Epoch:    m.epoch,
-			Seq:      m.joinSeq,
-			State:    r.handler.Snapshot(r, p),
-			Players:  r.playerIDs(),
-		}}})
+	if in.member == nil {
+		return
+	}
+	in.member.Reply(&protocol.Envelope{Cid: in.Cid, Body: &protocol.Envelope_Joined{Joined: &protocol.Joined{
+		RoomId:   r.cfg.ID,
+		RoomType: r.cfg.Type.Name,
+		Epoch:    m.epoch,
+		Seq:      m.joinSeq,
+		State:    r.handler.Snapshot(r, p),
+		Players:  r.playerIDs(),
+	}}})
+	if m.connected {
+		r.buffer.After(m.joinSeq, func(_ uint64, f *frame) bool {
+			if f.addressedTo(p.ID) {
+				r.deliver(m, f)
+			}
+			return true
+		})
 	}
 }
 
