@@ -19,6 +19,7 @@ func commandFlagSets() []*flagSet {
 		devFlags(new(devConfig), io.Discard),
 		realtimeFlags(new(realtimeConfig), io.Discard),
 		tokenFlags(new(tokenConfig), io.Discard),
+		loadtestFlags(new(loadtestConfig), io.Discard),
 		versionFlags(io.Discard),
 	}
 }
@@ -140,6 +141,68 @@ func tokenFlags(c *tokenConfig, stderr io.Writer) *flagSet {
 		"player name in the token")
 	f.Duration(&c.TTL, "ttl", 10*time.Minute,
 		"token lifetime, at most 10m")
+	return f
+}
+
+// loadtestConfig is the configuration of `tandem loadtest`.
+type loadtestConfig struct {
+	URL         string
+	DataDir     string
+	Scenario    string
+	Codec       string
+	Clients     int
+	Rooms       int
+	RoomSize    int
+	Duration    time.Duration
+	Rate        int
+	Window      int
+	Payload     int
+	Concurrency int
+	Iterations  int
+	Missed      int
+	ServerPID   int
+	JSON        bool
+}
+
+func loadtestFlags(c *loadtestConfig, stderr io.Writer) *flagSet {
+	f := newFlagSet("loadtest", stderr)
+	f.summary = "Measures a realtime node on this machine (loopback only) against the performance targets; " +
+		"docs/benchmarks.md explains the scenarios and scripts/bench runs them all."
+	f.String(&c.URL, "url", "ws://127.0.0.1:7701/ws",
+		"WebSocket URL of the node; its host must be or resolve to a loopback address (127.0.0.0/8 or ::1)")
+	// The same flag as tandem dev's and tandem token's: the load tool signs
+	// the players' tokens with the dev key of the node's data directory.
+	f.String(&c.DataDir, "data-dir", "./tandem-data",
+		"directory for the SQLite database and the token signing key (created 0700)")
+	f.String(&c.Scenario, "scenario", "echo",
+		"idle, connect, echo, broadcast or resume")
+	f.String(&c.Codec, "codec", "proto",
+		"codec of every connection: proto (binary) or json")
+	f.Int(&c.Clients, "clients", 0,
+		"connections (idle and connect: 10000; echo: 4; 0 takes the scenario's default; at most 50000)")
+	f.Int(&c.Rooms, "rooms", 0,
+		"broadcast: relay rooms, each with one sender (0 takes 500; at most 10000)")
+	f.Int(&c.RoomSize, "room-size", 10,
+		"players per relay room (idle, connect and broadcast; at most 16)")
+	f.Duration(&c.Duration, "duration", 10*time.Second,
+		"measured phase, at most 10m: idle, how long connections are held before the RSS is read; connect, the longest connecting may take; "+
+			"echo and broadcast, the run after a warm-up; resume, the longest the iterations may take")
+	f.Int(&c.Rate, "rate", 20,
+		"broadcast: messages per second each room's sender sends (at most 1000); 0 sends as fast as the node delivers (saturation)")
+	f.Int(&c.Window, "window", 16,
+		"broadcast with --rate 0: messages in flight per room")
+	f.Int(&c.Payload, "payload", 100,
+		"bytes of data in each room message (16 to 60000)")
+	f.Int(&c.Concurrency, "concurrency", 64,
+		"connections being opened at once (at most 1024)")
+	f.Int(&c.Iterations, "iterations", 200,
+		"resume: how many times a member is cut and resumes")
+	f.Int(&c.Missed, "missed", 100,
+		"resume: messages the cut member misses each time (at most 1000)")
+	f.Int(&c.ServerPID, "server-pid", 0,
+		"process id of the node: its RSS (/proc/PID/status) and CPU time (/proc/PID/stat) go into the report")
+	f.Bool(&c.JSON, "json", false,
+		"write the report as JSON instead of a table")
 	return f
 }
 

@@ -1,0 +1,173 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tandemhq/tandem/gateway"
+	"github.com/tandemhq/tandem/room"
+	"github.com/tandemhq/tandem/token"
+)
+
+// startNode serves an in-process gateway on 127.0.0.1:0 that trusts the dev
+// key of a fresh data directory, the way `tandem dev` does, and returns its
+// URL and the signer the load tool loads from that directory.
+func startNode(t *testing.T) (string, *token.Signer) {
+	t.Helper()
+	signer, err := token.LoadOrCreateDevKey(filepath.Join(t.TempDir(), "dev-signing-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := gateway.New(gateway.Config{
+		Node:      "n1",
+		Verifier:  token.NewKeySet(map[string]ed25519.PublicKey{signer.KeyID(): signer.PublicKey()}),
+		RoomTypes: room.BuiltinTypes(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/ws", gw)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := gw.Close(ctx); err != nil {
+			t.Errorf("close gateway: %v", err)
+		}
+		srv.Close()
+	})
+	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws", signer
+}
+
+// TestEveryScenarioRunsAgainstANode runs each scenario with tiny counts. It
+// proves the scenarios work end to end; it asserts no timing, only what
+// must hold whatever the machine: every connection opened and held, and
+// resumes that lose or double nothing.
+func TestEveryScenarioRunsAgainstANode(t *testing.T) {
+	url, signer := startNode(t)
+	cases := []struct {
+		name string
+		cfg  Config
+	}{
+		{"idle", Config{Scenario: "idle", Clients: 20, Duration: 300 * time.Millisecond}},
+		{"connect", Config{Scenario: "connect", Clients: 20, Concurrency: 4, Duration: 5 * time.Second}},
+		{"echo", Config{Scenario: "echo", Clients: 2, Duration: 500 * time.Millisecond}},
+		{"echo json", Config{Scenario: "echo", Clients: 2, Duration: 500 * time.Millisecond, Codec: "json"}},
+		{"broadcast", Config{Scenario: "broadcast", Rooms: 3, RoomSize: 4, Rate: 20, Duration: 500 * time.Millisecond}},
+		{"broadcast json", Config{Scenario: "broadcast", Rooms: 2, RoomSize: 3, Rate: 20, Duration: 300 * time.Millisecond, Codec: "json"}},
+		{"saturation", Config{Scenario: "broadcast", Rooms: 2, RoomSize: 3, Rate: 0, Window: 4, Duration: 300 * time.Millisecond}},
+		{"resume", Config{Scenario: "resume", Iterations: 5, Missed: 20}},
+		{"resume json", Config{Scenario: "resume", Iterations: 3, Missed: 10, Codec: "json"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.URL, cfg.Signer = url, signer
+			if runtime.GOOS == "linux" {
+				cfg.ServerPID = os.Getpid() // the node runs in this process
+			}
+			var log bytes.Buffer
+			cfg.Log = &log
+			rep, err := Run(t.Context(), cfg)
+			if err != nil {
+				t.Fatalf("%v\nlog:\n%s", err, log.String())
+			}
+			var table bytes.Buffer
+			if err := rep.WriteTable(&table); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("\n%s", table.String())
+			for _, n := range rep.Notes {
+				if strings.Contains(n, "failed") || strings.Contains(n, "lost") || strings.Contains(n, "refused") || strings.Contains(n, "stopped") {
+					t.Errorf("note: %s", n)
+				}
+			}
+			must := map[string]func(v float64) bool{}
+			switch cfg.Scenario {
+			case "idle":
+				must["connections held"] = func(v float64) bool { return v == float64(cfg.Clients) }
+				if cfg.ServerPID != 0 {
+					must["server RSS growth per connection"] = func(float64) bool { return true }
+				}
+			case "connect":
+				must["connections opened"] = func(v float64) bool { return v == float64(cfg.Clients) }
+			case "echo":
+				must["room_message echo samples"] = func(v float64) bool { return v > 0 }
+				must["ping → pong samples"] = func(v float64) bool { return v > 0 }
+			case "broadcast":
+				must["send → receipt samples"] = func(v float64) bool { return v > 0 }
+			case "resume":
+				must["resumes"] = func(v float64) bool { return v == float64(cfg.Iterations) }
+				must["messages lost"] = func(v float64) bool { return v == 0 }
+				must["messages received twice"] = func(v float64) bool { return v == 0 }
+				must["gaps (replay buffer exceeded)"] = func(v float64) bool { return v == 0 }
+			}
+			must["load client CPU"] = func(v float64) bool { return v >= 0 }
+			for name, ok := range must {
+				found := false
+				for _, m := range rep.Measures {
+					if m.Name == name {
+						found = true
+						if !ok(m.Value) {
+							t.Errorf("%s = %v", name, m.Value)
+						}
+					}
+				}
+				if !found {
+					t.Errorf("no measure %q", name)
+				}
+			}
+		})
+	}
+}
+
+// TestBadTokenGetsAHint: a node that does not trust the load tool's key
+// refuses its tokens, and the error says how to start the node.
+func TestBadTokenGetsAHint(t *testing.T) {
+	url, _ := startNode(t)
+	_, err := Run(t.Context(), Config{Scenario: "echo", Clients: 1, Duration: time.Second, URL: url, Signer: testSigner()})
+	if err == nil || !strings.Contains(err.Error(), "--data-dir") {
+		t.Fatalf("Run with a foreign key: %v, want an error that points at --data-dir", err)
+	}
+}
+
+// TestRateLimitedNodeGetsAHint: the default per-session limits throttle
+// the load, and the error says which flags raise them.
+func TestRateLimitedNodeGetsAHint(t *testing.T) {
+	signer, err := token.LoadOrCreateDevKey(filepath.Join(t.TempDir(), "dev-signing-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := gateway.New(gateway.Config{
+		Verifier:  token.NewKeySet(map[string]ed25519.PublicKey{signer.KeyID(): signer.PublicKey()}),
+		RoomTypes: room.BuiltinTypes(),
+		Limits:    gateway.Limits{MsgRate: 5, MsgBurst: 5, FloodViolations: 100},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/ws", gw)
+	srv := httptest.NewServer(mux)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = gw.Close(ctx)
+		srv.Close()
+	}()
+	_, err = Run(t.Context(), Config{Scenario: "echo", Clients: 1, Duration: time.Second,
+		URL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws", Signer: signer})
+	if err == nil || !strings.Contains(err.Error(), "--msg-rate") {
+		t.Fatalf("Run against a throttled node: %v, want an error that points at --msg-rate", err)
+	}
+}
