@@ -43,10 +43,11 @@ type conn struct {
 	closing   bool     // no more frames are accepted
 	closed    bool     // the socket is closed
 	closeCode protocol.CloseCode
-	closeMsg  []byte // close frame, written after the queue
-	closeNow  bool   // abort right after the close frame: the peer is not listening
-	readDone  bool   // the reader has ended; the last writer closes the socket
-	flushFn   func() // c.flush, made once so that starting a writer allocates nothing
+	closeMsg  []byte      // close frame, written after the queue
+	closeNow  bool        // abort right after the close frame: the peer is not listening
+	readDone  bool        // the reader has ended; the last writer closes the socket
+	flushFn   func()      // c.flush, made once so that starting a writer allocates nothing
+	wbufs     net.Buffers // the writer's batch; a field, so a flush does not allocate it
 }
 
 func newConn(g *Gateway, nc net.Conn, codec protocol.CodecID, now time.Time) *conn {
@@ -155,8 +156,9 @@ func (c *conn) flush() {
 		c.queue, c.spare = c.spare[:0], nil
 		c.mu.Unlock()
 
-		bufs := net.Buffers(batch)
-		n, err := bufs.WriteTo(c.nc)
+		c.wbufs = batch
+		n, err := c.wbufs.WriteTo(c.nc)
+		c.wbufs = nil
 		c.g.metrics.FramesOut.Add(float64(len(batch)))
 		c.g.metrics.BytesOut.Add(float64(n))
 		clear(batch)
@@ -212,15 +214,18 @@ type peerClosed struct{ code ws.StatusCode }
 
 func (p peerClosed) Error() string { return "peer closed" }
 
-// readFrame reads one data message (assembling fragments), answering pings
-// and returning io.EOF on a close frame. buf is reused when large enough.
-func (c *conn) readFrame(buf []byte) ([]byte, ws.OpCode, error) {
+// readFrame reads one data message that starts with header h (assembling
+// fragments), answering pings and returning peerClosed on a close frame.
+// buf is reused when large enough.
+func (c *conn) readFrame(h ws.Header, buf []byte) ([]byte, ws.OpCode, error) {
 	msg := buf[:0]
 	var op ws.OpCode
-	for {
-		h, err := ws.ReadHeader(c.nc)
-		if err != nil {
-			return nil, 0, err
+	for first := true; ; first = false {
+		if !first {
+			var err error
+			if h, err = ws.ReadHeader(c.nc); err != nil {
+				return nil, 0, err
+			}
 		}
 		if !h.Masked {
 			return nil, 0, ws.ErrProtocolMaskRequired

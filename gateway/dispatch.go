@@ -25,8 +25,14 @@ func (c *conn) readLoop() {
 	defer c.finish()
 	var env protocol.Envelope
 	for {
+		// Wait for a frame holding no buffer: an idle connection keeps none.
+		h, err := ws.ReadHeader(c.nc)
+		if err != nil {
+			c.endWith(err)
+			return
+		}
 		bp := c.g.readBufs.Get().(*[]byte)
-		msg, op, err := c.readFrame(*bp)
+		msg, op, err := c.readFrame(h, *bp)
 		if err == nil && (op == ws.OpBinary) != c.codec.Codec().Binary() {
 			err = tandem.Errorf(tandem.EInvalid, "frame of type %d on subprotocol %s", op, c.codec.Codec().Name())
 		}

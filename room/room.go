@@ -67,7 +67,9 @@ type Config struct {
 	// EmptyTimeout closes the room after it has had no members this long
 	// (0: never).
 	EmptyTimeout time.Duration
-	// MailboxSize bounds the inputs waiting for the room (default 1024).
+	// MailboxSize bounds the inputs waiting for the room (default 64: a
+	// full mailbox makes senders wait, and every slot costs memory for the
+	// room's whole life).
 	MailboxSize int
 	Logger      *slog.Logger
 	// OnClose runs on the room goroutine after Shutdown.
@@ -178,7 +180,7 @@ func New(cfg Config) (*Room, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.MailboxSize <= 0 {
-		cfg.MailboxSize = 1024
+		cfg.MailboxSize = 64
 	}
 	if cfg.ReplayCount <= 0 {
 		cfg.ReplayCount = 1024
