@@ -67,9 +67,8 @@ type Config struct {
 	// EmptyTimeout closes the room after it has had no members this long
 	// (0: never).
 	EmptyTimeout time.Duration
-	// MailboxSize bounds the inputs waiting for the room (default 64: a
-	// full mailbox makes senders wait, and every slot costs memory for the
-	// room's whole life).
+	// MailboxSize bounds the inputs waiting for the room (default 64; a
+	// full mailbox makes senders wait).
 	MailboxSize int
 	Logger      *slog.Logger
 	// OnClose runs on the room goroutine after Shutdown.
@@ -151,7 +150,7 @@ type Room struct {
 	log     *slog.Logger
 	rng     *rand.Rand
 
-	mailbox chan input
+	mailbox chan *input // pointers: a slot costs 8 bytes, not an input
 	done    chan struct{} // closed when the room goroutine ends
 
 	// Owned by the room goroutine.
@@ -193,7 +192,7 @@ func New(cfg Config) (*Room, error) {
 		handler: cfg.Type.New(),
 		log:     cfg.Logger.With("room", cfg.ID, "room_type", cfg.Type.Name),
 		rng:     rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
-		mailbox: make(chan input, cfg.MailboxSize),
+		mailbox: make(chan *input, cfg.MailboxSize),
 		done:    make(chan struct{}),
 		buffer:  NewReplayBuffer[*frame](cfg.ReplayCount, cfg.ReplayBytes),
 		now:     cfg.Clock(),
@@ -225,7 +224,7 @@ func (r *Room) Run(ctx context.Context) {
 		select {
 		case in := <-r.mailbox:
 			in.At = r.cfg.Clock()
-			r.apply(in)
+			r.apply(*in)
 		case <-tick:
 			start := r.cfg.Clock()
 			r.apply(input{Input: Input{Kind: InputTick, At: start}})
@@ -260,7 +259,7 @@ func (r *Room) post(ctx context.Context, in input) error {
 	default:
 	}
 	select {
-	case r.mailbox <- in:
+	case r.mailbox <- &in:
 	case <-r.done:
 		return r.errEnded()
 	case <-ctx.Done():
@@ -338,7 +337,7 @@ func (r *Room) refuseQueued() {
 	for {
 		select {
 		case in := <-r.mailbox:
-			r.refuseClosed(in)
+			r.refuseClosed(*in)
 		default:
 			return
 		}
