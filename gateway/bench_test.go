@@ -2,15 +2,11 @@ package gateway_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,6 +16,7 @@ import (
 	"github.com/gobwas/ws/wsutil"
 	"github.com/tandemhq/tandem"
 	"github.com/tandemhq/tandem/gateway"
+	"github.com/tandemhq/tandem/internal/realtimetest"
 	"github.com/tandemhq/tandem/protocol"
 	"github.com/tandemhq/tandem/room"
 	"github.com/tandemhq/tandem/token"
@@ -65,29 +62,11 @@ type fanoutNode struct {
 }
 
 func startFanoutNode(tb testing.TB) *fanoutNode {
-	_, priv, _ := ed25519.GenerateKey(nil)
-	signer := token.NewSigner("bench", priv)
-	gw, err := gateway.New(gateway.Config{
-		Node:      "bench",
-		Verifier:  token.NewKeySet(map[string]ed25519.PublicKey{"bench": signer.PublicKey()}),
-		RoomTypes: room.BuiltinTypes(),
-		Heartbeat: time.Hour, // no pings in the measurement
+	rt := realtimetest.Start(tb, nil, func(c *gateway.Config) {
+		c.Node = "bench"
+		c.Heartbeat = time.Hour // no pings in the measurement
 	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/ws", gw)
-	srv := httptest.NewServer(mux)
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := gw.Close(ctx); err != nil {
-			tb.Errorf("close gateway: %v", err)
-		}
-		srv.Close()
-	})
-	return &fanoutNode{url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws", signer: signer}
+	return &fanoutNode{url: rt.URL, signer: rt.Signer}
 }
 
 // fanoutRoom is a relay room whose first member sends and every member

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,8 +17,8 @@ import (
 	"github.com/gobwas/ws/wsutil"
 	"github.com/tandemhq/tandem"
 	"github.com/tandemhq/tandem/gateway"
+	"github.com/tandemhq/tandem/internal/realtimetest"
 	"github.com/tandemhq/tandem/protocol"
-	"github.com/tandemhq/tandem/room"
 	"github.com/tandemhq/tandem/token"
 	"go.uber.org/goleak"
 )
@@ -36,38 +35,18 @@ type node struct {
 
 func startNode(t *testing.T, edit func(*gateway.Config)) *node {
 	t.Helper()
-	_, priv, _ := ed25519.GenerateKey(nil)
-	signer := token.NewSigner("test", priv)
-	cfg := gateway.Config{
-		Node:      "n1",
-		Verifier:  token.NewKeySet(map[string]ed25519.PublicKey{"test": signer.PublicKey()}),
-		RoomTypes: room.BuiltinTypes(),
-		Heartbeat: time.Second,
-		RPCs: map[string]tandem.RPC{
+	rt := realtimetest.Start(t, nil, func(cfg *gateway.Config) {
+		cfg.Heartbeat = time.Second
+		cfg.RPCs = map[string]tandem.RPC{
 			"echo": func(_ context.Context, p *tandem.Player, data []byte) ([]byte, error) {
 				return append([]byte(p.ID+":"), data...), nil
 			},
-		},
-	}
-	if edit != nil {
-		edit(&cfg)
-	}
-	gw, err := gateway.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/ws", gw)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := gw.Close(ctx); err != nil {
-			t.Errorf("close gateway: %v", err)
 		}
-		srv.Close()
+		if edit != nil {
+			edit(cfg)
+		}
 	})
-	return &node{gw: gw, srv: srv, signer: signer, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"}
+	return &node{gw: rt.Gateway, srv: rt.Server, signer: rt.Signer, url: rt.URL}
 }
 
 func (n *node) token(t *testing.T, player string) string {

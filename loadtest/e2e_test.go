@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/gateway"
+	"github.com/tandemhq/tandem/internal/realtimetest"
 	"github.com/tandemhq/tandem/room"
 	"github.com/tandemhq/tandem/token"
 )
@@ -27,26 +28,8 @@ func startNode(t *testing.T) (string, *token.Signer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := gateway.New(gateway.Config{
-		Node:      "n1",
-		Verifier:  token.NewKeySet(map[string]ed25519.PublicKey{signer.KeyID(): signer.PublicKey()}),
-		RoomTypes: room.BuiltinTypes(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/ws", gw)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := gw.Close(ctx); err != nil {
-			t.Errorf("close gateway: %v", err)
-		}
-		srv.Close()
-	})
-	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws", signer
+	n := realtimetest.Start(t, signer, nil)
+	return n.URL, n.Signer
 }
 
 // TestEveryScenarioRunsAgainstANode runs each scenario with tiny counts. It
