@@ -150,7 +150,7 @@ type Room struct {
 	log     *slog.Logger
 	rng     *rand.Rand
 
-	mailbox chan *input // pointers: a slot costs 8 bytes, not an input
+	mailbox chan *input   // pointers: a slot costs 8 bytes, not an input
 	done    chan struct{} // closed when the room goroutine ends
 
 	// Owned by the room goroutine.
