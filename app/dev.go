@@ -106,6 +106,18 @@ func runToken(_ context.Context, args []string, env Env, stdio Stdio, _ Options)
 	if err := parse(tokenFlags(&c, stdio.Stderr), args, env); err != nil {
 		return err
 	}
+	if c.PublicKey {
+		signer, err := loadDevSigner(c.DataDir)
+		if err != nil {
+			return fmt.Errorf("dev key: %w", err)
+		}
+		pem, err := token.MarshalPublicKeyPEM(signer.PublicKey())
+		if err != nil {
+			return err
+		}
+		_, err = stdio.Stdout.Write(pem)
+		return err
+	}
 	if c.Player == "" {
 		return usageError{errors.New("--player is required")}
 	}

@@ -124,10 +124,11 @@ func devFlags(c *devConfig, stderr io.Writer) *flagSet {
 
 // tokenConfig is the configuration of `tandem token`.
 type tokenConfig struct {
-	DataDir string
-	Player  string
-	Name    string
-	TTL     time.Duration
+	DataDir   string
+	Player    string
+	Name      string
+	TTL       time.Duration
+	PublicKey bool
 }
 
 func tokenFlags(c *tokenConfig, stderr io.Writer) *flagSet {
@@ -141,6 +142,8 @@ func tokenFlags(c *tokenConfig, stderr io.Writer) *flagSet {
 		"player name in the token")
 	f.Duration(&c.TTL, "ttl", 10*time.Minute,
 		"token lifetime, at most 10m")
+	f.Bool(&c.PublicKey, "public-key", false,
+		"print the dev key's public half (PEM, for tandem realtime --token-keys) instead of a token")
 	return f
 }
 
