@@ -64,6 +64,12 @@ func examples() []example {
 			RoomId: exRoom,
 			Reason: protocol.LeaveReason_LEAVE_REASON_ROOM_CLOSED,
 		}}}},
+		{"leave_while_away", &protocol.Envelope{Seq: 6, Body: &protocol.Envelope_Leave{Leave: &protocol.Leave{
+			RoomId: exRoom,
+			Reason: protocol.LeaveReason_LEAVE_REASON_ROOM_CLOSED,
+			State:  []byte(`{"winner":"alice"}`),
+			Missed: true,
+		}}}},
 		{"room_message", &protocol.Envelope{Cid: 4, Seq: 3, Body: &protocol.Envelope_RoomMessage{RoomMessage: &protocol.RoomMessage{
 			RoomId:   exRoom,
 			Topic:    "chat",

@@ -1107,12 +1107,18 @@ func (x *Joined) GetPlayers() []string {
 	return nil
 }
 
-// Client -> server: leave a room. Server -> client (in the room stream):
-// the player is no longer in the room, with the reason.
+// Client -> server: leave a room. Server -> client (on the session stream,
+// after every frame of the room's stream): the player is no longer in the
+// room, with the reason.
 type Leave struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RoomId        string                 `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
-	Reason        LeaveReason            `protobuf:"varint,2,opt,name=reason,proto3,enum=tandem.v1.LeaveReason" json:"reason,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	RoomId string                 `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	Reason LeaveReason            `protobuf:"varint,2,opt,name=reason,proto3,enum=tandem.v1.LeaveReason" json:"reason,omitempty"`
+	// Server -> client, when the player was disconnected as it left: the
+	// room's final snapshot for this player. The room frames it missed are
+	// not replayed after a leave; this state takes their place.
+	State         []byte `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	Missed        bool   `protobuf:"varint,4,opt,name=missed,proto3" json:"missed,omitempty"` // true: the client may have missed frames of this room
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1159,6 +1165,20 @@ func (x *Leave) GetReason() LeaveReason {
 		return x.Reason
 	}
 	return LeaveReason_LEAVE_REASON_UNSPECIFIED
+}
+
+func (x *Leave) GetState() []byte {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+func (x *Leave) GetMissed() bool {
+	if x != nil {
+		return x.Missed
+	}
+	return false
 }
 
 type RoomMessage struct {
@@ -2342,10 +2362,12 @@ const file_tandem_proto_rawDesc = "" +
 	"\x05epoch\x18\x03 \x01(\rR\x05epoch\x12\x10\n" +
 	"\x03seq\x18\x04 \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05state\x18\x05 \x01(\fR\x05state\x12\x18\n" +
-	"\aplayers\x18\x06 \x03(\tR\aplayers\"P\n" +
+	"\aplayers\x18\x06 \x03(\tR\aplayers\"~\n" +
 	"\x05Leave\x12\x17\n" +
 	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12.\n" +
-	"\x06reason\x18\x02 \x01(\x0e2\x16.tandem.v1.LeaveReasonR\x06reason\"\xa5\x01\n" +
+	"\x06reason\x18\x02 \x01(\x0e2\x16.tandem.v1.LeaveReasonR\x06reason\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\fR\x05state\x12\x16\n" +
+	"\x06missed\x18\x04 \x01(\bR\x06missed\"\xa5\x01\n" +
 	"\vRoomMessage\x12\x17\n" +
 	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12\x14\n" +
 	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\x12\n" +

@@ -47,3 +47,21 @@ func TestFramesTheJoinHookSendsReachTheJoinerAfterItsJoinedReply(t *testing.T) {
 		t.Errorf("alice's welcomes (-want +got):\n%s", diff)
 	}
 }
+
+func TestLeaveWhileAwayCarriesTheFinalStateInsteadOfASilentGap(t *testing.T) {
+	s := newScript(t, Config{Type: Type{Name: "greet", New: func() Handler { return greeter{} }}})
+	alice := s.join("alice", protocol.CodecJSON)
+	bob := s.join("bob", protocol.CodecJSON)
+	s.disconnect("alice")
+	s.leave("alice", protocol.LeaveReason_LEAVE_REASON_KICKED)
+	s.leave("bob", protocol.LeaveReason_LEAVE_REASON_REQUESTED)
+
+	away := alice.lastReply(t).GetLeave()
+	if !away.GetMissed() || string(away.GetState()) != "players:2" {
+		t.Errorf("leave while away = %v, want missed with the room's state for alice", away)
+	}
+	present := bob.lastReply(t).GetLeave()
+	if present.GetMissed() || present.GetState() != nil {
+		t.Errorf("leave while connected = %v, want no state", present)
+	}
+}

@@ -470,13 +470,19 @@ func (r *Room) leave(playerID string, reason protocol.LeaveReason) {
 		return
 	}
 	m := r.members[i]
+	leave := &protocol.Leave{RoomId: r.cfg.ID, Reason: reason}
+	if !m.connected && m.conn != nil {
+		// The room stream is not replayed after a leave: a member that is
+		// away gets the final state instead of a silent gap.
+		leave.State, leave.Missed = r.handler.Snapshot(r, m.player), true
+	}
 	r.members = slices.Delete(r.members, i, i+1)
 	if len(r.members) == 0 {
 		r.empty = r.now
 	}
 	if m.conn != nil {
 		m.conn.LeftRoom(r.cfg.ID)
-		m.conn.Reply(&protocol.Envelope{Body: &protocol.Envelope_Leave{Leave: &protocol.Leave{RoomId: r.cfg.ID, Reason: reason}}})
+		m.conn.Reply(&protocol.Envelope{Body: &protocol.Envelope_Leave{Leave: leave}})
 	}
 	r.event(playerID, protocol.RoomEventKind_ROOM_EVENT_LEFT, reason)
 	r.handler.Leave(r, m.player, reason)

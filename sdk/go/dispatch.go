@@ -94,7 +94,7 @@ func (c *Client) dispatchSession(env *protocol.Envelope) *ServerError {
 		}
 		c.leftRoom(r)
 		c.mu.Unlock()
-		c.emit(&Left{Room: r, Reason: b.Leave.GetReason()})
+		c.emit(&Left{Room: r, Reason: b.Leave.GetReason(), Missed: b.Leave.GetMissed(), State: b.Leave.GetState()})
 	default:
 		p := c.takePending(env.GetCid())
 		c.mu.Unlock()
@@ -145,7 +145,7 @@ func (c *Client) dispatchRoom(env *protocol.Envelope) {
 		ev = &Gap{Room: r, FromSeq: g.GetFromSeq(), Seq: g.GetSeq(), Epoch: g.GetEpoch(), State: g.GetState()}
 	case *protocol.Envelope_Leave:
 		c.leftRoom(r)
-		ev = &Left{Room: r, Reason: b.Leave.GetReason()}
+		ev = &Left{Room: r, Reason: b.Leave.GetReason(), Missed: b.Leave.GetMissed(), State: b.Leave.GetState()}
 	default:
 		c.log.Debug("tandem: room frame ignored", "room", id, "body", fmt.Sprintf("%T", b))
 	}

@@ -74,6 +74,11 @@ type Gap struct {
 type Left struct {
 	Room   *Room
 	Reason protocol.LeaveReason
+	// Missed is true when the player was away as it left: frames of the
+	// room may have been missed, and State is the room's final state for
+	// the player in their place.
+	Missed bool
+	State  []byte
 }
 
 // Notice is a server notice on the session stream.
