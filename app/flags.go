@@ -111,9 +111,9 @@ type devConfig struct {
 
 func devFlags(c *devConfig, stderr io.Writer) *flagSet {
 	f := newFlagSet("dev", stderr)
-	f.summary = "Runs the web server, one realtime node and an in-process bus on one machine, with a SQLite database."
+	f.summary = "Runs one realtime node and a small web page in one process, with a dev token signing key in --data-dir."
 	f.String(&c.DataDir, "data-dir", "./tandem-data",
-		"directory for the SQLite database and the token signing key (created 0700)")
+		"directory for the dev token signing key and, later, the SQLite database (created 0700)")
 	f.String(&c.WebListen, "web-listen", "127.0.0.1:7700",
 		"address of the web server: admin UI and player API (host:port; port 0 picks a free one)")
 	f.String(&c.RealtimeListen, "realtime-listen", "127.0.0.1:7701",
@@ -135,7 +135,7 @@ func tokenFlags(c *tokenConfig, stderr io.Writer) *flagSet {
 	f := newFlagSet("token", stderr)
 	f.summary = "Prints a realtime token signed with the dev key of --data-dir, for trying a node without the web server."
 	f.String(&c.DataDir, "data-dir", "./tandem-data",
-		"directory for the SQLite database and the token signing key (created 0700)")
+		"directory for the dev token signing key and, later, the SQLite database (created 0700)")
 	f.String(&c.Player, "player", "",
 		"player id the token is for (its sub claim)")
 	f.String(&c.Name, "name", "",
@@ -176,7 +176,7 @@ func loadtestFlags(c *loadtestConfig, stderr io.Writer) *flagSet {
 	// The same flag as tandem dev's and tandem token's: the load tool signs
 	// the players' tokens with the dev key of the node's data directory.
 	f.String(&c.DataDir, "data-dir", "./tandem-data",
-		"directory for the SQLite database and the token signing key (created 0700)")
+		"directory for the dev token signing key and, later, the SQLite database (created 0700)")
 	f.String(&c.Scenario, "scenario", "echo",
 		"idle, connect, echo, broadcast or resume")
 	f.String(&c.Codec, "codec", "proto",
