@@ -115,7 +115,7 @@ func devFlags(c *devConfig, stderr io.Writer) *flagSet {
 	f.String(&c.DataDir, "data-dir", "./tandem-data",
 		"directory for the dev token signing key and, later, the SQLite database (created 0700)")
 	f.String(&c.WebListen, "web-listen", "127.0.0.1:7700",
-		"address of the web server: admin UI and player API (host:port; port 0 picks a free one)")
+		"address of the web side: today a small page, later the admin UI and player API (host:port; port 0 picks a free one)")
 	f.String(&c.RealtimeListen, "realtime-listen", "127.0.0.1:7701",
 		"address of the realtime node (host:port; port 0 picks a free one)")
 	registerNodeFlags(f, &c.Node)
