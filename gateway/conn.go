@@ -24,6 +24,7 @@ type conn struct {
 
 	// Liveness, read by the sweeper.
 	lastRead atomic.Int64 // unix nanoseconds
+	framed   atomic.Bool  // a whole frame arrived: the connect timeout is met, however long auth takes
 	sess     atomic.Pointer[session.Session]
 
 	// Owned by the reader goroutine.
@@ -249,11 +250,16 @@ func (c *conn) readFrame(h ws.Header, buf []byte) ([]byte, ws.OpCode, error) {
 		case ws.OpClose:
 			code, _ := ws.ParseCloseFrameData(msg[start:])
 			return nil, ws.OpClose, peerClosed{code: code}
-		case ws.OpPing:
+		case ws.OpPing, ws.OpPong:
+			// RFC 6455: control frames carry at most 125 bytes, unfragmented.
+			if h.Length > 125 || !h.Fin {
+				return nil, 0, ws.ErrProtocolControlPayloadOverflow
+			}
+			if h.OpCode == ws.OpPong {
+				msg = msg[:start]
+				continue
+			}
 			c.Send(controlFrame(ws.OpPong, msg[start:]))
-			msg = msg[:start]
-			continue
-		case ws.OpPong:
 			msg = msg[:start]
 			continue
 		case ws.OpText, ws.OpBinary:

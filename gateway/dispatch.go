@@ -15,6 +15,10 @@ import (
 	"github.com/tandemhq/tandem/session"
 )
 
+// maxRecipients bounds a room_message's recipient list, which rooms scan
+// for every member.
+const maxRecipients = 64
+
 // ackEvery is how many reliable frames the server takes before it sends an
 // ack_frame unasked.
 const ackEvery = 32
@@ -37,6 +41,7 @@ func (c *conn) readLoop() {
 			err = tandem.Errorf(tandem.EInvalid, "frame of type %d on subprotocol %s", op, c.codec.Codec().Name())
 		}
 		if err == nil {
+			c.framed.Store(true)
 			c.g.metrics.FramesIn.Inc()
 			err = c.handle(msg, &env)
 		}
@@ -155,7 +160,8 @@ func (c *conn) handle(msg []byte, env *protocol.Envelope) error {
 	if s == nil {
 		return c.connect(env)
 	}
-	if c.confirmPending {
+	if _, ack := env.Body.(*protocol.Envelope_AckFrame); ack && c.confirmPending {
+		// The client acknowledges connected, so it holds the new token.
 		c.confirmPending = false
 		s.ConfirmToken(c)
 	}
@@ -256,6 +262,10 @@ func (c *conn) apply(s *session.Session, cid uint64, body any) {
 		}
 	case *protocol.Envelope_RoomMessage:
 		m := b.RoomMessage
+		if len(m.GetTo()) > maxRecipients {
+			fail(tandem.Errorf(tandem.EInvalid, "at most %d recipients in a list", maxRecipients))
+			return
+		}
 		l, ok := s.Room(m.GetRoomId())
 		if !ok {
 			fail(tandem.Errorf(tandem.ENotInRoom, "not in room %q", m.GetRoomId()))

@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -114,6 +115,8 @@ type Gateway struct {
 
 	// readBufs recycles frame read buffers, so an idle connection holds none.
 	readBufs sync.Pool
+
+	sweeping atomic.Bool // a session sweep is running
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
@@ -289,7 +292,7 @@ func (g *Gateway) sweep() {
 			for _, c := range g.connsSnapshot() {
 				c.check(now, silence)
 			}
-			g.metrics.HeldSeats.Set(float64(g.sessions.Sweep(g.ctx, now)))
+			g.sweepSessions(now)
 			for typ, n := range g.rooms.Count() {
 				g.metrics.Rooms.WithLabelValues(typ).Set(float64(n))
 			}
@@ -297,11 +300,26 @@ func (g *Gateway) sweep() {
 	}
 }
 
+// sweepSessions ends the sessions whose seat hold expired, on a goroutine
+// of its own: ending one waits for its rooms and the game's SessionEnd hook,
+// which must not hold up the heartbeats of every other connection.
+func (g *Gateway) sweepSessions(now time.Time) {
+	if !g.sweeping.CompareAndSwap(false, true) {
+		return
+	}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		defer g.sweeping.Store(false)
+		g.metrics.HeldSeats.Set(float64(g.sessions.Sweep(g.ctx, now)))
+	}()
+}
+
 // check applies the timed rules to one connection.
 func (c *conn) check(now time.Time, silence time.Duration) {
 	s := c.sess.Load()
 	switch {
-	case s == nil && now.Sub(c.born) > c.g.cfg.ConnectTimeout:
+	case s == nil && !c.framed.Load() && now.Sub(c.born) > c.g.cfg.ConnectTimeout:
 		c.g.metrics.LimitViolations.WithLabelValues("connect_timeout").Inc()
 		c.Close(protocol.CloseConnectTimeout, "no connect frame in time")
 	case s != nil && now.UnixNano()-c.lastRead.Load() > int64(silence):

@@ -1,7 +1,9 @@
 package room
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/tandemhq/tandem"
@@ -64,4 +66,38 @@ func TestLeaveWhileAwayCarriesTheFinalStateInsteadOfASilentGap(t *testing.T) {
 	if present.GetMissed() || present.GetState() != nil {
 		t.Errorf("leave while connected = %v, want no state", present)
 	}
+}
+
+// bomb panics when a member sends it anything.
+type bomb struct{ Base }
+
+func (bomb) Message(*Room, *tandem.Player, Message) { panic("boom") }
+
+func TestAPanickingHandlerClosesItsRoomAndNotTheNode(t *testing.T) {
+	m, err := NewManager(ManagerConfig{Types: []Type{{Name: "bomb", New: func() Handler { return bomb{} }}}, Encoder: encode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(context.Background())
+	r, err := m.Create("bomb", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := newMember(t, "alice", protocol.CodecJSON)
+	if err := r.Join(context.Background(), alice, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "alice joined", func() bool { return len(alice.Replies()) == 1 })
+	if err := r.Submit(context.Background(), "alice", Message{Topic: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the room did not end after its handler panicked")
+	}
+	if got := alice.lastReply(t).GetLeave().GetReason(); got != protocol.LeaveReason_LEAVE_REASON_ROOM_CLOSED {
+		t.Errorf("alice's last reply: %v, want leave ROOM_CLOSED", alice.lastReply(t))
+	}
+	eventually(t, "the manager forgot the room", func() bool { return m.Len() == 0 })
 }

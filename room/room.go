@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -30,9 +31,11 @@ type Member interface {
 	Deliver(frame []byte)
 	// Reply sends a frame on the member's own session stream.
 	Reply(env *protocol.Envelope)
-	// JoinedRoom tells the session it is now in the room. It returns false
-	// when the session's connection is down (the member starts disconnected).
-	JoinedRoom(l Link) bool
+	// JoinedRoom tells the session it is now in the room. connected is
+	// false when the session's connection is down (the member starts
+	// disconnected); ok is false when the session has ended meanwhile (the
+	// join is dropped).
+	JoinedRoom(l Link) (connected, ok bool)
 	// LeftRoom tells the session it is no longer in the room.
 	LeftRoom(roomID string)
 }
@@ -224,19 +227,19 @@ func (r *Room) Run(ctx context.Context) {
 		select {
 		case in := <-r.mailbox:
 			in.At = r.cfg.Clock()
-			r.apply(*in)
+			r.safeApply(*in)
 		case <-tick:
 			start := r.cfg.Clock()
-			r.apply(input{Input: Input{Kind: InputTick, At: start}})
+			r.safeApply(input{Input: Input{Kind: InputTick, At: start}})
 			if r.cfg.TickObserver != nil {
 				r.cfg.TickObserver(r.cfg.Clock().Sub(start), r.cfg.Type.TickInterval())
 			}
 		case now := <-sweep:
 			if len(r.members) == 0 && now.Sub(r.empty) >= r.cfg.EmptyTimeout {
-				r.apply(input{Input: Input{Kind: InputClose, At: r.cfg.Clock()}})
+				r.safeApply(input{Input: Input{Kind: InputClose, At: r.cfg.Clock()}})
 			}
 		case <-ctx.Done():
-			r.apply(input{Input: Input{Kind: InputClose, At: r.cfg.Clock()}})
+			r.safeApply(input{Input: Input{Kind: InputClose, At: r.cfg.Clock()}})
 		}
 	}
 	// Inputs that raced with the close are answered, not dropped silently:
@@ -353,6 +356,47 @@ func (r *Room) refuseClosed(in input) {
 	}
 }
 
+// safeApply applies an input; a panic in game code closes this room
+// instead of taking down the node with every other room.
+func (r *Room) safeApply(in input) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		r.log.Error("room handler panicked; closing the room", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		if in.Kind == InputJoin && in.member != nil && r.member(in.Player.ID) == nil {
+			in.member.Reply(errorReply(in.Cid, tandem.Errorf(tandem.EInternal, "room %s failed", r.cfg.ID)))
+		}
+		r.abandon()
+		if in.done != nil {
+			close(in.done)
+		}
+	}()
+	r.apply(in)
+}
+
+// abandon ends a room whose handler failed, without calling it again:
+// every member gets its leave (with missed set, since the room's state
+// cannot be trusted for a snapshot).
+func (r *Room) abandon() {
+	members := r.members
+	r.members = nil
+	for _, m := range members {
+		if m.conn != nil {
+			m.conn.LeftRoom(r.cfg.ID)
+			m.conn.Reply(&protocol.Envelope{Body: &protocol.Envelope_Leave{Leave: &protocol.Leave{
+				RoomId: r.cfg.ID, Reason: protocol.LeaveReason_LEAVE_REASON_ROOM_CLOSED, Missed: !m.connected,
+			}}})
+		}
+	}
+	r.closing = true
+	r.publishInfo()
+	if r.cfg.OnClose != nil {
+		r.cfg.OnClose(r)
+	}
+}
+
 // apply is the room's state machine: one input at a time, on the room
 // goroutine (or in Replay).
 func (r *Room) apply(in input) {
@@ -430,11 +474,16 @@ func (r *Room) join(in input) {
 	// includes what the hook did; frames the hook sent to the joiner are
 	// held back and follow the reply (as Colyseus does).
 	m := &member{player: p, conn: in.member, epoch: 1, pending: true}
+	if in.member != nil {
+		var ok bool
+		if m.connected, ok = in.member.JoinedRoom(r); !ok {
+			// The session ended while the join waited in the mailbox: no
+			// one would ever tell the room it left.
+			return
+		}
+	}
 	r.members = append(r.members, m)
 	r.empty = time.Time{}
-	if in.member != nil {
-		m.connected = in.member.JoinedRoom(r)
-	}
 	r.event(p.ID, protocol.RoomEventKind_ROOM_EVENT_JOINED, 0)
 	m.joinSeq = r.seq
 	r.handler.Join(r, p)

@@ -83,11 +83,11 @@ func (c *captureMember) Reply(env *protocol.Envelope) {
 	c.replies = append(c.replies, env)
 }
 
-func (c *captureMember) JoinedRoom(l Link) bool {
+func (c *captureMember) JoinedRoom(l Link) (bool, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.links = append(c.links, l)
-	return !c.down
+	return !c.down, true
 }
 
 func (c *captureMember) LeftRoom(roomID string) {
@@ -813,13 +813,13 @@ type sinkMember struct {
 	last   []byte
 }
 
-func (s *sinkMember) Player() *tandem.Player   { return &s.player }
-func (s *sinkMember) Codec() protocol.CodecID  { return s.codec }
-func (s *sinkMember) RTT() time.Duration       { return 0 }
-func (s *sinkMember) Deliver(frame []byte)     { s.last = frame }
-func (s *sinkMember) Reply(*protocol.Envelope) {}
-func (s *sinkMember) JoinedRoom(Link) bool     { return true }
-func (s *sinkMember) LeftRoom(string)          {}
+func (s *sinkMember) Player() *tandem.Player       { return &s.player }
+func (s *sinkMember) Codec() protocol.CodecID      { return s.codec }
+func (s *sinkMember) RTT() time.Duration           { return 0 }
+func (s *sinkMember) Deliver(frame []byte)         { s.last = frame }
+func (s *sinkMember) Reply(*protocol.Envelope)     {}
+func (s *sinkMember) JoinedRoom(Link) (bool, bool) { return true, true }
+func (s *sinkMember) LeftRoom(string)              {}
 
 // broadcastRoom returns a room with n connected members, half of them on
 // each codec, whose replay buffer has reached its steady size.

@@ -183,18 +183,19 @@ func (g *Registry) End(ctx context.Context, s *Session, reason protocol.LeaveRea
 // EndFrom ends the session like End, but only while connection c is
 // still the session's connection.
 func (g *Registry) EndFrom(ctx context.Context, s *Session, c Conn, reason protocol.LeaveReason, code protocol.CloseCode, why string) {
-	s.mu.Lock()
-	owns := s.conn == c
-	s.mu.Unlock()
-	if owns {
-		g.end(ctx, s, reason, code, why)
-	}
+	g.endIf(ctx, s, func() bool { return s.conn == c }, reason, code, why)
 }
 
 func (g *Registry) end(ctx context.Context, s *Session, reason protocol.LeaveReason, code protocol.CloseCode, why string) {
+	g.endIf(ctx, s, nil, reason, code, why)
+}
+
+// endIf ends the session if cond (checked under the session's lock; nil:
+// always) holds.
+func (g *Registry) endIf(ctx context.Context, s *Session, cond func() bool, reason protocol.LeaveReason, code protocol.CloseCode, why string) {
 	g.mu.Lock()
 	s.mu.Lock()
-	if s.ended {
+	if s.ended || (cond != nil && !cond()) {
 		s.mu.Unlock()
 		g.mu.Unlock()
 		return
@@ -247,8 +248,11 @@ func (g *Registry) Sweep(ctx context.Context, now time.Time) int {
 	}
 	g.mu.Unlock()
 	for _, s := range expired {
-		s.log.Info("seat hold expired")
-		g.end(ctx, s, protocol.LeaveReason_LEAVE_REASON_SEAT_EXPIRED, 0, "")
+		// Checked again under the lock: a resume may have come in since.
+		stillHeld := func() bool {
+			return s.conn == nil && !s.heldSince.IsZero() && now.Sub(s.heldSince) >= g.cfg.SeatHold
+		}
+		g.endIf(ctx, s, stillHeld, protocol.LeaveReason_LEAVE_REASON_SEAT_EXPIRED, 0, "seat hold expired")
 	}
 	return held
 }

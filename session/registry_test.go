@@ -188,3 +188,12 @@ func TestResumeRefusesAnotherPlayersToken(t *testing.T) {
 		t.Errorf("resume with another player's token: %v, want not_found", err)
 	}
 }
+
+func TestAJoinThatArrivesAfterTheSessionEndedIsRefused(t *testing.T) {
+	g := newRegistry(time.Minute)
+	first, _, _ := open(t, g, "p")
+	open(t, g, "p") // ends the first session
+	if _, ok := first.JoinedRoom(nil); ok {
+		t.Error("an ended session accepted a room: the room would keep a member nobody removes")
+	}
+}

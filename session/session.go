@@ -115,14 +115,18 @@ func (s *Session) Reply(env *protocol.Envelope) {
 }
 
 // JoinedRoom records that the session is in a room. It reports whether a
-// connection is attached.
-func (s *Session) JoinedRoom(l room.Link) bool {
+// connection is attached, and false for ok when the session has ended (the
+// room then drops the join: nobody would tell it the player left).
+func (s *Session) JoinedRoom(l room.Link) (connected, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.ended {
+		return false, false
+	}
 	if !slices.ContainsFunc(s.rooms, func(x room.Link) bool { return x.ID() == l.ID() }) {
 		s.rooms = append(s.rooms, l)
 	}
-	return s.conn != nil
+	return s.conn != nil, true
 }
 
 // LeftRoom records that the session left a room.
