@@ -107,10 +107,15 @@ func (m *Manager) Create(typeName string, options []byte) (*Room, error) {
 		return nil, err
 	}
 	m.mu.Lock()
+	if m.draining {
+		// Close began while Init ran: the room never starts.
+		m.mu.Unlock()
+		return nil, tandem.Errorf(tandem.EUnavailable, "node is draining")
+	}
 	m.rooms[id] = r
 	m.order = append(m.order, r)
+	m.wg.Add(1) // under the lock that Close takes first, so never during its Wait
 	m.mu.Unlock()
-	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		r.Run(m.ctx)
