@@ -387,7 +387,12 @@ func (g *Gateway) Close(ctx context.Context) error {
 		for _, c := range g.connsSnapshot() {
 			c.abort()
 		}
-		<-done
+		// Aborted sockets end their readers at once; a reader stuck in a
+		// game's RPC or hook that ignores its context is not waited for.
+		select {
+		case <-done:
+		case <-time.After(g.cfg.CloseGrace):
+		}
 		return ctx.Err()
 	}
 }
