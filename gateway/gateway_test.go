@@ -349,3 +349,27 @@ func TestSecondLoginEndsTheFirstWithDuplicateSession(t *testing.T) {
 		t.Errorf("first session closed with %d, want duplicate_session", got)
 	}
 }
+
+func TestBackToBackJoinsCannotPassMaxRooms(t *testing.T) {
+	n := startNode(t, func(c *gateway.Config) { c.Limits.MaxRooms = 4 })
+	c := dialRaw(t, n.url, protocol.CodecBinary)
+	c.connect(n.token(t, "p"))
+	for i := range 6 {
+		c.reliable(&protocol.Envelope{Cid: uint64(100 + i), Body: &protocol.Envelope_Join{Join: &protocol.Join{
+			Mode: protocol.JoinMode_JOIN_MODE_CREATE, RoomType: "relay",
+		}}})
+	}
+	joined, refused := 0, 0
+	for joined+refused < 6 {
+		env := c.recv()
+		switch {
+		case env.GetJoined() != nil:
+			joined++
+		case tandem.ErrorCode(env.GetError().GetCode()) == tandem.EQuotaExceeded:
+			refused++
+		}
+	}
+	if joined != 4 || refused != 2 {
+		t.Errorf("%d joined and %d refused, want 4 and 2", joined, refused)
+	}
+}

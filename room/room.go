@@ -281,10 +281,21 @@ func (r *Room) errEnded() error {
 	return tandem.Errorf(tandem.ENotFound, "room %s has ended", r.cfg.ID)
 }
 
-// Join asks the room to add a member. The answer (joined or an error) goes
-// to m.Reply with cid.
+// Join asks the room to add a member and returns once the room has
+// applied it, so the session's room count is exact for its next request.
+// The answer (joined or an error) goes to m.Reply with cid.
 func (r *Room) Join(ctx context.Context, m Member, cid uint64, metadata []byte) error {
-	return r.post(ctx, input{Input: Input{Kind: InputJoin, Player: *m.Player(), Cid: cid, Metadata: metadata}, member: m})
+	done := make(chan struct{})
+	if err := r.post(ctx, input{Input: Input{Kind: InputJoin, Player: *m.Player(), Cid: cid, Metadata: metadata}, member: m, done: done}); err != nil {
+		return err
+	}
+	select {
+	case <-done:
+	case <-r.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
 }
 
 // Submit hands a member's message to the room.
