@@ -31,7 +31,6 @@ type conn struct {
 	confirmPending bool
 	endSession     bool // the client closed normally: end the session, hold nothing
 	linger         bool // read what the peer still sends before closing the socket
-	limits         limiter
 	nextAck        uint64
 	pingSentUs     int64
 	rttUs          atomic.Uint32

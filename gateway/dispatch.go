@@ -166,9 +166,10 @@ func (c *conn) handle(msg []byte, env *protocol.Envelope) error {
 		s.ConfirmToken(c)
 	}
 	now := time.Now()
-	if ok, kind := c.limits.allowFrame(&c.g.cfg.Limits, now, len(msg), c.g.cfg.MaxFrameBytes, housekeeping(env)); !ok {
+	lim := c.g.limiter(s)
+	if ok, kind := lim.allowFrame(&c.g.cfg.Limits, now, len(msg), c.g.cfg.MaxFrameBytes, housekeeping(env)); !ok {
 		c.g.metrics.LimitViolations.WithLabelValues(kind).Inc()
-		if c.limits.violation(&c.g.cfg.Limits, now) {
+		if lim.violation(&c.g.cfg.Limits, now) {
 			return closeErr{protocol.ClosePolicyViolation, "too many frames over the rate limit"}
 		}
 		return c.refuse(s, env, tandem.Errorf(tandem.ERateLimited, "over the %s rate limit", kind))
@@ -314,7 +315,7 @@ func (c *conn) join(ctx context.Context, s *session.Session, cid uint64, j *prot
 		}
 		fallthrough
 	case protocol.JoinMode_JOIN_MODE_CREATE:
-		if !c.limits.allowCreate(&g.cfg.Limits, time.Now()) {
+		if !g.limiter(s).allowCreate(&g.cfg.Limits, time.Now()) {
 			g.metrics.LimitViolations.WithLabelValues("room_creates").Inc()
 			return tandem.Errorf(tandem.EQuotaExceeded, "too many rooms created; wait a minute")
 		}

@@ -117,6 +117,7 @@ type Gateway struct {
 	readBufs sync.Pool
 
 	sweeping atomic.Bool // a session sweep is running
+	limiters sync.Map    // *session.Session → *limiter
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
@@ -163,6 +164,7 @@ func New(cfg Config) (*Gateway, error) {
 		Metrics:     cfg.Metrics,
 		Logger:      cfg.Logger,
 		OnEnd: func(s *session.Session) {
+			g.limiters.Delete(s)
 			if h := cfg.Hooks.SessionEnd; h != nil {
 				h(g.ctx, s.Player())
 			}

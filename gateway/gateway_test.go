@@ -373,3 +373,41 @@ func TestBackToBackJoinsCannotPassMaxRooms(t *testing.T) {
 		t.Errorf("%d joined and %d refused, want 4 and 2", joined, refused)
 	}
 }
+
+func TestRateLimitsBelongToTheSessionAndSurviveAResume(t *testing.T) {
+	n := startNode(t, func(c *gateway.Config) {
+		c.Limits = gateway.Limits{MsgRate: 1, MsgBurst: 3}
+		c.SeatHold = time.Minute
+	})
+	c := dialRaw(t, n.url, protocol.CodecBinary)
+	resumeToken := c.connect(n.token(t, "p")).ResumeToken
+	for range 3 {
+		c.reliable(&protocol.Envelope{Body: &protocol.Envelope_ListRooms{ListRooms: &protocol.ListRooms{}}})
+	}
+	c.recvUntil(func(e *protocol.Envelope) bool { return e.Seq == 3 })
+	c.conn.Close()
+
+	again := dialRaw(t, n.url, protocol.CodecBinary)
+	again.send(&protocol.Envelope{Body: &protocol.Envelope_Connect{Connect: &protocol.Connect{
+		Token: n.token(t, "p"), ResumeToken: resumeToken, Positions: []*protocol.StreamPos{{Seq: 3}},
+	}}})
+	if env := again.recv(); !env.GetConnected().GetResumed() {
+		t.Fatalf("want a resumed connected, got %v", env)
+	}
+	// A fresh burst would take all three; the session's bucket, refilled at
+	// one a second, refuses at least one unless seconds pass in between.
+	again.seq = 3
+	for i := range 3 {
+		again.reliable(&protocol.Envelope{Cid: uint64(10 + i), Body: &protocol.Envelope_ListRooms{ListRooms: &protocol.ListRooms{}}})
+	}
+	refused := 0
+	for i := range 3 {
+		env := again.recvUntil(func(e *protocol.Envelope) bool { return e.Cid == uint64(10+i) })
+		if tandem.ErrorCode(env.GetError().GetCode()) == tandem.ERateLimited {
+			refused++
+		}
+	}
+	if refused == 0 {
+		t.Error("after a resume the message burst was full again: limits must belong to the session")
+	}
+}

@@ -1,6 +1,11 @@
 package gateway
 
-import "time"
+import (
+	"sync"
+	"time"
+
+	"github.com/tandemhq/tandem/session"
+)
 
 // bucket is a token bucket: rate tokens per second up to burst.
 type bucket struct {
@@ -22,9 +27,11 @@ func (b *bucket) take(now time.Time, n, rate, burst float64) bool {
 	return true
 }
 
-// limiter holds one connection's rate limits. It is owned by the reader
-// goroutine.
+// limiter holds one session's rate limits. It outlives the session's
+// connections, so a reconnect does not refill the buckets; its lock covers
+// the moment two connections of a session overlap during a resume.
 type limiter struct {
+	mu             sync.Mutex
 	msgs, bytes    bucket
 	creates        bucket
 	violations     int
@@ -43,6 +50,8 @@ type Limits struct {
 
 // allowFrame reports whether a frame of n bytes is within the rates.
 func (l *limiter) allowFrame(lim *Limits, now time.Time, n, maxFrame int, housekeeping bool) (ok bool, kind string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if lim.MsgRate > 0 && !housekeeping && !l.msgs.take(now, 1, float64(lim.MsgRate), float64(max(lim.MsgBurst, 1))) {
 		return false, "messages"
 	}
@@ -54,6 +63,8 @@ func (l *limiter) allowFrame(lim *Limits, now time.Time, n, maxFrame int, housek
 
 // allowCreate reports whether the session may create another room now.
 func (l *limiter) allowCreate(lim *Limits, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if lim.RoomCreatesPerMinute <= 0 {
 		return true
 	}
@@ -64,6 +75,8 @@ func (l *limiter) allowCreate(lim *Limits, now time.Time) bool {
 // violation records a refused frame and reports whether the session is
 // flooding.
 func (l *limiter) violation(lim *Limits, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	window := lim.FloodWindow
 	if window <= 0 {
 		window = 10 * time.Second
@@ -73,4 +86,19 @@ func (l *limiter) violation(lim *Limits, now time.Time) bool {
 	}
 	l.violations++
 	return lim.FloodViolations > 0 && l.violations > lim.FloodViolations
+}
+
+// limiter returns the session's limiter, made on first use and dropped
+// when the session ends.
+func (g *Gateway) limiter(s *session.Session) *limiter {
+	if l, ok := g.limiters.Load(s); ok {
+		return l.(*limiter)
+	}
+	l, _ := g.limiters.LoadOrStore(s, new(limiter))
+	if s.Ended() {
+		// OnEnd may have run before the store: drop it again. (ended is
+		// set before OnEnd, so one of the two deletes sees the entry.)
+		g.limiters.Delete(s)
+	}
+	return l.(*limiter)
 }

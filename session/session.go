@@ -68,6 +68,13 @@ func (s *Session) Player() *tandem.Player { return s.player }
 // Logger returns a logger carrying the session and player ids.
 func (s *Session) Logger() *slog.Logger { return s.log }
 
+// Ended reports whether the session has ended for good.
+func (s *Session) Ended() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ended
+}
+
 // RTT returns the last round trip measured by ping/pong (0 before the
 // first).
 func (s *Session) RTT() time.Duration { return time.Duration(s.rtt.Load()) }
