@@ -258,7 +258,7 @@ func (c *conn) apply(s *session.Session, cid uint64, body any) {
 			fail(tandem.Errorf(tandem.ENotInRoom, "not in room %q", b.Leave.GetRoomId()))
 			return
 		}
-		if err := l.Leave(ctx, s.Player().ID, protocol.LeaveReason_LEAVE_REASON_REQUESTED); err != nil {
+		if err := l.Leave(ctx, s, protocol.LeaveReason_LEAVE_REASON_REQUESTED); err != nil {
 			fail(err)
 		}
 	case *protocol.Envelope_RoomMessage:
@@ -272,7 +272,7 @@ func (c *conn) apply(s *session.Session, cid uint64, body any) {
 			fail(tandem.Errorf(tandem.ENotInRoom, "not in room %q", m.GetRoomId()))
 			return
 		}
-		err := l.Submit(ctx, s.Player().ID, room.Message{Topic: m.GetTopic(), Data: m.GetData(), Delivery: m.GetDelivery(), To: m.GetTo()})
+		err := l.Submit(ctx, s, room.Message{Topic: m.GetTopic(), Data: m.GetData(), Delivery: m.GetDelivery(), To: m.GetTo()})
 		if err != nil {
 			fail(err)
 		}

@@ -100,10 +100,12 @@ func TestArenaReplayFromJournalIsByteIdentical(t *testing.T) {
 	// ticks come from the room's ticker.
 	ctx := context.Background()
 	var liveMembers []*captureMember
+	current := make(map[string]*captureMember)
 	join := func(id string) *captureMember {
 		t.Helper()
 		m := newMember(t, id, codecOf[id])
 		liveMembers = append(liveMembers, m)
+		current[id] = m
 		if err := live.Join(ctx, m, 1, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -112,7 +114,7 @@ func TestArenaReplayFromJournalIsByteIdentical(t *testing.T) {
 	}
 	send := func(id string, m Message) {
 		t.Helper()
-		if err := live.Submit(ctx, id, m); err != nil {
+		if err := live.Submit(ctx, current[id], m); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -130,7 +132,7 @@ func TestArenaReplayFromJournalIsByteIdentical(t *testing.T) {
 	send("carol", move(0, -1))
 	waitTicks(10)
 
-	if err := live.Disconnect(ctx, "bob"); err != nil {
+	if err := live.Disconnect(ctx, current["bob"]); err != nil {
 		t.Fatal(err)
 	}
 	send("alice", move(0, 1))
@@ -138,22 +140,22 @@ func TestArenaReplayFromJournalIsByteIdentical(t *testing.T) {
 	send("bob", move(1, 1)) // sent before the cut, arriving after it
 	waitTicks(5)
 	lastSeen := last(bob.Frames())
-	if err := live.Rejoin(ctx, "bob", &protocol.StreamPos{Room: "arena-1", Epoch: 1, Seq: lastSeen.Seq}); err != nil {
+	if err := live.Rejoin(ctx, current["bob"], &protocol.StreamPos{Room: "arena-1", Epoch: 1, Seq: lastSeen.Seq}); err != nil {
 		t.Fatal(err)
 	}
 	waitTicks(5)
 
-	if err := live.Leave(ctx, "carol", protocol.LeaveReason_LEAVE_REASON_REQUESTED); err != nil {
+	if err := live.Leave(ctx, current["carol"], protocol.LeaveReason_LEAVE_REASON_REQUESTED); err != nil {
 		t.Fatal(err)
 	}
 	join("dave")
 	send("dave", move(5, -7))
 	waitTicks(10)
 
-	if err := live.Disconnect(ctx, "alice"); err != nil {
+	if err := live.Disconnect(ctx, current["alice"]); err != nil {
 		t.Fatal(err)
 	}
-	if err := live.Rejoin(ctx, "bob", &protocol.StreamPos{Room: "arena-1", Epoch: 1, Seq: 0}); err != nil { // stale: a gap
+	if err := live.Rejoin(ctx, current["bob"], &protocol.StreamPos{Room: "arena-1", Epoch: 1, Seq: 0}); err != nil { // stale: a gap
 		t.Fatal(err)
 	}
 	waitTicks(10)

@@ -88,7 +88,7 @@ func TestAPanickingHandlerClosesItsRoomAndNotTheNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "alice joined", func() bool { return len(alice.Replies()) == 1 })
-	if err := r.Submit(context.Background(), "alice", Message{Topic: "x"}); err != nil {
+	if err := r.Submit(context.Background(), alice, Message{Topic: "x"}); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -100,4 +100,21 @@ func TestAPanickingHandlerClosesItsRoomAndNotTheNode(t *testing.T) {
 		t.Errorf("alice's last reply: %v, want leave ROOM_CLOSED", alice.lastReply(t))
 	}
 	eventually(t, "the manager forgot the room", func() bool { return m.Len() == 0 })
+}
+
+func TestInputsOfAnEndedSessionDoNotTouchThePlayersNewSession(t *testing.T) {
+	s := newScript(t, Config{Type: recorderType("test", 0, 0)})
+	old := s.join("alice", protocol.CodecJSON)
+	s.leave("alice", protocol.LeaveReason_LEAVE_REASON_SESSION_ENDED)
+	fresh := s.join("alice", protocol.CodecJSON)
+
+	// The old session's disconnect and message were still queued.
+	s.apply(Input{Kind: InputDisconnect, Player: tandem.Player{ID: "alice"}}, old)
+	s.apply(Input{Kind: InputLeave, Player: tandem.Player{ID: "alice"}, Reason: protocol.LeaveReason_LEAVE_REASON_SESSION_ENDED}, old)
+	if !s.r.Connected("alice") {
+		t.Error("the old session's disconnect reached the new session's member")
+	}
+	if len(fresh.Left()) != 0 {
+		t.Errorf("the old session's leave removed the new session: %v", fresh.Left())
+	}
 }

@@ -40,13 +40,15 @@ type Member interface {
 	LeftRoom(roomID string)
 }
 
-// Link is how a session reaches a room it is in.
+// Link is how a session reaches a room it is in. Each call names the
+// session (the Member that joined): a call from another session of the same
+// player — one that ended, say — is ignored by the room.
 type Link interface {
 	ID() string
-	Disconnect(ctx context.Context, playerID string) error
-	Rejoin(ctx context.Context, playerID string, pos *protocol.StreamPos) error
-	Leave(ctx context.Context, playerID string, reason protocol.LeaveReason) error
-	Submit(ctx context.Context, playerID string, m Message) error
+	Disconnect(ctx context.Context, m Member) error
+	Rejoin(ctx context.Context, m Member, pos *protocol.StreamPos) error
+	Leave(ctx context.Context, m Member, reason protocol.LeaveReason) error
+	Submit(ctx context.Context, m Member, msg Message) error
 }
 
 // Encoder turns an envelope into a complete frame for a codec, ready to be
@@ -299,16 +301,16 @@ func (r *Room) Join(ctx context.Context, m Member, cid uint64, metadata []byte) 
 }
 
 // Submit hands a member's message to the room.
-func (r *Room) Submit(ctx context.Context, playerID string, m Message) error {
-	return r.post(ctx, input{Input: Input{Kind: InputMessage, Player: tandem.Player{ID: playerID}, Message: m}})
+func (r *Room) Submit(ctx context.Context, m Member, msg Message) error {
+	return r.post(ctx, input{Input: Input{Kind: InputMessage, Player: tandem.Player{ID: m.Player().ID}, Message: msg}, member: m})
 }
 
 // Disconnect tells the room a member's connection is lost. It returns once
 // the room has applied it, so the room sends the member nothing more until
 // its Rejoin.
-func (r *Room) Disconnect(ctx context.Context, playerID string) error {
+func (r *Room) Disconnect(ctx context.Context, m Member) error {
 	done := make(chan struct{})
-	if err := r.post(ctx, input{Input: Input{Kind: InputDisconnect, Player: tandem.Player{ID: playerID}}, done: done}); err != nil {
+	if err := r.post(ctx, input{Input: Input{Kind: InputDisconnect, Player: tandem.Player{ID: m.Player().ID}}, member: m, done: done}); err != nil {
 		return err
 	}
 	select {
@@ -323,13 +325,13 @@ func (r *Room) Disconnect(ctx context.Context, playerID string) error {
 
 // Rejoin tells the room a member resumed; the room replays its stream from
 // pos or sends a gap with a snapshot.
-func (r *Room) Rejoin(ctx context.Context, playerID string, pos *protocol.StreamPos) error {
-	return r.post(ctx, input{Input: Input{Kind: InputRejoin, Player: tandem.Player{ID: playerID}, Pos: pos}})
+func (r *Room) Rejoin(ctx context.Context, m Member, pos *protocol.StreamPos) error {
+	return r.post(ctx, input{Input: Input{Kind: InputRejoin, Player: tandem.Player{ID: m.Player().ID}, Pos: pos}, member: m})
 }
 
 // Leave removes a member with a reason.
-func (r *Room) Leave(ctx context.Context, playerID string, reason protocol.LeaveReason) error {
-	return r.post(ctx, input{Input: Input{Kind: InputLeave, Player: tandem.Player{ID: playerID}, Reason: reason}})
+func (r *Room) Leave(ctx context.Context, m Member, reason protocol.LeaveReason) error {
+	return r.post(ctx, input{Input: Input{Kind: InputLeave, Player: tandem.Player{ID: m.Player().ID}, Reason: reason}, member: m})
 }
 
 // Close ends the room: members leave with ROOM_CLOSED and Shutdown runs.
@@ -415,9 +417,32 @@ func (r *Room) apply(in input) {
 	if r.cfg.Journal != nil {
 		r.cfg.Journal(in.Input)
 	}
-	switch in.Kind {
-	case InputJoin:
+	switch {
+	case in.Kind == InputJoin:
 		r.join(in)
+	case in.member != nil && !r.from(in):
+		// From another session of the same player (an ended one whose
+		// input was still queued): not this member's.
+	default:
+		r.applyMember(in)
+	}
+	if r.ending {
+		r.shutdown()
+	}
+	r.publishInfo()
+	if in.done != nil {
+		close(in.done)
+	}
+}
+
+// from reports whether in comes from the session that is the member.
+func (r *Room) from(in input) bool {
+	m := r.member(in.Player.ID)
+	return m == nil || m.conn == in.member
+}
+
+func (r *Room) applyMember(in input) {
+	switch in.Kind {
 	case InputLeave:
 		r.leave(in.Player.ID, in.Reason)
 	case InputDisconnect:
@@ -437,13 +462,6 @@ func (r *Room) apply(in input) {
 		r.locked = true
 	case InputUnlock:
 		r.locked = false
-	}
-	if r.ending {
-		r.shutdown()
-	}
-	r.publishInfo()
-	if in.done != nil {
-		close(in.done)
 	}
 }
 

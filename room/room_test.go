@@ -667,7 +667,7 @@ func TestInputsToAnEndedRoomAreRefused(t *testing.T) {
 			t.Fatalf("join %d to an ended room: err = %v, want not_found", i, err)
 		}
 	}
-	if err := r.Disconnect(context.Background(), "p0"); tandem.ErrorCodeOf(err) != tandem.ENotFound {
+	if err := r.Disconnect(context.Background(), newMember(t, "p0", protocol.CodecJSON)); tandem.ErrorCodeOf(err) != tandem.ENotFound {
 		t.Errorf("disconnect from an ended room: err = %v, want not_found", err)
 	}
 }
@@ -799,7 +799,7 @@ func TestEmptyRoomIsDisposedAfterEmptyTimeout(t *testing.T) {
 	}
 
 	// Once its last member leaves, it goes too.
-	if err := occupied.Leave(context.Background(), "alice", protocol.LeaveReason_LEAVE_REASON_REQUESTED); err != nil {
+	if err := occupied.Leave(context.Background(), alice, protocol.LeaveReason_LEAVE_REASON_REQUESTED); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the emptied room to be disposed of", func() bool { return m.Len() == 0 })

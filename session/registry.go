@@ -153,7 +153,7 @@ func (g *Registry) Resume(ctx context.Context, resumeToken string, p *tandem.Pla
 		return nil, tandem.Errorf(tandem.ENotFound, "the session stream is no longer buffered")
 	}
 	for _, l := range links {
-		if err := l.Rejoin(ctx, p.ID, roomPos[l.ID()]); err != nil {
+		if err := l.Rejoin(ctx, s, roomPos[l.ID()]); err != nil {
 			s.log.Debug("rejoin room", "room", l.ID(), "err", err)
 		}
 	}
@@ -223,7 +223,7 @@ func (g *Registry) endIf(ctx context.Context, s *Session, cond func() bool, reas
 		g.cfg.OnEnd(s)
 	}
 	for _, l := range links {
-		if err := l.Leave(ctx, s.player.ID, reason); err != nil && ctx.Err() == nil {
+		if err := l.Leave(ctx, s, reason); err != nil && ctx.Err() == nil {
 			s.log.Debug("leave room", "room", l.ID(), "err", err)
 		}
 	}

@@ -279,7 +279,7 @@ func (s *Session) detach(c Conn, now time.Time) (Conn, []room.Link, bool) {
 // frame after this returns until its Rejoin.
 func (s *Session) disconnectRooms(ctx context.Context, links []room.Link) {
 	for _, l := range links {
-		if err := l.Disconnect(ctx, s.player.ID); err != nil && ctx.Err() == nil {
+		if err := l.Disconnect(ctx, s); err != nil && ctx.Err() == nil {
 			s.log.Debug("disconnect from room", "room", l.ID(), "err", err)
 		}
 	}
