@@ -309,9 +309,17 @@ func (c *conn) join(ctx context.Context, s *session.Session, cid uint64, j *prot
 			return tandem.Errorf(tandem.ENotFound, "no room %q", j.GetRoomId())
 		}
 	case protocol.JoinMode_JOIN_MODE_JOIN_OR_CREATE:
-		if found, ok := g.rooms.FindOpen(j.GetRoomType()); ok {
-			r = found
-			break
+		// The room list may be a moment old: a room that turns out full is
+		// skipped (a few times), and then a new one is made.
+		for range 3 {
+			found, ok := g.rooms.FindOpen(j.GetRoomType())
+			if !ok {
+				break
+			}
+			open, err := found.TryJoin(ctx, s, cid, j.GetMetadata())
+			if err != nil || open {
+				return err
+			}
 		}
 		fallthrough
 	case protocol.JoinMode_JOIN_MODE_CREATE:

@@ -411,3 +411,48 @@ func TestRateLimitsBelongToTheSessionAndSurviveAResume(t *testing.T) {
 		t.Error("after a resume the message burst was full again: limits must belong to the session")
 	}
 }
+
+func TestConcurrentJoinOrCreateNeverAnswersRoomFull(t *testing.T) {
+	n := startNode(t, nil)
+	const players = 24 // three arenas of 8
+	clients := make([]*raw, players)
+	for i := range clients {
+		clients[i] = dialRaw(t, n.url, protocol.CodecBinary)
+		clients[i].connect(n.token(t, fmt.Sprintf("p%d", i)))
+	}
+	results := make(chan *protocol.Envelope, players)
+	for _, c := range clients {
+		go func() {
+			c.seq++
+			env := &protocol.Envelope{Seq: c.seq, Cid: 1, Body: &protocol.Envelope_Join{Join: &protocol.Join{
+				Mode: protocol.JoinMode_JOIN_MODE_JOIN_OR_CREATE, RoomType: "arena",
+			}}}
+			b, _ := c.codec.Codec().Marshal(nil, env)
+			if err := wsutil.WriteClientMessage(c.conn, ws.OpBinary, b); err != nil {
+				results <- nil
+				return
+			}
+			for {
+				reply, err := c.next()
+				if err != nil || reply.Cid == 1 {
+					results <- reply
+					return
+				}
+			}
+		}()
+	}
+	rooms := map[string]int{}
+	for range players {
+		reply := <-results
+		if reply.GetJoined() == nil {
+			t.Errorf("join-or-create answered %v, want joined", reply)
+			continue
+		}
+		rooms[reply.GetJoined().RoomId]++
+	}
+	for id, count := range rooms {
+		if count > 8 {
+			t.Errorf("room %s got %d players, over its 8", id, count)
+		}
+	}
+}

@@ -116,8 +116,9 @@ type Input struct {
 
 type input struct {
 	Input
-	member Member
-	done   chan struct{} // closed once the input is applied (nil: nobody waits)
+	member  Member
+	done    chan struct{} // closed once the input is applied (nil: nobody waits)
+	notOpen *bool         // a trying join: set, instead of a reply, when the room takes no one
 }
 
 // member is a player in the room.
@@ -287,17 +288,38 @@ func (r *Room) errEnded() error {
 // applied it, so the session's room count is exact for its next request.
 // The answer (joined or an error) goes to m.Reply with cid.
 func (r *Room) Join(ctx context.Context, m Member, cid uint64, metadata []byte) error {
+	_, err := r.join1(ctx, m, cid, metadata, nil)
+	return err
+}
+
+// TryJoin is Join for join-or-create: when the room takes no one now (full,
+// locked or ended) it reports open false and answers nothing, so the caller
+// can try another room. The room's own refusals (JoinAttempt) are answered.
+func (r *Room) TryJoin(ctx context.Context, m Member, cid uint64, metadata []byte) (open bool, err error) {
+	var notOpen bool
+	ended, err := r.join1(ctx, m, cid, metadata, &notOpen)
+	return !notOpen && !ended, err
+}
+
+// join1 posts a join and waits until the room applied it; ended reports a
+// room that ended before it could.
+func (r *Room) join1(ctx context.Context, m Member, cid uint64, metadata []byte, notOpen *bool) (ended bool, err error) {
 	done := make(chan struct{})
-	if err := r.post(ctx, input{Input: Input{Kind: InputJoin, Player: *m.Player(), Cid: cid, Metadata: metadata}, member: m, done: done}); err != nil {
-		return err
+	in := input{Input: Input{Kind: InputJoin, Player: *m.Player(), Cid: cid, Metadata: metadata}, member: m, done: done, notOpen: notOpen}
+	if err := r.post(ctx, in); err != nil {
+		if notOpen != nil && tandem.ErrorCodeOf(err) == tandem.ENotFound {
+			return true, nil // an ended room: a trying join looks elsewhere
+		}
+		return false, err
 	}
+	// Every queued input is applied or, once the room ended, refused by
+	// refuseQueued: either closes done.
 	select {
 	case <-done:
-	case <-r.done:
+		return false, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return false, ctx.Err()
 	}
-	return nil
 }
 
 // Submit hands a member's message to the room.
@@ -361,11 +383,14 @@ func (r *Room) refuseQueued() {
 }
 
 func (r *Room) refuseClosed(in input) {
+	switch {
+	case in.Kind == InputJoin && in.notOpen != nil:
+		*in.notOpen = true // a trying join looks elsewhere
+	case in.Kind == InputJoin && in.member != nil:
+		in.member.Reply(errorReply(in.Cid, tandem.Errorf(tandem.ENotFound, "room %s has ended", r.cfg.ID)))
+	}
 	if in.done != nil {
 		close(in.done)
-	}
-	if in.Kind == InputJoin && in.member != nil {
-		in.member.Reply(errorReply(in.Cid, tandem.Errorf(tandem.ENotFound, "room %s has ended", r.cfg.ID)))
 	}
 }
 
@@ -476,18 +501,27 @@ func (r *Room) member(playerID string) *member {
 
 func (r *Room) join(in input) {
 	reply := func(err error) { in.member.Reply(errorReply(in.Cid, err)) }
+	// A room that takes no one now: a trying join (join-or-create) is told
+	// so, to look elsewhere, instead of the client getting the error.
+	closed := func(err error) {
+		if in.notOpen != nil {
+			*in.notOpen = true
+			return
+		}
+		reply(err)
+	}
 	switch {
 	case r.closing:
-		reply(tandem.Errorf(tandem.ENotFound, "room %s has ended", r.cfg.ID))
+		closed(tandem.Errorf(tandem.ENotFound, "room %s has ended", r.cfg.ID))
 		return
 	case r.member(in.Player.ID) != nil:
 		reply(tandem.Errorf(tandem.EConflict, "already in room %s", r.cfg.ID))
 		return
 	case r.locked:
-		reply(tandem.Errorf(tandem.EJoinRejected, "room %s is locked", r.cfg.ID))
+		closed(tandem.Errorf(tandem.EJoinRejected, "room %s is locked", r.cfg.ID))
 		return
 	case r.cfg.Type.MaxPlayers > 0 && len(r.members) >= r.cfg.Type.MaxPlayers:
-		reply(tandem.Errorf(tandem.ERoomFull, "room %s is full", r.cfg.ID))
+		closed(tandem.Errorf(tandem.ERoomFull, "room %s is full", r.cfg.ID))
 		return
 	}
 	p := &in.Player
