@@ -38,6 +38,7 @@ type nodeConfig struct {
 	ByteRate            int
 	MaxRooms            int
 	RoomCreatePerMinute int
+	FloodRefusals       int
 	EmptyRoomTimeout    time.Duration
 	DrainTimeout        time.Duration
 	ReplayCount         int
@@ -68,6 +69,8 @@ func registerNodeFlags(f *flagSet, c *nodeConfig) {
 		"rooms one session may be in at the same time")
 	f.Int(&c.RoomCreatePerMinute, "room-create-per-minute", 10,
 		"rooms one session may create per minute")
+	f.Int(&c.FloodRefusals, "flood-refusals", 100,
+		"frames refused by a rate limit within 10s that close the connection with policy_violation (0: never)")
 	f.Duration(&c.EmptyRoomTimeout, "empty-room-timeout", 30*time.Second,
 		"how long a room without players lives before it closes")
 	f.Duration(&c.DrainTimeout, "drain-timeout", 30*time.Second,

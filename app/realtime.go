@@ -53,7 +53,7 @@ func startRealtime(listen, nodeID string, nc nodeConfig, keys *token.KeySet, opt
 			ByteRate:             nc.ByteRate,
 			MaxRooms:             nc.MaxRooms,
 			RoomCreatesPerMinute: nc.RoomCreatePerMinute,
-			FloodViolations:      100,
+			FloodViolations:      nc.FloodRefusals,
 		},
 		EmptyRoomTimeout: nc.EmptyRoomTimeout,
 		ReplayCount:      nc.ReplayCount,
