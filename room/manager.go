@@ -93,6 +93,7 @@ func (m *Manager) Create(typeName string, options []byte) (*Room, error) {
 		ID:           id,
 		Type:         t,
 		Seed:         randomSeed(),
+		Start:        time.Now(),
 		Options:      options,
 		Encoder:      m.cfg.Encoder,
 		ReplayCount:  m.cfg.ReplayCount,

@@ -6,16 +6,17 @@ import (
 	"github.com/tandemhq/tandem"
 )
 
-// Replay rebuilds a room from its config (type, seed, options) and applies
+// Replay rebuilds a room from its config (type, seed, options, start) and applies
 // a journal recorded from it, on the calling goroutine. member returns the
 // Member that receives a joining player's frames. Given the same journal and
 // seed, a deterministic room sends byte-identical frames.
 func Replay(cfg Config, journal []Input, member func(p tandem.Player) Member) (*Room, error) {
 	cfg.Journal = nil
-	if len(journal) > 0 {
-		start := journal[0].At
-		cfg.Clock = func() time.Time { return start }
+	if cfg.Start.IsZero() && len(journal) > 0 {
+		cfg.Start = journal[0].At
 	}
+	start := cfg.Start
+	cfg.Clock = func() time.Time { return start } // inputs carry their own times
 	r, err := New(cfg)
 	if err != nil {
 		return nil, err

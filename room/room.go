@@ -65,6 +65,9 @@ type Config struct {
 	Encoder Encoder
 	// Clock stamps inputs with the room clock (time.Now by default).
 	Clock func() time.Time
+	// Start is the room clock during Init (Clock() when zero). Keep it with
+	// the journal: Replay needs it for Init to see the same time.
+	Start time.Time
 	// Journal, if set, receives every input in the order applied.
 	Journal func(Input)
 	// ReplayCount and ReplayBytes bound the room stream's replay buffer.
@@ -181,6 +184,9 @@ func New(cfg Config) (*Room, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
+	if cfg.Start.IsZero() {
+		cfg.Start = cfg.Clock()
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -201,7 +207,7 @@ func New(cfg Config) (*Room, error) {
 		mailbox: make(chan *input, cfg.MailboxSize),
 		done:    make(chan struct{}),
 		buffer:  NewReplayBuffer[*frame](cfg.ReplayCount, cfg.ReplayBytes),
-		now:     cfg.Clock(),
+		now:     cfg.Start,
 	}
 	r.empty = r.now
 	r.publishInfo()
