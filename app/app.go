@@ -12,8 +12,11 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
+	"os/signal"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/tandemhq/tandem"
 	"github.com/tandemhq/tandem/room"
@@ -122,4 +125,19 @@ func runVersion(_ context.Context, args []string, env Env, stdio Stdio, _ Option
 	}
 	fmt.Fprintf(stdio.Stdout, "tandem %s\n", tandem.Version)
 	return nil
+}
+
+// Run is a whole main: it runs the subcommand named by os.Args with opts
+// and exits with its status. The first SIGTERM or Ctrl-C ends the command's
+// context (servers drain, then exit 0); a second one kills the process at
+// once, for a drain that takes too long.
+func Run(opts Options) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // the next signal gets its default action
+	}()
+	code := Main(ctx, os.Args[1:], os.Getenv, Stdio{Stdout: os.Stdout, Stderr: os.Stderr}, opts)
+	stop()
+	os.Exit(code)
 }

@@ -3,18 +3,6 @@
 // with its app.Options (see examples/customgame).
 package main
 
-import (
-	"context"
-	"os"
-	"os/signal"
-	"syscall"
+import "github.com/tandemhq/tandem/app"
 
-	"github.com/tandemhq/tandem/app"
-)
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := app.Main(ctx, os.Args[1:], os.Getenv, app.Stdio{Stdout: os.Stdout, Stderr: os.Stderr}, app.Options{})
-	stop()
-	os.Exit(code)
-}
+func main() { app.Run(app.Options{}) }

@@ -12,9 +12,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/tandemhq/tandem"
 	"github.com/tandemhq/tandem/app"
@@ -22,14 +19,12 @@ import (
 )
 
 func main() {
-	// SIGTERM (and Ctrl-C) end ctx: servers drain and exit 0.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := app.Main(ctx, os.Args[1:], os.Getenv, app.Stdio{Stdout: os.Stdout, Stderr: os.Stderr}, app.Options{
+	// app.Run is the whole program: every subcommand, with SIGTERM (and
+	// Ctrl-C) draining the servers before exit 0.
+	app.Run(app.Options{
 		RoomTypes: []room.Type{TicTacToeType()},
 		RPCs:      map[string]tandem.RPC{"whoami": whoami},
 	})
-	stop()
-	os.Exit(code)
 }
 
 // whoami is an RPC: clients call it with rpc{method:"whoami"}. It answers
