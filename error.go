@@ -29,6 +29,9 @@ const (
 	ETokenExpired    ErrorCode = 15 // the token's lifetime is over; get a new one
 	EUnknownRPC      ErrorCode = 16 // no handler for the RPC method
 	ETimeout         ErrorCode = 17 // the operation did not finish in time
+	EValidation      ErrorCode = 18 // fields of the request are invalid; Fields names each one
+	EMFARequired     ErrorCode = 19 // the admin must enrol in or pass TOTP MFA first
+	EReauthRequired  ErrorCode = 20 // the admin must confirm their password again first
 )
 
 type errorInfo struct {
@@ -57,6 +60,9 @@ var errorTable = [...]errorInfo{
 	ETokenExpired:    {"token_expired", 401, false},
 	EUnknownRPC:      {"unknown_rpc", 404, false},
 	ETimeout:         {"timeout", 504, true},
+	EValidation:      {"validation_failed", 422, false},
+	EMFARequired:     {"mfa_required", 403, false},
+	EReauthRequired:  {"reauth_required", 403, false},
 }
 
 // ErrorCodes returns every defined code in numeric order.
@@ -91,6 +97,23 @@ func (c ErrorCode) Temporary() bool { return c.info().temporary }
 type Error struct {
 	Code    ErrorCode
 	Message string
+	// Fields lists every invalid field of an EValidation error.
+	Fields []FieldError
+}
+
+// FieldError says what is wrong with one field of a request.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// Invalid returns an EValidation error naming every invalid field, or nil
+// when fields is empty, so validators can collect and return in one step.
+func Invalid(fields []FieldError) error {
+	if len(fields) == 0 {
+		return nil
+	}
+	return &Error{Code: EValidation, Message: "some fields are invalid", Fields: fields}
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("tandem: %s: %s", e.Code, e.Message) }

@@ -28,45 +28,66 @@ func KeyID(pub ed25519.PublicKey) string {
 // it does not exist. It is meant for `tandem dev` and tests; see
 // LoadSignerFile for the checks on an existing file.
 func LoadOrCreateDevKey(path string) (*Signer, error) {
-	s, err := LoadSignerFile(path)
+	key, err := LoadOrCreateKeyFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("token key: %w", err)
+	}
+	return NewSigner(KeyID(key.Public().(ed25519.PublicKey)), key), nil
+}
+
+// LoadSignerFile returns a Signer for the Ed25519 private key in path (see
+// LoadKeyFile). The key id is KeyID of its public key.
+func LoadSignerFile(path string) (*Signer, error) {
+	key, err := LoadKeyFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("token key: %w", err)
+	}
+	return NewSigner(KeyID(key.Public().(ed25519.PublicKey)), key), nil
+}
+
+// LoadOrCreateKeyFile returns the Ed25519 private key in path, first
+// creating the file (mode 0600, missing directories 0700) with a new key if
+// it does not exist. The audit checkpoint key of `tandem dev` is made this
+// way too.
+func LoadOrCreateKeyFile(path string) (ed25519.PrivateKey, error) {
+	key, err := LoadKeyFile(path)
 	if !errors.Is(err, fs.ErrNotExist) {
-		return s, err
+		return key, err
 	}
 	if err := createKeyFile(path); err != nil {
 		return nil, err
 	}
-	return LoadSignerFile(path)
+	return LoadKeyFile(path)
 }
 
-// LoadSignerFile returns a Signer for the Ed25519 private key in path, a PEM
-// "PRIVATE KEY" block (PKCS #8). The key id is KeyID of its public key. It
-// refuses a file that its group or others may read or write, since anyone who
-// reads it can sign tokens for any player.
-func LoadSignerFile(path string) (*Signer, error) {
+// LoadKeyFile returns the Ed25519 private key in path, a PEM "PRIVATE KEY"
+// block (PKCS #8). It refuses a file that its group or others may read or
+// write, since anyone who reads it can sign in the key's name.
+func LoadKeyFile(path string) (ed25519.PrivateKey, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("token key: %w", err)
+		return nil, err
 	}
 	defer f.Close()
 	info, err := f.Stat() // of the opened file, so a swap after the check does not matter
 	if err != nil {
-		return nil, fmt.Errorf("token key: %w", err)
+		return nil, err
 	}
 	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("token key %s is not a regular file", path)
+		return nil, fmt.Errorf("key %s is not a regular file", path)
 	}
 	if perm := info.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
-		return nil, fmt.Errorf("token key %s is accessible by group or others (mode %04o): run chmod 600 %s", path, perm, path)
+		return nil, fmt.Errorf("key %s is accessible by group or others (mode %04o): run chmod 600 %s", path, perm, path)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, 64<<10)) // a PEM key is a few hundred bytes
 	if err != nil {
-		return nil, fmt.Errorf("token key: %w", err)
+		return nil, err
 	}
 	key, err := parsePrivateKeyPEM(data)
 	if err != nil {
-		return nil, fmt.Errorf("token key %s: %w", path, err)
+		return nil, fmt.Errorf("key %s: %w", path, err)
 	}
-	return NewSigner(KeyID(key.Public().(ed25519.PublicKey)), key), nil
+	return key, nil
 }
 
 func parsePrivateKeyPEM(data []byte) (ed25519.PrivateKey, error) {
@@ -91,19 +112,19 @@ func parsePrivateKeyPEM(data []byte) (ed25519.PrivateKey, error) {
 func createKeyFile(path string) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("token key: %w", err)
+		return err
 	}
 	_, key, err := ed25519.GenerateKey(nil)
 	if err != nil {
-		return fmt.Errorf("token key: %w", err)
+		return err
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return fmt.Errorf("token key: %w", err)
+		return err
 	}
 	tmp, err := os.CreateTemp(dir, ".token-key-*") // mode 0600
 	if err != nil {
-		return fmt.Errorf("token key: %w", err)
+		return err
 	}
 	defer os.Remove(tmp.Name())
 	_, err = tmp.Write(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
@@ -114,10 +135,10 @@ func createKeyFile(path string) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("token key: %w", err)
+		return err
 	}
 	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("token key: %w", err)
+		return err
 	}
 	return nil
 }
