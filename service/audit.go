@@ -1,0 +1,209 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"time"
+
+	"github.com/tandemhq/tandem"
+)
+
+// AuditLog searches the audit log, newest first.
+func (s *Service) AuditLog(ctx context.Context, a *Actor, f tandem.AuditFilter) ([]*tandem.AuditRecord, error) {
+	var fields []tandem.FieldError
+	if f.Limit < 0 || f.Limit > 1000 {
+		fields = append(fields, tandem.FieldError{Field: "limit", Message: "must be between 1 and 1000"})
+	}
+	if f.Result != "" && f.Result != tandem.AuditOK && f.Result != tandem.AuditDenied && f.Result != tandem.AuditFailed {
+		fields = append(fields, tandem.FieldError{Field: "result", Message: "must be ok, denied or failed"})
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
+		fields = append(fields, tandem.FieldError{Field: "until", Message: "must be after since"})
+	}
+	var out []*tandem.AuditRecord
+	err := s.view(ctx, a, op{action: "audit.read", perm: tandem.PermAuditRead}, func(tx tandem.Tx) (err error) {
+		if err := tandem.Invalid(fields); err != nil {
+			return err
+		}
+		out, err = tx.AuditRecords(ctx, f)
+		return err
+	})
+	return out, err
+}
+
+func (s *Service) addCheckpoint(ctx context.Context, tx tandem.Tx, seq int64, hash []byte) error {
+	if s.cfg.AuditKey == nil {
+		return nil
+	}
+	c := &tandem.AuditCheckpoint{Seq: seq, Hash: hash, At: s.now(), KeyID: s.keyID}
+	c.Signature = ed25519.Sign(s.cfg.AuditKey, c.SignedBytes())
+	return tx.AddAuditCheckpoint(ctx, c)
+}
+
+// Checkpoint signs the chain head if records were added since the last
+// checkpoint. It takes the head's lock, so replicas calling it at once
+// write one checkpoint, not two.
+func (s *Service) Checkpoint(ctx context.Context) error {
+	if s.cfg.AuditKey == nil {
+		return nil
+	}
+	return s.store.Update(ctx, func(tx tandem.Tx) error {
+		seq, hash, err := tx.LockAuditHead(ctx)
+		if err != nil || seq == 0 {
+			return err
+		}
+		last, err := tx.LastAuditCheckpoint(ctx)
+		switch {
+		case tandem.ErrorCodeOf(err) == tandem.ENotFound:
+		case err != nil:
+			return err
+		case last.Seq >= seq:
+			return nil
+		}
+		return s.addCheckpoint(ctx, tx, seq, hash)
+	})
+}
+
+// RunCheckpoints writes a checkpoint every interval until ctx ends, so a
+// quiet log is covered within interval of its last record.
+func (s *Service) RunCheckpoints(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.Checkpoint(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("audit checkpoint", "err", err)
+			}
+		}
+	}
+}
+
+// AuditReport is what VerifyAudit found.
+type AuditReport struct {
+	Records     int64 // records read
+	Checkpoints int   // checkpoints whose signature and hash matched
+	// Covered is the Seq of the last valid checkpoint: records up to it
+	// are proven complete and unchanged.
+	Covered int64
+	// Problems lists what is wrong, first broken record first; empty when
+	// the log verifies.
+	Problems []string
+}
+
+// OK reports whether the log verified.
+func (r *AuditReport) OK() bool { return len(r.Problems) == 0 }
+
+// VerifyAudit walks the whole chain and every checkpoint. It reports the
+// first record whose hash or link is broken, checkpoints whose signature
+// fails or whose record differs, and a tail truncated below the last
+// checkpoint. Records after the last checkpoint are only as trustworthy as
+// the database.
+func VerifyAudit(ctx context.Context, store tandem.Store, pub ed25519.PublicKey) (*AuditReport, error) {
+	rep := &AuditReport{}
+	var cps []*tandem.AuditCheckpoint
+	hashes := map[int64][]byte{} // seq → hash, only at checkpoint positions
+	err := store.View(ctx, func(tx tandem.Tx) error {
+		var err error
+		if cps, err = tx.AuditCheckpoints(ctx); err != nil {
+			return err
+		}
+		for _, c := range cps {
+			hashes[c.Seq] = nil
+		}
+		var prev []byte
+		next := int64(1)
+		broken := false
+		for {
+			batch, err := tx.AuditRange(ctx, next, 1000)
+			if err != nil {
+				return err
+			}
+			for _, r := range batch {
+				rep.Records++
+				if !broken {
+					switch {
+					case r.Seq != next:
+						rep.Problems = append(rep.Problems, fmt.Sprintf("record %d: records %d to %d are missing", r.Seq, next, r.Seq-1))
+						broken = true
+					case !bytes.Equal(r.PrevHash, prev):
+						rep.Problems = append(rep.Problems, fmt.Sprintf("record %d: does not link to record %d (a record was changed, removed or inserted)", r.Seq, r.Seq-1))
+						broken = true
+					case !bytes.Equal(r.Hash, r.ComputeHash()):
+						rep.Problems = append(rep.Problems, fmt.Sprintf("record %d: its contents do not match its hash (the record was changed)", r.Seq))
+						broken = true
+					}
+				}
+				if _, ok := hashes[r.Seq]; ok {
+					hashes[r.Seq] = r.Hash
+				}
+				prev, next = r.Hash, r.Seq+1
+			}
+			if len(batch) < 1000 {
+				return nil
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	keyID := AuditKeyID(pub)
+	for _, c := range cps {
+		switch h, ok := hashes[c.Seq]; {
+		case c.KeyID != keyID:
+			rep.Problems = append(rep.Problems, fmt.Sprintf("checkpoint %d: signed by key %s, not by the key given (%s)", c.Seq, c.KeyID, keyID))
+		case !ed25519.Verify(pub, c.SignedBytes(), c.Signature):
+			rep.Problems = append(rep.Problems, fmt.Sprintf("checkpoint %d: bad signature (the checkpoint was forged or changed)", c.Seq))
+		case ok && h == nil:
+			rep.Problems = append(rep.Problems, fmt.Sprintf("checkpoint %d: record %d is missing (the log was truncated to %d records)", c.Seq, c.Seq, rep.Records))
+		case !bytes.Equal(h, c.Hash):
+			rep.Problems = append(rep.Problems, fmt.Sprintf("checkpoint %d: record %d differs from the signed chain (the chain was rewritten)", c.Seq, c.Seq))
+		default:
+			rep.Checkpoints++
+			rep.Covered = max(rep.Covered, c.Seq)
+		}
+	}
+	return rep, nil
+}
+
+// Overview is the front page's summary.
+type Overview struct {
+	Admins         int
+	Roles          int
+	AuditRecords   int64
+	LastCheckpoint *tandem.AuditCheckpoint // nil if none yet
+}
+
+// Overview returns the front page's summary; any admin may read it.
+func (s *Service) Overview(ctx context.Context, a *Actor) (*Overview, error) {
+	out := &Overview{}
+	err := s.view(ctx, a, op{action: "overview.read"}, func(tx tandem.Tx) error {
+		n, err := tx.CountAdmins(ctx)
+		if err != nil {
+			return err
+		}
+		out.Admins = n
+		roles, err := tx.Roles(ctx)
+		if err != nil {
+			return err
+		}
+		out.Roles = len(roles)
+		recs, err := tx.AuditRecords(ctx, tandem.AuditFilter{Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(recs) > 0 {
+			out.AuditRecords = recs[0].Seq
+		}
+		out.LastCheckpoint, err = tx.LastAuditCheckpoint(ctx)
+		if tandem.ErrorCodeOf(err) == tandem.ENotFound {
+			return nil
+		}
+		return err
+	})
+	return out, err
+}

@@ -1,0 +1,274 @@
+package service_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tandemhq/tandem"
+	"github.com/tandemhq/tandem/service"
+)
+
+func TestOwnerEnrolsMFAThenEveryLoginIsChallengedAndACodeWorksOnce(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store tandem.Store, raw rawDB) {
+		ctx := context.Background()
+		f := newFixture(t, store, raw, nil)
+		secret, recovery := f.enrol(t, "owner", ownerPassword)
+		if len(recovery) != 10 {
+			t.Fatalf("%d recovery codes, want 10", len(recovery))
+		}
+
+		f.clock.Add(30 * time.Second)
+		res := f.login(t, "owner", ownerPassword, "10.0.0.1", "")
+		if got := res.Actor.MFAOutstanding(); got != service.MFAChallenge {
+			t.Fatalf("login after enrolment asks for %q, want challenge", got)
+		}
+		_, err := f.svc.Admins(ctx, res.Actor)
+		wantCode(t, err, tandem.EMFARequired)
+
+		code := f.code(t, secret)
+		if err := f.svc.CompleteMFA(ctx, res.Actor, code); err != nil {
+			t.Fatalf("first use of a code: %v", err)
+		}
+		if _, err := f.svc.Admins(ctx, res.Actor); err != nil {
+			t.Fatalf("after MFA: %v", err)
+		}
+
+		// The same code, in another session within its 30 seconds: refused.
+		again := f.login(t, "owner", ownerPassword, "10.0.0.1", "")
+		wantCode(t, f.svc.CompleteMFA(ctx, again.Actor, code), tandem.EUnauthenticated)
+
+		// A recovery code works once, too.
+		wantCode(t, f.svc.CompleteMFA(ctx, again.Actor, strings.ToUpper(recovery[3])), 0)
+		third := f.login(t, "owner", ownerPassword, "10.0.0.1", "")
+		wantCode(t, f.svc.CompleteMFA(ctx, third.Actor, recovery[3]), tandem.EUnauthenticated)
+
+		// The next time step's code works.
+		f.clock.Add(30 * time.Second)
+		wantCode(t, f.svc.CompleteMFA(ctx, third.Actor, f.code(t, secret)), 0)
+	})
+}
+
+func TestAttackerCannotLockTheOwnerOutWithFailedLogins(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store tandem.Store, raw rawDB) {
+		ctx := context.Background()
+		f := newFixture(t, store, raw, func(c *service.Config) {
+			c.LoginFailuresPerAddress = 5
+			c.LoginFailuresPerAccount = 3
+		})
+		// The owner has logged in from their browser before.
+		device := f.login(t, "owner", ownerPassword, "192.0.2.10", "").Device
+
+		// The attacker guesses from one address until it is stopped, then
+		// from many addresses until the account is stopped for new browsers.
+		var err error
+		for range 10 {
+			_, err = f.svc.Login(ctx, service.LoginRequest{Name: "owner", Password: "wrong guess 123", Address: "198.51.100.1"})
+		}
+		wantCode(t, err, tandem.ERateLimited)
+		for i := range 10 {
+			_, err = f.svc.Login(ctx, service.LoginRequest{Name: "owner", Password: "wrong guess 123", Address: fmt.Sprintf("203.0.113.%d", i)})
+		}
+		wantCode(t, err, tandem.ERateLimited)
+		// Even the right password is refused from a new browser now…
+		_, err = f.svc.Login(ctx, service.LoginRequest{Name: "owner", Password: ownerPassword, Address: "203.0.113.200"})
+		wantCode(t, err, tandem.ERateLimited)
+
+		// …but the owner's own browser logs in, from any address.
+		res := f.login(t, "owner", ownerPassword, "192.0.2.99", device)
+		if res.Session == nil {
+			t.Fatal("no session")
+		}
+		failed := auditRecords(t, f, tandem.AuditFilter{Action: "session.login", Result: tandem.AuditFailed, Limit: 1000})
+		if len(failed) < 6 {
+			t.Errorf("%d failed logins audited, want every refused attempt", len(failed))
+		}
+	})
+}
+
+func TestDeniedActionIsAuditedAndARemovedPermissionCountsOnTheNextRequest(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store tandem.Store, raw rawDB) {
+		ctx := context.Background()
+		f := newFixture(t, store, raw, nil)
+		role, err := f.svc.CreateRole(ctx, f.cli, service.RoleInput{Name: "auditor", Permissions: []tandem.Permission{tandem.PermAuditRead}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.roles["auditor"] = role.ID
+		f.createAdmin(t, "<img src=x onerror=alert(1)>", "a long enough password", "auditor")
+		res := f.login(t, "<img src=x onerror=alert(1)>", "a long enough password", "10.0.0.2", "")
+
+		actor, err := f.svc.Authenticate(ctx, res.Token, "10.0.0.2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.AuditLog(ctx, actor, tandem.AuditFilter{}); err != nil {
+			t.Fatalf("auditor reads the audit log: %v", err)
+		}
+		_, err = f.svc.Admins(ctx, actor)
+		wantCode(t, err, tandem.EPermission)
+
+		denied := auditRecords(t, f, tandem.AuditFilter{Result: tandem.AuditDenied})
+		if len(denied) != 1 || denied[0].Action != "admin.list" || denied[0].ActorName != "<img src=x onerror=alert(1)>" || denied[0].Address != "10.0.0.2" {
+			t.Fatalf("denied records: %+v", denied)
+		}
+
+		if _, err := f.svc.UpdateRole(ctx, f.cli, role.ID, service.RoleInput{Name: "auditor"}); err != nil {
+			t.Fatal(err)
+		}
+		actor, err = f.svc.Authenticate(ctx, res.Token, "10.0.0.2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.svc.AuditLog(ctx, actor, tandem.AuditFilter{})
+		wantCode(t, err, tandem.EPermission)
+	})
+}
+
+func TestDisablingAnAdminOrChangingAPasswordEndsSessions(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store tandem.Store, raw rawDB) {
+		ctx := context.Background()
+		f := newFixture(t, store, raw, nil)
+		f.createAdmin(t, "viewer", "viewer password 1", tandem.RoleViewer)
+		v1 := f.login(t, "viewer", "viewer password 1", "10.0.0.3", "")
+		v2 := f.login(t, "viewer", "viewer password 1", "10.0.0.3", "")
+
+		actor, err := f.svc.Authenticate(ctx, v1.Token, "10.0.0.3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.svc.ChangePassword(ctx, actor, "viewer password 1", "viewer password 2"); err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.svc.Authenticate(ctx, v2.Token, "10.0.0.3")
+		wantCode(t, err, tandem.EUnauthenticated)
+		if _, err := f.svc.Authenticate(ctx, v1.Token, "10.0.0.3"); err != nil {
+			t.Fatalf("the session that changed the password ended: %v", err)
+		}
+
+		disabled := true
+		admins, err := f.svc.Admins(ctx, f.cli)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var id int64
+		for _, a := range admins {
+			if a.Name == "viewer" {
+				id = a.ID
+			}
+		}
+		if _, err := f.svc.UpdateAdmin(ctx, f.cli, id, service.AdminUpdate{Disabled: &disabled}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.svc.Authenticate(ctx, v1.Token, "10.0.0.3")
+		wantCode(t, err, tandem.EUnauthenticated)
+		_, err = f.svc.Login(ctx, service.LoginRequest{Name: "viewer", Password: "viewer password 2", Address: "10.0.0.3"})
+		wantCode(t, err, tandem.EUnauthenticated)
+	})
+}
+
+func TestSessionsExpireWhenIdleAndAtTheirAbsoluteEnd(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store tandem.Store, raw rawDB) {
+		ctx := context.Background()
+		f := newFixture(t, store, raw, func(c *service.Config) {
+			c.SessionIdle = 10 * time.Minute
+			c.SessionLifetime = time.Hour
+		})
+		f.createAdmin(t, "viewer", "viewer password 1", tandem.RoleViewer)
+		idle := f.login(t, "viewer", "viewer password 1", "10.0.0.3", "")
+		busy := f.login(t, "viewer", "viewer password 1", "10.0.0.3", "")
+		for range 6 {
+			f.clock.Add(9 * time.Minute)
+			if _, err := f.svc.Authenticate(ctx, busy.Token, "10.0.0.3"); err != nil {
+				t.Fatalf("a session used every 9 minutes ended after %v: %v", f.clock.Now().Sub(busy.Session.CreatedAt), err)
+			}
+		}
+		_, err := f.svc.Authenticate(ctx, idle.Token, "10.0.0.3")
+		wantCode(t, err, tandem.EUnauthenticated)
+		f.clock.Add(9 * time.Minute) // 63 minutes after login
+		_, err = f.svc.Authenticate(ctx, busy.Token, "10.0.0.3")
+		wantCode(t, err, tandem.EUnauthenticated)
+	})
+}
+
+func TestSensitiveChangesNeedARecentPasswordConfirmation(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store tandem.Store, raw rawDB) {
+		ctx := context.Background()
+		f := newFixture(t, store, raw, func(c *service.Config) { c.ReauthWindow = 5 * time.Minute })
+		secret, _ := f.enrol(t, "owner", ownerPassword)
+		f.clock.Add(time.Minute)
+		res := f.login(t, "owner", ownerPassword, "10.0.0.1", "")
+		if err := f.svc.CompleteMFA(ctx, res.Actor, f.code(t, secret)); err != nil {
+			t.Fatal(err)
+		}
+		in := service.RoleInput{Name: "support-lead", Permissions: []tandem.Permission{tandem.PermPlayersRead}}
+		if _, err := f.svc.CreateRole(ctx, res.Actor, in); err != nil {
+			t.Fatalf("right after login: %v", err)
+		}
+		f.clock.Add(6 * time.Minute)
+		actor, err := f.svc.Authenticate(ctx, res.Token, "10.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.Name = "support-lead-2"
+		_, err = f.svc.CreateRole(ctx, actor, in)
+		wantCode(t, err, tandem.EReauthRequired)
+		wantCode(t, f.svc.Reauthenticate(ctx, actor, "wrong password!!", f.code(t, secret)), tandem.EValidation)
+		if err := f.svc.Reauthenticate(ctx, actor, ownerPassword, f.code(t, secret)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.CreateRole(ctx, actor, in); err != nil {
+			t.Fatalf("after re-authentication: %v", err)
+		}
+	})
+}
+
+func TestValidationNamesEveryInvalidFieldAndIsAuditedAsFailed(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store tandem.Store, raw rawDB) {
+		ctx := context.Background()
+		f := newFixture(t, store, raw, nil)
+		_, err := f.svc.CreateAdmin(ctx, f.cli, service.NewAdmin{Name: " bad\x00", Password: "short"})
+		var e *tandem.Error
+		if !asError(err, &e) || e.Code != tandem.EValidation {
+			t.Fatalf("got %v, want a validation error", err)
+		}
+		var fields []string
+		for _, fe := range e.Fields {
+			fields = append(fields, fe.Field)
+		}
+		if diff := cmp.Diff([]string{"name", "password", "role_id"}, fields); diff != "" {
+			t.Errorf("invalid fields (-want +got):\n%s", diff)
+		}
+		recs := auditRecords(t, f, tandem.AuditFilter{Action: "admin.create", Result: tandem.AuditFailed})
+		if len(recs) != 1 || !strings.HasPrefix(recs[0].Error, "validation_failed") {
+			t.Fatalf("failed records: %+v", recs)
+		}
+		_, err = f.svc.CreateAdmin(ctx, f.cli, service.NewAdmin{Name: "owner", Password: "long enough password", RoleID: f.roles["viewer"]})
+		wantCode(t, err, tandem.EValidation)
+	})
+}
+
+func TestTheLastOwnerCannotBeDisabledOrDemoted(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store tandem.Store, raw rawDB) {
+		ctx := context.Background()
+		f := newFixture(t, store, raw, nil)
+		admins, err := f.svc.Admins(ctx, f.cli)
+		if err != nil {
+			t.Fatal(err)
+		}
+		owner := admins[0]
+		disabled := true
+		_, err = f.svc.UpdateAdmin(ctx, f.cli, owner.ID, service.AdminUpdate{Disabled: &disabled})
+		wantCode(t, err, tandem.EConflict)
+		viewer := f.roles["viewer"]
+		_, err = f.svc.UpdateAdmin(ctx, f.cli, owner.ID, service.AdminUpdate{RoleID: &viewer})
+		wantCode(t, err, tandem.EConflict)
+	})
+}
+
+func asError(err error, target **tandem.Error) bool { return errors.As(err, target) }
