@@ -33,7 +33,7 @@ type rule struct {
 
 var (
 	realtimeSide = []string{"./gateway/...", "./session/...", "./room/..."}
-	webSide      = []string{"./web/...", "./admin/...", "./service/...", "./sqlite/...", "./postgres/..."}
+	webSide      = []string{"./web/...", "./admin/...", "./service/...", "./sqlite/...", "./postgres/...", "./storetest/..."}
 	webSockets   = []string{
 		"github.com/gobwas/ws/...", "github.com/coder/websocket/...", "nhooyr.io/websocket/...",
 		"github.com/lxzan/gws/...", "github.com/gorilla/websocket/...", "golang.org/x/net/websocket/...",
@@ -80,6 +80,16 @@ var rules = []rule{
 		name:   "the web side never imports the realtime packages",
 		from:   webSide,
 		forbid: realtimeSide,
+	},
+	{
+		name:   "the stores only store: sqlite/ and postgres/ never reach the service layer or HTTP",
+		from:   []string{"./sqlite/...", "./postgres/...", "./storetest/..."},
+		forbid: []string{"./service/...", "./web/...", "./admin/...", "./app/..."},
+	},
+	{
+		name:   "SQL lives in the stores: service/, web/ and admin/ use no database driver",
+		from:   []string{"./service/...", "./web/...", "./admin/..."},
+		forbid: concat([]string{"./sqlite/...", "./postgres/...", "database/sql/..."}, databaseDrivers),
 	},
 	{
 		name:   "sdk/go imports only protocol/ of the project",
@@ -163,6 +173,16 @@ func TestRulesCatchWhatTheyForbid(t *testing.T) {
 				p("admin") + " -> " + p("service") + " -> " + p("room"),
 				p("service") + " -> " + p("room"),
 			},
+		},
+		{
+			rule:  "the stores only store",
+			edges: [][2]string{{p("sqlite"), module}, {p("postgres"), p("service")}},
+			want:  []string{p("postgres") + " -> " + p("service")},
+		},
+		{
+			rule:  "SQL lives in the stores",
+			edges: [][2]string{{p("service"), module}, {p("web"), p("sqlite")}, {p("admin"), "github.com/jackc/pgx/v5"}},
+			want:  []string{p("admin") + " -> github.com/jackc/pgx/v5", p("web") + " -> " + p("sqlite")},
 		},
 		{
 			rule:  "sdk/go imports only protocol/",
