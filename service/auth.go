@@ -249,12 +249,16 @@ func (s *Service) CompleteMFA(ctx context.Context, a *Actor, code string) error 
 	err := s.update(ctx, a, op{action: "session.mfa", pending: true, targetType: "admin", targetID: idString(a.ID)},
 		func(tx tandem.Tx, rec *tandem.AuditRecord) error {
 			if err := s.useSecondFactor(ctx, tx, a.Admin.ID, code, rec); err != nil {
+				if tandem.ErrorCodeOf(err) == tandem.EUnauthenticated {
+					// The session stays valid: a wrong code is a field error, not a logout.
+					return tandem.Invalid([]tandem.FieldError{{Field: "code", Message: tandem.ErrorMessageOf(err)}})
+				}
 				return err
 			}
 			a.Session.MFAPassed = true
 			return tx.UpdateAdminSession(ctx, a.Session)
 		})
-	if tandem.ErrorCodeOf(err) == tandem.EUnauthenticated {
+	if tandem.ErrorCodeOf(err) == tandem.EValidation {
 		s.countMFAFailure(ctx, a)
 	}
 	return err

@@ -41,12 +41,12 @@ func TestOwnerEnrolsMFAThenEveryLoginIsChallengedAndACodeWorksOnce(t *testing.T)
 
 		// The same code, in another session within its 30 seconds: refused.
 		again := f.login(t, "owner", ownerPassword, "10.0.0.1", "")
-		wantCode(t, f.svc.CompleteMFA(ctx, again.Actor, code), tandem.EUnauthenticated)
+		wantCode(t, f.svc.CompleteMFA(ctx, again.Actor, code), tandem.EValidation)
 
 		// A recovery code works once, too.
 		wantCode(t, f.svc.CompleteMFA(ctx, again.Actor, strings.ToUpper(recovery[3])), 0)
 		third := f.login(t, "owner", ownerPassword, "10.0.0.1", "")
-		wantCode(t, f.svc.CompleteMFA(ctx, third.Actor, recovery[3]), tandem.EUnauthenticated)
+		wantCode(t, f.svc.CompleteMFA(ctx, third.Actor, recovery[3]), tandem.EValidation)
 
 		// The next time step's code works.
 		f.clock.Add(30 * time.Second)
