@@ -1,0 +1,99 @@
+// Package admin owns the admin UI: the server-rendered HTML pages under
+// /admin, their templates and their embedded assets (htmx, the stylesheet).
+// Handlers only parse a form, call service/ and render; every permission
+// check and audit record is service/'s, and web/ authenticates each request
+// and enforces each route's Access and Permission before a handler runs.
+package admin
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/tandemhq/tandem"
+	"github.com/tandemhq/tandem/service"
+	"github.com/tandemhq/tandem/web"
+)
+
+// Config configures the admin UI.
+type Config struct {
+	Service *service.Service
+	// Cookies names and secures the session and device cookies; web/
+	// derives it from the public URL.
+	Cookies web.Cookies
+	// Logger receives internal errors (nil discards them).
+	Logger *slog.Logger
+}
+
+// ui holds what every handler needs: the service, the parsed templates and
+// the asset fingerprints.
+type ui struct {
+	svc     *service.Service
+	cookies web.Cookies
+	log     *slog.Logger
+	pages   *pageSet
+	assets  *assetSet
+}
+
+func newUI(cfg Config) *ui {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	assets := newAssetSet()
+	return &ui{svc: cfg.Service, cookies: cfg.Cookies, log: log, assets: assets, pages: newPageSet(assets)}
+}
+
+// HTMLError returns the function web/ calls to answer a browser route with
+// an error: a full error page, or the main region of one for htmx.
+func HTMLError(cfg Config) func(w http.ResponseWriter, r *http.Request, err error) {
+	return newUI(cfg).fail
+}
+
+// Routes returns every page and asset route of the admin UI, each with the
+// access and permission web/ enforces before its handler runs.
+func Routes(cfg Config) []web.Route {
+	u := newUI(cfg)
+	const (
+		public  = web.Public
+		pending = web.Pending
+		admin   = web.Admin
+	)
+	route := func(method, path string, access web.Access, perm tandem.Permission, summary string, h http.HandlerFunc) web.Route {
+		return web.Route{Method: method, Path: path, Access: access, Permission: perm, Summary: summary, Handler: h}
+	}
+	return []web.Route{
+		route("GET", "/admin/assets/{file...}", public, "", "static asset (stylesheet, htmx)", u.asset),
+		route("GET", "/admin/login", public, "", "login page", u.loginPage),
+		route("POST", "/admin/login", public, "", "log in with name and password", u.login),
+
+		route("GET", "/admin/mfa", pending, "", "two-factor challenge page", u.mfaPage),
+		route("POST", "/admin/mfa", pending, "", "pass the two-factor challenge", u.mfa),
+		route("GET", "/admin/mfa/enrol", pending, "", "two-factor enrolment page", u.enrolPage),
+		route("POST", "/admin/mfa/enrol", pending, "", "start a two-factor enrolment", u.beginEnrol),
+		route("GET", "/admin/mfa/qr.png", pending, "", "QR code of the pending enrolment", u.enrolQR),
+		route("POST", "/admin/mfa/confirm", pending, "", "confirm the enrolment; shows recovery codes once", u.confirmEnrol),
+		route("POST", "/admin/logout", pending, "", "log out", u.logout),
+
+		route("GET", "/admin", admin, "", "overview", u.overview),
+		route("GET", "/admin/reauth", admin, "", "password confirmation page", u.reauthPage),
+		route("POST", "/admin/reauth", admin, "", "confirm password (and code) for sensitive changes", u.reauth),
+		route("GET", "/admin/account", admin, "", "own account", u.account),
+		route("POST", "/admin/account/password", admin, "", "change own password", u.changePassword),
+
+		route("GET", "/admin/admins", admin, tandem.PermAdminsManage, "admins and the create form", u.admins),
+		route("POST", "/admin/admins", admin, tandem.PermAdminsManage, "create an admin", u.createAdmin),
+		route("POST", "/admin/admins/{id}", admin, tandem.PermAdminsManage, "change an admin's role, password or status", u.updateAdmin),
+
+		route("GET", "/admin/roles", admin, "", "roles", u.roles),
+		route("POST", "/admin/roles", admin, tandem.PermRolesManage, "create a role", u.createRole),
+		route("GET", "/admin/roles/{id}", admin, "", "one role", u.role),
+		route("POST", "/admin/roles/{id}", admin, tandem.PermRolesManage, "change a role", u.updateRole),
+		route("POST", "/admin/roles/{id}/delete", admin, tandem.PermRolesManage, "delete a role", u.deleteRole),
+
+		route("GET", "/admin/api-keys", admin, tandem.PermAdminsManage, "admin API keys", u.apiKeys),
+		route("POST", "/admin/api-keys", admin, tandem.PermAdminsManage, "create an API key; shows its secret once", u.createAPIKey),
+		route("POST", "/admin/api-keys/{id}/revoke", admin, tandem.PermAdminsManage, "revoke an API key", u.revokeAPIKey),
+
+		route("GET", "/admin/audit", admin, tandem.PermAuditRead, "search the audit log", u.audit),
+	}
+}
