@@ -45,8 +45,9 @@ func (o Options) roomTypes() []room.Type {
 // Env is how the program reads its environment (os.Getenv in production).
 type Env func(string) string
 
-// Stdio are the program's output streams.
+// Stdio are the program's standard streams. Stdin may be nil (no input).
 type Stdio struct {
+	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 }
 
@@ -55,6 +56,9 @@ type Stdio struct {
 func Main(ctx context.Context, args []string, env Env, stdio Stdio, opts Options) int {
 	if env == nil {
 		env = func(string) string { return "" }
+	}
+	if stdio.Stdin == nil {
+		stdio.Stdin = strings.NewReader("")
 	}
 	cmds := commands()
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
@@ -93,6 +97,10 @@ type command func(ctx context.Context, args []string, env Env, stdio Stdio, opts
 func commands() map[string]command {
 	return map[string]command{
 		"dev":      runDev,
+		"web":      runWeb,
+		"migrate":  runMigrate,
+		"admin":    runAdmin,
+		"audit":    runAudit,
 		"realtime": runRealtime,
 		"token":    runToken,
 		"loadtest": runLoadtest,
@@ -137,7 +145,7 @@ func Run(opts Options) {
 		<-ctx.Done()
 		stop() // the next signal gets its default action
 	}()
-	code := Main(ctx, os.Args[1:], os.Getenv, Stdio{Stdout: os.Stdout, Stderr: os.Stderr}, opts)
+	code := Main(ctx, os.Args[1:], os.Getenv, Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}, opts)
 	stop()
 	os.Exit(code)
 }

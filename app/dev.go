@@ -5,15 +5,15 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"html/template"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/tandemhq/tandem"
 	"github.com/tandemhq/tandem/observe"
+	"github.com/tandemhq/tandem/service"
 	"github.com/tandemhq/tandem/token"
 )
 
@@ -29,6 +29,12 @@ func loadDevSigner(dataDir string) (*token.Signer, error) {
 	return token.LoadOrCreateDevKey(filepath.Join(dataDir, devKeyFile))
 }
 
+// devAuditKeyFile and devDatabaseFile live in --data-dir.
+const (
+	devAuditKeyFile = "audit-key.pem"
+	devDatabaseFile = "tandem.db"
+)
+
 func runDev(ctx context.Context, args []string, env Env, stdio Stdio, opts Options) error {
 	var c devConfig
 	if err := parse(devFlags(&c, stdio.Stderr), args, env); err != nil {
@@ -43,62 +49,76 @@ func runDev(ctx context.Context, args []string, env Env, stdio Stdio, opts Optio
 		return fmt.Errorf("dev key: %w", err)
 	}
 	keys := token.NewKeySet(map[string]ed25519.PublicKey{signer.KeyID(): signer.PublicKey()})
+	if c.Web.AuditKey == "" {
+		c.Web.AuditKey = filepath.Join(c.DataDir, devAuditKeyFile)
+	}
+	auditKey, err := token.LoadOrCreateKeyFile(c.Web.AuditKey)
+	if err != nil {
+		return fmt.Errorf("audit key: %w", err)
+	}
+	if c.Web.DB == "" {
+		c.Web.DB = "sqlite:" + filepath.Join(c.DataDir, devDatabaseFile)
+	}
+	db, err := openDatabase(ctx, c.Web.DB, log)
+	if err != nil {
+		return err
+	}
+	if _, err := db.MigrateUp(ctx); err != nil {
+		return errors.Join(fmt.Errorf("migrate: %w", err), db.Close())
+	}
 
 	webLn, err := net.Listen("tcp", c.WebListen)
 	if err != nil {
-		return fmt.Errorf("web listen: %w", err)
+		return errors.Join(fmt.Errorf("web listen: %w", err), db.Close())
 	}
-	webURL := "http://" + webLn.Addr().String()
+	web, err := startWeb(webLn, db, c.Web, auditKey, log)
+	if err != nil {
+		return errors.Join(err, webLn.Close(), db.Close())
+	}
 	// The dev web origin may open WebSockets, beside the configured ones.
-	c.Node.CORSOrigins = append(c.Node.CORSOrigins, webURL)
+	c.Node.CORSOrigins = append(c.Node.CORSOrigins, strings.TrimSuffix(web.url, "/"))
 	node, err := startRealtime(c.RealtimeListen, "dev", c.Node, keys, opts, log)
 	if err != nil {
-		webLn.Close()
-		return err
+		return errors.Join(err, web.close())
 	}
-	web := &http.Server{Handler: devWebHandler(node.URL()), ReadHeaderTimeout: 10 * time.Second}
-	webErr := make(chan error, 1)
-	go func() { webErr <- web.Serve(webLn) }()
-
+	firstAdmin, err := devFirstAdmin(ctx, web.svc, db)
+	if err != nil {
+		return errors.Join(err, node.close(), web.close())
+	}
 	tok, err := signer.Issue(tandem.Player{ID: "dev-player", Name: "Dev Player"}, time.Now(), tandem.MaxTokenLifetime)
 	if err != nil {
-		return errors.Join(err, node.close(), web.Close())
+		return errors.Join(err, node.close(), web.close())
 	}
 	fmt.Fprintf(stdio.Stdout, `tandem dev is running.
-web:      %s
+web:      %s/admin
 realtime: %s
-token for player dev-player (valid 10 minutes):
+%stoken for player dev-player (valid 10 minutes):
 %s
 More tokens, one per player: go run ./cmd/tandem token --player alice
-`, webURL, node.URL(), tok)
+`, web.url, node.URL(), firstAdmin, tok)
 
+	webDone := make(chan error, 1)
+	go func() { webDone <- web.run(ctx) }()
 	runErr := node.run(ctx)
-	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	webShutErr := web.Shutdown(shutCtx)
-	if err := <-webErr; !errors.Is(err, http.ErrServerClosed) {
-		webShutErr = errors.Join(webShutErr, err)
-	}
-	return errors.Join(runErr, webShutErr)
+	return errors.Join(runErr, <-webDone)
 }
 
-var devPage = template.Must(template.New("dev").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><title>Tandem dev</title></head>
-<body><h1>Tandem dev</h1>
-<p>Realtime node: <code>{{.}}</code></p>
-<p>Get a token for a player: <code>go run ./cmd/tandem token --player alice</code></p>
-<p>The admin UI and the player API arrive with the web server.</p>
-</body></html>`))
-
-// devWebHandler is the web side of `tandem dev` until the web server exists.
-func devWebHandler(realtimeURL string) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_ = devPage.Execute(w, realtimeURL)
-	})
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	return mux
+// devFirstAdmin creates the first admin of an empty database, with a random
+// password, and returns the lines that tell how to log in ("" when admins
+// exist already: no default credentials, ever).
+func devFirstAdmin(ctx context.Context, svc *service.Service, db database) (string, error) {
+	var n int
+	if err := db.View(ctx, func(tx tandem.Tx) (err error) { n, err = tx.CountAdmins(ctx); return err }); err != nil {
+		return "", err
+	}
+	if n > 0 {
+		return "", nil
+	}
+	password := newPassword()
+	if _, err := createAdmin(ctx, svc, service.SystemActor(), "admin", tandem.RoleOwner, password); err != nil {
+		return "", fmt.Errorf("first admin: %w", err)
+	}
+	return fmt.Sprintf("admin:    log in as %q with password %s (shown once; an owner enrols an authenticator app at first login)\n", "admin", password), nil
 }
 
 func runToken(_ context.Context, args []string, env Env, stdio Stdio, _ Options) error {

@@ -17,7 +17,11 @@ import (
 func commandFlagSets() []*flagSet {
 	return []*flagSet{
 		devFlags(new(devConfig), io.Discard),
+		webFlags(new(webCmdConfig), io.Discard),
 		realtimeFlags(new(realtimeConfig), io.Discard),
+		migrateFlags(new(migrateConfig), io.Discard),
+		adminFlags(new(adminConfig), io.Discard),
+		auditFlags(new(auditConfig), io.Discard),
 		tokenFlags(new(tokenConfig), io.Discard),
 		loadtestFlags(new(loadtestConfig), io.Discard),
 		versionFlags(io.Discard),
@@ -109,18 +113,19 @@ type devConfig struct {
 	DataDir        string
 	WebListen      string
 	RealtimeListen string
+	Web            webConfig
 	Node           nodeConfig
 }
 
 func devFlags(c *devConfig, stderr io.Writer) *flagSet {
 	f := newFlagSet("dev", stderr)
-	f.summary = "Runs one realtime node and a small web page in one process, with a dev token signing key in --data-dir."
+	f.summary = "Runs the web server and one realtime node in one process, on a SQLite database, an audit key and a dev token signing key in --data-dir."
 	f.String(&c.DataDir, "data-dir", "./tandem-data",
-		"directory for the dev token signing key and, later, the SQLite database (created 0700)")
-	f.String(&c.WebListen, "web-listen", "127.0.0.1:7700",
-		"address of the web side: today a small page, later the admin UI and player API (host:port; port 0 picks a free one)")
+		"directory for the SQLite database, the audit key and the dev token signing key (created 0700)")
+	registerWebListenFlag(f, &c.WebListen)
 	f.String(&c.RealtimeListen, "realtime-listen", "127.0.0.1:7701",
 		"address of the realtime node (host:port; port 0 picks a free one)")
+	registerWebFlags(f, &c.Web)
 	registerNodeFlags(f, &c.Node)
 	return f
 }
@@ -138,7 +143,7 @@ func tokenFlags(c *tokenConfig, stderr io.Writer) *flagSet {
 	f := newFlagSet("token", stderr)
 	f.summary = "Prints a realtime token signed with the dev key of --data-dir, for trying a node without the web server."
 	f.String(&c.DataDir, "data-dir", "./tandem-data",
-		"directory for the dev token signing key and, later, the SQLite database (created 0700)")
+		"directory for the SQLite database, the audit key and the dev token signing key (created 0700)")
 	f.String(&c.Player, "player", "",
 		"player id the token is for (its sub claim)")
 	f.String(&c.Name, "name", "",
@@ -179,7 +184,7 @@ func loadtestFlags(c *loadtestConfig, stderr io.Writer) *flagSet {
 	// The same flag as tandem dev's and tandem token's: the load tool signs
 	// the players' tokens with the dev key of the node's data directory.
 	f.String(&c.DataDir, "data-dir", "./tandem-data",
-		"directory for the dev token signing key and, later, the SQLite database (created 0700)")
+		"directory for the SQLite database, the audit key and the dev token signing key (created 0700)")
 	f.String(&c.Scenario, "scenario", "echo",
 		"idle, connect, echo, broadcast or resume")
 	f.String(&c.Codec, "codec", "proto",

@@ -48,6 +48,10 @@ const (
 	CodeTokenExpired     uint32 = 15
 	CodeUnknownRPC       uint32 = 16
 	CodeTimeout          uint32 = 17
+	// The web API's codes; the realtime server does not send them.
+	CodeValidationFailed uint32 = 18
+	CodeMFARequired      uint32 = 19
+	CodeReauthRequired   uint32 = 20
 )
 
 var codeNames = [...]string{
@@ -68,6 +72,9 @@ var codeNames = [...]string{
 	CodeTokenExpired:     "token_expired",
 	CodeUnknownRPC:       "unknown_rpc",
 	CodeTimeout:          "timeout",
+	CodeValidationFailed: "validation_failed",
+	CodeMFARequired:      "mfa_required",
+	CodeReauthRequired:   "reauth_required",
 }
 
 // codeName returns the name of an error code, "unknown" for a code this SDK

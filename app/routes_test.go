@@ -1,0 +1,139 @@
+package app
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tandemhq/tandem"
+	"github.com/tandemhq/tandem/admin"
+	"github.com/tandemhq/tandem/service"
+	"github.com/tandemhq/tandem/sqlite"
+	"github.com/tandemhq/tandem/web"
+)
+
+// routeRule is what a route may be reached by.
+type routeRule struct {
+	Access     web.Access
+	Permission tandem.Permission
+}
+
+const (
+	public  = web.Public
+	pending = web.Pending
+	adm     = web.Admin
+)
+
+// expectedRoutes is every route of the web server with its access and
+// permission, written out by hand: a new route, or a changed permission,
+// fails TestRoutePermissions until this table says the same.
+var expectedRoutes = map[string]routeRule{
+	"GET /healthz": {public, ""},
+
+	// JSON API.
+	"POST /api/admin/v1/session":         {public, ""},
+	"POST /api/admin/v1/session/mfa":     {pending, ""},
+	"POST /api/admin/v1/session/reauth":  {adm, ""},
+	"DELETE /api/admin/v1/session":       {pending, ""},
+	"GET /api/admin/v1/me":               {adm, ""},
+	"GET /api/admin/v1/overview":         {adm, ""},
+	"GET /api/admin/v1/permissions":      {adm, ""},
+	"GET /api/admin/v1/admins":           {adm, tandem.PermAdminsManage},
+	"POST /api/admin/v1/admins":          {adm, tandem.PermAdminsManage},
+	"GET /api/admin/v1/admins/{id}":      {adm, tandem.PermAdminsManage},
+	"PATCH /api/admin/v1/admins/{id}":    {adm, tandem.PermAdminsManage},
+	"GET /api/admin/v1/roles":            {adm, ""},
+	"POST /api/admin/v1/roles":           {adm, tandem.PermRolesManage},
+	"GET /api/admin/v1/roles/{id}":       {adm, ""},
+	"PUT /api/admin/v1/roles/{id}":       {adm, tandem.PermRolesManage},
+	"DELETE /api/admin/v1/roles/{id}":    {adm, tandem.PermRolesManage},
+	"GET /api/admin/v1/api-keys":         {adm, tandem.PermAdminsManage},
+	"POST /api/admin/v1/api-keys":        {adm, tandem.PermAdminsManage},
+	"DELETE /api/admin/v1/api-keys/{id}": {adm, tandem.PermAdminsManage},
+	"GET /api/admin/v1/audit":            {adm, tandem.PermAuditRead},
+
+	// Admin UI.
+	"GET /admin/assets/{file...}":      {public, ""},
+	"GET /admin/login":                 {public, ""},
+	"POST /admin/login":                {public, ""},
+	"GET /admin/mfa":                   {pending, ""},
+	"POST /admin/mfa":                  {pending, ""},
+	"GET /admin/mfa/enrol":             {pending, ""},
+	"POST /admin/mfa/enrol":            {pending, ""},
+	"GET /admin/mfa/qr.png":            {pending, ""},
+	"POST /admin/mfa/confirm":          {pending, ""},
+	"POST /admin/logout":               {pending, ""},
+	"GET /admin":                       {adm, ""},
+	"GET /admin/admins":                {adm, tandem.PermAdminsManage},
+	"POST /admin/admins":               {adm, tandem.PermAdminsManage},
+	"POST /admin/admins/{id}":          {adm, tandem.PermAdminsManage},
+	"GET /admin/roles":                 {adm, ""},
+	"POST /admin/roles":                {adm, tandem.PermRolesManage},
+	"GET /admin/roles/{id}":            {adm, ""},
+	"POST /admin/roles/{id}":           {adm, tandem.PermRolesManage},
+	"POST /admin/roles/{id}/delete":    {adm, tandem.PermRolesManage},
+	"GET /admin/api-keys":              {adm, tandem.PermAdminsManage},
+	"POST /admin/api-keys":             {adm, tandem.PermAdminsManage},
+	"POST /admin/api-keys/{id}/revoke": {adm, tandem.PermAdminsManage},
+	"GET /admin/account":               {adm, ""},
+	"POST /admin/account/password":     {adm, ""},
+	"GET /admin/reauth":                {adm, ""},
+	"POST /admin/reauth":               {adm, ""},
+	"GET /admin/audit":                 {adm, tandem.PermAuditRead},
+}
+
+// testRoutes builds the server's route table over a throwaway database.
+func testRoutes(t *testing.T) []web.Route {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "routes.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	svc, err := service.New(service.Config{Store: db, Passwords: service.PasswordConfig{MemoryKiB: 64, Iterations: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookies := web.CookiesFor("http://127.0.0.1")
+	return routes(svc, cookies, admin.Config{Service: svc, Cookies: cookies})
+}
+
+func TestRoutePermissions(t *testing.T) {
+	got := map[string]routeRule{}
+	for _, r := range testRoutes(t) {
+		if _, dup := got[r.Pattern()]; dup {
+			t.Errorf("route %s is declared twice", r.Pattern())
+		}
+		got[r.Pattern()] = routeRule{r.Access, r.Permission}
+	}
+	if diff := cmp.Diff(expectedRoutes, got); diff != "" {
+		t.Errorf("routes differ from the expected table (-expected +declared):\n%s\n"+
+			"A new or changed route needs its line in expectedRoutes (app/routes_test.go).", diff)
+	}
+}
+
+// apiDocPath is docs/api.md seen from the package directory.
+var apiDocPath = filepath.Join("..", "docs", "api.md")
+
+func TestAPIDocMatchesRoutes(t *testing.T) {
+	want := string(web.APIDoc(testRoutes(t)))
+	if *update {
+		if err := os.WriteFile(apiDocPath, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s", apiDocPath)
+		return
+	}
+	got, err := os.ReadFile(apiDocPath)
+	if err != nil {
+		t.Fatalf("%v\nGenerate it with: go test ./app -run TestAPIDocMatchesRoutes -update", err)
+	}
+	if diff := cmp.Diff(want, string(got)); diff != "" {
+		t.Errorf("docs/api.md differs from the route table (-generated +file):\n%s\n"+
+			"Regenerate it with: go test ./app -run TestAPIDocMatchesRoutes -update", diff)
+	}
+}

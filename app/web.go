@@ -1,0 +1,271 @@
+package app
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tandemhq/tandem/admin"
+	"github.com/tandemhq/tandem/observe"
+	"github.com/tandemhq/tandem/service"
+	"github.com/tandemhq/tandem/token"
+	"github.com/tandemhq/tandem/web"
+)
+
+// webConfig is how the web server runs; `tandem web` and the web side of
+// `tandem dev` share it.
+type webConfig struct {
+	DB                      string
+	PublicURL               string
+	TrustedProxies          []string
+	AuditKey                string
+	CheckpointEvery         int
+	CheckpointInterval      time.Duration
+	SessionIdle             time.Duration
+	SessionLifetime         time.Duration
+	ReauthWindow            time.Duration
+	LoginWindow             time.Duration
+	LoginFailuresPerAddress int
+	LoginFailuresPerAccount int
+	PasswordWorkers         int
+	PasswordQueue           int
+	ShutdownTimeout         time.Duration
+}
+
+// registerWebFlags registers the web server's flags, shared by `tandem web`
+// and `tandem dev`.
+func registerWebFlags(f *flagSet, c *webConfig) {
+	registerDBFlag(f, &c.DB)
+	f.String(&c.PublicURL, "public-url", "",
+		"URL browsers reach the web server at; https:// makes cookies Secure with the __Host- prefix (empty: http://<listen address>)")
+	f.StringList(&c.TrustedProxies, "trusted-proxies", nil,
+		"addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For is believed for the client address")
+	registerAuditKeyFlag(f, &c.AuditKey)
+	f.Int(&c.CheckpointEvery, "audit-checkpoint-every", 1000,
+		"sign an audit checkpoint with every N-th audit record")
+	f.Duration(&c.CheckpointInterval, "audit-checkpoint-interval", time.Minute,
+		"sign an audit checkpoint this often when records were added since the last one")
+	f.Duration(&c.SessionIdle, "session-idle", 30*time.Minute,
+		"an admin session unused this long ends")
+	f.Duration(&c.SessionLifetime, "session-lifetime", 12*time.Hour,
+		"an admin session ends this long after login, used or not")
+	f.Duration(&c.ReauthWindow, "reauth-window", 5*time.Minute,
+		"how long after confirming their password an admin may change MFA, roles, admins and API keys")
+	f.Duration(&c.LoginWindow, "login-window", 15*time.Minute,
+		"window of the failed-login counters")
+	f.Int(&c.LoginFailuresPerAddress, "login-failures-per-address", 20,
+		"failed logins from one client address within --login-window before that address must wait")
+	f.Int(&c.LoginFailuresPerAccount, "login-failures-per-account", 10,
+		"failed logins for one account from browsers it never logged in from, within --login-window, before such browsers must wait (known browsers still log in)")
+	f.Int(&c.PasswordWorkers, "password-workers", 0,
+		"password hashes computed at once (0: one per CPU)")
+	f.Int(&c.PasswordQueue, "password-queue", 0,
+		"password checks waiting for a worker before more are refused with 429 (0: 4 per worker)")
+	f.Duration(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second,
+		"on SIGTERM, how long requests in flight may take to finish")
+}
+
+func registerDBFlag(f *flagSet, p *string) {
+	f.String(p, "db", "",
+		"database: sqlite:PATH or postgres://user@host/db (tandem dev: empty means sqlite:<data-dir>/tandem.db)")
+}
+
+func registerAuditKeyFlag(f *flagSet, p *string) {
+	f.String(p, "audit-key", "",
+		"file of the PEM Ed25519 private key that signs audit checkpoints, kept out of the database "+
+			"(tandem dev: empty means <data-dir>/audit-key.pem; tandem admin: optional; tandem audit verify also takes its public half)")
+}
+
+func registerWebListenFlag(f *flagSet, p *string) {
+	f.String(p, "web-listen", "127.0.0.1:7700",
+		"address of the web server: the admin UI and its API (host:port; port 0 picks a free one)")
+}
+
+// webServer is a running web server: the service, its HTTP server and its
+// background jobs.
+type webServer struct {
+	db       database
+	svc      *service.Service
+	srv      *http.Server
+	ln       net.Listener
+	url      string
+	serveErr chan error
+	stopJobs context.CancelFunc
+	jobs     sync.WaitGroup
+	shutdown time.Duration
+}
+
+// startWeb opens nothing itself: db is migrated and owned by the caller
+// until close, which closes it too.
+func startWeb(ln net.Listener, db database, c webConfig, auditKey ed25519.PrivateKey, log *slog.Logger) (*webServer, error) {
+	proxies, err := parsePrefixes(c.TrustedProxies)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--trusted-proxies: %w", err)}
+	}
+	publicURL := c.PublicURL
+	if publicURL == "" {
+		publicURL = "http://" + ln.Addr().String()
+	}
+	if u, err := url.Parse(publicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usageError{fmt.Errorf("--public-url %q is not an http:// or https:// URL", c.PublicURL)}
+	}
+	svc, err := service.New(service.Config{
+		Store:                   db,
+		Logger:                  log,
+		AuditKey:                auditKey,
+		CheckpointEvery:         int64(c.CheckpointEvery),
+		SessionIdle:             c.SessionIdle,
+		SessionLifetime:         c.SessionLifetime,
+		ReauthWindow:            c.ReauthWindow,
+		LoginWindow:             c.LoginWindow,
+		LoginFailuresPerAddress: c.LoginFailuresPerAddress,
+		LoginFailuresPerAccount: c.LoginFailuresPerAccount,
+		Passwords:               service.PasswordConfig{Workers: c.PasswordWorkers, Queue: c.PasswordQueue},
+	})
+	if err != nil {
+		return nil, err
+	}
+	cookies := web.CookiesFor(publicURL)
+	ui := admin.Config{Service: svc, Cookies: cookies, Logger: log}
+	handler, err := web.New(web.Config{
+		Service:        svc,
+		Logger:         log,
+		PublicURL:      publicURL,
+		TrustedProxies: proxies,
+		Routes:         routes(svc, cookies, ui),
+		HTMLError:      admin.HTMLError(ui),
+	})
+	if err != nil {
+		return nil, err
+	}
+	jobsCtx, stopJobs := context.WithCancel(context.Background())
+	w := &webServer{
+		db:       db,
+		svc:      svc,
+		srv:      &http.Server{Handler: handler.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)},
+		ln:       ln,
+		url:      publicURL,
+		serveErr: make(chan error, 1),
+		stopJobs: stopJobs,
+		shutdown: c.ShutdownTimeout,
+	}
+	w.jobs.Go(func() { svc.RunCheckpoints(jobsCtx, c.CheckpointInterval) })
+	go func() { w.serveErr <- w.srv.Serve(ln) }()
+	return w, nil
+}
+
+// routes is every route of the web server: the JSON API and the admin UI.
+func routes(svc *service.Service, cookies web.Cookies, ui admin.Config) []web.Route {
+	return append(web.APIRoutes(svc, cookies), admin.Routes(ui)...)
+}
+
+// run serves until ctx ends or the server fails, then closes.
+func (w *webServer) run(ctx context.Context) error {
+	select {
+	case err := <-w.serveErr:
+		w.serveErr <- err
+	case <-ctx.Done():
+	}
+	return w.close()
+}
+
+// close stops accepting, lets requests in flight finish within the shutdown
+// timeout, stops the background jobs and closes the database.
+func (w *webServer) close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), w.shutdown)
+	defer cancel()
+	err := w.srv.Shutdown(ctx)
+	if serveErr := <-w.serveErr; !errors.Is(serveErr, http.ErrServerClosed) {
+		err = errors.Join(err, fmt.Errorf("web server: %w", serveErr))
+	}
+	w.stopJobs()
+	w.jobs.Wait()
+	// A last checkpoint, so a clean stop leaves the whole log covered.
+	if cpErr := w.svc.Checkpoint(ctx); cpErr != nil {
+		err = errors.Join(err, fmt.Errorf("audit checkpoint: %w", cpErr))
+	}
+	return errors.Join(err, w.db.Close())
+}
+
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if !strings.Contains(s, "/") {
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// webCmdConfig is the configuration of `tandem web`.
+type webCmdConfig struct {
+	Listen   string
+	LogLevel string
+	Web      webConfig
+}
+
+func webFlags(c *webCmdConfig, stderr io.Writer) *flagSet {
+	f := newFlagSet("web", stderr)
+	f.summary = "Runs the web operations server: the admin UI and the admin JSON API, on the database of --db."
+	registerWebListenFlag(f, &c.Listen)
+	f.String(&c.LogLevel, "log-level", "info",
+		"least severe log level written: debug, info, warn or error")
+	registerWebFlags(f, &c.Web)
+	return f
+}
+
+func runWeb(ctx context.Context, args []string, env Env, stdio Stdio, _ Options) error {
+	var c webCmdConfig
+	if err := parse(webFlags(&c, stdio.Stderr), args, env); err != nil {
+		return err
+	}
+	log, err := observe.NewLogger(stdio.Stderr, c.LogLevel)
+	if err != nil {
+		return usageError{fmt.Errorf("--log-level: %w", err)}
+	}
+	if c.Web.AuditKey == "" {
+		return usageError{errors.New("--audit-key is required: the key file that signs audit checkpoints")}
+	}
+	key, err := token.LoadKeyFile(c.Web.AuditKey)
+	if err != nil {
+		return fmt.Errorf("audit key: %w", err)
+	}
+	db, err := openDatabase(ctx, c.Web.DB, log)
+	if err != nil {
+		return err
+	}
+	if err := checkMigrated(ctx, db); err != nil {
+		return errors.Join(err, db.Close())
+	}
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return errors.Join(fmt.Errorf("web listen: %w", err), db.Close())
+	}
+	w, err := startWeb(ln, db, c.Web, key, log)
+	if err != nil {
+		return errors.Join(err, ln.Close(), db.Close())
+	}
+	fmt.Fprintf(stdio.Stdout, "web: %s/admin\n", w.url)
+	return w.run(ctx)
+}
