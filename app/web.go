@@ -54,7 +54,7 @@ func registerWebFlags(f *flagSet, c *webConfig) {
 	f.Int(&c.CheckpointEvery, "audit-checkpoint-every", 1000,
 		"sign an audit checkpoint with every N-th audit record")
 	f.Duration(&c.CheckpointInterval, "audit-checkpoint-interval", time.Minute,
-		"sign an audit checkpoint this often when records were added since the last one")
+		"how often the web server signs an audit checkpoint (when records were added since the last one) and sweeps expired sessions and login counters")
 	f.Duration(&c.SessionIdle, "session-idle", 30*time.Minute,
 		"an admin session unused this long ends")
 	f.Duration(&c.SessionLifetime, "session-lifetime", 12*time.Hour,
@@ -159,7 +159,7 @@ func startWeb(ln net.Listener, db database, c webConfig, auditKey ed25519.Privat
 		stopJobs: stopJobs,
 		shutdown: c.ShutdownTimeout,
 	}
-	w.jobs.Go(func() { svc.RunCheckpoints(jobsCtx, c.CheckpointInterval) })
+	w.jobs.Go(func() { svc.RunMaintenance(jobsCtx, c.CheckpointInterval) })
 	go func() { w.serveErr <- w.srv.Serve(ln) }()
 	return w, nil
 }

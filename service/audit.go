@@ -66,9 +66,26 @@ func (s *Service) Checkpoint(ctx context.Context) error {
 	})
 }
 
-// RunCheckpoints writes a checkpoint every interval until ctx ends, so a
-// quiet log is covered within interval of its last record.
-func (s *Service) RunCheckpoints(ctx context.Context, interval time.Duration) {
+// Sweep deletes expired admin sessions and login counters of windows long
+// past. Several replicas may sweep at once: deleting what is gone twice is
+// harmless.
+func (s *Service) Sweep(ctx context.Context) error {
+	now := s.now()
+	return s.store.Update(ctx, func(tx tandem.Tx) error {
+		if _, err := tx.DeleteExpiredAdminSessions(ctx, now, now.Add(-s.cfg.SessionIdle)); err != nil {
+			return err
+		}
+		_, err := tx.DeleteOldRateLimits(ctx, now.Add(-s.cfg.LoginWindow))
+		return err
+	})
+}
+
+// RunMaintenance runs the web server's background work every interval
+// until ctx ends: an audit checkpoint when records were added since the
+// last one (so a quiet log is covered within interval of its last record)
+// and the sweep of expired sessions and counters. Both are safe to run on
+// every replica at once.
+func (s *Service) RunMaintenance(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -76,9 +93,12 @@ func (s *Service) RunCheckpoints(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := s.Checkpoint(ctx); err != nil && ctx.Err() == nil {
-				s.log.Error("audit checkpoint", "err", err)
-			}
+		}
+		if err := s.Checkpoint(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("audit checkpoint", "err", err)
+		}
+		if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("sweep", "err", err)
 		}
 	}
 }

@@ -272,3 +272,35 @@ func TestTheLastOwnerCannotBeDisabledOrDemoted(t *testing.T) {
 }
 
 func asError(err error, target **tandem.Error) bool { return errors.As(err, target) }
+
+func TestSweepRemovesExpiredSessionsAndOldCounters(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store tandem.Store, raw rawDB) {
+		ctx := context.Background()
+		f := newFixture(t, store, raw, func(c *service.Config) { c.SessionIdle = 10 * time.Minute })
+		f.createAdmin(t, "viewer", "viewer password 1", tandem.RoleViewer)
+		res := f.login(t, "viewer", "viewer password 1", "10.0.0.3", "")
+		_, err := f.svc.Login(ctx, service.LoginRequest{Name: "viewer", Password: "wrong password 1", Address: "10.0.0.4"})
+		wantCode(t, err, tandem.EUnauthenticated)
+
+		f.clock.Add(time.Hour)
+		if err := f.svc.Sweep(ctx); err != nil {
+			t.Fatal(err)
+		}
+		err = store.View(ctx, func(tx tandem.Tx) error {
+			if _, err := tx.AdminSession(ctx, res.Session.TokenHash); tandem.ErrorCodeOf(err) != tandem.ENotFound {
+				t.Errorf("idle session after the sweep: %v, want not_found", err)
+			}
+			n, err := tx.RateLimitCount(ctx, "login:addr:10.0.0.4", 15*time.Minute, f.clock.Now().Add(-time.Hour))
+			if err != nil {
+				return err
+			}
+			if n != 0 {
+				t.Errorf("the failed login's counter survived the sweep: %d", n)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}
