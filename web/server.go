@@ -273,7 +273,8 @@ func (s *Server) guard(rt Route) http.Handler {
 				return
 			}
 			if err := s.svc.Authorize(ctx, actor, rt.Permission, rt.Pattern()); err != nil {
-				s.fail(w, r, rt.API, err)
+				// With the actor, so the refusal page still shows what it may use.
+				s.fail(w, r.WithContext(WithActor(ctx, actor)), rt.API, err)
 				return
 			}
 		}
