@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tandemhq/tandem"
 	"github.com/tandemhq/tandem/service"
@@ -138,5 +139,26 @@ func TestCheckpointOnScheduleCoversAQuietLog(t *testing.T) {
 		if rep := verify(t, f); !rep.OK() || rep.Covered != 1 || rep.Checkpoints != 1 {
 			t.Fatalf("after the scheduled checkpoint: %+v", rep)
 		}
+	})
+}
+
+func TestMaintenanceCheckpointsAQuietLogAndStopsWithItsContext(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store tandem.Store, raw rawDB) {
+		f := newFixture(t, store, raw, nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			f.svc.RunMaintenance(ctx, 5*time.Millisecond)
+		}()
+		deadline := time.Now().Add(10 * time.Second)
+		for verify(t, f).Covered != 1 {
+			if time.Now().After(deadline) {
+				t.Fatal("no checkpoint within 10s at an interval of 5ms")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+		<-done
 	})
 }
