@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"bytes"
+	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -113,4 +117,50 @@ func TestUnknownCommandExitsTwo(t *testing.T) {
 	if want := `unknown command "frobnicate"`; !strings.Contains(stderr, want) {
 		t.Errorf("tandem frobnicate: stderr %q does not say %q", stderr, want)
 	}
+}
+
+var (
+	devWebLine   = regexp.MustCompile(`(?m)^web: +(http://\S+)/admin$`)
+	devAdminLine = regexp.MustCompile(`(?m)^admin: +log in as "admin" with password (\S+) `)
+)
+
+func TestDevCreatesTheFirstAdminOnceAndItsPasswordLogsIn(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	dev := startDev(t, bins.tandem, dir)
+	webURL := dev.waitStdout(t, devWebLine)[1]
+	password := dev.waitStdout(t, devAdminLine)[1]
+	for _, f := range []string{"audit-key.pem", "tandem.db"} {
+		info, err := os.Stat(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == "audit-key.pem" && info.Mode() != 0o600 {
+			t.Errorf("%s has mode %s, want 0600", f, info.Mode())
+		}
+	}
+
+	body, _ := json.Marshal(map[string]string{"name": "admin", "password": password})
+	resp, err := http.Post(webURL+"/api/admin/v1/session", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		MFA string `json:"mfa"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || got.MFA != "enrol" {
+		t.Fatalf("login with the printed password: %s, %+v, %v; want 200 asking to enrol MFA", resp.Status, got, err)
+	}
+	dev.stop(t)
+
+	// A second start on the same data directory keeps the admin and prints
+	// no password: there are no default credentials, ever.
+	again := startDev(t, bins.tandem, dir)
+	again.waitStdout(t, devWebLine)
+	if strings.Contains(again.stdout.String(), "admin:") {
+		t.Errorf("a restart printed an admin password:\n%s", again.stdout.String())
+	}
+	again.stop(t)
 }
