@@ -2,7 +2,7 @@ package service
 
 import (
 	"context"
-		"slices"
+	"slices"
 
 	"github.com/tandemhq/tandem"
 )
@@ -126,4 +126,3 @@ func (s *Service) DeleteRole(ctx context.Context, a *Actor, id int64) error {
 			return tx.DeleteRole(ctx, id)
 		})
 }
-
