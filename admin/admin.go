@@ -62,6 +62,9 @@ func Routes(cfg Config) []web.Route {
 		return web.Route{Method: method, Path: path, Access: access, Permission: perm, Summary: summary, Handler: h}
 	}
 	return []web.Route{
+		route("GET", "/{$}", public, "", "the front door: redirects to /admin", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "/admin", http.StatusSeeOther)
+		}),
 		route("GET", "/admin/assets/{file...}", public, "", "static asset (stylesheet, htmx)", u.asset),
 		route("GET", "/admin/login", public, "", "login page", u.loginPage),
 		route("POST", "/admin/login", public, "", "log in with name and password", u.login),

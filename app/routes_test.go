@@ -56,6 +56,7 @@ var expectedRoutes = map[string]routeRule{
 	"GET /api/admin/v1/audit":            {adm, tandem.PermAuditRead},
 
 	// Admin UI.
+	"GET /{$}":                         {public, ""},
 	"GET /admin/assets/{file...}":      {public, ""},
 	"GET /admin/login":                 {public, ""},
 	"POST /admin/login":                {public, ""},
