@@ -2,8 +2,6 @@ package admin_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"html"
 	"io"
 	"log/slog"
@@ -13,16 +11,16 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tandemhq/tandem/internal/servicetest"
 
 	"github.com/pquerna/otp/totp"
 
 	"github.com/tandemhq/tandem"
 	"github.com/tandemhq/tandem/admin"
 	"github.com/tandemhq/tandem/service"
-	"github.com/tandemhq/tandem/sqlite"
 	"github.com/tandemhq/tandem/web"
 )
 
@@ -31,41 +29,16 @@ import (
 type testEnv struct {
 	t     *testing.T
 	svc   *service.Service
-	clock *testClock
+	clock *servicetest.Clock
 	srv   *httptest.Server
 	roles map[string]int64 // role ids by name
 }
 
-// testClock is the service's clock: real time plus an offset tests move,
-// so TOTP steps and the reauth window pass without sleeping.
-type testClock struct{ offset atomic.Int64 }
-
-func (c *testClock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
-func (c *testClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
-
 func newEnv(t *testing.T) *testEnv {
 	t.Helper()
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, sqlite.Config{Path: t.TempDir() + "/tandem.db"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	if _, err := store.MigrateUp(ctx); err != nil {
-		t.Fatal(err)
-	}
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &testEnv{t: t, clock: &testClock{}, roles: map[string]int64{}}
 	log := slog.New(slog.DiscardHandler)
-	e.svc, err = service.New(service.Config{Store: store, Logger: log, Now: e.clock.Now, AuditKey: key,
-		Passwords: service.PasswordConfig{MemoryKiB: 64, Iterations: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.loadRoles()
+	se := servicetest.New(t, func(c *service.Config) { c.Logger = log })
+	e := &testEnv{t: t, svc: se.Service, clock: se.Clock, roles: se.Roles}
 	cfg := admin.Config{Service: e.svc, Cookies: web.Cookies{}, Logger: log}
 	s, err := web.New(web.Config{
 		Service:   e.svc,

@@ -1,17 +1,16 @@
 package app
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/tandemhq/tandem/internal/servicetest"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tandemhq/tandem"
 	"github.com/tandemhq/tandem/admin"
-	"github.com/tandemhq/tandem/service"
-	"github.com/tandemhq/tandem/sqlite"
 	"github.com/tandemhq/tandem/web"
 )
 
@@ -89,16 +88,7 @@ var expectedRoutes = map[string]routeRule{
 // testRoutes builds the server's route table over a throwaway database.
 func testRoutes(t *testing.T) []web.Route {
 	t.Helper()
-	ctx := context.Background()
-	db, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "routes.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	svc, err := service.New(service.Config{Store: db, Passwords: service.PasswordConfig{MemoryKiB: 64, Iterations: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := servicetest.New(t, nil).Service
 	cookies := web.CookiesFor("http://127.0.0.1")
 	return routes(svc, cookies, admin.Config{Service: svc, Cookies: cookies})
 }

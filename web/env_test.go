@@ -3,8 +3,6 @@ package web_test
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -14,9 +12,10 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tandemhq/tandem/internal/servicetest"
 
 	"github.com/pquerna/otp/totp"
 
@@ -31,18 +30,11 @@ type testEnv struct {
 	t     *testing.T
 	store *sqlite.Store
 	svc   *service.Service
-	clock *testClock
+	clock *servicetest.Clock
 	srv   *httptest.Server
 	logs  *syncBuffer
 	roles map[string]int64 // built-in role ids by name
 }
-
-// testClock is the service's clock: real time plus an offset tests move,
-// so TOTP steps and the reauth window pass without sleeping.
-type testClock struct{ offset atomic.Int64 }
-
-func (c *testClock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
-func (c *testClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 type syncBuffer struct {
 	mu sync.Mutex
@@ -65,33 +57,10 @@ func (s *syncBuffer) String() string {
 // whatever the options change in its Config.
 func newEnv(t *testing.T, extra []web.Route, opts ...func(*web.Config)) *testEnv {
 	t.Helper()
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, sqlite.Config{Path: t.TempDir() + "/tandem.db"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	if _, err := store.MigrateUp(ctx); err != nil {
-		t.Fatal(err)
-	}
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &testEnv{t: t, store: store, clock: &testClock{}, logs: &syncBuffer{}, roles: map[string]int64{}}
-	log := slog.New(slog.NewJSONHandler(e.logs, nil))
-	e.svc, err = service.New(service.Config{Store: store, Logger: log, Now: e.clock.Now, AuditKey: key,
-		Passwords: service.PasswordConfig{MemoryKiB: 64, Iterations: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	roles, err := e.svc.Roles(ctx, service.CLIActor("test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range roles {
-		e.roles[r.Name] = r.ID
-	}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	se := servicetest.New(t, func(c *service.Config) { c.Logger = log })
+	e := &testEnv{t: t, store: se.Store, svc: se.Service, clock: se.Clock, logs: logs, roles: se.Roles}
 	cfg := web.Config{
 		Service: e.svc,
 		Logger:  log,
