@@ -173,6 +173,11 @@ type loadtestConfig struct {
 	Missed      int
 	ServerPID   int
 	JSON        bool
+	// The web scenarios.
+	Admin          string
+	PasswordStdin  bool
+	RequestRate    int
+	LoginsInFlight int
 }
 
 func loadtestFlags(c *loadtestConfig, stderr io.Writer) *flagSet {
@@ -180,13 +185,13 @@ func loadtestFlags(c *loadtestConfig, stderr io.Writer) *flagSet {
 	f.summary = "Measures a realtime node on this machine (loopback only) against the performance targets; " +
 		"docs/benchmarks.md explains the scenarios and scripts/bench runs them all."
 	f.String(&c.URL, "url", "ws://127.0.0.1:7701/ws",
-		"WebSocket URL of the node; its host must be or resolve to a loopback address (127.0.0.0/8 or ::1)")
+		"WebSocket URL of the node, or for the web scenarios the web server's http:// URL; its host must be or resolve to a loopback address (127.0.0.0/8 or ::1)")
 	// The same flag as tandem dev's and tandem token's: the load tool signs
 	// the players' tokens with the dev key of the node's data directory.
 	f.String(&c.DataDir, "data-dir", "./tandem-data",
 		"directory for the SQLite database, the audit key and the dev token signing key (created 0700)")
 	f.String(&c.Scenario, "scenario", "echo",
-		"idle, connect, echo, broadcast or resume")
+		"idle, connect, echo, broadcast or resume (realtime node); audit-search or admin-login (web server)")
 	f.String(&c.Codec, "codec", "proto",
 		"codec of every connection: proto (binary) or json")
 	f.Int(&c.Clients, "clients", 0,
@@ -212,6 +217,14 @@ func loadtestFlags(c *loadtestConfig, stderr io.Writer) *flagSet {
 		"resume: messages the cut member misses each time (at most 1000)")
 	f.Int(&c.ServerPID, "server-pid", 0,
 		"process id of the node: its RSS (/proc/PID/status) and CPU time (/proc/PID/stat) go into the report")
+	f.String(&c.Admin, "admin", "",
+		"audit-search and admin-login: the admin to log in as (audit-search needs audit:read without MFA, e.g. the viewer role)")
+	f.Bool(&c.PasswordStdin, "password-stdin", false,
+		"read the password from the first line of standard input instead of generating one")
+	f.Int(&c.RequestRate, "request-rate", 200,
+		"audit-search: searches per second, sent on schedule whatever the latency (open loop)")
+	f.Int(&c.LoginsInFlight, "logins-in-flight", 4,
+		"admin-login: logins in flight at once")
 	f.Bool(&c.JSON, "json", false,
 		"write the report as JSON instead of a table")
 	return f

@@ -1,9 +1,13 @@
 package app
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"slices"
+	"strings"
 
 	"github.com/tandemhq/tandem/loadtest"
 )
@@ -14,6 +18,9 @@ func runLoadtest(ctx context.Context, args []string, env Env, stdio Stdio, _ Opt
 	var c loadtestConfig
 	if err := parse(loadtestFlags(&c, stdio.Stderr), args, env); err != nil {
 		return err
+	}
+	if slices.Contains(loadtest.WebScenarios, c.Scenario) {
+		return runWebLoadtest(ctx, c, stdio)
 	}
 	signer, err := loadDevSigner(c.DataDir)
 	if err != nil {
@@ -36,6 +43,39 @@ func runLoadtest(ctx context.Context, args []string, env Env, stdio Stdio, _ Opt
 		Missed:      c.Missed,
 		ServerPID:   c.ServerPID,
 		Log:         stdio.Stderr,
+	})
+	if ce := (*loadtest.ConfigError)(nil); errors.As(err, &ce) {
+		return usageError{err}
+	}
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return rep.WriteJSON(stdio.Stdout)
+	}
+	return rep.WriteTable(stdio.Stdout)
+}
+
+// runWebLoadtest runs a scenario against the web server, logged in as
+// --admin with the password read from standard input.
+func runWebLoadtest(ctx context.Context, c loadtestConfig, stdio Stdio) error {
+	if c.Admin == "" || !c.PasswordStdin {
+		return usageError{errors.New("the web scenarios log in: give --admin and the password on standard input with --password-stdin")}
+	}
+	line, err := bufio.NewReader(stdio.Stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	rep, err := loadtest.RunWeb(ctx, loadtest.WebConfig{
+		URL:           c.URL,
+		Scenario:      c.Scenario,
+		AdminName:     c.Admin,
+		AdminPassword: strings.TrimRight(line, "\r\n"),
+		Rate:          c.RequestRate,
+		Concurrency:   c.LoginsInFlight,
+		Duration:      c.Duration,
+		ServerPID:     c.ServerPID,
+		Log:           stdio.Stderr,
 	})
 	if ce := (*loadtest.ConfigError)(nil); errors.As(err, &ce) {
 		return usageError{err}

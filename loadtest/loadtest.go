@@ -20,6 +20,12 @@
 //     delivers); frames per second, latency from send to receipt, server CPU.
 //   - resume: a member is cut, another sends messages, the member resumes;
 //     time to the last replayed message, and that none is lost or doubled.
+//
+// Two scenarios measure the web server instead (RunWeb, web.go):
+//   - audit-search: audit-log searches at a fixed rate (open loop);
+//     latency percentiles.
+//   - admin-login: logins (one argon2id verification each) with a few in
+//     flight; logins per second and how many the hashing pool refused.
 package loadtest
 
 import (
