@@ -72,9 +72,7 @@ func (s *Service) CreateAdmin(ctx context.Context, a *Actor, in NewAdmin) (*tand
 			if err := tandem.Invalid(fields); err != nil {
 				return err
 			}
-			if _, err := tx.Role(ctx, in.RoleID); tandem.ErrorCodeOf(err) == tandem.ENotFound {
-				return tandem.Invalid([]tandem.FieldError{{Field: "role_id", Message: "no such role"}})
-			} else if err != nil {
+			if _, err := grantableRole(ctx, tx, a, in.RoleID, "role_id"); err != nil {
 				return err
 			}
 			now := s.now()
@@ -123,11 +121,18 @@ func (s *Service) UpdateAdmin(ctx context.Context, a *Actor, id int64, in AdminU
 		if a.Kind == tandem.ActorAdmin && a.ID == id && (in.Disabled != nil || in.RoleID != nil) {
 			return tandem.Errorf(tandem.EConflict, "you cannot change your own role or disable yourself")
 		}
+		// Disabling or re-passwording an admin who holds more than the
+		// actor would be a way to take their place.
+		current, err := tx.Role(ctx, admin.RoleID)
+		if err != nil {
+			return err
+		}
+		if err := checkGrant(a, current.Permissions); err != nil {
+			return tandem.Errorf(tandem.EPermission, "you cannot change an admin who holds permissions you do not")
+		}
 		endSessions := false
 		if in.RoleID != nil {
-			if _, err := tx.Role(ctx, *in.RoleID); tandem.ErrorCodeOf(err) == tandem.ENotFound {
-				return tandem.Invalid([]tandem.FieldError{{Field: "role_id", Message: "no such role"}})
-			} else if err != nil {
+			if _, err := grantableRole(ctx, tx, a, *in.RoleID, "role_id"); err != nil {
 				return err
 			}
 			admin.RoleID = *in.RoleID

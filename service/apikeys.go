@@ -48,9 +48,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, a *Actor, in NewAPIKey) (str
 			if err := tandem.Invalid(fields); err != nil {
 				return err
 			}
-			if _, err := tx.Role(ctx, in.RoleID); tandem.ErrorCodeOf(err) == tandem.ENotFound {
-				return tandem.Invalid([]tandem.FieldError{{Field: "role_id", Message: "no such role"}})
-			} else if err != nil {
+			if _, err := grantableRole(ctx, tx, a, in.RoleID, "role_id"); err != nil {
 				return err
 			}
 			k := &tandem.APIKey{Name: in.Name, RoleID: in.RoleID, Prefix: secret[:len(apiKeyPrefix)+6],

@@ -64,6 +64,9 @@ func (s *Service) CreateRole(ctx context.Context, a *Actor, in RoleInput) (*tand
 			if err := tandem.Invalid(fields); err != nil {
 				return err
 			}
+			if err := checkGrant(a, in.Permissions); err != nil {
+				return err
+			}
 			now := s.now()
 			r := &tandem.Role{Name: in.Name, Description: in.Description, Permissions: in.Permissions, CreatedAt: now, UpdatedAt: now}
 			if err := tx.CreateRole(ctx, r); err != nil {
@@ -94,6 +97,14 @@ func (s *Service) UpdateRole(ctx context.Context, a *Actor, id int64, in RoleInp
 				return tandem.Errorf(tandem.EConflict, "built-in roles cannot be changed; create a role instead")
 			}
 			if err := tandem.Invalid(fields); err != nil {
+				return err
+			}
+			// Both ways: no adding a permission the actor lacks, and no
+			// changing a role that holds more than the actor.
+			if err := checkGrant(a, r.Permissions); err != nil {
+				return tandem.Errorf(tandem.EPermission, "you cannot change a role that holds permissions you do not")
+			}
+			if err := checkGrant(a, in.Permissions); err != nil {
 				return err
 			}
 			rec.Before = auditJSON(roleView(r))

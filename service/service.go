@@ -356,3 +356,28 @@ func (s *Service) Authorize(ctx context.Context, a *Actor, p tandem.Permission, 
 	}
 	return nil
 }
+
+// checkGrant refuses to hand out permissions the actor does not hold
+// itself: without it, whoever may manage roles or admins could make a role
+// with every permission and give it to an account they control.
+func checkGrant(a *Actor, perms []tandem.Permission) error {
+	for _, p := range perms {
+		if !a.Can(p) {
+			return tandem.Errorf(tandem.EPermission, "you cannot grant %s: you do not hold it", p)
+		}
+	}
+	return nil
+}
+
+// grantableRole returns the role with id for assigning it, or a
+// validation error naming field when there is none, or a permission error
+// when it holds more than the actor.
+func grantableRole(ctx context.Context, tx tandem.Tx, a *Actor, id int64, field string) (*tandem.Role, error) {
+	r, err := tx.Role(ctx, id)
+	if tandem.ErrorCodeOf(err) == tandem.ENotFound {
+		return nil, tandem.Invalid([]tandem.FieldError{{Field: field, Message: "no such role"}})
+	} else if err != nil {
+		return nil, err
+	}
+	return r, checkGrant(a, r.Permissions)
+}

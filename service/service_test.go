@@ -304,3 +304,54 @@ func TestSweepRemovesExpiredSessionsAndOldCounters(t *testing.T) {
 		}
 	})
 }
+
+func TestNobodyGrantsOrTakesOverPermissionsTheyDoNotHold(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store tandem.Store, raw rawDB) {
+		ctx := context.Background()
+		f := newFixture(t, store, raw, nil)
+		// A role manager and an admin manager, neither an owner, each with
+		// MFA done and a fresh password confirmation.
+		for name, perms := range map[string][]tandem.Permission{
+			"role-manager":  {tandem.PermRolesManage, tandem.PermAuditRead},
+			"admin-manager": {tandem.PermAdminsManage},
+		} {
+			r, err := f.svc.CreateRole(ctx, f.cli, service.RoleInput{Name: name, Permissions: perms})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.roles[name] = r.ID
+			f.createAdmin(t, name, "a long enough password", name)
+		}
+		session := func(name string) *service.Actor {
+			secret, _ := f.enrol(t, name, "a long enough password")
+			f.clock.Add(30 * time.Second)
+			res := f.login(t, name, "a long enough password", "10.0.0.5", "")
+			if err := f.svc.CompleteMFA(ctx, res.Actor, f.code(t, secret)); err != nil {
+				t.Fatal(err)
+			}
+			return res.Actor
+		}
+		roles, admins := session("role-manager"), session("admin-manager")
+
+		_, err := f.svc.CreateRole(ctx, roles, service.RoleInput{Name: "escalate", Permissions: []tandem.Permission{tandem.PermAdminsManage}})
+		wantCode(t, err, tandem.EPermission)
+		_, err = f.svc.UpdateRole(ctx, roles, f.roles["role-manager"], service.RoleInput{Name: "role-manager",
+			Permissions: []tandem.Permission{tandem.PermRolesManage, tandem.PermAuditRead, tandem.PermLedgerApprove}})
+		wantCode(t, err, tandem.EPermission)
+		if _, err := f.svc.CreateRole(ctx, roles, service.RoleInput{Name: "readers", Permissions: []tandem.Permission{tandem.PermAuditRead}}); err != nil {
+			t.Fatalf("granting a permission one holds: %v", err)
+		}
+
+		_, err = f.svc.CreateAdmin(ctx, admins, service.NewAdmin{Name: "new owner", Password: "a long enough password", RoleID: f.roles[tandem.RoleOwner]})
+		wantCode(t, err, tandem.EPermission)
+		all, err := f.svc.Admins(ctx, f.cli)
+		if err != nil {
+			t.Fatal(err)
+		}
+		password := "taken over password"
+		_, err = f.svc.UpdateAdmin(ctx, admins, all[0].ID, service.AdminUpdate{Password: &password}) // the owner
+		wantCode(t, err, tandem.EPermission)
+		_, _, err = f.svc.CreateAPIKey(ctx, admins, service.NewAPIKey{Name: "root", RoleID: f.roles[tandem.RoleOwner]})
+		wantCode(t, err, tandem.EPermission)
+	})
+}
