@@ -152,7 +152,16 @@ func startWeb(ln net.Listener, db database, c webConfig, auditKey ed25519.Privat
 	w := &webServer{
 		db:       db,
 		svc:      svc,
-		srv:      &http.Server{Handler: handler.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)},
+		srv: &http.Server{
+			Handler: handler.Handler(),
+			// Bodies are small (64 KiB at most) and answers quick: a client
+			// holding a connection longer is slow or hostile.
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		},
 		ln:       ln,
 		url:      publicURL,
 		serveErr: make(chan error, 1),
