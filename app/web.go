@@ -150,8 +150,8 @@ func startWeb(ln net.Listener, db database, c webConfig, auditKey ed25519.Privat
 	}
 	jobsCtx, stopJobs := context.WithCancel(context.Background())
 	w := &webServer{
-		db:       db,
-		svc:      svc,
+		db:  db,
+		svc: svc,
 		srv: &http.Server{
 			Handler: handler.Handler(),
 			// Bodies are small (64 KiB at most) and answers quick: a client
