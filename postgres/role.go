@@ -46,7 +46,7 @@ func (t *tx) CreateRole(ctx context.Context, r *tandem.Role) error {
 }
 
 func (t *tx) Role(ctx context.Context, id int64) (*tandem.Role, error) {
-	r, err := scanRole(t.tx.QueryRow(ctx, `SELECT `+roleColumns+` FROM roles WHERE id = $1`+t.lockRows, id))
+	r, err := scanRole(t.tx.QueryRow(ctx, `SELECT `+roleColumns+` FROM roles WHERE id = $1`+t.keyShare(), id))
 	if err != nil {
 		return nil, notFound(err, "read role", "role not found")
 	}
@@ -54,7 +54,7 @@ func (t *tx) Role(ctx context.Context, id int64) (*tandem.Role, error) {
 }
 
 func (t *tx) RoleByName(ctx context.Context, name string) (*tandem.Role, error) {
-	r, err := scanRole(t.tx.QueryRow(ctx, `SELECT `+roleColumns+` FROM roles WHERE name = $1`+t.lockRows, name))
+	r, err := scanRole(t.tx.QueryRow(ctx, `SELECT `+roleColumns+` FROM roles WHERE name = $1`+t.keyShare(), name))
 	if err != nil {
 		return nil, notFound(err, "read role by name", "role not found")
 	}
@@ -95,4 +95,15 @@ func (t *tx) DeleteRole(ctx context.Context, id int64) error {
 		return tandem.Errorf(tandem.ENotFound, "role not found")
 	}
 	return nil
+}
+
+// keyShare is the lock a role read takes inside Update. Roles are read by
+// many write transactions (every admin change, every login) and in no
+// fixed order, so an exclusive row lock would let two of them deadlock; a
+// key-share lock only keeps the role from being deleted meanwhile.
+func (t *tx) keyShare() string {
+	if t.lockRows == "" {
+		return ""
+	}
+	return " FOR KEY SHARE"
 }
