@@ -232,11 +232,13 @@ func constraint(err error, code int) bool {
 	return errors.As(err, &e) && e.Code() == code
 }
 
-// conflict turns a unique, primary-key or foreign-key violation into an
+// conflict turns a unique, primary-key or foreign-key violation (or an
+// append-only trigger refusing an insert onto a taken position) into an
 // EConflict carrying msg; other errors are wrapped with what failed.
 func conflict(err error, what, msg string) error {
 	switch {
-	case constraint(err, sqlite3.SQLITE_CONSTRAINT_UNIQUE),
+	case constraint(err, sqlite3.SQLITE_CONSTRAINT_TRIGGER),
+		constraint(err, sqlite3.SQLITE_CONSTRAINT_UNIQUE),
 		constraint(err, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY),
 		constraint(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY):
 		return tandem.Errorf(tandem.EConflict, "%s", msg)

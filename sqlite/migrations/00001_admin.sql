@@ -142,6 +142,16 @@ BEGIN
 END;
 -- +goose StatementEnd
 
+-- INSERT OR REPLACE deletes the old row without firing DELETE triggers
+-- (recursive triggers are off): refuse an insert onto an existing seq.
+-- +goose StatementBegin
+CREATE TRIGGER audit_log_no_replace BEFORE INSERT ON audit_log
+WHEN EXISTS (SELECT 1 FROM audit_log WHERE seq = NEW.seq)
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log is append-only');
+END;
+-- +goose StatementEnd
+
 -- The chain head: the one row writers lock to append.
 CREATE TABLE audit_head (
     id   INTEGER PRIMARY KEY CHECK (id = 1),
@@ -168,6 +178,14 @@ END;
 
 -- +goose StatementBegin
 CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+BEGIN
+    SELECT RAISE(ABORT, 'audit_checkpoints is append-only');
+END;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+CREATE TRIGGER audit_checkpoints_no_replace BEFORE INSERT ON audit_checkpoints
+WHEN EXISTS (SELECT 1 FROM audit_checkpoints WHERE seq = NEW.seq)
 BEGIN
     SELECT RAISE(ABORT, 'audit_checkpoints is append-only');
 END;
