@@ -152,12 +152,21 @@ func (s *Service) UpdateAdmin(ctx context.Context, a *Actor, id int64, in AdminU
 		if err := tx.UpdateAdmin(ctx, admin); err != nil {
 			return err
 		}
+		after := adminView(admin)
 		if endSessions {
 			if _, err := tx.DeleteAdminSessions(ctx, id, nil); err != nil {
 				return err
 			}
 		}
-		rec.After = auditJSON(adminView(admin))
+		if in.Disabled != nil && *in.Disabled {
+			// The keys they made go with them: they saw the secrets.
+			revoked, err := s.revokeKeysOf(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			after["api_keys_revoked"] = revoked
+		}
+		rec.After = auditJSON(after)
 		out = admin
 		return nil
 	})
@@ -184,4 +193,25 @@ func (s *Service) keepAnOwner(ctx context.Context, tx tandem.Tx, changed *tandem
 		}
 	}
 	return tandem.Errorf(tandem.EConflict, "this would leave no enabled owner")
+}
+
+// revokeKeysOf revokes every valid API key the admin created and returns
+// their ids.
+func (s *Service) revokeKeysOf(ctx context.Context, tx tandem.Tx, adminID int64) ([]int64, error) {
+	keys, err := tx.APIKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	revoked := []int64{}
+	for _, k := range keys {
+		if k.CreatedBy != adminID || k.Revoked() {
+			continue
+		}
+		k.RevokedAt = s.now()
+		if err := tx.UpdateAPIKey(ctx, k); err != nil {
+			return nil, err
+		}
+		revoked = append(revoked, k.ID)
+	}
+	return revoked, nil
 }

@@ -19,6 +19,13 @@ func (s *Service) AuditLog(ctx context.Context, a *Actor, f tandem.AuditFilter) 
 	if f.Result != "" && f.Result != tandem.AuditOK && f.Result != tandem.AuditDenied && f.Result != tandem.AuditFailed {
 		fields = append(fields, tandem.FieldError{Field: "result", Message: "must be ok, denied or failed"})
 	}
+	for _, t := range []struct{ field, value string }{
+		{"actor", f.ActorName}, {"action", f.Action}, {"target_type", f.TargetType}, {"target_id", f.TargetID},
+	} {
+		if !validText(t.value) {
+			fields = append(fields, tandem.FieldError{Field: t.field, Message: "must be valid UTF-8 without NUL characters"})
+		}
+	}
 	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
 		fields = append(fields, tandem.FieldError{Field: "until", Message: "must be after since"})
 	}
@@ -121,9 +128,11 @@ func (r *AuditReport) OK() bool { return len(r.Problems) == 0 }
 // VerifyAudit walks the whole chain and every checkpoint. It reports the
 // first record whose hash or link is broken, checkpoints whose signature
 // fails or whose record differs, and a tail truncated below the last
-// checkpoint. Records after the last checkpoint are only as trustworthy as
-// the database.
-func VerifyAudit(ctx context.Context, store tandem.Store, pub ed25519.PublicKey) (*AuditReport, error) {
+// checkpoint. With every > 0 (the server's CheckpointEvery) a checkpoint
+// must also exist at each multiple of every up to the last record, so
+// deleting checkpoints to rewrite the chain unseen shows too. Records after
+// the last checkpoint are only as trustworthy as the database.
+func VerifyAudit(ctx context.Context, store tandem.Store, pub ed25519.PublicKey, every int64) (*AuditReport, error) {
 	rep := &AuditReport{}
 	var cps []*tandem.AuditCheckpoint
 	hashes := map[int64][]byte{} // seq → hash, only at checkpoint positions
@@ -170,6 +179,18 @@ func VerifyAudit(ctx context.Context, store tandem.Store, pub ed25519.PublicKey)
 	})
 	if err != nil {
 		return nil, err
+	}
+	if every > 0 {
+		have := make(map[int64]bool, len(cps))
+		for _, c := range cps {
+			have[c.Seq] = true
+		}
+		for seq := every; seq <= rep.Records; seq += every {
+			if !have[seq] {
+				rep.Problems = append(rep.Problems, fmt.Sprintf("checkpoint %d: missing (one is written with every %d-th record; checkpoints were deleted)", seq, every))
+				break
+			}
+		}
 	}
 	keyID := AuditKeyID(pub)
 	for _, c := range cps {

@@ -32,7 +32,7 @@ func twentyRecords(t *testing.T, store tandem.Store, raw rawDB) *fixture {
 
 func verify(t *testing.T, f *fixture) *service.AuditReport {
 	t.Helper()
-	rep, err := service.VerifyAudit(context.Background(), f.store, f.key.Public().(ed25519.PublicKey))
+	rep, err := service.VerifyAudit(context.Background(), f.store, f.key.Public().(ed25519.PublicKey), 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestAuditVerifyRefusesACheckpointSignedByAnotherKey(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, store tandem.Store, raw rawDB) {
 		f := twentyRecords(t, store, raw)
 		other, _, _ := ed25519.GenerateKey(nil)
-		rep, err := service.VerifyAudit(context.Background(), f.store, other)
+		rep, err := service.VerifyAudit(context.Background(), f.store, other, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -160,5 +160,13 @@ func TestMaintenanceCheckpointsAQuietLogAndStopsWithItsContext(t *testing.T) {
 		}
 		cancel()
 		<-done
+	})
+}
+
+func TestAuditVerifyFindsDeletedCheckpoints(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store tandem.Store, raw rawDB) {
+		f := twentyRecords(t, store, raw)
+		raw(t, `DELETE FROM audit_checkpoints WHERE seq = 10`)
+		wantProblem(t, verify(t, f), "checkpoint 10: missing")
 	})
 }

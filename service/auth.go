@@ -3,8 +3,12 @@ package service
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
+	"net/netip"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tandemhq/tandem"
 )
@@ -44,13 +48,39 @@ func hashToken(token string) []byte {
 // still need MFA (Actor.MFAOutstanding) before it can do anything else.
 func (s *Service) Login(ctx context.Context, req LoginRequest) (*LoginResult, error) {
 	now := s.now()
-	rec := &tandem.AuditRecord{At: now, ActorKind: tandem.ActorAnonymous, ActorName: req.Name,
+	// The name is the attacker's text until it matches an admin: bounded
+	// and valid before it reaches a counter key, a query or the audit log.
+	name := req.Name
+	if !validText(name) || utf8.RuneCountInString(name) > 64 {
+		// No admin has such a name: only the failure remains to count and audit.
+		name = truncateRunes(strings.ToValidUTF8(strings.ReplaceAll(name, "\x00", ""), "?"), 64) + "…"
+		req.Password = ""
+	}
+	rec := &tandem.AuditRecord{At: now, ActorKind: tandem.ActorAnonymous, ActorName: name,
 		Action: "session.login", Address: req.Address, Result: tandem.AuditOK}
-	addrKey, acctKey := "login:addr:"+req.Address, "login:acct:"+req.Name
+	addrKey, acctKey := "login:addr:"+addressKey(req.Address), "login:acct:"+name
 
 	var admin *tandem.Admin
 	var knownDevice bool
 	err := s.store.View(ctx, func(tx tandem.Tx) error {
+		var err error
+		admin, err = tx.AdminByName(ctx, name)
+		if tandem.ErrorCodeOf(err) == tandem.ENotFound {
+			admin = nil
+		} else if err != nil {
+			return err
+		}
+		if admin != nil && req.Device != "" {
+			if knownDevice, err = tx.HasDevice(ctx, admin.ID, hashToken(req.Device)); err != nil {
+				return err
+			}
+		}
+		// A browser the account logged in from before is spared both
+		// limits: neither guesses from the same network nor guesses at the
+		// account from anywhere can lock its owner out.
+		if knownDevice {
+			return nil
+		}
 		n, err := tx.RateLimitCount(ctx, addrKey, s.cfg.LoginWindow, now)
 		if err != nil {
 			return err
@@ -58,31 +88,17 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*LoginResult, er
 		if n >= s.cfg.LoginFailuresPerAddress {
 			return tandem.Errorf(tandem.ERateLimited, "too many failed logins from your address; try again later")
 		}
-		admin, err = tx.AdminByName(ctx, req.Name)
-		if tandem.ErrorCodeOf(err) == tandem.ENotFound {
-			return nil
-		} else if err != nil {
+		if n, err = tx.RateLimitCount(ctx, acctKey, s.cfg.LoginWindow, now); err != nil {
 			return err
 		}
-		if req.Device != "" {
-			if knownDevice, err = tx.HasDevice(ctx, admin.ID, hashToken(req.Device)); err != nil {
-				return err
-			}
-		}
-		if !knownDevice {
-			n, err := tx.RateLimitCount(ctx, acctKey, s.cfg.LoginWindow, now)
-			if err != nil {
-				return err
-			}
-			if n >= s.cfg.LoginFailuresPerAccount {
-				return tandem.Errorf(tandem.ERateLimited, "too many failed logins for this account from new browsers; try again later or use a browser you logged in with before")
-			}
+		if n >= s.cfg.LoginFailuresPerAccount {
+			return tandem.Errorf(tandem.ERateLimited, "too many failed logins for this account from new browsers; try again later or use a browser you logged in with before")
 		}
 		return nil
 	})
 	if err != nil {
 		if tandem.ErrorCodeOf(err) == tandem.ERateLimited {
-			s.auditFailure(ctx, rec, err)
+			s.auditRefusedLogin(ctx, rec, addrKey, err)
 		}
 		return nil, err
 	}
@@ -95,7 +111,7 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*LoginResult, er
 	if err != nil {
 		return nil, err
 	}
-	if !ok || admin == nil || admin.Disabled {
+	if !ok || admin == nil || admin.Disabled || req.Password == "" {
 		s.countLoginFailure(ctx, addrKey, acctKey, knownDevice, now)
 		rec.Result = tandem.AuditFailed
 		s.auditAlone(ctx, rec, loginFailed())
@@ -208,8 +224,21 @@ func (s *Service) Authenticate(ctx context.Context, token, address string) (*Act
 		return nil, tandem.Errorf(tandem.EUnauthenticated, "your account is disabled")
 	}
 	if now.Sub(actor.Session.LastSeenAt) >= touchEvery {
-		actor.Session.LastSeenAt = now
-		if err := s.store.Update(ctx, func(tx tandem.Tx) error { return tx.UpdateAdminSession(ctx, actor.Session) }); err != nil {
+		// Read afresh under the write lock and change LastSeenAt only, so
+		// a concurrent MFA completion or password confirmation stays.
+		err := s.store.Update(ctx, func(tx tandem.Tx) error {
+			sess, err := tx.AdminSession(ctx, actor.Session.TokenHash)
+			if err != nil {
+				return err
+			}
+			sess.LastSeenAt = now
+			actor.Session = sess
+			return tx.UpdateAdminSession(ctx, sess)
+		})
+		if tandem.ErrorCodeOf(err) == tandem.ENotFound {
+			return nil, tandem.Errorf(tandem.EUnauthenticated, "your session has ended; log in again")
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -243,7 +272,7 @@ func (s *Service) CompleteMFA(ctx context.Context, a *Actor, code string) error 
 	if a.MFAOutstanding() != MFAChallenge {
 		return tandem.Errorf(tandem.EConflict, "no two-factor code is asked of this session")
 	}
-	if err := s.checkMFAAttempts(ctx, a); err != nil {
+	if err := s.countMFAAttempt(ctx, a); err != nil {
 		return err
 	}
 	err := s.update(ctx, a, op{action: "session.mfa", pending: true, targetType: "admin", targetID: idString(a.ID)},
@@ -258,9 +287,6 @@ func (s *Service) CompleteMFA(ctx context.Context, a *Actor, code string) error 
 			a.Session.MFAPassed = true
 			return tx.UpdateAdminSession(ctx, a.Session)
 		})
-	if tandem.ErrorCodeOf(err) == tandem.EValidation {
-		s.countMFAFailure(ctx, a)
-	}
 	return err
 }
 
@@ -294,35 +320,34 @@ func (s *Service) useSecondFactor(ctx context.Context, tx tandem.Tx, adminID int
 	return nil
 }
 
-// mfaAttemptsPerWindow bounds wrong second factors per admin per login
-// window: six digits must not be guessable in bulk.
-const mfaAttemptsPerWindow = 10
+// Second-factor attempts are counted before they are checked, so
+// parallel guesses cannot all slip under the limit: at most
+// mfaAttemptsPerSession per session and mfaAttemptsPerAccount per admin
+// within the login window. The per-session bound keeps whoever holds only
+// the password from locking the owner out of their own session's challenge;
+// the per-account bound keeps many sessions from guessing six digits in bulk.
+const (
+	mfaAttemptsPerSession = 10
+	mfaAttemptsPerAccount = 50
+)
 
-func (s *Service) checkMFAAttempts(ctx context.Context, a *Actor) error {
-	var n int
-	err := s.store.View(ctx, func(tx tandem.Tx) (err error) {
-		n, err = tx.RateLimitCount(ctx, "mfa:"+idString(a.ID), s.cfg.LoginWindow, s.now())
+func (s *Service) countMFAAttempt(ctx context.Context, a *Actor) error {
+	var perSession, perAccount int
+	err := s.store.Update(ctx, func(tx tandem.Tx) (err error) {
+		now := s.now()
+		if perSession, err = tx.HitRateLimit(ctx, fmt.Sprintf("mfa:session:%x", a.Session.TokenHash[:8]), s.cfg.LoginWindow, now); err != nil {
+			return err
+		}
+		perAccount, err = tx.HitRateLimit(ctx, "mfa:admin:"+idString(a.ID), s.cfg.LoginWindow, now)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	if n >= mfaAttemptsPerWindow {
-		return tandem.Errorf(tandem.ERateLimited, "too many wrong codes; try again later")
+	if perSession > mfaAttemptsPerSession || perAccount > mfaAttemptsPerAccount {
+		return tandem.Errorf(tandem.ERateLimited, "too many two-factor attempts; try again later")
 	}
 	return nil
-}
-
-func (s *Service) countMFAFailure(ctx context.Context, a *Actor) {
-	// The failed transaction rolled back, so the count goes in its own.
-	ctx = context.WithoutCancel(ctx)
-	err := s.store.Update(ctx, func(tx tandem.Tx) error {
-		_, err := tx.HitRateLimit(ctx, "mfa:"+idString(a.ID), s.cfg.LoginWindow, s.now())
-		return err
-	})
-	if err != nil {
-		s.log.Error("mfa failure not counted", "err", err)
-	}
 }
 
 // Reauthenticate confirms the admin's password (and TOTP code, when
@@ -331,7 +356,7 @@ func (s *Service) Reauthenticate(ctx context.Context, a *Actor, password, code s
 	if a == nil || a.Session == nil {
 		return tandem.Errorf(tandem.EUnauthenticated, "log in first")
 	}
-	if err := s.checkMFAAttempts(ctx, a); err != nil {
+	if err := s.countMFAAttempt(ctx, a); err != nil {
 		return err
 	}
 	ok, err := s.passwords.verify(ctx, a.Admin.PasswordHash, password)
@@ -351,9 +376,6 @@ func (s *Service) Reauthenticate(ctx context.Context, a *Actor, password, code s
 			a.Session.ReauthAt = s.now()
 			return tx.UpdateAdminSession(ctx, a.Session)
 		})
-	if tandem.ErrorCodeOf(err) == tandem.EValidation {
-		s.countMFAFailure(ctx, a)
-	}
 	return err
 }
 
@@ -416,8 +438,20 @@ func (s *Service) AuthenticateAPIKey(ctx context.Context, secret, address string
 		return nil, err
 	}
 	if now.Sub(key.LastUsedAt) >= touchEvery {
-		key.LastUsedAt = now
-		if err := s.store.Update(ctx, func(tx tandem.Tx) error { return tx.UpdateAPIKey(ctx, key) }); err != nil {
+		// Read afresh under the write lock: writing back the copy read
+		// above could undo a revocation made in between.
+		err := s.store.Update(ctx, func(tx tandem.Tx) error {
+			k, err := tx.APIKey(ctx, key.ID)
+			if err != nil {
+				return err
+			}
+			if k.Revoked() {
+				return tandem.Errorf(tandem.EUnauthenticated, "unknown or revoked API key")
+			}
+			k.LastUsedAt = now
+			return tx.UpdateAPIKey(ctx, k)
+		})
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -429,6 +463,46 @@ func idString(id int64) string { return strconv.FormatInt(id, 10) }
 func truncate(s string, n int) string {
 	if len(s) > n {
 		return s[:n]
+	}
+	return s
+}
+
+// auditRefusedLogin audits a login refused by a limit once per address and
+// window: a flood of refused attempts costs a counter each, not an audit
+// record each.
+func (s *Service) auditRefusedLogin(ctx context.Context, rec *tandem.AuditRecord, addrKey string, cause error) {
+	var first bool
+	err := s.store.Update(context.WithoutCancel(ctx), func(tx tandem.Tx) error {
+		n, err := tx.HitRateLimit(ctx, "audited:"+addrKey, s.cfg.LoginWindow, rec.At)
+		first = n == 1
+		return err
+	})
+	if err != nil {
+		s.log.Error("login refusal not counted", "err", err)
+		return
+	}
+	if first {
+		s.auditFailure(ctx, rec, cause)
+	}
+}
+
+// addressKey is the unit login throttling counts by: an IPv4 address, or
+// an IPv6 /64 (one subscriber's network: its addresses are free to rotate).
+func addressKey(address string) string {
+	a, err := netip.ParseAddr(address)
+	if err != nil || a.Is4() || a.Is4In6() {
+		return address
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
+}
+
+func truncateRunes(s string, n int) string {
+	for i := range s {
+		if n == 0 {
+			return s[:i]
+		}
+		n--
 	}
 	return s
 }

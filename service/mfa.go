@@ -96,10 +96,27 @@ type MFAEnrolment struct {
 }
 
 func (s *Service) enrolOp(a *Actor, action string) op {
-	// Replacing an enrolled factor is a sensitive change; the first
-	// enrolment is part of the first login and needs no confirmation.
-	return op{action: action, pending: true, reauth: a != nil && a.Admin != nil && a.Admin.MFAEnabled(),
-		targetType: "admin", targetID: idString(a.ID)}
+	// The first enrolment is part of the first login: allowed while MFA is
+	// outstanding, with no confirmation. Replacing an enrolled factor is a
+	// sensitive change of a session that has passed MFA: otherwise the
+	// password alone would let anyone swap in their own authenticator.
+	enrolled := a != nil && a.Admin != nil && a.Admin.MFAEnabled()
+	return op{action: action, pending: !enrolled, reauth: enrolled, targetType: "admin", targetID: idString(a.ID)}
+}
+
+// pendingFor returns the admin's pending enrolment secret, refusing a
+// session that still owes its MFA challenge.
+func pendingFor(a *Actor) (string, error) {
+	if a == nil || a.Admin == nil {
+		return "", tandem.Errorf(tandem.EUnauthenticated, "log in first")
+	}
+	if a.MFAOutstanding() == MFAChallenge {
+		return "", tandem.Errorf(tandem.EMFARequired, "enter your two-factor code first")
+	}
+	if a.Admin.MFAPending == "" {
+		return "", tandem.Errorf(tandem.ENotFound, "no enrolment is in progress")
+	}
+	return a.Admin.MFAPending, nil
 }
 
 // BeginMFAEnrolment offers a new TOTP secret. It replaces the enrolled one
@@ -130,10 +147,11 @@ func (s *Service) BeginMFAEnrolment(ctx context.Context, a *Actor) (*MFAEnrolmen
 // PendingMFA returns the enrolment offered by BeginMFAEnrolment, for the
 // page that shows it (its QR code and secret).
 func (s *Service) PendingMFA(a *Actor) (*MFAEnrolment, error) {
-	if a == nil || a.Admin == nil || a.Admin.MFAPending == "" {
-		return nil, tandem.Errorf(tandem.ENotFound, "no enrolment is in progress")
+	secret, err := pendingFor(a)
+	if err != nil {
+		return nil, err
 	}
-	key, err := pendingKey(s.cfg.MFAIssuer, a.Admin.Name, a.Admin.MFAPending)
+	key, err := pendingKey(s.cfg.MFAIssuer, a.Admin.Name, secret)
 	if err != nil {
 		return nil, err
 	}
@@ -142,10 +160,11 @@ func (s *Service) PendingMFA(a *Actor) (*MFAEnrolment, error) {
 
 // PendingMFAQRCode renders the pending enrolment's otpauth URL as a PNG.
 func (s *Service) PendingMFAQRCode(a *Actor) ([]byte, error) {
-	if a == nil || a.Admin == nil || a.Admin.MFAPending == "" {
-		return nil, tandem.Errorf(tandem.ENotFound, "no enrolment is in progress")
+	secret, err := pendingFor(a)
+	if err != nil {
+		return nil, err
 	}
-	key, err := pendingKey(s.cfg.MFAIssuer, a.Admin.Name, a.Admin.MFAPending)
+	key, err := pendingKey(s.cfg.MFAIssuer, a.Admin.Name, secret)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +198,7 @@ func (s *Service) ConfirmMFAEnrolment(ctx context.Context, a *Actor, code string
 	if a == nil || a.Session == nil {
 		return nil, tandem.Errorf(tandem.EUnauthenticated, "log in first")
 	}
-	if err := s.checkMFAAttempts(ctx, a); err != nil {
+	if err := s.countMFAAttempt(ctx, a); err != nil {
 		return nil, err
 	}
 	codes := newRecoveryCodes()
@@ -209,9 +228,6 @@ func (s *Service) ConfirmMFAEnrolment(ctx context.Context, a *Actor, code string
 		a.Admin, a.Session.MFAPassed = admin, true
 		return tx.UpdateAdminSession(ctx, a.Session)
 	})
-	if tandem.ErrorCodeOf(err) == tandem.EValidation {
-		s.countMFAFailure(ctx, a)
-	}
 	if err != nil {
 		return nil, err
 	}

@@ -16,8 +16,11 @@ type RoleInput struct {
 
 func (in *RoleInput) check() []tandem.FieldError {
 	fields := checkName("name", in.Name, 64)
-	if len(in.Description) > 500 {
+	switch {
+	case len(in.Description) > 500:
 		fields = append(fields, tandem.FieldError{Field: "description", Message: "is too long"})
+	case !validText(in.Description):
+		fields = append(fields, tandem.FieldError{Field: "description", Message: "must be valid UTF-8 without NUL characters"})
 	}
 	for _, p := range in.Permissions {
 		if !p.Valid() {

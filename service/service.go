@@ -182,14 +182,17 @@ const (
 // MFAOutstanding names what a session actor must do before anything else:
 // MFAEnrol, MFAChallenge, or "" when nothing.
 func (a *Actor) MFAOutstanding() string {
-	if a == nil || a.Session == nil || a.Session.MFAPassed {
+	switch {
+	case a == nil || a.Session == nil:
 		return ""
-	}
-	if a.Admin.MFAEnabled() {
-		return MFAChallenge
-	}
-	if a.Role.RequiresMFA() {
+	case a.Role.RequiresMFA() && !a.Admin.MFAEnabled():
+		// Before the session's own state: an admin promoted into such a
+		// role mid-session must enrol before the next request.
 		return MFAEnrol
+	case a.Session.MFAPassed:
+		return ""
+	case a.Admin.MFAEnabled():
+		return MFAChallenge
 	}
 	return ""
 }
@@ -267,7 +270,14 @@ func (s *Service) update(ctx context.Context, a *Actor, o op, fn func(tx tandem.
 		}
 		return s.appendAudit(ctx, tx, rec)
 	})
-	if err != nil {
+	switch {
+	case err == nil:
+	case tandem.ErrorCodeOf(err) == tandem.EPermission:
+		// Refused by a check only the work could make (granting more than
+		// one holds): a denial, not a failure.
+		rec.Before, rec.After = "", ""
+		s.auditDenied(ctx, rec, err)
+	default:
 		s.auditFailure(ctx, rec, err)
 	}
 	return err

@@ -79,10 +79,12 @@ func TestAttackerCannotLockTheOwnerOutWithFailedLogins(t *testing.T) {
 		_, err = f.svc.Login(ctx, service.LoginRequest{Name: "owner", Password: ownerPassword, Address: "203.0.113.200"})
 		wantCode(t, err, tandem.ERateLimited)
 
-		// …but the owner's own browser logs in, from any address.
-		res := f.login(t, "owner", ownerPassword, "192.0.2.99", device)
-		if res.Session == nil {
-			t.Fatal("no session")
+		// …but the owner's own browser logs in, from any address, even the
+		// attacker's (a shared NAT).
+		for _, addr := range []string{"192.0.2.99", "198.51.100.1"} {
+			if res := f.login(t, "owner", ownerPassword, addr, device); res.Session == nil {
+				t.Fatal("no session")
+			}
 		}
 		failed := auditRecords(t, f, tandem.AuditFilter{Action: "session.login", Result: tandem.AuditFailed, Limit: 1000})
 		if len(failed) < 6 {
@@ -353,5 +355,81 @@ func TestNobodyGrantsOrTakesOverPermissionsTheyDoNotHold(t *testing.T) {
 		wantCode(t, err, tandem.EPermission)
 		_, _, err = f.svc.CreateAPIKey(ctx, admins, service.NewAPIKey{Name: "root", RoleID: f.roles[tandem.RoleOwner]})
 		wantCode(t, err, tandem.EPermission)
+	})
+}
+
+func TestLoginWithANameNoAdminCanHaveFailsAndIsAuditedBounded(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store tandem.Store, raw rawDB) {
+		ctx := context.Background()
+		f := newFixture(t, store, raw, nil)
+		for _, name := range []string{"own\x00er", "\xff\xfeowner", "owner" + strings.Repeat("x", 100)} {
+			_, err := f.svc.Login(ctx, service.LoginRequest{Name: name, Password: ownerPassword, Address: "10.0.0.7"})
+			wantCode(t, err, tandem.EUnauthenticated)
+		}
+		for _, r := range auditRecords(t, f, tandem.AuditFilter{Action: "session.login"}) {
+			if len([]rune(r.ActorName)) > 65 {
+				t.Errorf("audited login name of %d characters", len([]rune(r.ActorName)))
+			}
+		}
+	})
+}
+
+func TestAPromotedAdminMustEnrolBeforeTheNextRequest(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store tandem.Store, raw rawDB) {
+		ctx := context.Background()
+		f := newFixture(t, store, raw, nil)
+		v := f.createAdmin(t, "viewer", "viewer password 1", tandem.RoleViewer)
+		res := f.login(t, "viewer", "viewer password 1", "10.0.0.3", "")
+		owner := f.roles[tandem.RoleOwner]
+		if _, err := f.svc.UpdateAdmin(ctx, f.cli, v.ID, service.AdminUpdate{RoleID: &owner}); err != nil {
+			t.Fatal(err)
+		}
+		actor, err := f.svc.Authenticate(ctx, res.Token, "10.0.0.3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := actor.MFAOutstanding(); got != service.MFAEnrol {
+			t.Fatalf("promoted to owner mid-session: MFA outstanding %q, want enrol", got)
+		}
+		_, err = f.svc.Admins(ctx, actor)
+		wantCode(t, err, tandem.EMFARequired)
+	})
+}
+
+func TestThePasswordAloneCannotReplaceAnEnrolledFactor(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store tandem.Store, raw rawDB) {
+		ctx := context.Background()
+		f := newFixture(t, store, raw, nil)
+		f.enrol(t, "owner", ownerPassword)
+		attacker := f.login(t, "owner", ownerPassword, "203.0.113.9", "")
+		_, err := f.svc.BeginMFAEnrolment(ctx, attacker.Actor)
+		wantCode(t, err, tandem.EMFARequired)
+		_, err = f.svc.ConfirmMFAEnrolment(ctx, attacker.Actor, "123456")
+		wantCode(t, err, tandem.EMFARequired)
+		_, err = f.svc.PendingMFAQRCode(attacker.Actor)
+		wantCode(t, err, tandem.EMFARequired)
+	})
+}
+
+func TestParallelWrongCodesCannotExceedTheAttemptLimit(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store tandem.Store, raw rawDB) {
+		ctx := context.Background()
+		f := newFixture(t, store, raw, nil)
+		f.enrol(t, "owner", ownerPassword)
+		f.clock.Add(time.Minute)
+		res := f.login(t, "owner", ownerPassword, "10.0.0.1", "")
+		errs := make(chan error, 40)
+		for range 40 {
+			go func() { errs <- f.svc.CompleteMFA(ctx, res.Actor, "000000") }()
+		}
+		checked := 0
+		for range 40 {
+			if tandem.ErrorCodeOf(<-errs) != tandem.ERateLimited {
+				checked++
+			}
+		}
+		if checked > 10 {
+			t.Fatalf("%d of 40 parallel codes were checked, want at most 10 per session", checked)
+		}
 	})
 }

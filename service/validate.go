@@ -46,3 +46,7 @@ func checkName(field, name string, max int) []tandem.FieldError {
 	}
 	return nil
 }
+
+// validText reports whether s can be stored as text in both databases:
+// PostgreSQL refuses invalid UTF-8 and NUL characters.
+func validText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
