@@ -100,11 +100,12 @@ func runMigrate(ctx context.Context, args []string, env Env, stdio Stdio, _ Opti
 
 // adminConfig is the configuration of `tandem admin`.
 type adminConfig struct {
-	DB            string
-	Name          string
-	Role          string
-	PasswordStdin bool
-	AuditKey      string
+	DB              string
+	Name            string
+	Role            string
+	PasswordStdin   bool
+	AuditKey        string
+	CheckpointEvery int
 }
 
 func adminFlags(c *adminConfig, stderr io.Writer) *flagSet {
@@ -116,6 +117,7 @@ func adminFlags(c *adminConfig, stderr io.Writer) *flagSet {
 	f.Bool(&c.PasswordStdin, "password-stdin", false,
 		"read the password from the first line of standard input instead of generating one")
 	registerAuditKeyFlag(f, &c.AuditKey)
+	registerCheckpointEveryFlag(f, &c.CheckpointEvery)
 	return f
 }
 
@@ -127,12 +129,12 @@ func runAdmin(ctx context.Context, args []string, env Env, stdio Stdio, _ Option
 	if c.Name == "" {
 		return usageError{errors.New("--admin-name is required")}
 	}
-	var key ed25519.PrivateKey
-	if c.AuditKey != "" {
-		var err error
-		if key, err = token.LoadKeyFile(c.AuditKey); err != nil {
-			return fmt.Errorf("audit key: %w", err)
-		}
+	if c.AuditKey == "" {
+		return usageError{errors.New("--audit-key is required: the new admin's audit record may be one that needs a checkpoint")}
+	}
+	key, err := token.LoadKeyFile(c.AuditKey)
+	if err != nil {
+		return fmt.Errorf("audit key: %w", err)
 	}
 	password := newPassword()
 	if c.PasswordStdin {
@@ -150,7 +152,7 @@ func runAdmin(ctx context.Context, args []string, env Env, stdio Stdio, _ Option
 	if err := checkMigrated(ctx, db); err != nil {
 		return err
 	}
-	svc, err := service.New(service.Config{Store: db, AuditKey: key})
+	svc, err := service.New(service.Config{Store: db, AuditKey: key, CheckpointEvery: int64(c.CheckpointEvery)})
 	if err != nil {
 		return err
 	}
@@ -207,8 +209,9 @@ func osUser() string {
 
 // auditConfig is the configuration of `tandem audit`.
 type auditConfig struct {
-	DB       string
-	AuditKey string
+	DB              string
+	AuditKey        string
+	CheckpointEvery int
 }
 
 func auditFlags(c *auditConfig, stderr io.Writer) *flagSet {
@@ -216,6 +219,7 @@ func auditFlags(c *auditConfig, stderr io.Writer) *flagSet {
 	f.summary = "tandem audit verify: checks the audit log's hash chain and signed checkpoints; exits 1 and names the first broken record, or a truncation, if any."
 	registerDBFlag(f, &c.DB)
 	registerAuditKeyFlag(f, &c.AuditKey)
+	registerCheckpointEveryFlag(f, &c.CheckpointEvery)
 	return f
 }
 
@@ -236,7 +240,7 @@ func runAudit(ctx context.Context, args []string, env Env, stdio Stdio, _ Option
 		return err
 	}
 	defer db.Close()
-	rep, err := service.VerifyAudit(ctx, db, pub)
+	rep, err := service.VerifyAudit(ctx, db, pub, int64(c.CheckpointEvery))
 	if err != nil {
 		return err
 	}

@@ -51,8 +51,7 @@ func registerWebFlags(f *flagSet, c *webConfig) {
 	f.StringList(&c.TrustedProxies, "trusted-proxies", nil,
 		"addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For is believed for the client address")
 	registerAuditKeyFlag(f, &c.AuditKey)
-	f.Int(&c.CheckpointEvery, "audit-checkpoint-every", 1000,
-		"sign an audit checkpoint with every N-th audit record")
+	registerCheckpointEveryFlag(f, &c.CheckpointEvery)
 	f.Duration(&c.CheckpointInterval, "audit-checkpoint-interval", time.Minute,
 		"how often the web server signs an audit checkpoint (when records were added since the last one) and sweeps expired sessions and login counters")
 	f.Duration(&c.SessionIdle, "session-idle", 30*time.Minute,
@@ -86,9 +85,46 @@ func registerAuditKeyFlag(f *flagSet, p *string) {
 			"(tandem dev: empty means <data-dir>/audit-key.pem; tandem admin: optional; tandem audit verify also takes its public half)")
 }
 
+func registerCheckpointEveryFlag(f *flagSet, p *int) {
+	f.Int(p, "audit-checkpoint-every", 1000,
+		"a signed audit checkpoint goes with every N-th audit record; tandem audit verify expects one at each multiple (0: does not check)")
+}
+
 func registerWebListenFlag(f *flagSet, p *string) {
 	f.String(p, "web-listen", "127.0.0.1:7700",
 		"address of the web server: the admin UI and its API (host:port; port 0 picks a free one)")
+}
+
+// check refuses values the server cannot run with: a zero interval would
+// stop the maintenance ticker, a zero limit would refuse every login.
+func (c *webConfig) check() error {
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{
+		{"--audit-checkpoint-interval", c.CheckpointInterval}, {"--session-idle", c.SessionIdle},
+		{"--session-lifetime", c.SessionLifetime}, {"--reauth-window", c.ReauthWindow},
+		{"--login-window", c.LoginWindow}, {"--shutdown-timeout", c.ShutdownTimeout},
+	} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s must be positive, not %s", d.flag, d.v)
+		}
+	}
+	for _, n := range []struct {
+		flag string
+		v    int
+	}{
+		{"--audit-checkpoint-every", c.CheckpointEvery}, {"--login-failures-per-address", c.LoginFailuresPerAddress},
+		{"--login-failures-per-account", c.LoginFailuresPerAccount},
+	} {
+		if n.v <= 0 {
+			return fmt.Errorf("%s must be positive, not %d", n.flag, n.v)
+		}
+	}
+	if c.PasswordWorkers < 0 || c.PasswordQueue < 0 {
+		return errors.New("--password-workers and --password-queue must not be negative")
+	}
+	return nil
 }
 
 // webServer is a running web server: the service, its HTTP server and its
@@ -108,6 +144,9 @@ type webServer struct {
 // startWeb opens nothing itself: db is migrated and owned by the caller
 // until close, which closes it too.
 func startWeb(ln net.Listener, db database, c webConfig, auditKey ed25519.PrivateKey, log *slog.Logger) (*webServer, error) {
+	if err := c.check(); err != nil {
+		return nil, usageError{err}
+	}
 	proxies, err := parsePrefixes(c.TrustedProxies)
 	if err != nil {
 		return nil, usageError{fmt.Errorf("--trusted-proxies: %w", err)}
@@ -199,8 +238,11 @@ func (w *webServer) close() error {
 	}
 	w.stopJobs()
 	w.jobs.Wait()
-	// A last checkpoint, so a clean stop leaves the whole log covered.
-	if cpErr := w.svc.Checkpoint(ctx); cpErr != nil {
+	// A last checkpoint, so a clean stop leaves the whole log covered; with
+	// its own time, whatever the drain used up.
+	cpCtx, cancelCP := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelCP()
+	if cpErr := w.svc.Checkpoint(cpCtx); cpErr != nil {
 		err = errors.Join(err, fmt.Errorf("audit checkpoint: %w", cpErr))
 	}
 	return errors.Join(err, w.db.Close())

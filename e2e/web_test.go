@@ -35,8 +35,9 @@ func newWebDatabase(t *testing.T, owner, password string) (db, key string) {
 	if out, errOut, code := runProg(t, bins.tandem, "migrate", "up", "--db", db); code != 0 || !strings.Contains(out, "applied") {
 		t.Fatalf("migrate up: exit %d\n%s%s", code, out, errOut)
 	}
-	runWithStdin(t, password+"\n", bins.tandem, "admin", "create", "--db", db, "--admin-name", owner, "--password-stdin")
-	return db, writeAuditKey(t, dir)
+	key = writeAuditKey(t, dir)
+	runWithStdin(t, password+"\n", bins.tandem, "admin", "create", "--db", db, "--audit-key", key, "--admin-name", owner, "--password-stdin")
+	return db, key
 }
 
 // writeAuditKey writes a new audit key into dir and returns its path.
