@@ -265,3 +265,16 @@ func dollarParams(query string) string {
 	}
 	return b.String()
 }
+
+// mfaSession enrols the admin named name (password "a long enough
+// password") and returns a session that has passed its challenge.
+func (f *fixture) mfaSession(t *testing.T, name string) *service.Actor {
+	t.Helper()
+	secret, _ := f.enrol(t, name, "a long enough password")
+	f.clock.Add(30 * time.Second)
+	res := f.login(t, name, "a long enough password", "10.0.0.5", "")
+	if err := f.svc.CompleteMFA(context.Background(), res.Actor, f.code(t, secret)); err != nil {
+		t.Fatal(err)
+	}
+	return res.Actor
+}

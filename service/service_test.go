@@ -324,16 +324,7 @@ func TestNobodyGrantsOrTakesOverPermissionsTheyDoNotHold(t *testing.T) {
 			f.roles[name] = r.ID
 			f.createAdmin(t, name, "a long enough password", name)
 		}
-		session := func(name string) *service.Actor {
-			secret, _ := f.enrol(t, name, "a long enough password")
-			f.clock.Add(30 * time.Second)
-			res := f.login(t, name, "a long enough password", "10.0.0.5", "")
-			if err := f.svc.CompleteMFA(ctx, res.Actor, f.code(t, secret)); err != nil {
-				t.Fatal(err)
-			}
-			return res.Actor
-		}
-		roles, admins := session("role-manager"), session("admin-manager")
+		roles, admins := f.mfaSession(t, "role-manager"), f.mfaSession(t, "admin-manager")
 
 		_, err := f.svc.CreateRole(ctx, roles, service.RoleInput{Name: "escalate", Permissions: []tandem.Permission{tandem.PermAdminsManage}})
 		wantCode(t, err, tandem.EPermission)
@@ -431,5 +422,27 @@ func TestParallelWrongCodesCannotExceedTheAttemptLimit(t *testing.T) {
 		if checked > 10 {
 			t.Fatalf("%d of 40 parallel codes were checked, want at most 10 per session", checked)
 		}
+	})
+}
+
+func TestDisablingAnAdminRevokesTheAPIKeysTheyMade(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store tandem.Store, raw rawDB) {
+		ctx := context.Background()
+		f := newFixture(t, store, raw, nil)
+		a := f.createAdmin(t, "second owner", "a long enough password", tandem.RoleOwner)
+		actor := f.mfaSession(t, "second owner")
+		secret, _, err := f.svc.CreateAPIKey(ctx, actor, service.NewAPIKey{Name: "ci", RoleID: f.roles[tandem.RoleViewer]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.AuthenticateAPIKey(ctx, secret, "10.0.0.8"); err != nil {
+			t.Fatal(err)
+		}
+		disabled := true
+		if _, err := f.svc.UpdateAdmin(ctx, f.cli, a.ID, service.AdminUpdate{Disabled: &disabled}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.svc.AuthenticateAPIKey(ctx, secret, "10.0.0.8")
+		wantCode(t, err, tandem.EUnauthenticated)
 	})
 }
