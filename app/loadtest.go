@@ -1,13 +1,10 @@
 package app
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
-	"strings"
 
 	"github.com/tandemhq/tandem/loadtest"
 )
@@ -44,16 +41,7 @@ func runLoadtest(ctx context.Context, args []string, env Env, stdio Stdio, _ Opt
 		ServerPID:   c.ServerPID,
 		Log:         stdio.Stderr,
 	})
-	if ce := (*loadtest.ConfigError)(nil); errors.As(err, &ce) {
-		return usageError{err}
-	}
-	if err != nil {
-		return err
-	}
-	if c.JSON {
-		return rep.WriteJSON(stdio.Stdout)
-	}
-	return rep.WriteTable(stdio.Stdout)
+	return writeReport(rep, err, c.JSON, stdio)
 }
 
 // runWebLoadtest runs a scenario against the web server, logged in as
@@ -62,28 +50,34 @@ func runWebLoadtest(ctx context.Context, c loadtestConfig, stdio Stdio) error {
 	if c.Admin == "" || !c.PasswordStdin {
 		return usageError{errors.New("the web scenarios log in: give --admin and the password on standard input with --password-stdin")}
 	}
-	line, err := bufio.NewReader(stdio.Stdin).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
+	password, err := readPasswordLine(stdio.Stdin)
+	if err != nil {
 		return err
 	}
 	rep, err := loadtest.RunWeb(ctx, loadtest.WebConfig{
 		URL:           c.URL,
 		Scenario:      c.Scenario,
 		AdminName:     c.Admin,
-		AdminPassword: strings.TrimRight(line, "\r\n"),
+		AdminPassword: password,
 		Rate:          c.RequestRate,
 		Concurrency:   c.LoginsInFlight,
 		Duration:      c.Duration,
 		ServerPID:     c.ServerPID,
 		Log:           stdio.Stderr,
 	})
+	return writeReport(rep, err, c.JSON, stdio)
+}
+
+// writeReport prints a load run's report as a table or JSON; a bad
+// configuration is a usage error.
+func writeReport(rep *loadtest.Report, err error, asJSON bool, stdio Stdio) error {
 	if ce := (*loadtest.ConfigError)(nil); errors.As(err, &ce) {
 		return usageError{err}
 	}
 	if err != nil {
 		return err
 	}
-	if c.JSON {
+	if asJSON {
 		return rep.WriteJSON(stdio.Stdout)
 	}
 	return rep.WriteTable(stdio.Stdout)

@@ -138,11 +138,9 @@ func runAdmin(ctx context.Context, args []string, env Env, stdio Stdio, _ Option
 	}
 	password := newPassword()
 	if c.PasswordStdin {
-		line, err := bufio.NewReader(stdio.Stdin).ReadString('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
+		if password, err = readPasswordLine(stdio.Stdin); err != nil {
 			return err
 		}
-		password = strings.TrimRight(line, "\r\n")
 	}
 	db, err := openDatabase(ctx, c.DB, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -270,4 +268,13 @@ func loadAuditPublicKey(path string) (ed25519.PublicKey, error) {
 		return pub, nil
 	}
 	return nil, fmt.Errorf("audit key %s: no key", path)
+}
+
+// readPasswordLine reads a password from the first line of r.
+func readPasswordLine(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	return strings.TrimRight(line, "\r\n"), nil
 }
