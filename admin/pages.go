@@ -49,7 +49,8 @@ func (u *ui) changePassword(w http.ResponseWriter, r *http.Request) {
 		u.formError(w, r, err, "password", "/admin/account", func(f *Form, status int) { u.accountView(w, r, f, status) })
 		return
 	}
-	u.seeOther(w, r, "/admin/account?done=password-changed")
+	// Every session has ended, this one too: log in with the new password.
+	u.seeOther(w, r, "/admin/login")
 }
 
 type adminsData struct {

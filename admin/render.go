@@ -242,7 +242,9 @@ func (u *ui) parseForm(w http.ResponseWriter, r *http.Request) bool {
 func (u *ui) formError(w http.ResponseWriter, r *http.Request, err error, key, back string, show func(f *Form, status int)) {
 	code := tandem.ErrorCodeOf(err)
 	switch code {
-	case tandem.EValidation, tandem.EConflict, tandem.ERateLimited, tandem.EInvalid:
+	case tandem.EValidation, tandem.EConflict, tandem.ERateLimited, tandem.EInvalid, tandem.EPermission:
+		// A permission refused by the work itself (granting more than one
+		// holds) belongs next to the form, with what was typed kept.
 		show(formFromError(key, r.PostForm, err), code.HTTPStatus())
 	case tandem.EReauthRequired:
 		u.reauthView(w, r, nil, code.HTTPStatus(), back)

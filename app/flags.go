@@ -220,7 +220,7 @@ func loadtestFlags(c *loadtestConfig, stderr io.Writer) *flagSet {
 	f.String(&c.Admin, "admin", "",
 		"audit-search and admin-login: the admin to log in as (audit-search needs audit:read without MFA, e.g. the viewer role)")
 	f.Bool(&c.PasswordStdin, "password-stdin", false,
-		"read the password from the first line of standard input instead of generating one")
+		"read the password from the first line of standard input (tandem admin create generates one without it)")
 	f.Int(&c.RequestRate, "request-rate", 200,
 		"audit-search: searches per second, sent on schedule whatever the latency (open loop)")
 	f.Int(&c.LoginsInFlight, "logins-in-flight", 4,

@@ -53,7 +53,7 @@ type migrateConfig struct{ DB string }
 
 func migrateFlags(c *migrateConfig, stderr io.Writer) *flagSet {
 	f := newFlagSet("migrate", stderr)
-	f.summary = "tandem migrate up|status: applies the embedded schema migrations (under a lock, so several processes may run it at once) or lists them."
+	f.summary = "tandem migrate up|status: applies the embedded schema migrations or lists them (on PostgreSQL under a lock, so several processes may run it at once)."
 	registerDBFlag(f, &c.DB)
 	return f
 }
@@ -115,7 +115,7 @@ func adminFlags(c *adminConfig, stderr io.Writer) *flagSet {
 	f.String(&c.Name, "admin-name", "", "the new admin's name, which is also their login")
 	f.String(&c.Role, "role", tandem.RoleOwner, "name of the admin's role")
 	f.Bool(&c.PasswordStdin, "password-stdin", false,
-		"read the password from the first line of standard input instead of generating one")
+		"read the password from the first line of standard input (tandem admin create generates one without it)")
 	registerAuditKeyFlag(f, &c.AuditKey)
 	registerCheckpointEveryFlag(f, &c.CheckpointEvery)
 	return f
@@ -157,6 +157,11 @@ func runAdmin(ctx context.Context, args []string, env Env, stdio Stdio, _ Option
 	a, err := createAdmin(ctx, svc, service.CLIActor(osUser()), c.Name, c.Role, password)
 	if err != nil {
 		return err
+	}
+	// Sign the head now, so the record is covered whatever the server's
+	// --audit-checkpoint-every is.
+	if err := svc.Checkpoint(ctx); err != nil {
+		return fmt.Errorf("audit checkpoint: %w", err)
 	}
 	fmt.Fprintf(stdio.Stdout, "created admin %q (id %d, role %s)\n", a.Name, a.ID, c.Role)
 	if !c.PasswordStdin {
@@ -210,6 +215,7 @@ type auditConfig struct {
 	DB              string
 	AuditKey        string
 	CheckpointEvery int
+	MinRecords      int
 }
 
 func auditFlags(c *auditConfig, stderr io.Writer) *flagSet {
@@ -218,6 +224,8 @@ func auditFlags(c *auditConfig, stderr io.Writer) *flagSet {
 	registerDBFlag(f, &c.DB)
 	registerAuditKeyFlag(f, &c.AuditKey)
 	registerCheckpointEveryFlag(f, &c.CheckpointEvery)
+	f.Int(&c.MinRecords, "min-records", 0,
+		"the seq of the last checkpoint the web server logged (\"audit checkpoint\" lines): fewer records means the log was cut back")
 	return f
 }
 
@@ -238,7 +246,7 @@ func runAudit(ctx context.Context, args []string, env Env, stdio Stdio, _ Option
 		return err
 	}
 	defer db.Close()
-	rep, err := service.VerifyAudit(ctx, db, pub, int64(c.CheckpointEvery))
+	rep, err := service.VerifyAudit(ctx, db, pub, int64(c.CheckpointEvery), int64(c.MinRecords))
 	if err != nil {
 		return err
 	}

@@ -59,7 +59,7 @@ func registerWebFlags(f *flagSet, c *webConfig) {
 	f.Duration(&c.SessionLifetime, "session-lifetime", 12*time.Hour,
 		"an admin session ends this long after login, used or not")
 	f.Duration(&c.ReauthWindow, "reauth-window", 5*time.Minute,
-		"how long after confirming their password an admin may change MFA, roles, admins and API keys")
+		"how long after confirming their password an admin may replace their MFA, change roles, give an admin another role or password, and create or revoke API keys")
 	f.Duration(&c.LoginWindow, "login-window", 15*time.Minute,
 		"window of the failed-login counters")
 	f.Int(&c.LoginFailuresPerAddress, "login-failures-per-address", 20,
@@ -82,12 +82,12 @@ func registerDBFlag(f *flagSet, p *string) {
 func registerAuditKeyFlag(f *flagSet, p *string) {
 	f.String(p, "audit-key", "",
 		"file of the PEM Ed25519 private key that signs audit checkpoints, kept out of the database "+
-			"(tandem dev: empty means <data-dir>/audit-key.pem; tandem admin: optional; tandem audit verify also takes its public half)")
+			"(tandem dev: empty means <data-dir>/audit-key.pem; tandem audit verify also takes its public half)")
 }
 
 func registerCheckpointEveryFlag(f *flagSet, p *int) {
 	f.Int(p, "audit-checkpoint-every", 1000,
-		"a signed audit checkpoint goes with every N-th audit record; tandem audit verify expects one at each multiple (0: does not check)")
+		"a signed audit checkpoint goes with every N-th audit record; tandem audit verify expects one at each multiple")
 }
 
 func registerWebListenFlag(f *flagSet, p *string) {

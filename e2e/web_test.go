@@ -106,18 +106,31 @@ func TestWebRefusesAnUnmigratedDatabaseAndMigrateStatusListsMigrations(t *testin
 func TestAuditVerifyPassesOnALiveLogAndAfterAStop(t *testing.T) {
 	t.Parallel()
 	db, key := newWebDatabase(t, "owner", "owner password 1")
+	for _, name := range []string{"second", "third"} { // records 2 and 3; 2 carries a checkpoint
+		runWithStdin(t, "a long enough password\n", bins.tandem, "admin", "create", "--db", db, "--audit-key", key,
+			"--admin-name", name, "--role", "viewer", "--password-stdin", "--audit-checkpoint-every", "2")
+	}
+	verify := func(what string) string {
+		t.Helper()
+		out, errOut, code := runProg(t, bins.tandem, "audit", "verify", "--db", db, "--audit-key", key,
+			"--audit-checkpoint-every", "2", "--min-records", "3")
+		if code != 0 || !strings.Contains(out, "ok") {
+			t.Fatalf("audit verify %s: exit %d\n%s%s", what, code, out, errOut)
+		}
+		return out
+	}
 	web := startWeb(t, db, key, "--audit-checkpoint-every", "2")
+	verify("while the server runs")
 	web.signal(t, syscall.SIGTERM)
 	if code := web.waitExit(t); code != 0 {
 		t.Fatalf("web exited %d after SIGTERM", code)
 	}
-	out, errOut, code := runProg(t, bins.tandem, "audit", "verify", "--db", db, "--audit-key", key)
-	if code != 0 || !strings.Contains(out, "ok") {
-		t.Fatalf("audit verify: exit %d\n%s%s", code, out, errOut)
-	}
-	// The stop wrote a last checkpoint: the one record (the owner's
-	// creation) is covered.
-	if !strings.Contains(out, "records 1 to 1 are covered") {
+	if out := verify("after a stop"); !strings.Contains(out, "records 1 to 3 are covered") {
 		t.Errorf("audit verify output:\n%s", out)
+	}
+	// Asking for more records than there are is a cut-back log.
+	out, _, code := runProg(t, bins.tandem, "audit", "verify", "--db", db, "--audit-key", key, "--min-records", "9")
+	if code != 1 || !strings.Contains(out, "cut back to 3 records") {
+		t.Errorf("audit verify --min-records 9: exit %d\n%s", code, out)
 	}
 }

@@ -1,6 +1,8 @@
 package service
 
 import (
+	"encoding/base64"
+	"encoding/hex"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -46,7 +48,15 @@ func (s *Service) addCheckpoint(ctx context.Context, tx tandem.Tx, seq int64, ha
 	}
 	c := &tandem.AuditCheckpoint{Seq: seq, Hash: hash, At: s.now(), KeyID: s.keyID}
 	c.Signature = ed25519.Sign(s.cfg.AuditKey, c.SignedBytes())
-	return tx.AddAuditCheckpoint(ctx, c)
+	if err := tx.AddAuditCheckpoint(ctx, c); err != nil {
+		return err
+	}
+	// A copy outside the database: whoever can cut the log back and delete
+	// the checkpoints above the cut cannot reach the logs too, and
+	// `tandem audit verify --min-records` takes the last seq seen here.
+	s.log.Info("audit checkpoint", "seq", c.Seq, "hash", hex.EncodeToString(c.Hash), "key_id", c.KeyID,
+		"signature", base64.StdEncoding.EncodeToString(c.Signature))
+	return nil
 }
 
 // Checkpoint signs the chain head if records were added since the last
@@ -131,8 +141,11 @@ func (r *AuditReport) OK() bool { return len(r.Problems) == 0 }
 // checkpoint. With every > 0 (the server's CheckpointEvery) a checkpoint
 // must also exist at each multiple of every up to the last record, so
 // deleting checkpoints to rewrite the chain unseen shows too. Records after
-// the last checkpoint are only as trustworthy as the database.
-func VerifyAudit(ctx context.Context, store tandem.Store, pub ed25519.PublicKey, every int64) (*AuditReport, error) {
+// the last checkpoint are only as trustworthy as the database. A log cut
+// back together with the checkpoints above the cut is consistent in
+// itself: minRecords (the last checkpoint's seq from the server's log, a
+// copy the database's owner cannot reach) catches that.
+func VerifyAudit(ctx context.Context, store tandem.Store, pub ed25519.PublicKey, every, minRecords int64) (*AuditReport, error) {
 	rep := &AuditReport{}
 	var cps []*tandem.AuditCheckpoint
 	hashes := map[int64][]byte{} // seq → hash, only at checkpoint positions
@@ -179,6 +192,9 @@ func VerifyAudit(ctx context.Context, store tandem.Store, pub ed25519.PublicKey,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if rep.Records < minRecords {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("records %d to %d are missing (the log was cut back to %d records)", rep.Records+1, minRecords, rep.Records))
 	}
 	if every > 0 {
 		have := make(map[int64]bool, len(cps))

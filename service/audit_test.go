@@ -32,7 +32,7 @@ func twentyRecords(t *testing.T, store tandem.Store, raw rawDB) *fixture {
 
 func verify(t *testing.T, f *fixture) *service.AuditReport {
 	t.Helper()
-	rep, err := service.VerifyAudit(context.Background(), f.store, f.key.Public().(ed25519.PublicKey), 10)
+	rep, err := service.VerifyAudit(context.Background(), f.store, f.key.Public().(ed25519.PublicKey), 10, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestAuditVerifyRefusesACheckpointSignedByAnotherKey(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, store tandem.Store, raw rawDB) {
 		f := twentyRecords(t, store, raw)
 		other, _, _ := ed25519.GenerateKey(nil)
-		rep, err := service.VerifyAudit(context.Background(), f.store, other, 10)
+		rep, err := service.VerifyAudit(context.Background(), f.store, other, 10, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,5 +168,23 @@ func TestAuditVerifyFindsDeletedCheckpoints(t *testing.T) {
 		f := twentyRecords(t, store, raw)
 		raw(t, `DELETE FROM audit_checkpoints WHERE seq = 10`)
 		wantProblem(t, verify(t, f), "checkpoint 10: missing")
+	})
+}
+
+func TestAuditVerifyFindsALogCutBackWithItsCheckpoints(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store tandem.Store, raw rawDB) {
+		f := twentyRecords(t, store, raw)
+		raw(t, `DELETE FROM audit_log WHERE seq > 5`)
+		raw(t, `DELETE FROM audit_checkpoints WHERE seq > 5`)
+		// Consistent in itself…
+		if rep := verify(t, f); !rep.OK() {
+			t.Fatalf("a cut-back log without its checkpoints: %q", rep.Problems)
+		}
+		// …but not with the last checkpoint the server logged.
+		rep, err := service.VerifyAudit(context.Background(), f.store, f.key.Public().(ed25519.PublicKey), 10, 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantProblem(t, rep, "cut back to 5 records")
 	})
 }

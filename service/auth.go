@@ -379,8 +379,9 @@ func (s *Service) Reauthenticate(ctx context.Context, a *Actor, password, code s
 	return err
 }
 
-// ChangePassword changes the actor's own password and ends every other
-// session of theirs.
+// ChangePassword changes the actor's own password and ends every session
+// of theirs, this one too: whoever else knew the old password is out, and
+// the browser logs in again with the new one.
 func (s *Service) ChangePassword(ctx context.Context, a *Actor, current, next string) error {
 	if a == nil || a.Session == nil {
 		return tandem.Errorf(tandem.EUnauthenticated, "log in first")
@@ -413,7 +414,7 @@ func (s *Service) ChangePassword(ctx context.Context, a *Actor, current, next st
 			if err := tx.UpdateAdmin(ctx, admin); err != nil {
 				return err
 			}
-			n, err := tx.DeleteAdminSessions(ctx, a.ID, a.Session.TokenHash)
+			n, err := tx.DeleteAdminSessions(ctx, a.ID, nil)
 			rec.After = auditJSON(map[string]int{"sessions_ended": n})
 			return err
 		})

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/tandemhq/tandem"
@@ -342,16 +343,20 @@ func (s *Service) appendAudit(ctx context.Context, tx tandem.Tx, rec *tandem.Aud
 	return nil
 }
 
-// auditJSON renders a before/after document for the audit log.
+// auditJSON renders a before/after document for the audit log. Text stays
+// as written (no \u003c for "<"): the log is read by people, and every page
+// escapes what it shows.
 func auditJSON(v any) string {
 	if v == nil {
 		return ""
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return fmt.Sprintf("%q", err.Error())
 	}
-	return string(b)
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // Authorize checks that a may use something that needs p ("" for any
