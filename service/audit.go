@@ -1,11 +1,11 @@
 package service
 
 import (
-	"encoding/base64"
-	"encoding/hex"
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"time"
 
