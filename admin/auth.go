@@ -1,8 +1,10 @@
 package admin
 
 import (
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/tandemhq/tandem"
@@ -187,19 +189,73 @@ func (u *ui) confirmEnrol(w http.ResponseWriter, r *http.Request) {
 type reauthData struct {
 	Next     string
 	NeedCode bool
-	// Interrupted: a change was refused for want of this confirmation and
-	// must be repeated after it.
+	// Interrupted: a change was refused for want of this confirmation.
+	// Resume carries it through the confirmation, so nothing typed is lost.
 	Interrupted bool
+	Resume      *resumeData
+}
+
+// resumeData is a change interrupted by the password confirmation: the
+// form's action and what was posted, offered again once confirmed.
+type resumeData struct {
+	Action string
+	Fields []resumeField
+}
+
+type resumeField struct{ Name, Value string }
+
+// resumePrefix marks the interrupted form's fields inside the reauth form.
+const resumePrefix = "resume:"
+
+// interrupted returns the change r posted, to carry through the
+// confirmation (nil if r is no local form post).
+func interrupted(r *http.Request) *resumeData {
+	action := localNext(r.URL.Path)
+	if r.Method != http.MethodPost || action == "" || r.URL.Path == "/admin/reauth" {
+		return nil
+	}
+	d := &resumeData{Action: action}
+	for _, name := range slices.Sorted(maps.Keys(r.PostForm)) {
+		for _, v := range r.PostForm[name] {
+			d.Fields = append(d.Fields, resumeField{name, v})
+		}
+	}
+	return d
+}
+
+// resumed reads the interrupted change back out of the reauth form.
+func resumed(form url.Values) *resumeData {
+	action := localNext(form.Get(resumePrefix + "action"))
+	if action == "" {
+		return nil
+	}
+	d := &resumeData{Action: action}
+	for _, name := range slices.Sorted(maps.Keys(form)) {
+		field, ok := strings.CutPrefix(name, resumePrefix+"field:")
+		if !ok {
+			continue
+		}
+		for _, v := range form[name] {
+			d.Fields = append(d.Fields, resumeField{field, v})
+		}
+	}
+	return d
 }
 
 func (u *ui) reauthPage(w http.ResponseWriter, r *http.Request) {
 	u.reauthView(w, r, nil, http.StatusOK, localNext(r.URL.Query().Get("next")))
 }
 
-// reauthView shows the password confirmation; it returns to next.
+// reauthView shows the password confirmation; it returns to next, or
+// offers the interrupted change again.
 func (u *ui) reauthView(w http.ResponseWriter, r *http.Request, f *Form, status int, next string) {
 	a := web.ActorFrom(r.Context())
 	d := reauthData{Next: next, NeedCode: a.Admin != nil && a.Admin.MFAEnabled(), Interrupted: r.URL.Path != "/admin/reauth"}
+	if d.Interrupted {
+		d.Resume = interrupted(r)
+	} else {
+		d.Resume = resumed(r.PostForm)
+	}
 	u.render(w, r, status, "reauth", &page{Title: "Confirm it's you", Form: f, Data: d})
 }
 
@@ -211,6 +267,10 @@ func (u *ui) reauth(w http.ResponseWriter, r *http.Request) {
 	err := u.svc.Reauthenticate(r.Context(), web.ActorFrom(r.Context()), r.PostForm.Get("password"), strings.TrimSpace(r.PostForm.Get("code")))
 	if err != nil {
 		u.formError(w, r, err, "reauth", next, func(f *Form, status int) { u.reauthView(w, r, f, status, next) })
+		return
+	}
+	if d := resumed(r.PostForm); d != nil {
+		u.render(w, r, http.StatusOK, "resume", &page{Title: "Confirmed", Data: reauthData{Next: orDefault(next, "/admin"), Resume: d}})
 		return
 	}
 	u.seeOther(w, r, withDone(orDefault(next, "/admin"), "reauthenticated"))

@@ -212,7 +212,7 @@ func TestSensitiveChangesAskForTheReauthFormAndThenWork(t *testing.T) {
 	r := b.post("/admin/admins", form)
 	wantStatus(t, r, http.StatusForbidden)
 	wantContains(t, r, `<form class="stack" method="post" action="/admin/reauth"`,
-		`<input type="hidden" name="next" value="/admin/admins">`, "make the change again",
+		`<input type="hidden" name="next" value="/admin/admins">`, "the change is offered again",
 		`<label for="reauth-code">Two-factor code</label>`)
 
 	r = b.post("/admin/reauth", url.Values{"password": {"wrong password!"}, "code": {"123456"}, "next": {"/admin/admins"}})
@@ -278,4 +278,43 @@ func TestChangingOwnPasswordShowsErrorsInlineAndWorks(t *testing.T) {
 	if to := b.login("vera", "a much longer passphrase"); to != "/admin" {
 		t.Errorf("login with the new password went to %q", to)
 	}
+}
+
+func TestAChangeInterruptedByTheReauthFormIsOfferedAgainAsTyped(t *testing.T) {
+	e := newEnv(t)
+	b, secret := e.owner("olga")
+	form := url.Values{"name": {"<b>nina</b>"}, "password": {testPassword}, "role_id": {strconv.FormatInt(e.roles[tandem.RoleViewer], 10)}}
+	e.clock.Advance(10 * time.Minute)
+	b.get("/admin")
+	r := b.post("/admin/admins", form)
+	wantStatus(t, r, http.StatusForbidden)
+	wantContains(t, r, `<input type="hidden" name="resume:action" value="/admin/admins">`,
+		`<input type="hidden" name="resume:field:name" value="&lt;b&gt;nina&lt;/b&gt;">`)
+
+	// The confirmation carries the change; a wrong password keeps carrying it.
+	reauth := url.Values{"password": {"wrong password!"}, "code": {"123456"}, "next": {"/admin/admins"},
+		"resume:action": {"/admin/admins"}}
+	for k, v := range form {
+		reauth["resume:field:"+k] = v
+	}
+	r = b.post("/admin/reauth", reauth)
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	wantContains(t, r, `<input type="hidden" name="resume:field:name" value="&lt;b&gt;nina&lt;/b&gt;">`)
+
+	e.nextStep()
+	reauth.Set("password", testPassword)
+	reauth.Set("code", e.totp(secret))
+	r = b.post("/admin/reauth", reauth)
+	wantStatus(t, r, http.StatusOK)
+	wantContains(t, r, `<form class="stack" method="post" action="/admin/admins"`,
+		`<input type="hidden" name="name" value="&lt;b&gt;nina&lt;/b&gt;">`, "Make the change")
+
+	// The offered form makes the change; an action outside /admin is never offered.
+	wantStatus(t, b.post("/admin/admins", form), http.StatusSeeOther)
+	reauth.Set("resume:action", "https://evil.example/admin")
+	e.clock.Advance(time.Minute)
+	e.nextStep()
+	reauth.Set("code", e.totp(secret))
+	r = b.post("/admin/reauth", reauth)
+	wantStatus(t, r, http.StatusSeeOther)
 }
