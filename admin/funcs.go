@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem"
+	"github.com/tandemhq/tandem/service"
 )
 
 func templateFuncs(assets *assetSet) template.FuncMap {
@@ -94,6 +95,7 @@ func newRoleSelect(f *Form, name, label string, roles []*tandem.Role, selected i
 
 // permCheck is one checkbox of the permissions fieldset.
 type permCheck struct {
+	Disabled               bool
 	ID, Value, Description string
 	RequiresMFA, Checked   bool
 }
@@ -105,8 +107,10 @@ type permFieldset struct {
 }
 
 // newPermChecks lists every permission for form f, checked as submitted
-// or, before that, as role holds them (role may be nil).
-func newPermChecks(f *Form, role *tandem.Role) permFieldset {
+// or, before that, as role holds them (role may be nil). A permission the
+// viewer does not hold is shown but cannot be ticked: nobody grants more
+// than they hold (the service refuses it anyway).
+func newPermChecks(f *Form, role *tandem.Role, viewer *service.Actor) permFieldset {
 	out := permFieldset{Key: f.Key, Error: f.Err("permissions")}
 	for _, p := range tandem.Permissions() {
 		v := string(p.Permission)
@@ -115,7 +119,7 @@ func newPermChecks(f *Form, role *tandem.Role) permFieldset {
 			checked = f.Has("permissions", v)
 		}
 		out.Checks = append(out.Checks, permCheck{ID: f.Key + "-perm-" + strings.ReplaceAll(v, ":", "-"), Value: v,
-			Description: p.Description, RequiresMFA: p.RequiresMFA, Checked: checked})
+			Description: p.Description, RequiresMFA: p.RequiresMFA, Checked: checked, Disabled: !viewer.Can(p.Permission)})
 	}
 	return out
 }

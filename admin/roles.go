@@ -71,7 +71,7 @@ func (u *ui) roleView(w http.ResponseWriter, r *http.Request, id int64, f *Form,
 		u.fail(w, r, err)
 		return
 	}
-	d := roleData{Role: role, Permissions: newPermChecks(&Form{}, role).Checks,
+	d := roleData{Role: role, Permissions: newPermChecks(&Form{}, role, a).Checks,
 		CanEdit: a.Can(tandem.PermRolesManage) && !role.Builtin}
 	u.render(w, r, status, "role", &page{Title: "Role " + role.Name, Active: "/admin/roles", Form: f, Data: d})
 }
