@@ -148,8 +148,10 @@ func TestWebAuditSearchSendsOnScheduleWithEveryFilterAndCountsFailures(t *testin
 	if got := measure(t, rep, "audit search samples"); got != 50 {
 		t.Errorf("measured %v searches, want the 50 due after the warm-up", got)
 	}
-	// Open loop: the requests are spread over the schedule, not sent at once.
-	if span := f.times[len(f.times)-1].Sub(f.times[1]); span < 500*time.Millisecond {
+	// Open loop: the requests are spread over the schedule (590 ms), not
+	// sent at once. The bound is loose: a late first send on a busy machine
+	// only shortens the span.
+	if span := f.times[len(f.times)-1].Sub(f.times[1]); span < 250*time.Millisecond {
 		t.Errorf("60 requests at 100/s were sent within %s", span)
 	}
 	// Requests i ≡ 3 (mod 7) are result=denied, which fails: 3, 10, …, 59.
