@@ -32,7 +32,6 @@ type conn struct {
 	endSession     bool // the client closed normally: end the session, hold nothing
 	linger         bool // read what the peer still sends before closing the socket
 	nextAck        uint64
-	pingSentUs     int64
 	rttUs          atomic.Uint32
 	nextPing       atomic.Int64 // unix nanoseconds; owned by the sweeper
 

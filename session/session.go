@@ -162,12 +162,6 @@ func (s *Session) RoomCount() int {
 	return len(s.rooms)
 }
 
-func (s *Session) roomsSnapshot() []room.Link {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.rooms)
-}
-
 // Dispatch runs fn for a client frame with client seq seq that arrived on
 // conn c, exactly once: it returns (false, nil) without calling fn for a
 // duplicate or for a frame of a connection the session no longer uses, and
