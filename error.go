@@ -3,6 +3,7 @@ package tandem
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // ErrorCode identifies a kind of failure. The numbers are part of the wire
@@ -99,6 +100,9 @@ type Error struct {
 	Message string
 	// Fields lists every invalid field of an EValidation error.
 	Fields []FieldError
+	// RetryAfter, when not zero, is how long a rate_limited caller should
+	// wait (HTTP: the Retry-After header).
+	RetryAfter time.Duration
 }
 
 // FieldError says what is wrong with one field of a request.

@@ -86,13 +86,13 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*LoginResult, er
 			return err
 		}
 		if n >= s.cfg.LoginFailuresPerAddress {
-			return tandem.Errorf(tandem.ERateLimited, "too many failed logins from your address; try again later")
+			return s.rateLimited(now, "too many failed logins from your address; try again later")
 		}
 		if n, err = tx.RateLimitCount(ctx, acctKey, s.cfg.LoginWindow, now); err != nil {
 			return err
 		}
 		if n >= s.cfg.LoginFailuresPerAccount {
-			return tandem.Errorf(tandem.ERateLimited, "too many failed logins for this account from new browsers; try again later or use a browser you logged in with before")
+			return s.rateLimited(now, "too many failed logins for this account from new browsers; try again later or use a browser you logged in with before")
 		}
 		return nil
 	})
@@ -345,7 +345,7 @@ func (s *Service) countMFAAttempt(ctx context.Context, a *Actor) error {
 		return err
 	}
 	if perSession > mfaAttemptsPerSession || perAccount > mfaAttemptsPerAccount {
-		return tandem.Errorf(tandem.ERateLimited, "too many two-factor attempts; try again later")
+		return s.rateLimited(s.now(), "too many two-factor attempts; try again later")
 	}
 	return nil
 }
@@ -506,4 +506,13 @@ func truncateRunes(s string, n int) string {
 		n--
 	}
 	return s
+}
+
+// rateLimited is a rate_limited error saying to retry when the login
+// window that now falls in ends (windows start at multiples of the window
+// since the Unix epoch, as the stores count them).
+func (s *Service) rateLimited(now time.Time, msg string) error {
+	w := s.cfg.LoginWindow
+	end := now.Truncate(w).Add(w)
+	return &tandem.Error{Code: tandem.ERateLimited, Message: msg, RetryAfter: end.Sub(now)}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 
@@ -65,7 +66,7 @@ func (h *passwordHasher) run(ctx context.Context, fn func()) error {
 	select {
 	case h.admit <- struct{}{}:
 	default:
-		return tandem.Errorf(tandem.ERateLimited, "too many password checks at once; retry in a moment")
+		return &tandem.Error{Code: tandem.ERateLimited, Message: "too many password checks at once; retry in a moment", RetryAfter: time.Second}
 	}
 	defer func() { <-h.admit }()
 	select {

@@ -77,9 +77,14 @@ func TestAttackerCannotLockTheOwnerOutWithFailedLogins(t *testing.T) {
 			_, err = f.svc.Login(ctx, service.LoginRequest{Name: "owner", Password: "wrong guess 123", Address: fmt.Sprintf("203.0.113.%d", i)})
 		}
 		wantCode(t, err, tandem.ERateLimited)
-		// Even the right password is refused from a new browser now…
+		// Even the right password is refused from a new browser now, with
+		// the time to wait…
 		_, err = f.svc.Login(ctx, service.LoginRequest{Name: "owner", Password: ownerPassword, Address: "203.0.113.200"})
 		wantCode(t, err, tandem.ERateLimited)
+		var e *tandem.Error
+		if !asError(err, &e) || e.RetryAfter <= 0 || e.RetryAfter > 15*time.Minute {
+			t.Errorf("retry after %v, want within the 15-minute window", e.RetryAfter)
+		}
 
 		// …but the owner's own browser logs in, from any address, even the
 		// attacker's (a shared NAT).

@@ -35,7 +35,8 @@ under ` + "`" + APIPrefix + "`" + `. Every route is listed below with what it ne
 - **Errors** are ` + "`application/problem+json`" + `:
   ` + "`" + `{"type":"about:blank","title":"validation_failed","status":422,"detail":"some fields are invalid","code":18,"temporary":false,"errors":[{"field":"name","message":"is required"}]}` + "`" + `.
   ` + "`errors`" + ` comes only with 422 and names every field the service found invalid; a body that
-  cannot be decoded (an unknown field, a wrong type) is refused on its first such field.
+  cannot be decoded (an unknown field, a wrong type) is refused on its first such field. A 429
+  (` + "`rate_limited`" + `) carries ` + "`Retry-After`" + ` in seconds, repeated as ` + "`retry_after`" + `.
 - **Cross-origin** writes (POST, PUT, PATCH, DELETE from another site) are refused with 403.
 
 ## Error codes

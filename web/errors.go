@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tandemhq/tandem"
 )
@@ -23,6 +24,8 @@ type problem struct {
 	Code      tandem.ErrorCode    `json:"code"`
 	Temporary bool                `json:"temporary"`
 	Errors    []tandem.FieldError `json:"errors,omitempty"`
+	// RetryAfter repeats the Retry-After header of a rate_limited answer.
+	RetryAfter int64 `json:"retry_after,omitempty"`
 }
 
 // publicError is err as a client may see it: a *tandem.Error keeps its
@@ -53,6 +56,13 @@ func writeProblem(w http.ResponseWriter, e *tandem.Error, status int) {
 		Code: e.Code, Temporary: e.Code.Temporary()}
 	if e.Code == tandem.EValidation {
 		p.Errors = e.Fields
+	}
+	if e.RetryAfter > 0 {
+		// Whole seconds, rounded up: a client that waits as told is not
+		// refused again for having come back a fraction too early.
+		secs := int64((e.RetryAfter + time.Second - 1) / time.Second)
+		p.RetryAfter = secs
+		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 	}
 	b, _ := json.Marshal(p) // plain strings and numbers: cannot fail
 	w.Header().Set("Content-Type", "application/problem+json")

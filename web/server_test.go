@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -414,5 +416,20 @@ func TestAPIDocListsEveryRoute(t *testing.T) {
 	}
 	if again := string(web.APIDoc(routes)); again != doc {
 		t.Error("APIDoc is not deterministic")
+	}
+}
+
+func TestRateLimitedAnswersSayWhenToRetry(t *testing.T) {
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("POST", "/api/admin/v1/session", nil)
+	web.WriteError(rec, req, &tandem.Error{Code: tandem.ERateLimited, Message: "slow down", RetryAfter: 1500 * time.Millisecond})
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "2" {
+		t.Fatalf("status %d, Retry-After %q; want 429 and 2 (seconds, rounded up)", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	var p struct {
+		RetryAfter int `json:"retry_after"`
+	}
+	if err := json.NewDecoder(rec.Body).Decode(&p); err != nil || p.RetryAfter != 2 {
+		t.Fatalf("problem retry_after %d, %v; want 2", p.RetryAfter, err)
 	}
 }
