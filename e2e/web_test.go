@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/tandemhq/tandem/internal/pgtest"
 )
 
 // webServer is a running `tandem web` on a SQLite file, with an audit key.
@@ -132,5 +136,35 @@ func TestAuditVerifyPassesOnALiveLogAndAfterAStop(t *testing.T) {
 	out, _, code := runProg(t, bins.tandem, "audit", "verify", "--db", db, "--audit-key", key, "--min-records", "9")
 	if code != 1 || !strings.Contains(out, "cut back to 3 records") {
 		t.Errorf("audit verify --min-records 9: exit %d\n%s", code, out)
+	}
+}
+
+func TestWebRunsOnPostgreSQL(t *testing.T) {
+	t.Parallel()
+	db := pgtest.URL(t) // a fresh database, cloned from the migrated template
+	key := writeAuditKey(t, t.TempDir())
+	if out, errOut, code := runProg(t, bins.tandem, "migrate", "up", "--db", db); code != 0 || !strings.Contains(out, "up to date") {
+		t.Fatalf("migrate up on a migrated database: exit %d\n%s%s", code, out, errOut)
+	}
+	runWithStdin(t, "owner password 1\n", bins.tandem, "admin", "create", "--db", db, "--audit-key", key,
+		"--admin-name", "owner", "--password-stdin")
+	web := startWeb(t, db, key)
+
+	body, _ := json.Marshal(map[string]string{"name": "owner", "password": "owner password 1"})
+	resp, err := http.Post(web.url+"/api/admin/v1/session", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("login on PostgreSQL: %s", resp.Status)
+	}
+	web.signal(t, syscall.SIGTERM)
+	if code := web.waitExit(t); code != 0 {
+		t.Fatalf("web exited %d after SIGTERM", code)
+	}
+	out, errOut, code := runProg(t, bins.tandem, "audit", "verify", "--db", db, "--audit-key", key, "--min-records", "2")
+	if code != 0 {
+		t.Fatalf("audit verify on PostgreSQL: exit %d\n%s%s", code, out, errOut)
 	}
 }
