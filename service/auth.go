@@ -52,9 +52,9 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*LoginResult, er
 	// and valid before it reaches a counter key, a query or the audit log.
 	name := req.Name
 	if !validText(name) || utf8.RuneCountInString(name) > 64 {
-		// No admin has such a name: only the failure remains to count and audit.
-		name = truncateRunes(strings.ToValidUTF8(strings.ReplaceAll(name, "\x00", ""), "?"), 64) + "…"
-		req.Password = ""
+		// No admin has such a name (names are at most 64 characters, and
+		// this one becomes 65): only the failure remains to count and audit.
+		name = storableText(name, 64) + "…"
 	}
 	rec := &tandem.AuditRecord{At: now, ActorKind: tandem.ActorAnonymous, ActorName: name,
 		Action: "session.login", Address: req.Address, Result: tandem.AuditOK}
@@ -111,7 +111,7 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*LoginResult, er
 	if err != nil {
 		return nil, err
 	}
-	if !ok || admin == nil || admin.Disabled || req.Password == "" {
+	if !ok || admin == nil || admin.Disabled {
 		s.countLoginFailure(ctx, addrKey, acctKey, knownDevice, now)
 		rec.Result = tandem.AuditFailed
 		s.auditAlone(ctx, rec, loginFailed())
@@ -138,7 +138,7 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*LoginResult, er
 		sess := &tandem.AdminSession{
 			TokenHash: hashToken(res.Token), AdminID: admin.ID,
 			CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.cfg.SessionLifetime),
-			ReauthAt: now, Address: req.Address, UserAgent: truncate(req.UserAgent, 256),
+			ReauthAt: now, Address: req.Address, UserAgent: storableText(req.UserAgent, 256),
 		}
 		res.Session = sess
 		res.Actor = sessionActor(admin, role, sess, req.Address)
@@ -461,12 +461,6 @@ func (s *Service) AuthenticateAPIKey(ctx context.Context, secret, address string
 
 func idString(id int64) string { return strconv.FormatInt(id, 10) }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
 
 // auditRefusedLogin audits a login refused by a limit once per address and
 // window: a flood of refused attempts costs a counter each, not an audit
@@ -496,6 +490,13 @@ func addressKey(address string) string {
 	}
 	p, _ := a.Prefix(64)
 	return p.String()
+}
+
+// storableText makes client-supplied text fit for both databases: no NUL,
+// valid UTF-8, at most n characters (a byte cut could split a character,
+// and PostgreSQL refuses invalid UTF-8).
+func storableText(s string, n int) string {
+	return truncateRunes(strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "?"), n)
 }
 
 func truncateRunes(s string, n int) string {

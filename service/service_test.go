@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -475,6 +476,22 @@ func TestTextThatLooksLikeSQLIsOnlyText(t *testing.T) {
 		}
 		if _, err := f.svc.Admins(ctx, f.cli); err != nil {
 			t.Fatalf("admins after the hostile role: %v", err)
+		}
+	})
+}
+
+func TestALoginFromABrowserWithAStrangeUserAgentWorks(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store tandem.Store, raw rawDB) {
+		f := newFixture(t, store, raw, nil)
+		// 255 ASCII bytes and a two-byte character: a cut at 256 bytes would
+		// split it; and a NUL and invalid UTF-8 that PostgreSQL refuses.
+		ua := strings.Repeat("a", 255) + "é" + "\x00\xff"
+		res, err := f.svc.Login(context.Background(), service.LoginRequest{Name: "owner", Password: ownerPassword, Address: "10.0.0.1", UserAgent: ua})
+		if err != nil {
+			t.Fatalf("login with user agent %q: %v", ua, err)
+		}
+		if !utf8.ValidString(res.Session.UserAgent) {
+			t.Errorf("stored user agent %q is not valid UTF-8", res.Session.UserAgent)
 		}
 	})
 }
