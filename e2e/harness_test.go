@@ -163,10 +163,17 @@ func (o *output) String() string {
 // exit status.
 func runProg(t *testing.T, bin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return runProgIn(t, "", bin, args...)
+}
+
+// runProgIn is runProg with stdin as the program's standard input.
+func runProgIn(t *testing.T, stdin, bin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = programEnv()
+	cmd.Stdin = strings.NewReader(stdin)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
