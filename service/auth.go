@@ -461,7 +461,6 @@ func (s *Service) AuthenticateAPIKey(ctx context.Context, secret, address string
 
 func idString(id int64) string { return strconv.FormatInt(id, 10) }
 
-
 // auditRefusedLogin audits a login refused by a limit once per address and
 // window: a flood of refused attempts costs a counter each, not an audit
 // record each.
