@@ -14,6 +14,7 @@ type Permission string
 const (
 	PermPlayersRead       Permission = "players:read"
 	PermPlayersBan        Permission = "players:ban"
+	PermPlayersWrite      Permission = "players:write"
 	PermRoomsRead         Permission = "rooms:read"
 	PermRoomsManage       Permission = "rooms:manage"
 	PermContentWrite      Permission = "content:write"
@@ -40,7 +41,8 @@ type PermissionInfo struct {
 // permissionTable is the one list of permissions, in display order.
 var permissionTable = []PermissionInfo{
 	{PermPlayersRead, "see players and their sessions", false},
-	{PermPlayersBan, "ban and unban players", false},
+	{PermPlayersBan, "ban and unban players, end their sessions", false},
+	{PermPlayersWrite, "edit players' names, matchmaking properties and notes", false},
 	{PermRoomsRead, "see rooms and realtime nodes", false},
 	{PermRoomsManage, "close rooms and kick players", false},
 	{PermContentWrite, "edit content", false},
@@ -111,11 +113,11 @@ func BuiltinRoles() []Role {
 	roles := []Role{
 		{Name: RoleOwner, Description: "everything", Permissions: all},
 		{Name: RoleOperator, Description: "runs the game: players, rooms, content, reservations", Permissions: []Permission{
-			PermPlayersRead, PermPlayersBan, PermRoomsRead, PermRoomsManage, PermContentWrite,
+			PermPlayersRead, PermPlayersBan, PermPlayersWrite, PermRoomsRead, PermRoomsManage, PermContentWrite,
 			PermReservationsWrite, PermStatsRead, PermAuditRead,
 		}},
 		{Name: RoleSupport, Description: "helps players", Permissions: []Permission{
-			PermPlayersRead, PermPlayersBan, PermRoomsRead, PermReservationsWrite,
+			PermPlayersRead, PermPlayersBan, PermPlayersWrite, PermRoomsRead, PermReservationsWrite,
 		}},
 		{Name: RoleFinance, Description: "money: commerce, refunds, ledger", Permissions: []Permission{
 			PermCommerceWrite, PermCommerceRefund, PermLedgerRead, PermLedgerApprove, PermStatsRead,

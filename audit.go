@@ -26,6 +26,7 @@ const (
 	ActorCLI       ActorKind = "cli"       // someone with shell access to the server (tandem admin create, …)
 	ActorSystem    ActorKind = "system"    // the server itself (tandem dev's first admin)
 	ActorAnonymous ActorKind = "anonymous" // nobody logged in yet (failed logins)
+	ActorPlayer    ActorKind = "player"    // a player acting on their own account (only its id is recorded)
 )
 
 // AuditRecord is one entry of the append-only audit log. Records form a hash

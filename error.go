@@ -33,6 +33,7 @@ const (
 	EValidation      ErrorCode = 18 // fields of the request are invalid; Fields names each one
 	EMFARequired     ErrorCode = 19 // the admin must enrol in or pass TOTP MFA first
 	EReauthRequired  ErrorCode = 20 // the admin must confirm their password again first
+	EBanned          ErrorCode = 21 // the player is banned; Until says until when
 )
 
 type errorInfo struct {
@@ -64,6 +65,7 @@ var errorTable = [...]errorInfo{
 	EValidation:      {"validation_failed", 422, false},
 	EMFARequired:     {"mfa_required", 403, false},
 	EReauthRequired:  {"reauth_required", 403, false},
+	EBanned:          {"banned", 403, false},
 }
 
 // ErrorCodes returns every defined code in numeric order.
@@ -103,6 +105,8 @@ type Error struct {
 	// RetryAfter, when not zero, is how long a rate_limited caller should
 	// wait (HTTP: the Retry-After header).
 	RetryAfter time.Duration
+	// Until, for EBanned, is when the ban ends; zero means never.
+	Until time.Time
 }
 
 // FieldError says what is wrong with one field of a request.

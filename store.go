@@ -33,6 +33,8 @@ type Tx interface {
 	APIKeyTx
 	AuditTx
 	RateLimitTx
+	PlayerTx
+	SigningKeyTx
 }
 
 // AdminTx stores admins, their recovery codes and their known devices.

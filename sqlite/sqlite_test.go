@@ -52,7 +52,7 @@ func TestMigrateUpAppliesOnceAndStatusShowsIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []tandem.Migration{{Version: 1, Name: "00001_admin.sql"}}
+	want := []tandem.Migration{{Version: 1, Name: "00001_admin.sql"}, {Version: 2, Name: "00002_players.sql"}}
 	if diff := cmp.Diff(want, before); diff != "" {
 		t.Errorf("status before MigrateUp (-want +got):\n%s", diff)
 	}
@@ -61,13 +61,17 @@ func TestMigrateUpAppliesOnceAndStatusShowsIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want[0].Applied = true
+	for i := range want {
+		want[i].Applied = true
+	}
 	ignoreTime := cmpopts.IgnoreFields(tandem.Migration{}, "AppliedAt")
 	if diff := cmp.Diff(want, applied, ignoreTime); diff != "" {
 		t.Errorf("first MigrateUp applied (-want +got):\n%s", diff)
 	}
-	if applied[0].AppliedAt.IsZero() {
-		t.Error("applied migration has no AppliedAt")
+	for _, m := range applied {
+		if m.AppliedAt.IsZero() {
+			t.Errorf("applied migration %s has no AppliedAt", m.Name)
+		}
 	}
 
 	again, err := s.MigrateUp(ctx)
