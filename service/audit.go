@@ -83,8 +83,8 @@ func (s *Service) Checkpoint(ctx context.Context) error {
 	})
 }
 
-// Sweep deletes expired admin sessions and login counters of windows long
-// past. Several replicas may sweep at once: deleting what is gone twice is
+// Sweep deletes expired admin and player sessions, login records older
+// than the retention and rate-limit counters of windows long past. Several replicas may sweep at once: deleting what is gone twice is
 // harmless.
 func (s *Service) Sweep(ctx context.Context) error {
 	now := s.now()
@@ -92,15 +92,23 @@ func (s *Service) Sweep(ctx context.Context) error {
 		if _, err := tx.DeleteExpiredAdminSessions(ctx, now, now.Add(-s.cfg.SessionIdle)); err != nil {
 			return err
 		}
-		_, err := tx.DeleteOldRateLimits(ctx, now.Add(-s.cfg.LoginWindow))
+		if _, err := tx.DeleteExpiredPlayerSessions(ctx, now); err != nil {
+			return err
+		}
+		if _, err := tx.DeleteOldLoginRecords(ctx, now.Add(-s.cfg.Players.LoginRetention)); err != nil {
+			return err
+		}
+		// Windows of every counter have ended by then.
+		_, err := tx.DeleteOldRateLimits(ctx, now.Add(-max(s.cfg.LoginWindow, s.cfg.Players.LimitWindow)))
 		return err
 	})
 }
 
 // RunMaintenance runs the web server's background work every interval
 // until ctx ends: an audit checkpoint when records were added since the
-// last one (so a quiet log is covered within interval of its last record)
-// and the sweep of expired sessions and counters. Both are safe to run on
+// last one (so a quiet log is covered within interval of its last record),
+// the sweep of expired sessions, old login records and counters, and the
+// rotation of the token signing key when it is due. All are safe to run on
 // every replica at once.
 func (s *Service) RunMaintenance(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
@@ -116,6 +124,11 @@ func (s *Service) RunMaintenance(ctx context.Context, interval time.Duration) {
 		}
 		if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("sweep", "err", err)
+		}
+		if len(s.cfg.Players.KeyEncryptionKey) > 0 {
+			if err := s.RotateSigningKeys(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("signing key rotation", "err", err)
+			}
 		}
 	}
 }

@@ -152,7 +152,9 @@ func TestMaintenanceCheckpointsAQuietLogAndStopsWithItsContext(t *testing.T) {
 			f.svc.RunMaintenance(ctx, 5*time.Millisecond)
 		}()
 		deadline := time.Now().Add(10 * time.Second)
-		for verify(t, f).Covered != 1 {
+		// The first tick also creates the token signing key, an audited
+		// record of its own: a later tick covers that one too.
+		for verify(t, f).Covered < 1 {
 			if time.Now().After(deadline) {
 				t.Fatal("no checkpoint within 10s at an interval of 5ms")
 			}

@@ -157,6 +157,9 @@ type fixture struct {
 
 const ownerPassword = "correct horse battery staple"
 
+// testKEK is the key encryption key of every fixture (32 bytes).
+const testKEK = "0123456789abcdef0123456789abcdef"
+
 func newFixture(t *testing.T, store tandem.Store, raw rawDB, edit func(*service.Config)) *fixture {
 	t.Helper()
 	_, key, err := ed25519.GenerateKey(nil)
@@ -169,6 +172,7 @@ func newFixture(t *testing.T, store tandem.Store, raw rawDB, edit func(*service.
 		Now:       f.clock.Now,
 		AuditKey:  key,
 		Passwords: service.PasswordConfig{MemoryKiB: 64, Iterations: 1},
+		Players:   service.PlayerConfig{KeyEncryptionKey: []byte(testKEK)},
 	}
 	if edit != nil {
 		edit(&cfg)

@@ -59,6 +59,9 @@ type Config struct {
 
 	// MFAIssuer names the service in authenticator apps (default "Tandem").
 	MFAIssuer string
+
+	// Players configures player accounts, their sessions and tokens.
+	Players PlayerConfig
 }
 
 func (c *Config) setDefaults() {
@@ -92,6 +95,7 @@ func (c *Config) setDefaults() {
 	if c.MFAIssuer == "" {
 		c.MFAIssuer = "Tandem"
 	}
+	c.Players.setDefaults()
 }
 
 // Service is the service layer. It is safe for concurrent use.
@@ -104,6 +108,11 @@ type Service struct {
 	// answer takes as long as for a wrong password.
 	dummyHash string
 	keyID     string
+	// keys caches the realtime token signing key.
+	keys keyring
+	// limitKey keys the hashes that name addresses, devices and emails in
+	// rate-limit counters.
+	limitKey []byte
 }
 
 // New returns a Service.
@@ -112,6 +121,9 @@ func New(cfg Config) (*Service, error) {
 		return nil, errors.New("service: Config.Store is nil")
 	}
 	cfg.setDefaults()
+	if err := cfg.Players.check(); err != nil {
+		return nil, err
+	}
 	s := &Service{cfg: cfg, store: cfg.Store, log: cfg.Logger, passwords: newPasswordHasher(cfg.Passwords)}
 	dummy, err := s.passwords.hash(context.Background(), randomToken(16))
 	if err != nil {
@@ -121,6 +133,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.AuditKey != nil {
 		s.keyID = AuditKeyID(cfg.AuditKey.Public().(ed25519.PublicKey))
 	}
+	s.limitKey = deriveKey(cfg.Players.KeyEncryptionKey, "tandem rate-limit keys")
 	return s, nil
 }
 

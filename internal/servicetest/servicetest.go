@@ -28,7 +28,10 @@ func (c *Clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 // Env is a service over its own database.
 type Env struct {
-	Store    *sqlite.Store
+	// Store is the SQLite store of New; nil for NewOn.
+	Store *sqlite.Store
+	// DB is the store the service runs on, whichever it is.
+	DB       tandem.Store
 	Service  *service.Service
 	Clock    *Clock
 	AuditKey ed25519.PrivateKey
@@ -49,13 +52,27 @@ func New(t testing.TB, edit func(*service.Config)) *Env {
 	if _, err := store.MigrateUp(ctx); err != nil {
 		t.Fatal(err)
 	}
+	e := NewOn(t, store, edit)
+	e.Store = store
+	return e
+}
+
+// keyEncryptionKey is the key encryption key of every Env's service.
+const keyEncryptionKey = "servicetest key encryption key!!"
+
+// NewOn returns an Env on a migrated store the caller owns (pgtest.Open
+// gives a PostgreSQL one).
+func NewOn(t testing.TB, store tandem.Store, edit func(*service.Config)) *Env {
+	t.Helper()
+	ctx := context.Background()
 	_, key, err := ed25519.GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &Env{Store: store, Clock: &Clock{}, AuditKey: key, Roles: map[string]int64{}}
+	e := &Env{DB: store, Clock: &Clock{}, AuditKey: key, Roles: map[string]int64{}}
 	cfg := service.Config{Store: store, Now: e.Clock.Now, AuditKey: key,
-		Passwords: service.PasswordConfig{MemoryKiB: 64, Iterations: 1}}
+		Passwords: service.PasswordConfig{MemoryKiB: 64, Iterations: 1},
+		Players:   service.PlayerConfig{KeyEncryptionKey: []byte(keyEncryptionKey)}}
 	if edit != nil {
 		edit(&cfg)
 	}

@@ -1,0 +1,765 @@
+package service
+
+import (
+	"context"
+	"crypto/subtle"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tandemhq/tandem"
+)
+
+// PlayerConfig configures player accounts, their sessions and tokens.
+// Zero values take the defaults named on each field.
+type PlayerConfig struct {
+	// KeyEncryptionKey (32 bytes, from configuration) seals the token
+	// signing keys stored in the database and keys the hashes of rate-limit
+	// counters. Player logins fail without it.
+	KeyEncryptionKey []byte
+	// RealtimeTokenTTL is the lifetime of realtime tokens (default and
+	// maximum tandem.MaxTokenLifetime).
+	RealtimeTokenTTL time.Duration
+	// AccessTTL is the lifetime of an access token for the player API
+	// (default 15m); RefreshTTL of a refresh token (default 720h). Every
+	// refresh issues a new one of each.
+	AccessTTL  time.Duration
+	RefreshTTL time.Duration
+	// KeyRotation is how long a signing key signs before a new one takes
+	// over (default 24h). The old key is still published for the lifetime
+	// of the tokens it signed, so two keys are valid during a rollover.
+	KeyRotation time.Duration
+	// RealtimeURL is the realtime endpoint told to clients at login ("" if
+	// none is configured).
+	RealtimeURL string
+
+	// Rate limits of the login calls (guest, register, login, refresh):
+	// within LimitWindow (default 1m) at most LimitPerAddress calls from
+	// one address (default 60), LimitPerDevice for one device id (default
+	// 10) and LimitPerAccount for one account (default 10).
+	LimitWindow     time.Duration
+	LimitPerAddress int
+	LimitPerDevice  int
+	LimitPerAccount int
+
+	// LoginRetention is how long login records (with their addresses) are
+	// kept for the admin's player page (default 90 days).
+	LoginRetention time.Duration
+}
+
+// Client is where a player's request comes from.
+type Client struct {
+	Address   string // as --trusted-proxies decided
+	UserAgent string
+}
+
+// GuestLogin logs a device in, creating its account on first use.
+type GuestLogin struct {
+	DeviceID string
+	// Secret is the 128-bit (or longer) random secret the client generated
+	// for the device, base64url or hex.
+	Secret      string
+	DisplayName string // for a new account; optional
+	Client
+}
+
+// Registration creates an account with an email and a password.
+type Registration struct {
+	Email       string
+	Password    string
+	DisplayName string // optional
+	DeviceID    string // optional: device bans apply to it
+	Client
+}
+
+// PasswordLogin logs in with an email and a password.
+type PasswordLogin struct {
+	Email    string
+	Password string
+	DeviceID string // optional: device bans apply to it
+	Client
+}
+
+// AuthResult is what a login or a refresh gives the client.
+type AuthResult struct {
+	Player           *tandem.PlayerAccount
+	Created          bool // the login created the account
+	SessionID        string
+	AccessToken      string
+	AccessExpiresAt  time.Time
+	RefreshToken     string
+	RefreshExpiresAt time.Time
+	RealtimeToken
+}
+
+// RealtimeToken is a signed realtime token and where to use it.
+type RealtimeToken struct {
+	Token     string
+	ExpiresAt time.Time
+	URL       string
+}
+
+// PlayerActor is a player authenticated by an access token, calling the
+// player API about their own account.
+type PlayerActor struct {
+	PlayerID  string
+	SessionID string
+	Client
+}
+
+// ProfileUpdate changes the fields of a profile that are not nil.
+type ProfileUpdate struct {
+	DisplayName *string
+	Locale      *string
+	AvatarURL   *string
+}
+
+// PlayerDetail is everything the admin's player page shows.
+type PlayerDetail struct {
+	Player   *tandem.PlayerAccount
+	Devices  []*tandem.PlayerDevice
+	Logins   []*tandem.LoginRecord
+	Sessions []*tandem.PlayerSession
+	Bans     []*tandem.Ban
+	Notes    []*tandem.PlayerNote
+}
+
+// BanRequest describes a ban.
+type BanRequest struct {
+	PlayerID string
+	Scope    tandem.BanScope
+	// DeviceID names one of the player's devices (BanDevice only).
+	DeviceID string
+	Reason   string
+	StartsAt time.Time // zero: now
+	EndsAt   time.Time // zero: permanent
+}
+
+// PlayerEdit is what an admin (or the game's servers, with an API key)
+// changes on a player; nil fields stay.
+type PlayerEdit struct {
+	DisplayName *string
+	// MM replaces the whole set of matchmaking properties when not nil.
+	MM map[string]string
+}
+
+func (c *PlayerConfig) setDefaults() {
+	if c.RealtimeTokenTTL <= 0 {
+		c.RealtimeTokenTTL = tandem.MaxTokenLifetime
+	}
+	if c.AccessTTL <= 0 {
+		c.AccessTTL = 15 * time.Minute
+	}
+	if c.RefreshTTL <= 0 {
+		c.RefreshTTL = 720 * time.Hour
+	}
+	if c.KeyRotation <= 0 {
+		c.KeyRotation = 24 * time.Hour
+	}
+	if c.LimitWindow <= 0 {
+		c.LimitWindow = time.Minute
+	}
+	if c.LimitPerAddress <= 0 {
+		c.LimitPerAddress = 60
+	}
+	if c.LimitPerDevice <= 0 {
+		c.LimitPerDevice = 10
+	}
+	if c.LimitPerAccount <= 0 {
+		c.LimitPerAccount = 10
+	}
+	if c.LoginRetention <= 0 {
+		c.LoginRetention = 90 * 24 * time.Hour
+	}
+}
+
+func (c *PlayerConfig) check() error {
+	switch {
+	case c.KeyEncryptionKey != nil && len(c.KeyEncryptionKey) != 32:
+		return fmt.Errorf("service: the key encryption key is %d bytes, want 32", len(c.KeyEncryptionKey))
+	case c.RealtimeTokenTTL%time.Second != 0 || c.RealtimeTokenTTL > tandem.MaxTokenLifetime:
+		return fmt.Errorf("service: realtime token lifetime %s is not whole seconds up to %s", c.RealtimeTokenTTL, tandem.MaxTokenLifetime)
+	case c.KeyRotation <= c.rollover():
+		// Otherwise a third key would be created while two are still valid.
+		return fmt.Errorf("service: signing key rotation %s must be longer than the rollover %s (token lifetime + clock skew + %s)",
+			c.KeyRotation, c.rollover(), signerReload)
+	}
+	return nil
+}
+
+// Token formats: a prefix says what a token is (and lets secret scanners
+// find leaked ones), then 32 random bytes in base64url.
+const (
+	accessPrefix  = "tpa_"
+	refreshPrefix = "tpr_"
+)
+
+// Field bounds.
+const (
+	maxDeviceIDLen    = 128
+	minSecretLen      = 22 // 128 bits of base64url
+	maxSecretLen      = 128
+	maxEmailLen       = 254
+	maxDisplayNameLen = 64
+	maxLocaleLen      = 35
+	maxAvatarURLLen   = 512
+	maxUserAgentLen   = 256
+	minPlayerPassword = 8
+)
+
+// GuestLogin logs in with a device id and its secret; the first login of
+// a device creates a guest account.
+func (s *Service) GuestLogin(ctx context.Context, in GuestLogin) (*AuthResult, error) {
+	var fields []tandem.FieldError
+	fields = append(fields, checkDeviceID("device_id", in.DeviceID, true)...)
+	if !isSecret(in.Secret) {
+		fields = append(fields, tandem.FieldError{Field: "secret", Message: "must be 22 to 128 characters of A-Z a-z 0-9 - _ (at least 128 random bits)"})
+	}
+	if in.DisplayName != "" {
+		fields = append(fields, checkName("display_name", in.DisplayName, maxDisplayNameLen)...)
+	}
+	if err := tandem.Invalid(fields); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	if err := s.hitLimits(ctx, now, s.addressLimit(in.Address), s.deviceLimit(in.DeviceID)); err != nil {
+		return nil, err
+	}
+	deviceHash := hashToken(in.DeviceID)
+	var res *AuthResult
+	// Two first logins of one device race to create it: the loser finds
+	// the winner's device on its second try.
+	for try := 0; ; try++ {
+		err := s.store.Update(ctx, func(tx tandem.Tx) error {
+			res = nil
+			d, err := tx.PlayerDevice(ctx, in.DeviceID)
+			created := false
+			var p *tandem.PlayerAccount
+			switch {
+			case tandem.ErrorCodeOf(err) == tandem.ENotFound:
+				p = &tandem.PlayerAccount{ID: newPlayerID(now), DisplayName: in.DisplayName, CreatedAt: now, UpdatedAt: now}
+				if err := tx.CreatePlayer(ctx, p); err != nil {
+					return err
+				}
+				d = &tandem.PlayerDevice{ID: in.DeviceID, PlayerID: p.ID, SecretHash: hashToken(in.Secret), CreatedAt: now, LastSeenAt: now}
+				if err := tx.CreatePlayerDevice(ctx, d); err != nil {
+					return err
+				}
+				created = true
+			case err != nil:
+				return err
+			case subtle.ConstantTimeCompare(d.SecretHash, hashToken(in.Secret)) != 1:
+				return tandem.Errorf(tandem.EUnauthenticated, "wrong device id or secret")
+			default:
+				if p, err = tx.Player(ctx, d.PlayerID); err != nil {
+					return err
+				}
+				if err := tx.TouchPlayerDevice(ctx, d.ID, now); err != nil {
+					return err
+				}
+			}
+			res, err = s.startSession(ctx, tx, p, tandem.LoginGuest, in.DeviceID, deviceHash, in.Client, now)
+			if res != nil {
+				res.Created = created
+			}
+			return err
+		})
+		if tandem.ErrorCodeOf(err) == tandem.EConflict && try == 0 {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return res, s.sign(ctx, res, now)
+	}
+}
+
+// Register creates an account with an email and a password and logs it in.
+func (s *Service) Register(ctx context.Context, in Registration) (*AuthResult, error) {
+	email := normalizeEmail(in.Email)
+	var fields []tandem.FieldError
+	fields = append(fields, checkEmail("email", email)...)
+	fields = append(fields, checkPlayerPassword("password", in.Password, email)...)
+	if in.DisplayName != "" {
+		fields = append(fields, checkName("display_name", in.DisplayName, maxDisplayNameLen)...)
+	}
+	fields = append(fields, checkDeviceID("device_id", in.DeviceID, false)...)
+	if err := tandem.Invalid(fields); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	if err := s.hitLimits(ctx, now, s.addressLimit(in.Address), s.accountLimit(email), s.deviceLimit(in.DeviceID)); err != nil {
+		return nil, err
+	}
+	hash, err := s.passwords.hash(ctx, in.Password)
+	if err != nil {
+		return nil, err
+	}
+	var res *AuthResult
+	err = s.store.Update(ctx, func(tx tandem.Tx) error {
+		p := &tandem.PlayerAccount{ID: newPlayerID(now), DisplayName: in.DisplayName, Email: email, PasswordHash: hash,
+			CreatedAt: now, UpdatedAt: now}
+		if err := tx.CreatePlayer(ctx, p); err != nil {
+			if tandem.ErrorCodeOf(err) == tandem.EConflict {
+				return tandem.Invalid([]tandem.FieldError{{Field: "email", Message: "is taken"}})
+			}
+			return err
+		}
+		res, err = s.startSession(ctx, tx, p, tandem.LoginPassword, in.DeviceID, deviceHashOf(in.DeviceID), in.Client, now)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	res.Created = true
+	return res, s.sign(ctx, res, now)
+}
+
+// PasswordLogin logs in with an email and a password.
+func (s *Service) PasswordLogin(ctx context.Context, in PasswordLogin) (*AuthResult, error) {
+	email := normalizeEmail(in.Email)
+	if len(email) > maxEmailLen || !validText(email) || len(in.Password) > 4*maxPasswordLen || in.Password == "" {
+		return nil, tandem.Errorf(tandem.EUnauthenticated, "wrong email or password")
+	}
+	fields := checkDeviceID("device_id", in.DeviceID, false)
+	if err := tandem.Invalid(fields); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	if err := s.hitLimits(ctx, now, s.addressLimit(in.Address), s.accountLimit(email), s.deviceLimit(in.DeviceID)); err != nil {
+		return nil, err
+	}
+	var p *tandem.PlayerAccount
+	err := s.store.View(ctx, func(tx tandem.Tx) (err error) {
+		p, err = tx.PlayerByEmail(ctx, email)
+		return err
+	})
+	switch {
+	case tandem.ErrorCodeOf(err) == tandem.ENotFound:
+		// As long as a wrong password takes, so timing does not tell which
+		// emails have accounts.
+		if _, err := s.passwords.verify(ctx, s.dummyHash, in.Password); err != nil {
+			return nil, err
+		}
+		return nil, tandem.Errorf(tandem.EUnauthenticated, "wrong email or password")
+	case err != nil:
+		return nil, err
+	}
+	ok, err := s.passwords.verify(ctx, p.PasswordHash, in.Password)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, tandem.Errorf(tandem.EUnauthenticated, "wrong email or password")
+	}
+	var res *AuthResult
+	err = s.store.Update(ctx, func(tx tandem.Tx) error {
+		// Read again: the account may have changed during the hashing.
+		cur, err := tx.Player(ctx, p.ID)
+		if err != nil {
+			return err
+		}
+		if cur.Deleted() || cur.PasswordHash != p.PasswordHash {
+			return tandem.Errorf(tandem.EUnauthenticated, "wrong email or password")
+		}
+		res, err = s.startSession(ctx, tx, cur, tandem.LoginPassword, in.DeviceID, deviceHashOf(in.DeviceID), in.Client, now)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, s.sign(ctx, res, now)
+}
+
+// startSession checks the player's bans and opens a session: new tokens,
+// a login record, the account's last login. The realtime token is signed
+// after the transaction (sign).
+func (s *Service) startSession(ctx context.Context, tx tandem.Tx, p *tandem.PlayerAccount, method, deviceID string, deviceHash []byte, c Client, now time.Time) (*AuthResult, error) {
+	if err := s.checkBans(ctx, tx, p.ID, deviceHash, now); err != nil {
+		return nil, err
+	}
+	access, refresh := accessPrefix+randomToken(32), refreshPrefix+randomToken(32)
+	sess := &tandem.PlayerSession{
+		ID: randomHex(16), PlayerID: p.ID, Method: method,
+		AccessHash: hashToken(access), AccessExpiresAt: now.Add(s.cfg.Players.AccessTTL),
+		RefreshHash: hashToken(refresh), RefreshExpiresAt: now.Add(s.cfg.Players.RefreshTTL),
+		DeviceHash: deviceHash, Address: storableText(c.Address, 64), UserAgent: storableText(c.UserAgent, maxUserAgentLen),
+		CreatedAt: now, LastUsedAt: now,
+	}
+	if err := tx.CreatePlayerSession(ctx, sess); err != nil {
+		return nil, err
+	}
+	if err := tx.AddLoginRecord(ctx, &tandem.LoginRecord{PlayerID: p.ID, At: now, Method: method, DeviceID: deviceID,
+		Address: sess.Address, UserAgent: sess.UserAgent}); err != nil {
+		return nil, err
+	}
+	p.LastLoginAt = now
+	if err := tx.UpdatePlayer(ctx, p); err != nil {
+		return nil, err
+	}
+	return &AuthResult{Player: p, SessionID: sess.ID,
+		AccessToken: access, AccessExpiresAt: sess.AccessExpiresAt,
+		RefreshToken: refresh, RefreshExpiresAt: sess.RefreshExpiresAt}, nil
+}
+
+// sign adds a realtime token for res.Player to res.
+func (s *Service) sign(ctx context.Context, res *AuthResult, now time.Time) error {
+	rt, err := s.realtimeToken(ctx, res.Player, now)
+	if err != nil {
+		return err
+	}
+	res.RealtimeToken = *rt
+	return nil
+}
+
+func (s *Service) realtimeToken(ctx context.Context, p *tandem.PlayerAccount, now time.Time) (*RealtimeToken, error) {
+	signer, err := s.signer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ttl := s.cfg.Players.RealtimeTokenTTL
+	tok, err := signer.Issue(tandem.Player{ID: p.ID, Name: p.DisplayName, MM: p.MM}, now, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return &RealtimeToken{Token: tok, ExpiresAt: now.Add(ttl).Truncate(time.Second), URL: s.cfg.Players.RealtimeURL}, nil
+}
+
+// checkBans refuses a player kept out by a ban at now, saying until when.
+func (s *Service) checkBans(ctx context.Context, tx tandem.Tx, playerID string, deviceHash []byte, now time.Time) error {
+	bans, err := tx.ActiveBans(ctx, playerID, deviceHash, now)
+	if err != nil || len(bans) == 0 {
+		return err
+	}
+	// The ban that lasts longest decides what the player is told.
+	b := bans[0]
+	for _, o := range bans[1:] {
+		if b.EndsAt.IsZero() {
+			break
+		}
+		if o.EndsAt.IsZero() || o.EndsAt.After(b.EndsAt) {
+			b = o
+		}
+	}
+	if b.EndsAt.IsZero() {
+		return &tandem.Error{Code: tandem.EBanned, Message: "banned permanently: " + b.Reason}
+	}
+	return &tandem.Error{Code: tandem.EBanned, Message: fmt.Sprintf("banned until %s: %s", b.EndsAt.Format(time.RFC3339), b.Reason), Until: b.EndsAt}
+}
+
+// Refresh uses up a refresh token and returns new tokens. A refresh token
+// presented a second time revokes its whole session (family): someone else
+// has a copy.
+func (s *Service) Refresh(ctx context.Context, refreshToken string, c Client) (*AuthResult, error) {
+	if !strings.HasPrefix(refreshToken, refreshPrefix) || len(refreshToken) > 128 {
+		return nil, tandem.Errorf(tandem.EUnauthenticated, "refresh token is not valid")
+	}
+	now := s.now()
+	if err := s.hitLimits(ctx, now, s.addressLimit(c.Address)); err != nil {
+		return nil, err
+	}
+	hash := hashToken(refreshToken)
+	var res *AuthResult
+	reused := false
+	err := s.store.Update(ctx, func(tx tandem.Tx) error {
+		sess, err := tx.PlayerSessionByRefresh(ctx, hash)
+		if tandem.ErrorCodeOf(err) == tandem.ENotFound {
+			old, err := tx.PlayerSessionByUsedRefresh(ctx, hash)
+			if tandem.ErrorCodeOf(err) == tandem.ENotFound {
+				return tandem.Errorf(tandem.EUnauthenticated, "refresh token is not valid")
+			} else if err != nil {
+				return err
+			}
+			// Reuse: the family is revoked, and that must be committed.
+			reused = true
+			return tx.DeletePlayerSession(ctx, old.ID)
+		} else if err != nil {
+			return err
+		}
+		if !now.Before(sess.RefreshExpiresAt) {
+			return tandem.Errorf(tandem.EUnauthenticated, "the session has expired: log in again")
+		}
+		if err := s.hitLimitsTx(ctx, tx, now, s.playerLimit(sess.PlayerID)); err != nil {
+			return err
+		}
+		p, err := tx.Player(ctx, sess.PlayerID)
+		if err != nil {
+			return err
+		}
+		if err := s.checkBans(ctx, tx, p.ID, sess.DeviceHash, now); err != nil {
+			return err
+		}
+		access, refresh := accessPrefix+randomToken(32), refreshPrefix+randomToken(32)
+		sess.AccessHash, sess.AccessExpiresAt = hashToken(access), now.Add(s.cfg.Players.AccessTTL)
+		sess.RefreshHash, sess.RefreshExpiresAt = hashToken(refresh), now.Add(s.cfg.Players.RefreshTTL)
+		sess.LastUsedAt = now
+		if err := tx.RotatePlayerSession(ctx, sess, hash); err != nil {
+			return err
+		}
+		res = &AuthResult{Player: p, SessionID: sess.ID,
+			AccessToken: access, AccessExpiresAt: sess.AccessExpiresAt,
+			RefreshToken: refresh, RefreshExpiresAt: sess.RefreshExpiresAt}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if reused {
+		s.log.Warn("refresh token reused: session revoked", "address", c.Address)
+		return nil, tandem.Errorf(tandem.EUnauthenticated, "refresh token was already used: the session is revoked, log in again")
+	}
+	return res, s.sign(ctx, res, now)
+}
+
+// AuthenticatePlayer returns the player an access token belongs to.
+// An expired token is ETokenExpired (refresh it); an unknown one
+// EUnauthenticated.
+func (s *Service) AuthenticatePlayer(ctx context.Context, accessToken string, c Client) (*PlayerActor, error) {
+	if !strings.HasPrefix(accessToken, accessPrefix) || len(accessToken) > 128 {
+		return nil, tandem.Errorf(tandem.EUnauthenticated, "access token is not valid")
+	}
+	now := s.now()
+	var sess *tandem.PlayerSession
+	err := s.store.View(ctx, func(tx tandem.Tx) (err error) {
+		sess, err = tx.PlayerSessionByAccess(ctx, hashToken(accessToken))
+		return err
+	})
+	switch {
+	case tandem.ErrorCodeOf(err) == tandem.ENotFound:
+		return nil, tandem.Errorf(tandem.EUnauthenticated, "access token is not valid")
+	case err != nil:
+		return nil, err
+	case !now.Before(sess.AccessExpiresAt):
+		return nil, tandem.Errorf(tandem.ETokenExpired, "access token has expired: refresh it")
+	}
+	if now.Sub(sess.LastUsedAt) > touchEvery {
+		err := s.store.Update(ctx, func(tx tandem.Tx) error { return tx.TouchPlayerSession(ctx, sess.ID, now) })
+		if err != nil && tandem.ErrorCodeOf(err) != tandem.ENotFound {
+			s.log.Warn("player session not touched", "err", err)
+		}
+	}
+	return &PlayerActor{PlayerID: sess.PlayerID, SessionID: sess.ID, Client: c}, nil
+}
+
+// own refuses a player acting on an account other than their own. The
+// HTTP layer checks this too; the service does not rely on it.
+func own(p *PlayerActor, playerID string) error {
+	if p == nil {
+		return tandem.Errorf(tandem.EUnauthenticated, "log in first")
+	}
+	if p.PlayerID != playerID {
+		return tandem.Errorf(tandem.ENotFound, "no such player")
+	}
+	return nil
+}
+
+// PlayerLogout ends the caller's session.
+func (s *Service) PlayerLogout(ctx context.Context, p *PlayerActor) error {
+	if err := own(p, p.PlayerID); err != nil {
+		return err
+	}
+	err := s.store.Update(ctx, func(tx tandem.Tx) error { return tx.DeletePlayerSession(ctx, p.SessionID) })
+	if tandem.ErrorCodeOf(err) == tandem.ENotFound {
+		return nil // ended already
+	}
+	return err
+}
+
+// Profile returns the caller's own account.
+func (s *Service) Profile(ctx context.Context, p *PlayerActor, playerID string) (*tandem.PlayerAccount, error) {
+	if err := own(p, playerID); err != nil {
+		return nil, err
+	}
+	var acct *tandem.PlayerAccount
+	err := s.store.View(ctx, func(tx tandem.Tx) (err error) {
+		acct, err = livePlayer(ctx, tx, playerID)
+		return err
+	})
+	return acct, err
+}
+
+// livePlayer returns the account unless it was deleted.
+func livePlayer(ctx context.Context, tx tandem.Tx, id string) (*tandem.PlayerAccount, error) {
+	p, err := tx.Player(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if p.Deleted() {
+		return nil, tandem.Errorf(tandem.ENotFound, "the account was deleted")
+	}
+	return p, nil
+}
+
+// UpdateProfile changes the caller's display name, locale or avatar URL.
+func (s *Service) UpdateProfile(ctx context.Context, p *PlayerActor, playerID string, u ProfileUpdate) (*tandem.PlayerAccount, error) {
+	if err := own(p, playerID); err != nil {
+		return nil, err
+	}
+	var fields []tandem.FieldError
+	if u.DisplayName != nil {
+		fields = append(fields, checkName("display_name", *u.DisplayName, maxDisplayNameLen)...)
+	}
+	if u.Locale != nil && *u.Locale != "" && !isLocale(*u.Locale) {
+		fields = append(fields, tandem.FieldError{Field: "locale", Message: "must be a language tag such as en or pt-BR"})
+	}
+	if u.AvatarURL != nil && *u.AvatarURL != "" {
+		fields = append(fields, checkAvatarURL("avatar_url", *u.AvatarURL)...)
+	}
+	if err := tandem.Invalid(fields); err != nil {
+		return nil, err
+	}
+	var acct *tandem.PlayerAccount
+	err := s.store.Update(ctx, func(tx tandem.Tx) (err error) {
+		if acct, err = livePlayer(ctx, tx, playerID); err != nil {
+			return err
+		}
+		if u.DisplayName != nil {
+			acct.DisplayName = *u.DisplayName
+		}
+		if u.Locale != nil {
+			acct.Locale = *u.Locale
+		}
+		if u.AvatarURL != nil {
+			acct.AvatarURL = *u.AvatarURL
+		}
+		acct.UpdatedAt = s.now()
+		return tx.UpdatePlayer(ctx, acct)
+	})
+	return acct, err
+}
+
+// LinkEmail gives a guest account an email and a password.
+func (s *Service) LinkEmail(ctx context.Context, p *PlayerActor, playerID, email, password string) (*tandem.PlayerAccount, error) {
+	if err := own(p, playerID); err != nil {
+		return nil, err
+	}
+	email = normalizeEmail(email)
+	fields := append(checkEmail("email", email), checkPlayerPassword("password", password, email)...)
+	if err := tandem.Invalid(fields); err != nil {
+		return nil, err
+	}
+	hash, err := s.passwords.hash(ctx, password)
+	if err != nil {
+		return nil, err
+	}
+	var acct *tandem.PlayerAccount
+	err = s.store.Update(ctx, func(tx tandem.Tx) (err error) {
+		if acct, err = livePlayer(ctx, tx, playerID); err != nil {
+			return err
+		}
+		if acct.Email != "" {
+			return tandem.Errorf(tandem.EConflict, "the account has an email already")
+		}
+		acct.Email, acct.PasswordHash, acct.UpdatedAt = email, hash, s.now()
+		if err := tx.UpdatePlayer(ctx, acct); tandem.ErrorCodeOf(err) == tandem.EConflict {
+			return tandem.Invalid([]tandem.FieldError{{Field: "email", Message: "is taken"}})
+		} else if err != nil {
+			return err
+		}
+		return nil
+	})
+	return acct, err
+}
+
+// DeleteAccount erases the caller's personal data and ends every session;
+// the account's id stays as a tombstone. The audit log records that the
+// id deleted itself, and nothing else about it.
+func (s *Service) DeleteAccount(ctx context.Context, p *PlayerActor, playerID string) error {
+	if err := own(p, playerID); err != nil {
+		return err
+	}
+	now := s.now()
+	return s.store.Update(ctx, func(tx tandem.Tx) error {
+		acct, err := livePlayer(ctx, tx, playerID)
+		if err != nil {
+			return err
+		}
+		if err := scrubPlayer(ctx, tx, acct, now); err != nil {
+			return err
+		}
+		rec := &tandem.AuditRecord{At: now, ActorKind: tandem.ActorPlayer, Action: "player.delete",
+			TargetType: "player", TargetID: playerID, Result: tandem.AuditOK}
+		return s.appendAudit(ctx, tx, rec)
+	})
+}
+
+// scrubPlayer erases an account's personal data: its fields but the id,
+// its devices, sessions, login records and notes. Bans stay (a device ban
+// keeps only the device id's hash).
+func scrubPlayer(ctx context.Context, tx tandem.Tx, p *tandem.PlayerAccount, now time.Time) error {
+	*p = tandem.PlayerAccount{ID: p.ID, CreatedAt: p.CreatedAt, UpdatedAt: now, DeletedAt: now}
+	if err := tx.UpdatePlayer(ctx, p); err != nil {
+		return err
+	}
+	if _, err := tx.DeletePlayerSessions(ctx, p.ID); err != nil {
+		return err
+	}
+	if err := tx.DeletePlayerDevices(ctx, p.ID); err != nil {
+		return err
+	}
+	if err := tx.DeleteLoginRecords(ctx, p.ID); err != nil {
+		return err
+	}
+	return tx.DeletePlayerNotes(ctx, p.ID)
+}
+
+// OwnSessions lists the caller's sessions.
+func (s *Service) OwnSessions(ctx context.Context, p *PlayerActor, playerID string) ([]*tandem.PlayerSession, error) {
+	if err := own(p, playerID); err != nil {
+		return nil, err
+	}
+	var out []*tandem.PlayerSession
+	err := s.store.View(ctx, func(tx tandem.Tx) (err error) {
+		out, err = tx.PlayerSessions(ctx, playerID)
+		return err
+	})
+	return out, err
+}
+
+// EndOwnSession ends one of the caller's sessions.
+func (s *Service) EndOwnSession(ctx context.Context, p *PlayerActor, playerID, sessionID string) error {
+	if err := own(p, playerID); err != nil {
+		return err
+	}
+	return s.store.Update(ctx, func(tx tandem.Tx) error {
+		sessions, err := tx.PlayerSessions(ctx, playerID)
+		if err != nil {
+			return err
+		}
+		for _, sess := range sessions {
+			if sess.ID == sessionID {
+				return tx.DeletePlayerSession(ctx, sessionID)
+			}
+		}
+		return tandem.Errorf(tandem.ENotFound, "no such session")
+	})
+}
+
+// IssueRealtimeToken returns a new realtime token for the caller.
+func (s *Service) IssueRealtimeToken(ctx context.Context, p *PlayerActor, playerID string) (*RealtimeToken, error) {
+	if err := own(p, playerID); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	var acct *tandem.PlayerAccount
+	err := s.store.View(ctx, func(tx tandem.Tx) (err error) {
+		if acct, err = livePlayer(ctx, tx, playerID); err != nil {
+			return err
+		}
+		// The session's device counts: a device ban stops its tokens too.
+		sessions, err := tx.PlayerSessions(ctx, playerID)
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(sessions, func(x *tandem.PlayerSession) bool { return x.ID == p.SessionID })
+		if i < 0 {
+			return tandem.Errorf(tandem.EUnauthenticated, "the session has ended: log in again")
+		}
+		return s.checkBans(ctx, tx, playerID, sessions[i].DeviceHash, now)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.realtimeToken(ctx, acct, now)
+}

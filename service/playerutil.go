@@ -1,0 +1,247 @@
+package service
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tandemhq/tandem"
+)
+
+// newPlayerID returns a UUID version 7 (RFC 9562): 48 bits of Unix
+// milliseconds then random bits, so ids sort by creation and index well.
+func newPlayerID(now time.Time) string {
+	var b [16]byte
+	rand.Read(b[:])
+	var ms [8]byte
+	binary.BigEndian.PutUint64(ms[:], uint64(now.UnixMilli()))
+	copy(b[:6], ms[2:])
+	b[6] = b[6]&0x0f | 0x70 // version 7
+	b[8] = b[8]&0x3f | 0x80 // variant 10
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// randomHex returns n random bytes in hex.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// deriveKey derives a key for one purpose from the key encryption key
+// (nil when there is none).
+func deriveKey(kek []byte, purpose string) []byte {
+	if len(kek) == 0 {
+		return nil
+	}
+	m := hmac.New(sha256.New, kek)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
+}
+
+// deviceHashOf is the SHA-256 of a device id, nil for none.
+func deviceHashOf(deviceID string) []byte {
+	if deviceID == "" {
+		return nil
+	}
+	return hashToken(deviceID)
+}
+
+// limit is one rate-limit counter and its maximum.
+type limit struct {
+	key string
+	max int
+}
+
+// limitName names a counter by a keyed hash of what it counts, so the
+// counters table holds no address, device id or email.
+func (s *Service) limitName(kind, value string) string {
+	m := hmac.New(sha256.New, s.limitKey)
+	m.Write([]byte(value))
+	return "player:" + kind + ":" + hex.EncodeToString(m.Sum(nil)[:12])
+}
+
+func (s *Service) addressLimit(address string) limit {
+	return limit{s.limitName("addr", addressKey(address)), s.cfg.Players.LimitPerAddress}
+}
+
+// deviceLimit counts a device id; none ("") counts nothing.
+func (s *Service) deviceLimit(deviceID string) limit {
+	if deviceID == "" {
+		return limit{}
+	}
+	return limit{s.limitName("device", deviceID), s.cfg.Players.LimitPerDevice}
+}
+
+func (s *Service) accountLimit(email string) limit {
+	return limit{s.limitName("acct", email), s.cfg.Players.LimitPerAccount}
+}
+
+func (s *Service) playerLimit(playerID string) limit {
+	return limit{"player:id:" + playerID, s.cfg.Players.LimitPerAccount}
+}
+
+// hitLimits counts one call against each limit in a transaction of its own
+// (so the counters' rows are locked only briefly) and refuses the call
+// when any is over its maximum.
+func (s *Service) hitLimits(ctx context.Context, now time.Time, limits ...limit) error {
+	if s.limitKey == nil {
+		return errNoKEK
+	}
+	var over error
+	err := s.store.Update(ctx, func(tx tandem.Tx) error {
+		over = s.hitLimitsTx(ctx, tx, now, limits...)
+		if tandem.ErrorCodeOf(over) == tandem.ERateLimited {
+			return nil // the hits count even when refused
+		}
+		return over
+	})
+	if err != nil {
+		return err
+	}
+	return over
+}
+
+// hitLimitsTx counts one call against each limit in tx.
+func (s *Service) hitLimitsTx(ctx context.Context, tx tandem.Tx, now time.Time, limits ...limit) error {
+	w := s.cfg.Players.LimitWindow
+	for _, l := range limits {
+		if l.key == "" {
+			continue
+		}
+		n, err := tx.HitRateLimit(ctx, l.key, w, now)
+		if err != nil {
+			return err
+		}
+		if n > l.max {
+			end := now.Truncate(w).Add(w)
+			return &tandem.Error{Code: tandem.ERateLimited, Message: "too many attempts; try again later", RetryAfter: end.Sub(now)}
+		}
+	}
+	return nil
+}
+
+// normalizeEmail trims an email and lower-cases it: one account per
+// address whatever the case it is typed in.
+func normalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+
+func checkEmail(field, email string) []tandem.FieldError {
+	local, domain, ok := strings.Cut(email, "@")
+	switch {
+	case email == "":
+		return []tandem.FieldError{{Field: field, Message: "is required"}}
+	case len(email) > maxEmailLen || !validText(email):
+		return []tandem.FieldError{{Field: field, Message: "is not a valid email address"}}
+	case !ok || local == "" || domain == "" || strings.ContainsAny(email, " \t\r\n<>()[],;:\\\"") ||
+		strings.Contains(domain, "@") || !strings.Contains(domain, ".") || strings.HasSuffix(domain, "."):
+		return []tandem.FieldError{{Field: field, Message: "is not a valid email address"}}
+	}
+	return nil
+}
+
+// checkPlayerPassword: players choose shorter passwords than admins (NIST
+// SP 800-63B's minimum of 8), bounded above so hashing stays cheap.
+func checkPlayerPassword(field, password, email string) []tandem.FieldError {
+	n := utf8.RuneCountInString(password)
+	switch {
+	case n < minPlayerPassword:
+		return []tandem.FieldError{{Field: field, Message: fmt.Sprintf("use at least %d characters", minPlayerPassword)}}
+	case n > maxPasswordLen:
+		return []tandem.FieldError{{Field: field, Message: fmt.Sprintf("use at most %d characters", maxPasswordLen)}}
+	case email != "" && strings.EqualFold(password, email):
+		return []tandem.FieldError{{Field: field, Message: "must not be the email"}}
+	}
+	return nil
+}
+
+// checkDeviceID: a device id is the client's own name for the device: 1 to
+// 128 printable ASCII characters.
+func checkDeviceID(field, id string, required bool) []tandem.FieldError {
+	if id == "" {
+		if required {
+			return []tandem.FieldError{{Field: field, Message: "is required"}}
+		}
+		return nil
+	}
+	if len(id) > maxDeviceIDLen {
+		return []tandem.FieldError{{Field: field, Message: fmt.Sprintf("use at most %d characters", maxDeviceIDLen)}}
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] <= ' ' || id[i] > '~' {
+			return []tandem.FieldError{{Field: field, Message: "use printable ASCII characters without spaces"}}
+		}
+	}
+	return nil
+}
+
+// isSecret reports whether s looks like at least 128 random bits in
+// base64url (hex is a subset).
+func isSecret(s string) bool {
+	if len(s) < minSecretLen || len(s) > maxSecretLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+var localeRE = regexp.MustCompile(`^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$`)
+
+func isLocale(s string) bool { return len(s) <= maxLocaleLen && localeRE.MatchString(s) }
+
+// checkAvatarURL accepts only absolute https URLs (http for localhost), so
+// a client showing it never loads javascript: or data: URLs.
+func checkAvatarURL(field, s string) []tandem.FieldError {
+	u, err := url.Parse(s)
+	switch {
+	case len(s) > maxAvatarURLLen || !validText(s):
+		return []tandem.FieldError{{Field: field, Message: fmt.Sprintf("use at most %d characters", maxAvatarURLLen)}}
+	case err != nil || u.Host == "" || u.User != nil:
+		return []tandem.FieldError{{Field: field, Message: "must be an absolute https URL"}}
+	case u.Scheme == "https", u.Scheme == "http" && (u.Hostname() == "localhost" || u.Hostname() == "127.0.0.1"):
+		return nil
+	}
+	return []tandem.FieldError{{Field: field, Message: "must be an absolute https URL"}}
+}
+
+// mmKey is a matchmaking property name: lower-case words a query can name.
+var mmKey = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,31}$`)
+
+const (
+	maxMMProps    = 32
+	maxMMValueLen = 128
+)
+
+func checkMM(field string, mm map[string]string) []tandem.FieldError {
+	var fields []tandem.FieldError
+	if len(mm) > maxMMProps {
+		fields = append(fields, tandem.FieldError{Field: field, Message: fmt.Sprintf("at most %d properties", maxMMProps)})
+	}
+	for k, v := range mm {
+		switch {
+		case !mmKey.MatchString(k):
+			fields = append(fields, tandem.FieldError{Field: field + "." + storableText(k, 40),
+				Message: "a property name is 1 to 32 characters: a-z first, then a-z 0-9 _ . -"})
+		case utf8.RuneCountInString(v) > maxMMValueLen || !validText(v):
+			fields = append(fields, tandem.FieldError{Field: field + "." + k, Message: fmt.Sprintf("use at most %d characters", maxMMValueLen)})
+		}
+	}
+	// Map order is random; the answer is not.
+	slices.SortFunc(fields, func(a, b tandem.FieldError) int { return strings.Compare(a.Field, b.Field) })
+	return fields
+}
