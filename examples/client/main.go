@@ -1,16 +1,25 @@
 // Command client is a small command-line client on the Go SDK
 // (sdk/go, package client), used by the README walkthrough.
 //
+// Log in: --web logs in as a guest at the web server's player API and
+// keeps the realtime token fresh, so every reconnect gets a new one. The
+// guest is this machine's device --device (default "default"): its device
+// id and secret are made on the first run and kept in the user's config
+// directory (tandem/example-client/NAME.json, or --device-file), so later
+// runs log in as the same player. The realtime URL is the one the web
+// server names, unless --url says otherwise. --token instead connects with
+// a realtime token minted elsewhere (tandem token), which is never renewed.
+//
 // Chat in a relay room: it joins a room (join-or-create by type, or --room
 // by id), prints every room message and membership change, and sends each
 // line typed on stdin to the other members:
 //
-//	go run ./examples/client --url ws://127.0.0.1:7701/ws --token "$(go run ./cmd/tandem token --player alice)"
+//	go run ./examples/client --web http://127.0.0.1:7700 --device alice
 //
 // Move in the arena: --arena joins an arena room, steers right and prints
 // the positions the server computes:
 //
-//	go run ./examples/client --arena --url ws://127.0.0.1:7701/ws --token "$(go run ./cmd/tandem token --player carol)"
+//	go run ./examples/client --arena --web http://127.0.0.1:7700 --device carol
 //
 // Play another room type: --room-type picks it and --topic the topic of the
 // lines typed, such as a tictactoe game of examples/customgame:
@@ -26,14 +35,17 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -45,6 +57,9 @@ import (
 
 type options struct {
 	url, token       string
+	web              string // log in as a guest here instead of using token
+	device           string // name of the guest identity
+	deviceFile       string // where it is kept; "" = by name in the config dir
 	roomType, roomID string
 	topic            string
 	arena            bool
@@ -55,8 +70,11 @@ type options struct {
 
 func main() {
 	var o options
-	flag.StringVar(&o.url, "url", "ws://127.0.0.1:7701/ws", "realtime WebSocket URL (tandem dev prints it)")
-	flag.StringVar(&o.token, "token", "", "realtime token (tandem token --player NAME prints one)")
+	flag.StringVar(&o.url, "url", "", "realtime WebSocket URL (default: the one the web server names, else "+defaultRealtimeURL+")")
+	flag.StringVar(&o.web, "web", "", "web server URL, such as http://127.0.0.1:7700: log in there as a guest")
+	flag.StringVar(&o.device, "device", "default", "with --web: the name of this machine's guest identity (one player per name)")
+	flag.StringVar(&o.deviceFile, "device-file", "", "with --web: the file keeping the device id and secret (default: NAME.json in the user config dir's tandem/example-client)")
+	flag.StringVar(&o.token, "token", "", "realtime token minted elsewhere (tandem token --player NAME), instead of --web")
 	flag.StringVar(&o.roomType, "room-type", "relay", "room type to join or create")
 	flag.StringVar(&o.roomID, "room", "", "join this room id instead of join-or-create by type")
 	flag.StringVar(&o.topic, "topic", "chat", "topic of the messages sent")
@@ -65,7 +83,8 @@ func main() {
 	flag.IntVar(&o.exitAfter, "exit-after", 0, "exit after receiving this many room messages (with --arena: state updates); 0 = never")
 	flag.StringVar(&o.rpc, "rpc", "", "call this RPC, print its answer and exit")
 	flag.Parse()
-	if o.token == "" || flag.NArg() > 0 {
+	if (o.token == "") == (o.web == "") || flag.NArg() > 0 {
+		fmt.Fprintln(os.Stderr, "client: give --web (log in as a guest) or --token, not both")
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -81,15 +100,31 @@ func main() {
 	}
 }
 
-// run connects, joins and prints what arrives until ctx ends, --exit-after
-// is reached or the server ends the session for good.
+const defaultRealtimeURL = "ws://127.0.0.1:7701/ws"
+
+// run logs in (with --web), connects, joins and prints what arrives until
+// ctx ends, --exit-after is reached or the server ends the session for good.
 func run(ctx context.Context, o options, stdin io.Reader, out io.Writer) error {
-	c, err := client.Dial(ctx, client.Config{
+	cfg := client.Config{
 		URL: o.url,
-		// Called at every (re)connect. A real game fetches a fresh token
-		// from its web server here; this one reuses the one it was given.
+		// Called at every (re)connect. A token given with --token is used
+		// as it is (and fails once it expires).
 		Token: func(context.Context) (string, error) { return o.token, nil },
-	})
+	}
+	if o.web != "" {
+		auth, err := loginGuest(ctx, o, out)
+		if err != nil {
+			return err
+		}
+		cfg.Token = auth.RealtimeTokenSource() // a fresh token at every (re)connect
+		if cfg.URL == "" {
+			cfg.URL = auth.RealtimeURL()
+		}
+	}
+	if cfg.URL == "" {
+		cfg.URL = defaultRealtimeURL
+	}
+	c, err := client.Dial(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -170,6 +205,78 @@ func run(ctx context.Context, o options, stdin io.Reader, out io.Writer) error {
 			}
 		}
 	}
+}
+
+// device is a guest identity: whoever has both is that player.
+type device struct {
+	DeviceID string `json:"device_id"`
+	Secret   string `json:"secret"`
+}
+
+// loginGuest logs in as the guest of the --device identity, made on first
+// use.
+func loginGuest(ctx context.Context, o options, out io.Writer) (*client.Auth, error) {
+	path := o.deviceFile
+	if path == "" {
+		dir, err := os.UserConfigDir()
+		if err != nil {
+			return nil, fmt.Errorf("no config directory for the device identity (give --device-file): %w", err)
+		}
+		path = filepath.Join(dir, "tandem", "example-client", o.device+".json")
+	}
+	d, err := loadDevice(path)
+	if err != nil {
+		return nil, err
+	}
+	auth, err := client.LoginGuest(ctx, client.AuthConfig{BaseURL: o.web}, d.DeviceID, d.Secret)
+	if err != nil {
+		return nil, fmt.Errorf("guest login at %s: %w", o.web, err)
+	}
+	how := "logged in"
+	if auth.Created() {
+		how = "new guest"
+	}
+	fmt.Fprintf(out, "%s: player %s (device %s)\n", how, auth.PlayerID(), path)
+	return auth, nil
+}
+
+// loadDevice reads the identity kept in path, or makes one and keeps it
+// there (readable by the user only: the secret is the guest's password).
+func loadDevice(path string) (device, error) {
+	var d device
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &d); err != nil || d.DeviceID == "" || d.Secret == "" {
+			return d, fmt.Errorf("%s does not hold a device id and secret; remove it to start a new guest", path)
+		}
+		return d, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return d, err
+	}
+	d = device{DeviceID: "example-" + rand.Text(), Secret: client.NewDeviceSecret()}
+	b, _ = json.Marshal(d) // two strings: cannot fail
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return d, err
+	}
+	// Written aside and linked into place: of two clients started at once,
+	// one makes the identity and the other reads it whole.
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".device-*")
+	if err != nil {
+		return d, err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(append(b, '\n'))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Link(tmp.Name(), path)
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return loadDevice(path)
+	}
+	return d, err
 }
 
 // start joins the room --room names, or any open room of the type (creating

@@ -15,6 +15,28 @@
 // requests wait too, and the server may eventually disconnect the session as
 // a slow consumer.
 //
+// # Logging in
+//
+// A player logs in at the web server's player API (/api/v1) with
+// [LoginGuest] (a device id and a [NewDeviceSecret] the device keeps),
+// [Register] or [LoginEmail]. The [Auth] they return keeps the tokens
+// fresh: it refreshes them a margin before they expire, concurrent callers
+// share one refresh, and the single-use refresh token is rotated each time.
+// Give [Auth.RealtimeTokenSource] to the Client as Config.Token, so every
+// connect and reconnect gets a fresh realtime token:
+//
+//	auth, err := client.LoginGuest(ctx, client.AuthConfig{BaseURL: "http://127.0.0.1:7700"}, deviceID, secret)
+//	...
+//	c, err := client.Dial(ctx, client.Config{URL: auth.RealtimeURL(), Token: auth.RealtimeTokenSource()})
+//
+// When the server refuses a refresh for good (the session was revoked, or
+// the player is banned), token calls fail with an error wrapping
+// [ErrLoggedOut] and the [*ServerError] saying why (for banned, Until says
+// until when), and the Client stops with it in its Closed event. Errors of
+// the HTTP API are *ServerError (problem+json: code, message, RetryAfter,
+// Fields, Until) or, for an answer that is not problem+json, [*HTTPError].
+// Neither tokens nor secrets are ever logged or put in an error.
+//
 // The package imports only the protocol package of Tandem; it keeps its own
 // copy of the error-code names it needs.
 package client

@@ -3,6 +3,7 @@ package client
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tandemhq/tandem/protocol"
 )
@@ -52,6 +53,7 @@ const (
 	CodeValidationFailed uint32 = 18
 	CodeMFARequired      uint32 = 19
 	CodeReauthRequired   uint32 = 20
+	CodeBanned           uint32 = 21 // ServerError.Until says until when
 )
 
 var codeNames = [...]string{
@@ -75,6 +77,7 @@ var codeNames = [...]string{
 	CodeValidationFailed: "validation_failed",
 	CodeMFARequired:      "mfa_required",
 	CodeReauthRequired:   "reauth_required",
+	CodeBanned:           "banned",
 }
 
 // codeName returns the name of an error code, "unknown" for a code this SDK
@@ -86,13 +89,30 @@ func codeName(code uint32) string {
 	return "unknown"
 }
 
-// ServerError is an error frame from the server: the answer to a request
-// (by cid), or a session-level error.
+// ServerError is an error frame from the server (the answer to a request
+// by cid, or a session-level error), or a problem+json answer of the web
+// server's HTTP API.
 type ServerError struct {
 	Code      uint32 // see the Code* constants
 	Name      string // the code's name, such as "room_full"
 	Message   string // safe to show; for join_rejected the room's reason
 	Temporary bool   // retrying later may succeed
+
+	// The HTTP API's extra fields; error frames leave them zero.
+
+	// Fields names each invalid field of a validation_failed answer.
+	Fields []FieldError
+	// RetryAfter, when not zero, is how long to wait before trying again
+	// (rate_limited: retry_after, or the Retry-After header).
+	RetryAfter time.Duration
+	// Until, for banned, is when the ban ends; zero for a permanent ban.
+	Until time.Time
+}
+
+// FieldError says what is wrong with one field of a request.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
 }
 
 func newServerError(e *protocol.Error) *ServerError {
@@ -146,13 +166,17 @@ func (e *CloseError) Unwrap() error {
 }
 
 // classOf returns what the reconnect loop does after err ended a connection
-// or a connection attempt: a *CloseError by its code's class; anything else
-// (reset, EOF, timeout, a failed dial or token, a close without a code) is
-// resume class.
+// or a connection attempt: a *CloseError by its code's class; a token
+// source whose login is over (ErrLoggedOut: logged out, revoked, banned) is
+// final, since no later attempt can get a token; anything else (reset, EOF,
+// timeout, a failed dial or token, a close without a code) is resume class.
 func classOf(err error) protocol.CloseClass {
 	var ce *CloseError
-	if errors.As(err, &ce) {
+	switch {
+	case errors.As(err, &ce):
 		return ce.Class()
+	case errors.Is(err, ErrLoggedOut):
+		return protocol.ClassFinal
 	}
 	return protocol.ClassResume
 }

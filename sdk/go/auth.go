@@ -1,0 +1,541 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// AuthConfig says where and how an Auth talks to the web server's player
+// API (/api/v1, docs: the player HTTP API). BaseURL is required.
+type AuthConfig struct {
+	// BaseURL of the web server, such as http://127.0.0.1:7700.
+	BaseURL string
+	// HTTPClient makes the requests; nil means a client with a 30s timeout.
+	HTTPClient *http.Client
+	// RefreshMargin: a token is refreshed when it is valid for less than
+	// this (default 30s), so that it does not expire on its way to the
+	// server. For a token whose whole lifetime is shorter than twice the
+	// margin, half its lifetime is used instead.
+	RefreshMargin time.Duration
+	// DeviceID, if set, is sent with Register and LoginEmail, so the
+	// server knows the device of the login (device bans, the player's
+	// device list). LoginGuest always sends its own.
+	DeviceID string
+
+	now func() time.Time // the local clock; tests set a fake one
+}
+
+const (
+	defaultRefreshMargin = 30 * time.Second
+	defaultHTTPTimeout   = 30 * time.Second
+	// refreshTimeout bounds a refresh, which no caller can cancel (see
+	// Auth.startRefresh).
+	refreshTimeout = 30 * time.Second
+	// maxAnswerBytes bounds how much of an answer is read.
+	maxAnswerBytes = 1 << 20
+)
+
+// ErrLoggedOut: the Auth's login session is over, and every token call
+// fails with an error wrapping it. Either Logout was called, or the server
+// refused a refresh for good; then the error also wraps the *ServerError
+// saying why: unauthenticated (the session was ended elsewhere, or its
+// refresh token was used twice, which ends it) or banned (Until says until
+// when). A Client whose Config.Token fails with it stops, as after a final
+// close. Log in again to continue.
+var ErrLoggedOut = errors.New("tandem: logged out")
+
+// HTTPError is an answer of the web server that is not a problem+json
+// document (a proxy's error page, for example).
+type HTTPError struct {
+	StatusCode int // the HTTP status, such as 502
+	// RetryAfter is the Retry-After header, if the answer had one.
+	RetryAfter time.Duration
+}
+
+func (e *HTTPError) Error() string {
+	return fmt.Sprintf("tandem: HTTP %d %s", e.StatusCode, http.StatusText(e.StatusCode))
+}
+
+// NewDeviceSecret returns a new random device secret for LoginGuest: 128
+// random bits, base64url without padding (22 characters). Generate it once
+// per device and keep it with the device id: whoever has both is the guest.
+func NewDeviceSecret() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// Auth is a logged-in player: it holds the tokens of one login session and
+// keeps them fresh. It is safe for concurrent use.
+//
+// Goroutines: a refresh runs in a goroutine of its own, so that a caller
+// that stops waiting (its context ended) does not abandon a request that
+// may already have rotated the refresh token on the server; it ends when
+// the request does, within refreshTimeout.
+type Auth struct {
+	cfg      AuthConfig
+	api      playerAPI
+	playerID string // fixed for the life of the Auth
+	created  bool
+
+	mu        sync.Mutex
+	tokens    tokenSet
+	refreshes *refreshCall // the refresh in flight, or nil
+	ended     error        // set when the login session is over (wraps ErrLoggedOut)
+}
+
+// tokenSet is what one login or refresh returned.
+type tokenSet struct {
+	sessionID   string
+	access      expiring
+	refresh     string
+	realtime    expiring
+	realtimeURL string
+}
+
+// expiring is a token and when it expires by the local clock.
+type expiring struct {
+	token    string
+	expires  time.Time
+	lifetime time.Duration
+}
+
+// refreshCall is one refresh that concurrent callers share.
+type refreshCall struct {
+	done    chan struct{} // closed when err is set
+	err     error
+	waiters int // callers waiting for it (tests watch this)
+}
+
+// LoginGuest logs in as the guest of a device: deviceID is the client's own
+// id of the device (1–128 printable ASCII characters) and secret a
+// NewDeviceSecret kept with it. The first login of a device creates the
+// player (Created reports it); later ones with the same pair log in as that
+// player.
+func LoginGuest(ctx context.Context, cfg AuthConfig, deviceID, secret string) (*Auth, error) {
+	return login(ctx, cfg, "/api/v1/auth/guest", guestRequest{DeviceID: deviceID, Secret: secret})
+}
+
+// Register creates a player with an email and a password and logs in.
+// displayName may be empty.
+func Register(ctx context.Context, cfg AuthConfig, email, password, displayName string) (*Auth, error) {
+	in := registerRequest{Email: email, Password: password, DisplayName: displayName, DeviceID: cfg.DeviceID}
+	return login(ctx, cfg, "/api/v1/auth/register", in)
+}
+
+// LoginEmail logs in with an email and a password.
+func LoginEmail(ctx context.Context, cfg AuthConfig, email, password string) (*Auth, error) {
+	in := loginRequest{Email: email, Password: password, DeviceID: cfg.DeviceID}
+	return login(ctx, cfg, "/api/v1/auth/login", in)
+}
+
+// The request bodies. Empty optional fields are left out: the server
+// refuses an empty display name or device id.
+type (
+	guestRequest struct {
+		DeviceID string `json:"device_id"`
+		Secret   string `json:"secret"`
+	}
+	registerRequest struct {
+		Email       string `json:"email"`
+		Password    string `json:"password"`
+		DisplayName string `json:"display_name,omitempty"`
+		DeviceID    string `json:"device_id,omitempty"`
+	}
+	loginRequest struct {
+		Email    string `json:"email"`
+		Password string `json:"password"`
+		DeviceID string `json:"device_id,omitempty"`
+	}
+	refreshRequest struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+)
+
+// authResult is the answer of every login-type call.
+type authResult struct {
+	PlayerID          string    `json:"player_id"`
+	Created           bool      `json:"created"`
+	SessionID         string    `json:"session_id"`
+	AccessToken       string    `json:"access_token"`
+	AccessExpiresAt   time.Time `json:"access_expires_at"`
+	RefreshToken      string    `json:"refresh_token"`
+	RefreshExpiresAt  time.Time `json:"refresh_expires_at"`
+	RealtimeToken     string    `json:"realtime_token"`
+	RealtimeExpiresAt time.Time `json:"realtime_expires_at"`
+	RealtimeURL       string    `json:"realtime_url"`
+}
+
+func (r *authResult) complete() bool {
+	return r.PlayerID != "" && r.AccessToken != "" && r.RefreshToken != "" && r.RealtimeToken != "" &&
+		!r.AccessExpiresAt.IsZero() && !r.RealtimeExpiresAt.IsZero()
+}
+
+func login(ctx context.Context, cfg AuthConfig, path string, in any) (*Auth, error) {
+	api, err := newPlayerAPI(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	a := &Auth{cfg: cfg, api: api}
+	sent := cfg.now()
+	var res authResult
+	hdr, err := api.call(ctx, http.MethodPost, path, "", in, &res)
+	if err != nil {
+		return nil, err
+	}
+	if !res.complete() {
+		return nil, fmt.Errorf("tandem: POST %s: the answer lacks the player id or a token", path)
+	}
+	a.playerID, a.created = res.PlayerID, res.Created
+	a.tokens = newTokenSet(&res, sent, hdr)
+	return a, nil
+}
+
+// newTokenSet records the tokens of res, their expiries moved to the local
+// clock. The client's clock may be off by minutes (a phone, a game
+// console); trusting it with the server's expiry times would make every
+// token look expired, or fresh for too long. The Date header says when the
+// server answered (to the second, rounded down), so expires_at − (Date + 1s)
+// is a little less than each token's remaining lifetime, and counting it
+// from sent — before the server made the token — errs on the early side
+// too. Without a Date header the local clock is trusted.
+func newTokenSet(res *authResult, sent time.Time, hdr http.Header) tokenSet {
+	local := func(expires time.Time) time.Time { return expires }
+	if date, err := http.ParseTime(hdr.Get("Date")); err == nil {
+		serverNow := date.Add(time.Second)
+		local = func(expires time.Time) time.Time { return sent.Add(expires.Sub(serverNow)) }
+	}
+	exp := func(token string, expires time.Time) expiring {
+		at := local(expires)
+		return expiring{token: token, expires: at, lifetime: max(at.Sub(sent), 0)}
+	}
+	return tokenSet{
+		sessionID:   res.SessionID,
+		access:      exp(res.AccessToken, res.AccessExpiresAt),
+		refresh:     res.RefreshToken,
+		realtime:    exp(res.RealtimeToken, res.RealtimeExpiresAt),
+		realtimeURL: res.RealtimeURL,
+	}
+}
+
+// fresh reports whether e is valid for longer than the refresh margin.
+func (e expiring) fresh(now time.Time, margin time.Duration) bool {
+	margin = min(margin, e.lifetime/2)
+	return e.token != "" && now.Before(e.expires.Add(-margin))
+}
+
+// PlayerID returns the id of the logged-in player.
+func (a *Auth) PlayerID() string { return a.playerID }
+
+// Created reports whether the login created the player: Register, or the
+// first LoginGuest of a device.
+func (a *Auth) Created() bool { return a.created }
+
+// SessionID returns the id of the login session (the player's session list
+// names it).
+func (a *Auth) SessionID() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.tokens.sessionID
+}
+
+// RealtimeURL returns the realtime endpoint the web server named in its
+// last answer, such as ws://127.0.0.1:7701/ws; "" when it was not told one.
+func (a *Auth) RealtimeURL() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.tokens.realtimeURL
+}
+
+// String describes a without its tokens, so that logging an Auth leaks none.
+func (a *Auth) String() string { return fmt.Sprintf("client.Auth{player %s}", a.playerID) }
+
+// GoString is String, for %#v.
+func (a *Auth) GoString() string { return a.String() }
+
+// AccessToken returns the bearer token for the player API (/api/v1),
+// refreshed first when it is within the refresh margin of its expiry.
+func (a *Auth) AccessToken(ctx context.Context) (string, error) {
+	return a.token(ctx, func(t *tokenSet) *expiring { return &t.access })
+}
+
+// RealtimeToken returns a token for connecting to a realtime node,
+// refreshed first when it is within the refresh margin of its expiry.
+// Concurrent callers that need a refresh share one. An error wrapping
+// ErrLoggedOut is final; any other (network, rate_limited, unavailable)
+// may go away when retried.
+func (a *Auth) RealtimeToken(ctx context.Context) (string, error) {
+	return a.token(ctx, func(t *tokenSet) *expiring { return &t.realtime })
+}
+
+// RealtimeTokenSource returns RealtimeToken as a Config.Token: every
+// connect and reconnect of the Client gets a fresh realtime token, and the
+// Client stops when the login session is over.
+func (a *Auth) RealtimeTokenSource() func(ctx context.Context) (string, error) {
+	return a.RealtimeToken
+}
+
+// token returns the token pick chooses, refreshing first when it is not
+// fresh. While a refresh is in flight, callers wait for it rather than use
+// tokens it may be replacing.
+func (a *Auth) token(ctx context.Context, pick func(*tokenSet) *expiring) (string, error) {
+	a.mu.Lock()
+	if a.ended != nil {
+		defer a.mu.Unlock()
+		return "", a.ended
+	}
+	call := a.refreshes
+	if call == nil {
+		if e := pick(&a.tokens); e.fresh(a.cfg.now(), a.cfg.RefreshMargin) {
+			defer a.mu.Unlock()
+			return e.token, nil
+		}
+		call = a.startRefresh(ctx)
+	}
+	call.waiters++
+	a.mu.Unlock()
+
+	if err := a.wait(ctx, call); err != nil {
+		return "", err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ended != nil { // logged out since
+		return "", a.ended
+	}
+	// Just refreshed: fresh for as long as the server allows, so no check
+	// (which, against a server that gives very short lifetimes, would
+	// refresh forever).
+	return pick(&a.tokens).token, nil
+}
+
+// Refresh gets new tokens now (joining a refresh already in flight), for
+// example after the server changed what the realtime token says.
+func (a *Auth) Refresh(ctx context.Context) error {
+	a.mu.Lock()
+	if a.ended != nil {
+		defer a.mu.Unlock()
+		return a.ended
+	}
+	call := a.refreshes
+	if call == nil {
+		call = a.startRefresh(ctx)
+	}
+	call.waiters++
+	a.mu.Unlock()
+	return a.wait(ctx, call)
+}
+
+func (a *Auth) wait(ctx context.Context, call *refreshCall) error {
+	select {
+	case <-call.done:
+		return call.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// startRefresh starts a refresh; the caller holds mu. It runs apart from
+// ctx's cancellation: the server uses up the refresh token as soon as it
+// answers, so an answer nobody reads would leave the Auth with a used
+// refresh token, and presenting that one again ends the whole session.
+func (a *Auth) startRefresh(ctx context.Context) *refreshCall {
+	call := &refreshCall{done: make(chan struct{})}
+	a.refreshes = call
+	refresh := a.tokens.refresh
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
+	go func() {
+		defer cancel()
+		sent := a.cfg.now()
+		var res authResult
+		hdr, err := a.api.call(ctx, http.MethodPost, "/api/v1/auth/refresh", "", refreshRequest{refresh}, &res)
+		if err == nil && !res.complete() {
+			err = errors.New("tandem: POST /api/v1/auth/refresh: the answer lacks the player id or a token")
+		}
+		a.mu.Lock()
+		switch {
+		case a.ended != nil:
+			err = a.ended // logged out meanwhile: keep nothing
+		case err == nil:
+			a.tokens = newTokenSet(&res, sent, hdr)
+		case refusedForGood(err):
+			err = fmt.Errorf("%w: %w", ErrLoggedOut, err)
+			a.end(err)
+		}
+		call.err = err
+		a.refreshes = nil
+		a.mu.Unlock()
+		close(call.done)
+	}()
+	return call
+}
+
+// refusedForGood reports whether a refresh refused with err can never
+// succeed: the session was revoked, its refresh token expired or was
+// reused, or the player is banned.
+func refusedForGood(err error) bool {
+	var se *ServerError
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code {
+	case CodeUnauthenticated, CodeTokenExpired, CodeBanned:
+		return true
+	}
+	return false
+}
+
+// end forgets the tokens; every later call fails with err. The caller
+// holds mu.
+func (a *Auth) end(err error) {
+	a.ended = err
+	a.tokens = tokenSet{sessionID: a.tokens.sessionID}
+}
+
+// Logout ends the login session on the server and forgets its tokens;
+// later token calls fail with ErrLoggedOut. A session the server had
+// already ended counts as logged out. Close the Client that uses the Auth
+// first: after Logout it cannot reconnect.
+func (a *Auth) Logout(ctx context.Context) error {
+	access, err := a.AccessToken(ctx)
+	if err == nil {
+		_, err = a.api.call(ctx, http.MethodPost, "/api/v1/auth/logout", access, nil, nil)
+		if errors.Is(err, &ServerError{Code: CodeUnauthenticated}) {
+			err = nil
+		}
+	}
+	if err != nil && !errors.Is(err, ErrLoggedOut) {
+		return err
+	}
+	a.mu.Lock()
+	if a.ended == nil {
+		a.end(ErrLoggedOut)
+	}
+	a.mu.Unlock()
+	return nil
+}
+
+// playerAPI makes the HTTP calls of the player API.
+type playerAPI struct {
+	base string // BaseURL without a trailing slash
+	hc   *http.Client
+}
+
+// newPlayerAPI checks cfg and fills in its defaults.
+func newPlayerAPI(cfg *AuthConfig) (playerAPI, error) {
+	u, err := url.Parse(cfg.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return playerAPI{}, fmt.Errorf("tandem: AuthConfig.BaseURL %q is not an http(s) URL", cfg.BaseURL)
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: defaultHTTPTimeout}
+	}
+	if cfg.RefreshMargin <= 0 {
+		cfg.RefreshMargin = defaultRefreshMargin
+	}
+	if cfg.now == nil {
+		cfg.now = time.Now
+	}
+	return playerAPI{base: strings.TrimRight(cfg.BaseURL, "/"), hc: cfg.HTTPClient}, nil
+}
+
+// call sends in (unless nil) as the JSON body, with bearer (unless empty)
+// as the Authorization, and decodes a successful (2xx) answer into out
+// (unless nil). Any other status is an error: a *ServerError for a
+// problem+json answer, an *HTTPError otherwise. Errors never hold a token
+// or a secret: neither is ever in the URL.
+func (p playerAPI) call(ctx context.Context, method, path, bearer string, in, out any) (http.Header, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, fmt.Errorf("tandem: %s %s: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, p.base+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("tandem: %s %s: %w", method, path, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json, application/problem+json")
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := p.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("tandem: %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	if err != nil {
+		return nil, fmt.Errorf("tandem: %s %s: reading the answer: %w", method, path, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, answerError(resp, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return nil, fmt.Errorf("tandem: %s %s: undecodable answer: %w", method, path, err)
+		}
+	}
+	return resp.Header, nil
+}
+
+// problemDoc is the web server's problem+json error document.
+type problemDoc struct {
+	Detail     string       `json:"detail"`
+	Code       uint32       `json:"code"`
+	Temporary  bool         `json:"temporary"`
+	Errors     []FieldError `json:"errors"`
+	RetryAfter int64        `json:"retry_after"` // seconds
+	Until      *time.Time   `json:"until"`       // banned; null when permanent
+}
+
+// answerError turns an unsuccessful answer into an error.
+func answerError(resp *http.Response, body []byte) error {
+	retry := retryAfter(resp.Header.Get("Retry-After"))
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	var doc problemDoc
+	if mt != "application/problem+json" || json.Unmarshal(body, &doc) != nil || doc.Code == 0 {
+		return &HTTPError{StatusCode: resp.StatusCode, RetryAfter: retry}
+	}
+	if doc.RetryAfter > 0 {
+		retry = time.Duration(doc.RetryAfter) * time.Second
+	}
+	se := &ServerError{Code: doc.Code, Name: codeName(doc.Code), Message: doc.Detail, Temporary: doc.Temporary,
+		Fields: doc.Errors, RetryAfter: retry}
+	if doc.Until != nil {
+		se.Until = doc.Until.UTC()
+	}
+	return se
+}
+
+// retryAfter parses a Retry-After header: seconds, or an HTTP date.
+func retryAfter(h string) time.Duration {
+	if h == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(h, 10, 64); err == nil && secs > 0 {
+		return time.Duration(secs) * time.Second
+	}
+	if at, err := http.ParseTime(h); err == nil {
+		return max(time.Until(at), 0)
+	}
+	return 0
+}
