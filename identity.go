@@ -196,6 +196,9 @@ type PlayerTx interface {
 	// DeleteExpiredPlayerSessions removes sessions whose refresh token
 	// expired before now.
 	DeleteExpiredPlayerSessions(ctx context.Context, now time.Time) (int, error)
+	// DeleteOldUsedRefreshTokens forgets used refresh tokens used before
+	// before: by then they would have expired anyway.
+	DeleteOldUsedRefreshTokens(ctx context.Context, before time.Time) (int, error)
 
 	AddLoginRecord(ctx context.Context, l *LoginRecord) error
 	// LoginRecords returns the player's latest logins, newest first.

@@ -447,6 +447,15 @@ func (t *tx) DeleteOldLoginRecords(ctx context.Context, before time.Time) (int, 
 	return int(tag.RowsAffected()), nil
 }
 
+// DeleteOldUsedRefreshTokens forgets used refresh tokens used before before.
+func (t *tx) DeleteOldUsedRefreshTokens(ctx context.Context, before time.Time) (int, error) {
+	tag, err := t.tx.Exec(ctx, `DELETE FROM player_refresh_used WHERE used_at < $1`, instantArg(before))
+	if err != nil {
+		return 0, dbError(err, "delete old used refresh tokens", "", "")
+	}
+	return int(tag.RowsAffected()), nil
+}
+
 const banColumns = `id, player_id, scope, device_hash, reason, starts_at, ends_at, created_by,
 	created_by_name, created_at, lifted_at, lifted_by, lifted_by_name`
 

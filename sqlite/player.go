@@ -511,6 +511,15 @@ func (t *tx) DeleteOldLoginRecords(ctx context.Context, before time.Time) (int, 
 	return affected(res, "delete old login records")
 }
 
+// DeleteOldUsedRefreshTokens forgets used refresh tokens used before before.
+func (t *tx) DeleteOldUsedRefreshTokens(ctx context.Context, before time.Time) (int, error) {
+	res, err := t.tx.ExecContext(ctx, `DELETE FROM player_refresh_used WHERE used_at < ?`, before.UnixMicro())
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete old used refresh tokens: %w", err)
+	}
+	return affected(res, "delete old used refresh tokens")
+}
+
 const banColumns = `id, player_id, scope, device_hash, reason, starts_at, ends_at, created_by,
 	created_by_name, created_at, lifted_at, lifted_by, lifted_by_name`
 

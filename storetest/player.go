@@ -1172,3 +1172,34 @@ func testPlayerListsOfUnknownPlayerAreEmpty(t *testing.T, s tandem.Store) {
 		return nil
 	})
 }
+
+func testDeleteOldUsedRefreshTokens(t *testing.T, s tandem.Store) {
+	ctx := t.Context()
+	createPlayers(t, s, newPlayer(1, "a", "", at(0)))
+	orig := newPlayerSession("s1", pid(1), at(0))
+	createPlayerSessions(t, s, orig)
+	first := *orig
+	first.RefreshHash, first.AccessHash, first.LastUsedAt = []byte("refresh-2"), []byte("access-2"), at(time.Minute)
+	update(t, s, func(tx tandem.Tx) error { return tx.RotatePlayerSession(ctx, &first, orig.RefreshHash) })
+	second := first
+	second.RefreshHash, second.AccessHash, second.LastUsedAt = []byte("refresh-3"), []byte("access-3"), at(time.Hour)
+	update(t, s, func(tx tandem.Tx) error { return tx.RotatePlayerSession(ctx, &second, first.RefreshHash) })
+
+	var n int
+	update(t, s, func(tx tandem.Tx) (err error) {
+		n, err = tx.DeleteOldUsedRefreshTokens(ctx, at(time.Hour))
+		return err
+	})
+	if n != 1 {
+		t.Fatalf("DeleteOldUsedRefreshTokens removed %d, want the one used before the cut", n)
+	}
+	view(t, s, func(tx tandem.Tx) error {
+		if _, err := tx.PlayerSessionByUsedRefresh(ctx, orig.RefreshHash); tandem.ErrorCodeOf(err) != tandem.ENotFound {
+			t.Errorf("the old used token: %v, want not found", err)
+		}
+		if _, err := tx.PlayerSessionByUsedRefresh(ctx, first.RefreshHash); err != nil {
+			t.Errorf("the recent used token: %v", err)
+		}
+		return nil
+	})
+}

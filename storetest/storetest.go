@@ -79,6 +79,7 @@ func Run(t *testing.T, open func(t *testing.T) tandem.Store) {
 		{"PlayerDeviceErrors", testPlayerDeviceErrors},
 		{"PlayerSessionRoundTripsByAccessAndRefreshNewestFirst", testPlayerSessionRoundTrips},
 		{"RotatePlayerSessionWritesTokensAndRemembersTheUsedOne", testRotatePlayerSession},
+		{"DeleteOldUsedRefreshTokensKeepsRecentOnes", testDeleteOldUsedRefreshTokens},
 		{"PlayerSessionErrors", testPlayerSessionErrors},
 		{"DeletePlayerSessionForgetsItsUsedRefreshTokens", testDeletePlayerSessionForgetsUsedTokens},
 		{"DeletePlayerAndDeviceSessionsReturnCountsAndNilDeviceMatchesNone", testDeletePlayerAndDeviceSessionsReturnCounts},

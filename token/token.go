@@ -118,6 +118,10 @@ func (s *Signer) Sign(c tandem.Claims) (string, error) {
 	sig := ed25519.Sign(s.key, []byte(b.String()))
 	b.WriteByte('.')
 	b.WriteString(b64.EncodeToString(sig))
+	if b.Len() > maxTokenBytes {
+		// Verify would refuse it: a player with it could never connect.
+		return "", tandem.Errorf(tandem.EInvalid, "token is %d bytes, longer than %d", b.Len(), maxTokenBytes)
+	}
 	return b.String(), nil
 }
 

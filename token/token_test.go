@@ -463,3 +463,17 @@ func tamper(seg, old, new string) string {
 	}
 	return b64.EncodeToString([]byte(strings.Replace(string(raw), old, new, 1)))
 }
+
+func TestSignRefusesATokenVerifyWouldRefuseForItsSize(t *testing.T) {
+	_, key, _ := ed25519.GenerateKey(nil)
+	s := token.NewSigner("k", key)
+	mm := map[string]string{}
+	for i := range 100 {
+		mm[fmt.Sprintf("p%d", i)] = strings.Repeat("x", 100)
+	}
+	now := time.Now()
+	_, err := s.Sign(tandem.Claims{Subject: "p", MM: mm, IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Minute).Unix(), Audience: tandem.AudienceRealtime})
+	if tandem.ErrorCodeOf(err) != tandem.EInvalid {
+		t.Fatalf("Sign of a 10 KiB token: %v, want invalid", err)
+	}
+}

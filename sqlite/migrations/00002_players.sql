@@ -78,6 +78,7 @@ CREATE TABLE player_refresh_used (
 ) STRICT;
 
 CREATE INDEX player_refresh_used_session_id ON player_refresh_used (session_id);
+CREATE INDEX player_refresh_used_used_at ON player_refresh_used (used_at);
 
 -- id only orders logins made in the same microsecond.
 CREATE TABLE player_logins (
