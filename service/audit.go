@@ -98,6 +98,9 @@ func (s *Service) Sweep(ctx context.Context) error {
 		if _, err := tx.DeleteOldLoginRecords(ctx, now.Add(-s.cfg.Players.LoginRetention)); err != nil {
 			return err
 		}
+		if _, err := tx.DeleteOldUsedRefreshTokens(ctx, now.Add(-s.cfg.Players.RefreshTTL)); err != nil {
+			return err
+		}
 		// Windows of every counter have ended by then.
 		_, err := tx.DeleteOldRateLimits(ctx, now.Add(-max(s.cfg.LoginWindow, s.cfg.Players.LimitWindow)))
 		return err

@@ -513,6 +513,18 @@ func truncateRunes(s string, n int) string {
 // since the Unix epoch, as the stores count them).
 func (s *Service) rateLimited(now time.Time, msg string) error {
 	w := s.cfg.LoginWindow
-	end := now.Truncate(w).Add(w)
-	return &tandem.Error{Code: tandem.ERateLimited, Message: msg, RetryAfter: end.Sub(now)}
+	return &tandem.Error{Code: tandem.ERateLimited, Message: msg, RetryAfter: windowEnd(now, w).Sub(now)}
+}
+
+// windowEnd is when the rate-limit window containing now ends. Windows
+// start at multiples of w since the Unix epoch, as the stores count them
+// (time.Truncate counts from year 1, which agrees only for windows that
+// divide a day).
+func windowEnd(now time.Time, w time.Duration) time.Time {
+	us, wu := now.UnixMicro(), w.Microseconds()
+	start := us - us%wu
+	if us%wu < 0 {
+		start -= wu
+	}
+	return time.UnixMicro(start + wu)
 }

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"crypto/hmac"
 	"maps"
 	"slices"
 	"strconv"
@@ -56,8 +57,11 @@ func (s *Service) CountPlayers(ctx context.Context, a *Actor) (int, error) {
 // PlayerDetail returns a player with devices, recent logins, sessions,
 // bans and notes (players:read).
 func (s *Service) PlayerDetail(ctx context.Context, a *Actor, playerID string) (*PlayerDetail, error) {
+	if err := checkPlayerID(playerID); err != nil {
+		return nil, err
+	}
 	d := &PlayerDetail{}
-	o := op{action: "player.read", perm: tandem.PermPlayersRead, targetType: "player", targetID: storableText(playerID, 64)}
+	o := op{action: "player.read", perm: tandem.PermPlayersRead, targetType: "player", targetID: playerID}
 	err := s.view(ctx, a, o, func(tx tandem.Tx) (err error) {
 		if d.Player, err = tx.Player(ctx, playerID); err != nil {
 			return err
@@ -80,12 +84,23 @@ func (s *Service) PlayerDetail(ctx context.Context, a *Actor, playerID string) (
 	if err != nil {
 		return nil, err
 	}
+	d.BannedDevices = make(map[int64]string)
+	for _, b := range d.Bans {
+		for _, dev := range d.Devices {
+			if b.Scope == tandem.BanDevice && hmac.Equal(b.DeviceHash, s.deviceHash(dev.ID)) {
+				d.BannedDevices[b.ID] = dev.ID
+			}
+		}
+	}
 	return d, nil
 }
 
-// banView is a ban as the audit log records it: no device id.
+// banView is a ban as the audit log records it: neither the device nor the
+// reason, which is free text that may name the player (the ban row keeps
+// it), so that the append-only log holds nothing account deletion must
+// erase.
 func banView(b *tandem.Ban) map[string]any {
-	v := map[string]any{"id": b.ID, "scope": b.Scope, "reason": b.Reason, "starts_at": b.StartsAt, "ends_at": nil}
+	v := map[string]any{"id": b.ID, "scope": b.Scope, "starts_at": b.StartsAt, "ends_at": nil}
 	if !b.EndsAt.IsZero() {
 		v["ends_at"] = b.EndsAt
 	}
@@ -98,6 +113,9 @@ func banView(b *tandem.Ban) map[string]any {
 // BanPlayer bans a player's account or one of their devices and ends the
 // sessions it covers (players:ban).
 func (s *Service) BanPlayer(ctx context.Context, a *Actor, in BanRequest) (*tandem.Ban, error) {
+	if err := checkPlayerID(in.PlayerID); err != nil {
+		return nil, err
+	}
 	now := s.now()
 	b := &tandem.Ban{PlayerID: in.PlayerID, Scope: in.Scope, Reason: in.Reason, StartsAt: in.StartsAt, EndsAt: in.EndsAt, CreatedAt: now}
 	if b.StartsAt.IsZero() {
@@ -128,7 +146,7 @@ func (s *Service) BanPlayer(ctx context.Context, a *Actor, in BanRequest) (*tand
 			b.CreatedBy = a.ID
 		}
 	}
-	o := op{action: "player.ban", perm: tandem.PermPlayersBan, targetType: "player", targetID: storableText(in.PlayerID, 64)}
+	o := op{action: "player.ban", perm: tandem.PermPlayersBan, targetType: "player", targetID: in.PlayerID}
 	err := s.update(ctx, a, o, func(tx tandem.Tx, rec *tandem.AuditRecord) error {
 		if _, err := tx.Player(ctx, in.PlayerID); err != nil {
 			return err
@@ -141,7 +159,7 @@ func (s *Service) BanPlayer(ctx context.Context, a *Actor, in BanRequest) (*tand
 			if !slices.ContainsFunc(devices, func(d *tandem.PlayerDevice) bool { return d.ID == in.DeviceID }) {
 				return tandem.Invalid([]tandem.FieldError{{Field: "device_id", Message: "is not a device of this player"}})
 			}
-			b.DeviceHash = hashToken(in.DeviceID)
+			b.DeviceHash = s.deviceHash(in.DeviceID)
 		}
 		if err := tx.CreateBan(ctx, b); err != nil {
 			return err
@@ -204,8 +222,11 @@ func (s *Service) LiftBan(ctx context.Context, a *Actor, banID int64) (*tandem.B
 // LogoutPlayerEverywhere ends every session of a player and returns how
 // many ended (players:ban).
 func (s *Service) LogoutPlayerEverywhere(ctx context.Context, a *Actor, playerID string) (int, error) {
+	if err := checkPlayerID(playerID); err != nil {
+		return 0, err
+	}
 	var n int
-	o := op{action: "player.logout_all", perm: tandem.PermPlayersBan, targetType: "player", targetID: storableText(playerID, 64)}
+	o := op{action: "player.logout_all", perm: tandem.PermPlayersBan, targetType: "player", targetID: playerID}
 	err := s.update(ctx, a, o, func(tx tandem.Tx, rec *tandem.AuditRecord) (err error) {
 		if _, err = tx.Player(ctx, playerID); err != nil {
 			return err
@@ -223,6 +244,9 @@ func (s *Service) LogoutPlayerEverywhere(ctx context.Context, a *Actor, playerID
 // (players:write). The audit record keeps the properties (they decide
 // fairness) but only that the name changed.
 func (s *Service) EditPlayer(ctx context.Context, a *Actor, playerID string, e PlayerEdit) (*tandem.PlayerAccount, error) {
+	if err := checkPlayerID(playerID); err != nil {
+		return nil, err
+	}
 	var fields []tandem.FieldError
 	if e.DisplayName != nil {
 		fields = append(fields, checkName("display_name", *e.DisplayName, maxDisplayNameLen)...)
@@ -234,7 +258,7 @@ func (s *Service) EditPlayer(ctx context.Context, a *Actor, playerID string, e P
 		return nil, err
 	}
 	var p *tandem.PlayerAccount
-	o := op{action: "player.update", perm: tandem.PermPlayersWrite, targetType: "player", targetID: storableText(playerID, 64)}
+	o := op{action: "player.update", perm: tandem.PermPlayersWrite, targetType: "player", targetID: playerID}
 	err := s.update(ctx, a, o, func(tx tandem.Tx, rec *tandem.AuditRecord) (err error) {
 		if p, err = livePlayer(ctx, tx, playerID); err != nil {
 			return err
@@ -271,6 +295,9 @@ func mmOrEmpty(m map[string]string) map[string]string {
 // AddPlayerNote adds an admin's note to a player's page (players:write).
 // The note is personal data of a kind: the audit record names it by id.
 func (s *Service) AddPlayerNote(ctx context.Context, a *Actor, playerID, text string) (*tandem.PlayerNote, error) {
+	if err := checkPlayerID(playerID); err != nil {
+		return nil, err
+	}
 	if n := utf8.RuneCountInString(text); n == 0 || n > maxNoteLen || !validText(text) {
 		return nil, tandem.Invalid([]tandem.FieldError{{Field: "text", Message: "write 1 to 2000 characters"}})
 	}
@@ -281,7 +308,7 @@ func (s *Service) AddPlayerNote(ctx context.Context, a *Actor, playerID, text st
 			n.AdminID = a.ID
 		}
 	}
-	o := op{action: "player.note", perm: tandem.PermPlayersWrite, targetType: "player", targetID: storableText(playerID, 64)}
+	o := op{action: "player.note", perm: tandem.PermPlayersWrite, targetType: "player", targetID: playerID}
 	err := s.update(ctx, a, o, func(tx tandem.Tx, rec *tandem.AuditRecord) error {
 		if _, err := livePlayer(ctx, tx, playerID); err != nil {
 			return err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem"
+	"github.com/tandemhq/tandem/token"
 )
 
 // PlayerConfig configures player accounts, their sessions and tokens.
@@ -123,6 +124,9 @@ type PlayerDetail struct {
 	Sessions []*tandem.PlayerSession
 	Bans     []*tandem.Ban
 	Notes    []*tandem.PlayerNote
+	// BannedDevices names the device of each device ban (by ban id) whose
+	// device the player still has; bans keep only a keyed hash of it.
+	BannedDevices map[int64]string
 }
 
 // BanRequest describes a ban.
@@ -180,10 +184,10 @@ func (c *PlayerConfig) check() error {
 		return fmt.Errorf("service: the key encryption key is %d bytes, want 32", len(c.KeyEncryptionKey))
 	case c.RealtimeTokenTTL%time.Second != 0 || c.RealtimeTokenTTL > tandem.MaxTokenLifetime:
 		return fmt.Errorf("service: realtime token lifetime %s is not whole seconds up to %s", c.RealtimeTokenTTL, tandem.MaxTokenLifetime)
-	case c.KeyRotation <= c.rollover():
-		// Otherwise a third key would be created while two are still valid.
-		return fmt.Errorf("service: signing key rotation %s must be longer than the rollover %s (token lifetime + clock skew + %s)",
-			c.KeyRotation, c.rollover(), signerReload)
+	case c.KeyRotation <= c.rollover()+keyPrepublish:
+		// Otherwise a third key would be published while two are still valid.
+		return fmt.Errorf("service: signing key rotation %s must be longer than the rollover %s (token lifetime + clock skew + %s) and the %s a new key is published before it signs",
+			c.KeyRotation, c.rollover(), signerReload, keyPrepublish)
 	}
 	return nil
 }
@@ -223,19 +227,50 @@ func (s *Service) GuestLogin(ctx context.Context, in GuestLogin) (*AuthResult, e
 		return nil, err
 	}
 	now := s.now()
-	if err := s.hitLimits(ctx, now, s.addressLimit(in.Address), s.deviceLimit(in.DeviceID)); err != nil {
+	device := s.deviceLimit(in.DeviceID)
+	if err := s.hitLimits(ctx, now, s.addressLimit(in.Address)); err != nil {
 		return nil, err
 	}
-	deviceHash := hashToken(in.DeviceID)
+	if err := s.checkLimits(ctx, now, device); err != nil {
+		return nil, err
+	}
+	signer, err := s.signer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Which player the device belongs to, read without locks: the
+	// transaction then locks the player before the device, the order every
+	// writer of both keeps (deletion locks the player, then deletes its
+	// devices).
+	var owner string
+	err = s.store.View(ctx, func(tx tandem.Tx) error {
+		d, err := tx.PlayerDevice(ctx, in.DeviceID)
+		if err == nil {
+			owner = d.PlayerID
+		} else if tandem.ErrorCodeOf(err) != tandem.ENotFound {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	var res *AuthResult
+	wrongSecret := tandem.Errorf(tandem.EUnauthenticated, "wrong device id or secret")
 	// Two first logins of one device race to create it: the loser finds
 	// the winner's device on its second try.
 	for try := 0; ; try++ {
 		err := s.store.Update(ctx, func(tx tandem.Tx) error {
 			res = nil
-			d, err := tx.PlayerDevice(ctx, in.DeviceID)
 			created := false
 			var p *tandem.PlayerAccount
+			if owner != "" {
+				var err error
+				if p, err = tx.Player(ctx, owner); err != nil {
+					return err
+				}
+			}
+			d, err := tx.PlayerDevice(ctx, in.DeviceID)
 			switch {
 			case tandem.ErrorCodeOf(err) == tandem.ENotFound:
 				p = &tandem.PlayerAccount{ID: newPlayerID(now), DisplayName: in.DisplayName, CreatedAt: now, UpdatedAt: now}
@@ -249,29 +284,41 @@ func (s *Service) GuestLogin(ctx context.Context, in GuestLogin) (*AuthResult, e
 				created = true
 			case err != nil:
 				return err
+			case p == nil || d.PlayerID != p.ID:
+				// The device changed hands since the read: read again.
+				return tandem.Errorf(tandem.EConflict, "the device changed owner")
 			case subtle.ConstantTimeCompare(d.SecretHash, hashToken(in.Secret)) != 1:
-				return tandem.Errorf(tandem.EUnauthenticated, "wrong device id or secret")
+				return wrongSecret
 			default:
-				if p, err = tx.Player(ctx, d.PlayerID); err != nil {
-					return err
-				}
 				if err := tx.TouchPlayerDevice(ctx, d.ID, now); err != nil {
 					return err
 				}
 			}
-			res, err = s.startSession(ctx, tx, p, tandem.LoginGuest, in.DeviceID, deviceHash, in.Client, now)
+			res, err = s.startSession(ctx, tx, signer, p, tandem.LoginGuest, in.DeviceID, in.Client, now)
 			if res != nil {
 				res.Created = created
 			}
 			return err
 		})
 		if tandem.ErrorCodeOf(err) == tandem.EConflict && try == 0 {
+			owner = ""
+			if e := s.store.View(ctx, func(tx tandem.Tx) error {
+				if d, err := tx.PlayerDevice(ctx, in.DeviceID); err == nil {
+					owner = d.PlayerID
+				}
+				return nil
+			}); e != nil {
+				return nil, e
+			}
 			continue
+		}
+		if err == wrongSecret {
+			s.countFailure(ctx, now, device)
 		}
 		if err != nil {
 			return nil, err
 		}
-		return res, s.sign(ctx, res, now)
+		return res, nil
 	}
 }
 
@@ -289,10 +336,14 @@ func (s *Service) Register(ctx context.Context, in Registration) (*AuthResult, e
 		return nil, err
 	}
 	now := s.now()
-	if err := s.hitLimits(ctx, now, s.addressLimit(in.Address), s.accountLimit(email), s.deviceLimit(in.DeviceID)); err != nil {
+	if err := s.hitLimits(ctx, now, s.addressLimit(in.Address)); err != nil {
 		return nil, err
 	}
-	hash, err := s.passwords.hash(ctx, in.Password)
+	signer, err := s.signer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	hash, err := s.playerPasswords.hash(ctx, in.Password)
 	if err != nil {
 		return nil, err
 	}
@@ -306,32 +357,42 @@ func (s *Service) Register(ctx context.Context, in Registration) (*AuthResult, e
 			}
 			return err
 		}
-		res, err = s.startSession(ctx, tx, p, tandem.LoginPassword, in.DeviceID, deviceHashOf(in.DeviceID), in.Client, now)
+		res, err = s.startSession(ctx, tx, signer, p, tandem.LoginPassword, in.DeviceID, in.Client, now)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	res.Created = true
-	return res, s.sign(ctx, res, now)
+	return res, nil
 }
 
-// PasswordLogin logs in with an email and a password.
+// PasswordLogin logs in with an email and a password. Only failures count
+// against the account and the device, so nobody locks a player out by
+// guessing in their name from many addresses.
 func (s *Service) PasswordLogin(ctx context.Context, in PasswordLogin) (*AuthResult, error) {
 	email := normalizeEmail(in.Email)
+	wrong := tandem.Errorf(tandem.EUnauthenticated, "wrong email or password")
 	if len(email) > maxEmailLen || !validText(email) || len(in.Password) > 4*maxPasswordLen || in.Password == "" {
-		return nil, tandem.Errorf(tandem.EUnauthenticated, "wrong email or password")
+		return nil, wrong
 	}
-	fields := checkDeviceID("device_id", in.DeviceID, false)
-	if err := tandem.Invalid(fields); err != nil {
+	if err := tandem.Invalid(checkDeviceID("device_id", in.DeviceID, false)); err != nil {
 		return nil, err
 	}
 	now := s.now()
-	if err := s.hitLimits(ctx, now, s.addressLimit(in.Address), s.accountLimit(email), s.deviceLimit(in.DeviceID)); err != nil {
+	account, device := s.accountLimit(email), s.deviceLimit(in.DeviceID)
+	if err := s.hitLimits(ctx, now, s.addressLimit(in.Address)); err != nil {
+		return nil, err
+	}
+	if err := s.checkLimits(ctx, now, account, device); err != nil {
+		return nil, err
+	}
+	signer, err := s.signer(ctx)
+	if err != nil {
 		return nil, err
 	}
 	var p *tandem.PlayerAccount
-	err := s.store.View(ctx, func(tx tandem.Tx) (err error) {
+	err = s.store.View(ctx, func(tx tandem.Tx) (err error) {
 		p, err = tx.PlayerByEmail(ctx, email)
 		return err
 	})
@@ -339,19 +400,21 @@ func (s *Service) PasswordLogin(ctx context.Context, in PasswordLogin) (*AuthRes
 	case tandem.ErrorCodeOf(err) == tandem.ENotFound:
 		// As long as a wrong password takes, so timing does not tell which
 		// emails have accounts.
-		if _, err := s.passwords.verify(ctx, s.dummyHash, in.Password); err != nil {
+		if _, err := s.playerPasswords.verify(ctx, s.dummyHash, in.Password); err != nil {
 			return nil, err
 		}
-		return nil, tandem.Errorf(tandem.EUnauthenticated, "wrong email or password")
+		s.countFailure(ctx, now, account, device)
+		return nil, wrong
 	case err != nil:
 		return nil, err
 	}
-	ok, err := s.passwords.verify(ctx, p.PasswordHash, in.Password)
+	ok, err := s.playerPasswords.verify(ctx, p.PasswordHash, in.Password)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
-		return nil, tandem.Errorf(tandem.EUnauthenticated, "wrong email or password")
+		s.countFailure(ctx, now, account, device)
+		return nil, wrong
 	}
 	var res *AuthResult
 	err = s.store.Update(ctx, func(tx tandem.Tx) error {
@@ -360,22 +423,27 @@ func (s *Service) PasswordLogin(ctx context.Context, in PasswordLogin) (*AuthRes
 		if err != nil {
 			return err
 		}
-		if cur.Deleted() || cur.PasswordHash != p.PasswordHash {
-			return tandem.Errorf(tandem.EUnauthenticated, "wrong email or password")
+		if cur.PasswordHash != p.PasswordHash {
+			return wrong
 		}
-		res, err = s.startSession(ctx, tx, cur, tandem.LoginPassword, in.DeviceID, deviceHashOf(in.DeviceID), in.Client, now)
+		res, err = s.startSession(ctx, tx, signer, cur, tandem.LoginPassword, in.DeviceID, in.Client, now)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return res, s.sign(ctx, res, now)
+	return res, nil
 }
 
-// startSession checks the player's bans and opens a session: new tokens,
-// a login record, the account's last login. The realtime token is signed
-// after the transaction (sign).
-func (s *Service) startSession(ctx context.Context, tx tandem.Tx, p *tandem.PlayerAccount, method, deviceID string, deviceHash []byte, c Client, now time.Time) (*AuthResult, error) {
+// startSession checks the account and its bans and opens a session: new
+// tokens, a login record, the account's last login. The realtime token is
+// signed here too (it is only CPU work), so that a failure anywhere rolls
+// the whole login back.
+func (s *Service) startSession(ctx context.Context, tx tandem.Tx, signer *token.Signer, p *tandem.PlayerAccount, method, deviceID string, c Client, now time.Time) (*AuthResult, error) {
+	if p.Deleted() {
+		return nil, tandem.Errorf(tandem.EUnauthenticated, "the account was deleted")
+	}
+	deviceHash := s.deviceHash(deviceID)
 	if err := s.checkBans(ctx, tx, p.ID, deviceHash, now); err != nil {
 		return nil, err
 	}
@@ -398,26 +466,16 @@ func (s *Service) startSession(ctx context.Context, tx tandem.Tx, p *tandem.Play
 	if err := tx.UpdatePlayer(ctx, p); err != nil {
 		return nil, err
 	}
-	return &AuthResult{Player: p, SessionID: sess.ID,
-		AccessToken: access, AccessExpiresAt: sess.AccessExpiresAt,
-		RefreshToken: refresh, RefreshExpiresAt: sess.RefreshExpiresAt}, nil
-}
-
-// sign adds a realtime token for res.Player to res.
-func (s *Service) sign(ctx context.Context, res *AuthResult, now time.Time) error {
-	rt, err := s.realtimeToken(ctx, res.Player, now)
-	if err != nil {
-		return err
-	}
-	res.RealtimeToken = *rt
-	return nil
-}
-
-func (s *Service) realtimeToken(ctx context.Context, p *tandem.PlayerAccount, now time.Time) (*RealtimeToken, error) {
-	signer, err := s.signer(ctx)
+	rt, err := s.realtimeToken(signer, p, now)
 	if err != nil {
 		return nil, err
 	}
+	return &AuthResult{Player: p, SessionID: sess.ID,
+		AccessToken: access, AccessExpiresAt: sess.AccessExpiresAt,
+		RefreshToken: refresh, RefreshExpiresAt: sess.RefreshExpiresAt, RealtimeToken: *rt}, nil
+}
+
+func (s *Service) realtimeToken(signer *token.Signer, p *tandem.PlayerAccount, now time.Time) (*RealtimeToken, error) {
 	ttl := s.cfg.Players.RealtimeTokenTTL
 	tok, err := signer.Issue(tandem.Player{ID: p.ID, Name: p.DisplayName, MM: p.MM}, now, ttl)
 	if err != nil {
@@ -452,22 +510,53 @@ func (s *Service) checkBans(ctx context.Context, tx tandem.Tx, playerID string, 
 // presented a second time revokes its whole session (family): someone else
 // has a copy.
 func (s *Service) Refresh(ctx context.Context, refreshToken string, c Client) (*AuthResult, error) {
-	if !strings.HasPrefix(refreshToken, refreshPrefix) || len(refreshToken) > 128 {
-		return nil, tandem.Errorf(tandem.EUnauthenticated, "refresh token is not valid")
-	}
+	invalid := tandem.Errorf(tandem.EUnauthenticated, "refresh token is not valid")
 	now := s.now()
-	if err := s.hitLimits(ctx, now, s.addressLimit(c.Address)); err != nil {
+	address := s.addressLimit(c.Address)
+	if !strings.HasPrefix(refreshToken, refreshPrefix) || len(refreshToken) > 128 {
+		s.countFailure(ctx, now, address)
+		return nil, invalid
+	}
+	// Refreshes with valid tokens do not count against the address (many
+	// players share one behind carrier-grade NAT); failures do.
+	if err := s.checkLimits(ctx, now, address); err != nil {
+		return nil, err
+	}
+	signer, err := s.signer(ctx)
+	if err != nil {
 		return nil, err
 	}
 	hash := hashToken(refreshToken)
+	// The session's player, read without locks: the transaction locks the
+	// player before the session, the order every writer of both keeps.
+	var playerID string
+	err = s.store.View(ctx, func(tx tandem.Tx) error {
+		sess, err := tx.PlayerSessionByRefresh(ctx, hash)
+		if err == nil {
+			playerID = sess.PlayerID
+		} else if tandem.ErrorCodeOf(err) != tandem.ENotFound {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	var res *AuthResult
 	reused := false
-	err := s.store.Update(ctx, func(tx tandem.Tx) error {
+	err = s.store.Update(ctx, func(tx tandem.Tx) error {
+		var p *tandem.PlayerAccount
+		if playerID != "" {
+			var err error
+			if p, err = tx.Player(ctx, playerID); err != nil {
+				return err
+			}
+		}
 		sess, err := tx.PlayerSessionByRefresh(ctx, hash)
 		if tandem.ErrorCodeOf(err) == tandem.ENotFound {
 			old, err := tx.PlayerSessionByUsedRefresh(ctx, hash)
 			if tandem.ErrorCodeOf(err) == tandem.ENotFound {
-				return tandem.Errorf(tandem.EUnauthenticated, "refresh token is not valid")
+				return invalid
 			} else if err != nil {
 				return err
 			}
@@ -477,14 +566,16 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string, c Client) (*
 		} else if err != nil {
 			return err
 		}
+		if p == nil || sess.PlayerID != p.ID {
+			return invalid // a session made since the read: cannot be this token's
+		}
 		if !now.Before(sess.RefreshExpiresAt) {
 			return tandem.Errorf(tandem.EUnauthenticated, "the session has expired: log in again")
 		}
-		if err := s.hitLimitsTx(ctx, tx, now, s.playerLimit(sess.PlayerID)); err != nil {
-			return err
+		if p.Deleted() {
+			return invalid
 		}
-		p, err := tx.Player(ctx, sess.PlayerID)
-		if err != nil {
+		if err := s.hitLimitsTx(ctx, tx, now, s.playerLimit(p.ID)); err != nil {
 			return err
 		}
 		if err := s.checkBans(ctx, tx, p.ID, sess.DeviceHash, now); err != nil {
@@ -497,11 +588,18 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string, c Client) (*
 		if err := tx.RotatePlayerSession(ctx, sess, hash); err != nil {
 			return err
 		}
+		rt, err := s.realtimeToken(signer, p, now)
+		if err != nil {
+			return err
+		}
 		res = &AuthResult{Player: p, SessionID: sess.ID,
 			AccessToken: access, AccessExpiresAt: sess.AccessExpiresAt,
-			RefreshToken: refresh, RefreshExpiresAt: sess.RefreshExpiresAt}
+			RefreshToken: refresh, RefreshExpiresAt: sess.RefreshExpiresAt, RealtimeToken: *rt}
 		return nil
 	})
+	if err == invalid {
+		s.countFailure(ctx, now, address)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -509,12 +607,13 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string, c Client) (*
 		s.log.Warn("refresh token reused: session revoked", "address", c.Address)
 		return nil, tandem.Errorf(tandem.EUnauthenticated, "refresh token was already used: the session is revoked, log in again")
 	}
-	return res, s.sign(ctx, res, now)
+	return res, nil
 }
 
 // AuthenticatePlayer returns the player an access token belongs to.
 // An expired token is ETokenExpired (refresh it); an unknown one
-// EUnauthenticated.
+// EUnauthenticated; a banned player's EBanned (a ban that started after
+// the login, or one on the session's device).
 func (s *Service) AuthenticatePlayer(ctx context.Context, accessToken string, c Client) (*PlayerActor, error) {
 	if !strings.HasPrefix(accessToken, accessPrefix) || len(accessToken) > 128 {
 		return nil, tandem.Errorf(tandem.EUnauthenticated, "access token is not valid")
@@ -523,7 +622,10 @@ func (s *Service) AuthenticatePlayer(ctx context.Context, accessToken string, c 
 	var sess *tandem.PlayerSession
 	err := s.store.View(ctx, func(tx tandem.Tx) (err error) {
 		sess, err = tx.PlayerSessionByAccess(ctx, hashToken(accessToken))
-		return err
+		if err != nil || !now.Before(sess.AccessExpiresAt) {
+			return err
+		}
+		return s.checkBans(ctx, tx, sess.PlayerID, sess.DeviceHash, now)
 	})
 	switch {
 	case tandem.ErrorCodeOf(err) == tandem.ENotFound:
@@ -629,7 +731,9 @@ func (s *Service) UpdateProfile(ctx context.Context, p *PlayerActor, playerID st
 	return acct, err
 }
 
-// LinkEmail gives a guest account an email and a password.
+// LinkEmail gives a guest account an email and a password. It counts
+// against the account and the address like a login: each call costs a
+// password hash.
 func (s *Service) LinkEmail(ctx context.Context, p *PlayerActor, playerID, email, password string) (*tandem.PlayerAccount, error) {
 	if err := own(p, playerID); err != nil {
 		return nil, err
@@ -639,7 +743,23 @@ func (s *Service) LinkEmail(ctx context.Context, p *PlayerActor, playerID, email
 	if err := tandem.Invalid(fields); err != nil {
 		return nil, err
 	}
-	hash, err := s.passwords.hash(ctx, password)
+	now := s.now()
+	if err := s.hitLimits(ctx, now, s.addressLimit(p.Address), s.playerLimit(playerID)); err != nil {
+		return nil, err
+	}
+	hasEmail := tandem.Errorf(tandem.EConflict, "the account has an email already")
+	// The cheap refusal before the costly hash.
+	err := s.store.View(ctx, func(tx tandem.Tx) error {
+		acct, err := livePlayer(ctx, tx, playerID)
+		if err == nil && acct.Email != "" {
+			return hasEmail
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	hash, err := s.playerPasswords.hash(ctx, password)
 	if err != nil {
 		return nil, err
 	}
@@ -649,7 +769,7 @@ func (s *Service) LinkEmail(ctx context.Context, p *PlayerActor, playerID, email
 			return err
 		}
 		if acct.Email != "" {
-			return tandem.Errorf(tandem.EConflict, "the account has an email already")
+			return hasEmail
 		}
 		acct.Email, acct.PasswordHash, acct.UpdatedAt = email, hash, s.now()
 		if err := tx.UpdatePlayer(ctx, acct); tandem.ErrorCodeOf(err) == tandem.EConflict {
@@ -741,9 +861,13 @@ func (s *Service) IssueRealtimeToken(ctx context.Context, p *PlayerActor, player
 	if err := own(p, playerID); err != nil {
 		return nil, err
 	}
+	signer, err := s.signer(ctx)
+	if err != nil {
+		return nil, err
+	}
 	now := s.now()
 	var acct *tandem.PlayerAccount
-	err := s.store.View(ctx, func(tx tandem.Tx) (err error) {
+	err = s.store.View(ctx, func(tx tandem.Tx) (err error) {
 		if acct, err = livePlayer(ctx, tx, playerID); err != nil {
 			return err
 		}
@@ -761,5 +885,5 @@ func (s *Service) IssueRealtimeToken(ctx context.Context, p *PlayerActor, player
 	if err != nil {
 		return nil, err
 	}
-	return s.realtimeToken(ctx, acct, now)
+	return s.realtimeToken(signer, acct, now)
 }

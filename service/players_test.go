@@ -275,26 +275,54 @@ func TestPlayerLoginLimits(t *testing.T) {
 			c.Players.LimitPerAddress, c.Players.LimitPerDevice, c.Players.LimitPerAccount = 5, 3, 2
 		})
 		ctx := context.Background()
-		for range 3 {
-			guest(t, f, "device-l", "10.8.0.1")
+		login := func(device, secret, address string) error {
+			_, err := f.svc.GuestLogin(ctx, service.GuestLogin{DeviceID: device, Secret: secret, Client: service.Client{Address: address}})
+			return err
 		}
-		_, err := f.svc.GuestLogin(ctx, service.GuestLogin{DeviceID: "device-l", Secret: deviceSecret, Client: service.Client{Address: "10.8.0.2"}})
-		wantLimited(t, err)
-		guest(t, f, "device-m", "10.8.0.1")
-		guest(t, f, "device-n", "10.8.0.1")
-		_, err = f.svc.GuestLogin(ctx, service.GuestLogin{DeviceID: "device-o", Secret: deviceSecret, Client: service.Client{Address: "10.8.0.1"}})
-		wantLimited(t, err)
-		guest(t, f, "device-o", "10.8.0.3")
+		// Every call counts against the address.
+		for _, d := range []string{"device-a", "device-b", "device-c", "device-d", "device-e"} {
+			guest(t, f, d, "10.8.0.1")
+		}
+		wantLimited(t, login("device-f", deviceSecret, "10.8.0.1"))
+		guest(t, f, "device-f", "10.8.0.2")
 
-		for range 2 {
-			_, err := f.svc.PasswordLogin(ctx, service.PasswordLogin{Email: "nobody@example.com", Password: "wrong-password", Client: service.Client{Address: "10.8.1.1"}})
-			wantCode(t, err, tandem.EUnauthenticated)
+		// Only wrong secrets count against a device: its owner logs in as
+		// often as they like, a guesser three times.
+		for range 4 {
+			guest(t, f, "device-a", fmt.Sprintf("10.8.1.%d", 1))
 		}
-		_, err = f.svc.PasswordLogin(ctx, service.PasswordLogin{Email: "nobody@example.com", Password: "wrong-password", Client: service.Client{Address: "10.8.1.2"}})
-		wantLimited(t, err)
+		for i := range 3 {
+			wantCode(t, login("device-a", deviceSecret+"x", fmt.Sprintf("10.8.2.%d", i)), tandem.EUnauthenticated)
+		}
+		wantLimited(t, login("device-a", deviceSecret, "10.8.3.1"))
+		guest(t, f, "device-b", "10.8.3.1")
+
+		// Only failures count against an account.
+		reg, err := f.svc.Register(ctx, service.Registration{Email: "limits@example.com", Password: "limits password", Client: service.Client{Address: "10.8.4.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = reg
+		pw := func(password, address string) error {
+			_, err := f.svc.PasswordLogin(ctx, service.PasswordLogin{Email: "limits@example.com", Password: password, Client: service.Client{Address: address}})
+			return err
+		}
+		for range 3 {
+			if err := pw("limits password", "10.8.4.1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range 2 {
+			wantCode(t, pw("wrong password", fmt.Sprintf("10.8.5.%d", i)), tandem.EUnauthenticated)
+		}
+		wantLimited(t, pw("limits password", "10.8.4.1"))
+
 		// The next window starts afresh.
 		f.clock.Add(time.Minute)
-		guest(t, f, "device-l", "10.8.0.1")
+		if err := pw("limits password", "10.8.4.1"); err != nil {
+			t.Fatal(err)
+		}
+		guest(t, f, "device-a", "10.8.0.1")
 	})
 }
 
@@ -308,54 +336,102 @@ func wantLimited(t *testing.T, err error) {
 
 func TestSigningKeyRotationKeepsTheOldKeyValidDuringTheRollover(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, store tandem.Store, raw rawDB) {
+		// Tokens live 1m, so the rollover is 2m (1m + 30s skew + 30s in
+		// which another replica may still sign with the old key); a new key
+		// is published 2m before it signs.
 		f := newFixture(t, store, raw, func(c *service.Config) {
 			c.Players.RealtimeTokenTTL, c.Players.KeyRotation = time.Minute, 5*time.Minute
 		})
 		ctx := context.Background()
-		first := guest(t, f, "device-k", "10.9.0.1") // creates the first key
-		f.clock.Add(5*time.Minute - time.Second)
+		published := func() map[string]ed25519.PublicKey {
+			t.Helper()
+			keys, err := f.svc.SigningPublicKeys(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return keys
+		}
+		first := guest(t, f, "device-k", "10.9.0.1") // makes the first key, which signs at once
 		player := actorOf(first)
+		k1 := kidOf(t, first.RealtimeToken.Token)
+
+		// 3m in, the next key is published but does not sign yet.
+		f.clock.Add(3 * time.Minute)
+		if err := f.svc.RotateSigningKeys(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if keys := published(); len(keys) != 2 {
+			t.Fatalf("%d keys published before the switch, want 2", len(keys))
+		}
 		old, err := f.svc.IssueRealtimeToken(ctx, player, player.PlayerID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		issued := f.clock.Now()
-		f.clock.Add(time.Second)
-		if err := f.svc.RotateSigningKeys(ctx); err != nil {
-			t.Fatal(err)
+		if kidOf(t, old.Token) != k1 {
+			t.Fatal("the new key signed before it was published for long enough")
 		}
-		keys, err := f.svc.SigningPublicKeys(ctx)
-		if err != nil || len(keys) != 2 {
-			t.Fatalf("during the rollover %d keys are published (%v), want 2", len(keys), err)
-		}
-		if _, err := verifyToken(t, f, old.Token, f.clock.Now()); err != nil {
-			t.Fatalf("a token of the old key during the rollover: %v", err)
-		}
+
+		// 5m in, the new key signs; the old one is retired and still published.
+		f.clock.Add(2 * time.Minute)
 		fresh, err := f.svc.IssueRealtimeToken(ctx, player, player.PlayerID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if kidOf(t, fresh.Token) == kidOf(t, old.Token) {
-			t.Fatal("tokens issued after the rotation are still signed with the old key")
+		if kidOf(t, fresh.Token) == k1 {
+			t.Fatal("tokens issued after the switch are still signed with the old key")
 		}
-
-		// After the rollover the old key is no longer published: its tokens
-		// fail even at a time they would otherwise be valid.
-		f.clock.Add(5 * time.Minute)
 		if err := f.svc.RotateSigningKeys(ctx); err != nil {
 			t.Fatal(err)
 		}
-		keys, err = f.svc.SigningPublicKeys(ctx)
-		if err != nil || len(keys) != 2 {
-			t.Fatalf("after the second rotation %d keys are published (%v), want 2", len(keys), err)
+		during := published()
+		if len(during) != 2 {
+			t.Fatalf("%d keys published during the rollover, want 2", len(during))
 		}
-		if _, ok := keys[kidOf(t, old.Token)]; ok {
-			t.Fatal("the first key is still published after its rollover")
+		if _, err := token.NewKeySet(during).Verify(old.Token, issued.Add(time.Second), tandem.AudienceRealtime); err != nil {
+			t.Fatalf("a token of the old key during the rollover: %v", err)
 		}
-		_, err = token.NewKeySet(keys).Verify(old.Token, issued.Add(time.Second), tandem.AudienceRealtime)
+
+		// After the rollover the old key is gone: its tokens fail even at a
+		// time they would otherwise be valid.
+		f.clock.Add(3 * time.Minute)
+		if err := f.svc.RotateSigningKeys(ctx); err != nil {
+			t.Fatal(err)
+		}
+		after := published()
+		if _, ok := after[k1]; ok || len(after) != 2 {
+			t.Fatalf("after the rollover %d keys are published, the first among them: %v; want 2 without it", len(after), ok)
+		}
+		_, err = token.NewKeySet(after).Verify(old.Token, issued.Add(time.Second), tandem.AudienceRealtime)
 		wantCode(t, err, tandem.EUnauthenticated)
-		if recs := auditRecords(t, f, tandem.AuditFilter{Action: "signing_key.rotate"}); len(recs) != 3 {
-			t.Fatalf("%d rotations audited, want 3", len(recs))
+		if recs := auditRecords(t, f, tandem.AuditFilter{Action: "signing_key.create"}); len(recs) != 3 {
+			t.Fatalf("%d key creations audited, want 3", len(recs))
+		}
+		if recs := auditRecords(t, f, tandem.AuditFilter{Action: "signing_key.retire"}); len(recs) != 1 {
+			t.Fatalf("%d key retirements audited, want 1", len(recs))
+		}
+	})
+}
+
+func TestSigningKeyRowWrittenIntoTheDatabaseIsNotPublished(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store tandem.Store, raw rawDB) {
+		f := newFixture(t, store, raw, nil)
+		ctx := context.Background()
+		guest(t, f, "device-f", "10.11.0.1")
+		pub, _, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		forged := &tandem.SigningKey{ID: token.KeyID(pub), PublicKey: pub, PrivateKeyEnc: []byte{1, 2, 3}, CreatedAt: f.clock.Now()}
+		if err := store.Update(ctx, func(tx tandem.Tx) error { return tx.CreateSigningKey(ctx, forged) }); err != nil {
+			t.Fatal(err)
+		}
+		keys, err := f.svc.SigningPublicKeys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := keys[forged.ID]; ok || len(keys) != 1 {
+			t.Fatalf("published %d keys, the forged one among them: %v", len(keys), ok)
 		}
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/tandemhq/tandem"
@@ -30,6 +31,20 @@ func newPlayerID(now time.Time) string {
 	b[8] = b[8]&0x3f | 0x80 // variant 10
 	h := hex.EncodeToString(b[:])
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+var playerIDRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
+// isPlayerID reports whether id has the form newPlayerID gives, so text
+// that is not an id never reaches a query or the audit log.
+func isPlayerID(id string) bool { return playerIDRE.MatchString(id) }
+
+// checkPlayerID is ENotFound for anything that cannot be a player id.
+func checkPlayerID(id string) error {
+	if !isPlayerID(id) {
+		return tandem.Errorf(tandem.ENotFound, "no such player")
+	}
+	return nil
 }
 
 // randomHex returns n random bytes in hex.
@@ -50,12 +65,17 @@ func deriveKey(kek []byte, purpose string) []byte {
 	return m.Sum(nil)
 }
 
-// deviceHashOf is the SHA-256 of a device id, nil for none.
-func deviceHashOf(deviceID string) []byte {
+// deviceHash names a device in sessions and bans by an HMAC of its id
+// under a key derived from the key encryption key, nil for none: a ban
+// outlives the account's deletion without the device id, and the id
+// cannot be confirmed from the database alone.
+func (s *Service) deviceHash(deviceID string) []byte {
 	if deviceID == "" {
 		return nil
 	}
-	return hashToken(deviceID)
+	m := hmac.New(sha256.New, s.deviceKey)
+	m.Write([]byte(deviceID))
+	return m.Sum(nil)
 }
 
 // limit is one rate-limit counter and its maximum.
@@ -115,21 +135,67 @@ func (s *Service) hitLimits(ctx context.Context, now time.Time, limits ...limit)
 
 // hitLimitsTx counts one call against each limit in tx.
 func (s *Service) hitLimitsTx(ctx context.Context, tx tandem.Tx, now time.Time, limits ...limit) error {
-	w := s.cfg.Players.LimitWindow
 	for _, l := range limits {
 		if l.key == "" {
 			continue
 		}
-		n, err := tx.HitRateLimit(ctx, l.key, w, now)
+		n, err := tx.HitRateLimit(ctx, l.key, s.cfg.Players.LimitWindow, now)
 		if err != nil {
 			return err
 		}
 		if n > l.max {
-			end := now.Truncate(w).Add(w)
-			return &tandem.Error{Code: tandem.ERateLimited, Message: "too many attempts; try again later", RetryAfter: end.Sub(now)}
+			return s.limited(now)
 		}
 	}
 	return nil
+}
+
+// checkLimits refuses a call when a limit of failures is used up, without
+// counting the call: only failures count against an account or a device,
+// so nobody can lock a player out by calling in their name.
+func (s *Service) checkLimits(ctx context.Context, now time.Time, limits ...limit) error {
+	if s.limitKey == nil {
+		return errNoKEK
+	}
+	return s.store.View(ctx, func(tx tandem.Tx) error {
+		for _, l := range limits {
+			if l.key == "" {
+				continue
+			}
+			n, err := tx.RateLimitCount(ctx, l.key, s.cfg.Players.LimitWindow, now)
+			if err != nil {
+				return err
+			}
+			if n >= l.max {
+				return s.limited(now)
+			}
+		}
+		return nil
+	})
+}
+
+// countFailure counts a failed attempt against each limit. Losing a count
+// to a database error only loosens the limit: it is logged, not returned.
+func (s *Service) countFailure(ctx context.Context, now time.Time, limits ...limit) {
+	err := s.store.Update(context.WithoutCancel(ctx), func(tx tandem.Tx) error {
+		for _, l := range limits {
+			if l.key == "" {
+				continue
+			}
+			if _, err := tx.HitRateLimit(ctx, l.key, s.cfg.Players.LimitWindow, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Error("player login failure not counted", "err", err)
+	}
+}
+
+func (s *Service) limited(now time.Time) error {
+	return &tandem.Error{Code: tandem.ERateLimited, Message: "too many attempts; try again later",
+		RetryAfter: windowEnd(now, s.cfg.Players.LimitWindow).Sub(now)}
 }
 
 // normalizeEmail trims an email and lower-cases it: one account per
@@ -227,18 +293,26 @@ const (
 	maxMMValueLen = 128
 )
 
+// maxMMBytes bounds the encoded properties: they ride in every realtime
+// token, which nodes refuse beyond 8 KiB.
+const maxMMBytes = 2048
+
 func checkMM(field string, mm map[string]string) []tandem.FieldError {
 	var fields []tandem.FieldError
-	if len(mm) > maxMMProps {
-		fields = append(fields, tandem.FieldError{Field: field, Message: fmt.Sprintf("at most %d properties", maxMMProps)})
+	size := 0
+	for k, v := range mm {
+		size += len(k) + len(v) + 6 // quotes, colon, comma
+	}
+	if len(mm) > maxMMProps || size > maxMMBytes {
+		fields = append(fields, tandem.FieldError{Field: field, Message: fmt.Sprintf("at most %d properties of %d bytes in all", maxMMProps, maxMMBytes)})
 	}
 	for k, v := range mm {
 		switch {
 		case !mmKey.MatchString(k):
 			fields = append(fields, tandem.FieldError{Field: field + "." + storableText(k, 40),
 				Message: "a property name is 1 to 32 characters: a-z first, then a-z 0-9 _ . -"})
-		case utf8.RuneCountInString(v) > maxMMValueLen || !validText(v):
-			fields = append(fields, tandem.FieldError{Field: field + "." + k, Message: fmt.Sprintf("use at most %d characters", maxMMValueLen)})
+		case utf8.RuneCountInString(v) > maxMMValueLen || !validText(v) || strings.IndexFunc(v, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
+			fields = append(fields, tandem.FieldError{Field: field + "." + k, Message: fmt.Sprintf("use at most %d printable characters", maxMMValueLen)})
 		}
 	}
 	// Map order is random; the answer is not.

@@ -113,6 +113,11 @@ type Service struct {
 	// limitKey keys the hashes that name addresses, devices and emails in
 	// rate-limit counters.
 	limitKey []byte
+	// deviceKey keys the hashes that name devices in sessions and bans.
+	deviceKey []byte
+	// playerPasswords hashes players' passwords: a pool apart from the
+	// admins', so a flood of player logins never locks admins out.
+	playerPasswords *passwordHasher
 }
 
 // New returns a Service.
@@ -134,6 +139,8 @@ func New(cfg Config) (*Service, error) {
 		s.keyID = AuditKeyID(cfg.AuditKey.Public().(ed25519.PublicKey))
 	}
 	s.limitKey = deriveKey(cfg.Players.KeyEncryptionKey, "tandem rate-limit keys")
+	s.deviceKey = deriveKey(cfg.Players.KeyEncryptionKey, "tandem device ids")
+	s.playerPasswords = newPasswordHasher(cfg.Passwords)
 	return s, nil
 }
 
