@@ -31,7 +31,7 @@ func APIRoutes(svc *service.Service, cookies Cookies) []Route {
 	a := &api{svc: svc, cookies: cookies}
 	const p = APIPrefix
 	get, post, put, patch, del := http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete
-	return []Route{
+	routes := []Route{
 		{Method: get, Path: "/healthz", Access: Public, Handler: healthz,
 			Summary: "liveness: answers ok (text/plain)"},
 		{Method: post, Path: p + "/session", Access: Public, API: true, Body: "{name, password}", Handler: a.login,
@@ -80,6 +80,7 @@ func APIRoutes(svc *service.Service, cookies Cookies) []Route {
 		{Method: get, Path: p + "/audit", Access: Admin, Permission: tandem.PermAuditRead, API: true, Handler: a.audit,
 			Summary: "search the audit log, newest first; query: actor, action, target_type, target_id, result, since, until (RFC 3339), before (cursor), limit; answers {records, next}"},
 	}
+	return append(routes, PlayerAdminAPIRoutes(svc)...)
 }
 
 // The response bodies.

@@ -18,18 +18,29 @@ func APIDoc(routes []Route) []byte {
 
 <!-- Generated from the route table by web.APIDoc; a test fails when this file is stale. Do not edit. -->
 
-The web server (` + "`tandem web`" + `) serves the admin UI under ` + "`/admin`" + ` and the admin JSON API
-under ` + "`" + APIPrefix + "`" + `. Every route is listed below with what it needs.
+The web server (` + "`tandem web`" + `) serves the admin UI under ` + "`/admin`" + `, the admin JSON API
+under ` + "`" + APIPrefix + "`" + `, the player API under ` + "`" + PlayerAPIPrefix + "`" + ` and the public keys of realtime
+tokens at ` + "`" + JWKSPath + "`" + `. Every route is listed below with what it needs.
 
 ## Conventions
 
 - **Authentication.** API routes take the session cookie that ` + "`POST " + APIPrefix + "/session`" + ` sets, or an
   admin API key: ` + "`Authorization: Bearer tdk_…`" + `. The role is read on every request, so a removed
   permission counts from the next one.
+- **Player authentication.** Player API routes take a player's access token from a login call
+  (` + "`POST " + PlayerAPIPrefix + "/auth/…`" + `): ` + "`Authorization: Bearer tpa_…`" + `. An expired one gets 401
+  ` + "`token_expired`" + ` (refresh it with the refresh token, ` + "`tpr_…`" + `, which works once). Admin sessions and
+  API keys do not reach player routes, and access tokens reach nothing else. Login calls answer an
+  *AuthResult*: ` + "`{player_id, created, session_id, access_token, access_expires_at, refresh_token, refresh_expires_at, realtime_token, realtime_expires_at, realtime_url}`" + `;
+  a profile is ` + "`{id, display_name, email, guest, locale, avatar_url, mm, created_at}`" + `. Login calls
+  are rate limited per client address, device id and account (429 with ` + "`Retry-After`" + `).
 - **Access.** *public*: anyone. *session*: a logged-in session whose MFA may still be outstanding (not an
   API key). *admin*: a session with MFA done, or an API key, holding the permission named (if any).
   An admin whose MFA is outstanding gets 403 ` + "`mfa_required`" + `; sensitive changes need a recent
   ` + "`POST " + APIPrefix + "/session/reauth`" + ` (403 ` + "`reauth_required`" + `), which API keys cannot do.
+  *player*: a player's access token, about their own account only: a ` + "`{player_id}`" + ` other than the
+  caller's is answered 404 ` + "`not_found`" + `, as for an id that does not exist, and so is another player's
+  ` + "`{session_id}`" + `.
 - **Bodies** are JSON (` + "`Content-Type: application/json`" + `), at most 64 KiB by default; unknown fields
   are refused. Field names are snake_case; times are RFC 3339.
 - **Errors** are ` + "`application/problem+json`" + `:
@@ -37,7 +48,14 @@ under ` + "`" + APIPrefix + "`" + `. Every route is listed below with what it ne
   ` + "`errors`" + ` comes only with 422 and names every field the service found invalid; a body that
   cannot be decoded (an unknown field, a wrong type) is refused on its first such field. A 429
   (` + "`rate_limited`" + `) carries ` + "`Retry-After`" + ` in seconds, repeated as ` + "`retry_after`" + `.
-- **Cross-origin** writes (POST, PUT, PATCH, DELETE from another site) are refused with 403.
+- **Cross-origin** writes (POST, PUT, PATCH, DELETE from another site) to the admin UI and the admin API are
+  refused with 403. The player API takes no cookies, so it is open to the browser origins the server lists
+  (` + "`--cors-origins`" + `, exact origins, no ` + "`*`" + `): they get CORS headers (preflights answered; methods
+  of the path; headers ` + "`Authorization`" + ` and ` + "`Content-Type`" + `; ` + "`Retry-After`" + ` readable; never credentials),
+  requests without an Origin (game clients, servers) pass, and any other origin gets 403. ` + "`" + JWKSPath + "`" + `
+  answers every origin.
+- **Bans.** A banned player's login, refresh or token request gets 403 ` + "`banned`" + `; the detail says why,
+  and ` + "`until`" + ` (RFC 3339) when the ban ends (absent for a permanent ban).
 
 ## Error codes
 
@@ -76,6 +94,9 @@ under ` + "`" + APIPrefix + "`" + `. Every route is listed below with what it ne
 
 func routeArea(rt Route) string {
 	switch {
+	case underPlayerAPI(rt.Path):
+		seg, _, _ := strings.Cut(strings.TrimPrefix(rt.Path, PlayerAPIPrefix+"/"), "/")
+		return "Player API: " + seg
 	case strings.HasPrefix(rt.Path, APIPrefix+"/"):
 		seg, _, _ := strings.Cut(strings.TrimPrefix(rt.Path, APIPrefix+"/"), "/")
 		return "API: " + seg
@@ -91,6 +112,8 @@ func accessName(a Access) string {
 		return "public"
 	case Pending:
 		return "session"
+	case Player:
+		return "player"
 	}
 	return "admin"
 }

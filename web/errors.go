@@ -26,6 +26,9 @@ type problem struct {
 	Errors    []tandem.FieldError `json:"errors,omitempty"`
 	// RetryAfter repeats the Retry-After header of a rate_limited answer.
 	RetryAfter int64 `json:"retry_after,omitempty"`
+	// Until is when the ban of a banned answer ends; absent for a
+	// permanent one.
+	Until *time.Time `json:"until,omitempty"`
 }
 
 // publicError is err as a client may see it: a *tandem.Error keeps its
@@ -56,6 +59,10 @@ func writeProblem(w http.ResponseWriter, e *tandem.Error, status int) {
 		Code: e.Code, Temporary: e.Code.Temporary()}
 	if e.Code == tandem.EValidation {
 		p.Errors = e.Fields
+	}
+	if e.Code == tandem.EBanned && !e.Until.IsZero() {
+		until := e.Until.UTC()
+		p.Until = &until
 	}
 	if e.RetryAfter > 0 {
 		// Whole seconds, rounded up: a client that waits as told is not

@@ -1,9 +1,10 @@
-// Package web owns the web server's HTTP core and its admin JSON API: the
+// Package web owns the web server's HTTP core and its JSON APIs: the
 // middleware every request passes (panic recovery, request ids and logs,
-// security headers, cross-origin protection, client addresses), the
+// security headers, cross-origin protection or CORS, client addresses), the
 // authentication and access check in front of every Route, the problem+json
-// error format, the session and device cookies, /api/admin/v1 and the
-// docs/api.md generator. The admin UI's pages are admin/'s; both declare
+// error format, the session and device cookies, /api/admin/v1, the player
+// API under /api/v1 with /.well-known/jwks.json, and the docs/api.md
+// generator. The admin UI's pages are admin/'s; both declare
 // Routes, and this package serves them all through one ServeMux.
 package web
 
@@ -52,6 +53,11 @@ type Config struct {
 	// nil writes plain text). Redirects to the login and MFA pages are
 	// web/'s own.
 	HTMLError func(w http.ResponseWriter, r *http.Request, err error)
+	// CORSOrigins are the browser origins (https://game.example.com, exact,
+	// no "*") whose pages may call the player API; any other origin but the
+	// server's own is refused with 403. The JWKS is public and answers every
+	// origin.
+	CORSOrigins []string
 }
 
 // Server is the web server's HTTP handler with its route table.
@@ -62,6 +68,7 @@ type Server struct {
 	proxies   []netip.Prefix
 	maxBody   int64
 	htmlError func(w http.ResponseWriter, r *http.Request, err error)
+	cors      *corsPolicy
 	routes    []Route
 	mux       *http.ServeMux
 	// methods are those some route uses, to tell 405 from 404.
@@ -74,6 +81,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Service == nil {
 		return nil, errors.New("web: Config.Service is nil")
 	}
+	cors, err := newCORSPolicy(cfg.CORSOrigins)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		svc:       cfg.Service,
 		log:       cfg.Logger,
@@ -81,6 +92,7 @@ func New(cfg Config) (*Server, error) {
 		proxies:   cfg.TrustedProxies,
 		maxBody:   cfg.MaxBodyBytes,
 		htmlError: cfg.HTMLError,
+		cors:      cors,
 		mux:       http.NewServeMux(),
 	}
 	if s.log == nil {
@@ -107,6 +119,7 @@ func New(cfg Config) (*Server, error) {
 		if err := cop.AddTrustedOrigin(u.Scheme + "://" + u.Host); err != nil {
 			return nil, fmt.Errorf("web: PublicURL: %w", err)
 		}
+		s.cors.publicOrigin = strings.ToLower(u.Scheme + "://" + u.Host)
 	}
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, isAPIPath(r), tandem.Errorf(tandem.EPermission, "cross-origin request refused"))
@@ -129,10 +142,11 @@ func New(cfg Config) (*Server, error) {
 
 	// Outermost first: a panic anywhere is caught, every response is logged
 	// and carries the security headers, and a cross-site write is refused
-	// before anything reads its credentials.
+	// (or, on the player API, a foreign origin) before anything reads its
+	// credentials.
 	var h http.Handler = http.HandlerFunc(s.dispatch)
 	h = s.clientAddress(h)
-	h = cop.Handler(h)
+	h = s.crossOrigin(cop, h)
 	h = securityHeaders(h)
 	h = s.logRequests(h)
 	h = s.recoverPanics(h)
@@ -163,10 +177,71 @@ func checkRoutes(routes []Route) error {
 			errs = append(errs, fmt.Errorf("web: route %s: unknown permission %q", p, rt.Permission))
 		case rt.Permission != "" && rt.Access != Admin:
 			errs = append(errs, fmt.Errorf("web: route %s: only Admin routes can need a permission", p))
+		default:
+			errs = append(errs, checkPlayerRoute(rt)...)
 		}
 		seen[p] = true
 	}
 	return errors.Join(errs...)
+}
+
+// checkPlayerRoute enforces the player API's rules: it lives under
+// PlayerAPIPrefix and nothing else does; its routes are Public or Player,
+// speak JSON and declare what they own (Owns) or that they own nothing; and
+// a path naming a player or a session declares it, so the server and the
+// isolation test check it.
+func checkPlayerRoute(rt Route) []error {
+	p := rt.Pattern()
+	fail := func(format string, args ...any) []error {
+		return []error{fmt.Errorf("web: route %s: "+format, append([]any{p}, args...)...)}
+	}
+	under := underPlayerAPI(rt.Path)
+	switch {
+	case rt.Access == Player && !under:
+		return fail("Player routes live under %s/", PlayerAPIPrefix)
+	case under && rt.Access != Player && rt.Access != Public:
+		return fail("routes under %s/ are the player API: Public or Player access only", PlayerAPIPrefix)
+	case under && !rt.API:
+		return fail("routes under %s/ are API routes (set API)", PlayerAPIPrefix)
+	case !under && (len(rt.Owns) > 0 || rt.OwnsNothing):
+		return fail("only player API routes declare Owns or OwnsNothing")
+	case !under:
+		return nil
+	case len(rt.Owns) == 0 && !rt.OwnsNothing:
+		return fail("a player API route must declare the fields naming a player's resource (Owns) or OwnsNothing")
+	case len(rt.Owns) > 0 && rt.OwnsNothing:
+		return fail("declares both Owns and OwnsNothing")
+	case len(rt.Owns) > 0 && rt.Access != Player:
+		return fail("only Player routes own resources: a public route has no player to own them")
+	}
+	wildcards := pathWildcards(rt.Path)
+	var errs []error
+	for _, o := range rt.Owns {
+		name, ok := strings.CutPrefix(o, "path:")
+		if !ok || !slices.Contains(wildcards, name) {
+			errs = append(errs, fail("Owns %q is not path:<a wildcard of the path>", o)...)
+		}
+	}
+	for _, o := range []string{OwnsPlayerID, OwnsSessionID} {
+		name := strings.TrimPrefix(o, "path:")
+		if slices.Contains(wildcards, name) && !slices.Contains(rt.Owns, o) {
+			errs = append(errs, fail("the path names {%s} but Owns does not declare %q", name, o)...)
+		}
+	}
+	return errs
+}
+
+// pathWildcards returns the names of a pattern path's wildcards.
+func pathWildcards(path string) []string {
+	var names []string
+	for seg := range strings.SplitSeq(path, "/") {
+		if name, ok := strings.CutPrefix(seg, "{"); ok {
+			if name, ok = strings.CutSuffix(name, "}"); ok {
+				names = append(names, strings.TrimSuffix(name, "..."))
+			}
+		}
+	}
+	return names
 }
 
 // register turns ServeMux's panic on conflicting patterns into an error.
@@ -187,17 +262,7 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		s.mux.ServeHTTP(w, r)
 		return
 	}
-	var allow []string
-	for _, m := range s.methods {
-		probe := *r
-		probe.Method = m
-		if _, pattern := s.mux.Handler(&probe); pattern != "" {
-			allow = append(allow, m)
-			if m == http.MethodGet {
-				allow = append(allow, http.MethodHead)
-			}
-		}
-	}
+	allow := s.allowedMethods(r)
 	switch {
 	case len(allow) > 0 && isAPIPath(r):
 		w.Header().Set("Allow", strings.Join(allow, ", "))
@@ -209,6 +274,22 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.fail(w, r, isAPIPath(r), tandem.Errorf(tandem.ENotFound, "there is nothing at %s", r.URL.Path))
 	}
+}
+
+// allowedMethods returns the methods some route serves at r's path.
+func (s *Server) allowedMethods(r *http.Request) []string {
+	var allow []string
+	for _, m := range s.methods {
+		probe := *r
+		probe.Method = m
+		if _, pattern := s.mux.Handler(&probe); pattern != "" {
+			allow = append(allow, m)
+			if m == http.MethodGet {
+				allow = append(allow, http.MethodHead)
+			}
+		}
+	}
+	return allow
 }
 
 func isAPIPath(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/api/") }
@@ -237,6 +318,10 @@ func (s *Server) guard(rt Route) http.Handler {
 		ctx := r.Context()
 		if info := infoFrom(ctx); info != nil {
 			info.maxBody = s.maxBody
+		}
+		if underPlayerAPI(rt.Path) || (rt.Path == JWKSPath && rt.Access == Public) {
+			s.servePlayerAPI(w, r, rt)
+			return
 		}
 		actor, err := s.authenticate(r, rt)
 		if rt.Access != Public && tandem.ErrorCodeOf(err) == tandem.EUnauthenticated &&
@@ -286,6 +371,47 @@ func (s *Server) guard(rt Route) http.Handler {
 		}
 		rt.Handler(w, r)
 	})
+}
+
+// servePlayerAPI serves a route of the player API. Its public routes (the
+// logins) authenticate nobody: an admin session cookie or an
+// Authorization header there means nothing. Its Player routes take only a
+// player's access token and refuse a {player_id} that is not the caller's
+// with 404, as if the player did not exist: the answer must not tell
+// whether another player's id is real.
+func (s *Server) servePlayerAPI(w http.ResponseWriter, r *http.Request, rt Route) {
+	if rt.Access == Public {
+		rt.Handler(w, r)
+		return
+	}
+	ctx := r.Context()
+	p, err := s.authenticatePlayer(r)
+	if err != nil {
+		if code := tandem.ErrorCodeOf(err); code == tandem.EUnauthenticated || code == tandem.ETokenExpired {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+		}
+		WriteError(w, r, err)
+		return
+	}
+	if info := infoFrom(ctx); info != nil {
+		info.actor = "player:" + p.PlayerID
+	}
+	if slices.Contains(rt.Owns, OwnsPlayerID) && r.PathValue("player_id") != p.PlayerID {
+		// The same answer as the service gives, for an id that exists or not.
+		WriteError(w, r, tandem.Errorf(tandem.ENotFound, "no such player"))
+		return
+	}
+	rt.Handler(w, r.WithContext(WithPlayer(ctx, p)))
+}
+
+// authenticatePlayer finds the player of the request's access token.
+func (s *Server) authenticatePlayer(r *http.Request) (*service.PlayerActor, error) {
+	scheme, secret, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	secret = strings.TrimSpace(secret)
+	if !strings.EqualFold(scheme, "Bearer") || secret == "" {
+		return nil, tandem.Errorf(tandem.EUnauthenticated, "send the access token as Authorization: Bearer <access_token>")
+	}
+	return s.svc.AuthenticatePlayer(r.Context(), secret, playerClient(r))
 }
 
 // authenticate finds the caller: an API key (API routes only) or the
