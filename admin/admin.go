@@ -8,6 +8,7 @@ package admin
 import (
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/tandemhq/tandem"
 	"github.com/tandemhq/tandem/service"
@@ -32,6 +33,9 @@ type ui struct {
 	log     *slog.Logger
 	pages   *pageSet
 	assets  *assetSet
+	// now tells which bans are in force for the player page's markers
+	// and where a ban's length counts from; the service decides again.
+	now func() time.Time
 }
 
 func newUI(cfg Config) *ui {
@@ -40,7 +44,7 @@ func newUI(cfg Config) *ui {
 		log = slog.New(slog.DiscardHandler)
 	}
 	assets := newAssetSet()
-	return &ui{svc: cfg.Service, cookies: cfg.Cookies, log: log, assets: assets, pages: newPageSet(assets)}
+	return &ui{svc: cfg.Service, cookies: cfg.Cookies, log: log, assets: assets, pages: newPageSet(assets), now: time.Now}
 }
 
 // HTMLError returns the function web/ calls to answer a browser route with
@@ -98,5 +102,13 @@ func Routes(cfg Config) []web.Route {
 		route("POST", "/admin/api-keys/{id}/revoke", admin, tandem.PermAdminsManage, "revoke an API key", u.revokeAPIKey),
 
 		route("GET", "/admin/audit", admin, tandem.PermAuditRead, "search the audit log", u.audit),
+
+		route("GET", "/admin/players", admin, tandem.PermPlayersRead, "search players by id, name, email or device", u.players),
+		route("GET", "/admin/players/{id}", admin, tandem.PermPlayersRead, "one player: profile, devices, logins, bans, notes", u.player),
+		route("POST", "/admin/players/{id}", admin, tandem.PermPlayersWrite, "edit a player's display name and matchmaking properties", u.editPlayer),
+		route("POST", "/admin/players/{id}/bans", admin, tandem.PermPlayersBan, "ban a player's account or one of their devices", u.banPlayer),
+		route("POST", "/admin/players/{id}/bans/{ban_id}/lift", admin, tandem.PermPlayersBan, "lift a ban early", u.liftBan),
+		route("POST", "/admin/players/{id}/logout", admin, tandem.PermPlayersBan, "end every session of a player", u.logoutPlayer),
+		route("POST", "/admin/players/{id}/notes", admin, tandem.PermPlayersWrite, "add a note to a player's page", u.addPlayerNote),
 	}
 }

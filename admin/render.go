@@ -44,9 +44,11 @@ func newPageSet(assets *assetSet) *pageSet {
 }
 
 // isFragment reports whether an htmx request may ask for the template
-// name by target id: the main region of every page, and the audit log's
-// result table.
-func isFragment(name string) bool { return name == "main" || name == "audit-results" }
+// name by target id: the main region of every page, and the result tables
+// of the audit log and the player search.
+func isFragment(name string) bool {
+	return name == "main" || name == "audit-results" || name == "player-results"
+}
 
 // page is what the layout renders around every page's content.
 type page struct {
@@ -132,6 +134,7 @@ func navFor(a *service.Actor, active string) []navItem {
 		perm        tandem.Permission
 	}{
 		{"/admin", "Overview", ""},
+		{"/admin/players", "Players", tandem.PermPlayersRead},
 		{"/admin/admins", "Admins", tandem.PermAdminsManage},
 		{"/admin/roles", "Roles", ""},
 		{"/admin/api-keys", "API keys", tandem.PermAdminsManage},
@@ -385,6 +388,16 @@ func noticeText(key string) string {
 		return "Password confirmed. You can make sensitive changes for a few minutes."
 	case "enrolment-started":
 		return "Scan the new code, then enter a code from your app to finish."
+	case "player-saved":
+		return "Player saved."
+	case "player-banned":
+		return "Ban added. The sessions it covers have ended."
+	case "ban-lifted":
+		return "Ban lifted."
+	case "player-logged-out":
+		return "Every session of the player has ended."
+	case "note-added":
+		return "Note added."
 	}
 	return ""
 }
