@@ -69,27 +69,15 @@ func (u *ui) players(w http.ResponseWriter, r *http.Request) {
 	u.render(w, r, status, "players", &page{Title: "Players", Active: "/admin/players", Form: f, Data: d})
 }
 
-// bansInForce tells which of players a ban keeps out now. The service has
-// no call for the bans of many players, so it reads each player's detail:
-// at most playerSearchLimit reads, for an admin's page.
+// bansInForce tells which of players a ban keeps out now.
 func (u *ui) bansInForce(ctx context.Context, a *service.Actor, players []*tandem.PlayerAccount) (map[string]tandem.BanScope, error) {
-	out := map[string]tandem.BanScope{}
-	now := u.now()
+	ids := make([]string, 0, len(players))
 	for _, p := range players {
-		if p.Deleted() {
-			continue
-		}
-		det, err := u.svc.PlayerDetail(ctx, a, p.ID)
-		if err != nil {
-			return nil, err
-		}
-		for _, b := range det.Bans {
-			if b.ActiveAt(now) && out[p.ID] != tandem.BanAccount {
-				out[p.ID] = b.Scope
-			}
+		if !p.Deleted() {
+			ids = append(ids, p.ID)
 		}
 	}
-	return out, nil
+	return u.svc.BansInForce(ctx, a, ids)
 }
 
 func playersURL(q string) string {

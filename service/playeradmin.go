@@ -95,6 +95,32 @@ func (s *Service) PlayerDetail(ctx context.Context, a *Actor, playerID string) (
 	return d, nil
 }
 
+// BansInForce tells which of the players a ban made on them keeps out now
+// (the account, else one of their devices) (players:read), for marking search results: one read
+// transaction whatever the number of players.
+func (s *Service) BansInForce(ctx context.Context, a *Actor, playerIDs []string) (map[string]tandem.BanScope, error) {
+	now := s.now()
+	out := make(map[string]tandem.BanScope)
+	err := s.view(ctx, a, op{action: "player.search", perm: tandem.PermPlayersRead}, func(tx tandem.Tx) error {
+		for _, id := range playerIDs {
+			if !isPlayerID(id) {
+				continue
+			}
+			bans, err := tx.Bans(ctx, id)
+			if err != nil {
+				return err
+			}
+			for _, b := range bans {
+				if b.ActiveAt(now) && out[id] != tandem.BanAccount {
+					out[id] = b.Scope
+				}
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // banView is a ban as the audit log records it: neither the device nor the
 // reason, which is free text that may name the player (the ban row keeps
 // it), so that the append-only log holds nothing account deletion must
