@@ -136,8 +136,9 @@ func banView(b *tandem.Ban) map[string]any {
 	return v
 }
 
-// BanPlayer bans a player's account or one of their devices and ends the
-// sessions it covers (players:ban).
+// BanPlayer bans a player's account or one of their devices (players:ban).
+// From its start, logins, refreshes, realtime tokens and player API calls
+// it covers are refused with EBanned.
 func (s *Service) BanPlayer(ctx context.Context, a *Actor, in BanRequest) (*tandem.Ban, error) {
 	if err := checkPlayerID(in.PlayerID); err != nil {
 		return nil, err
@@ -190,22 +191,11 @@ func (s *Service) BanPlayer(ctx context.Context, a *Actor, in BanRequest) (*tand
 		if err := tx.CreateBan(ctx, b); err != nil {
 			return err
 		}
-		// A ban in force ends the sessions it covers now; one that starts
-		// later is checked at each refresh from then on.
-		ended := 0
-		if b.ActiveAt(now) {
-			var err error
-			if in.Scope == tandem.BanDevice {
-				ended, err = tx.DeleteDeviceSessions(ctx, b.DeviceHash)
-			} else {
-				ended, err = tx.DeletePlayerSessions(ctx, in.PlayerID)
-			}
-			if err != nil {
-				return err
-			}
-		}
+		// Sessions stay: every refresh, token issue and player API call
+		// checks the bans, so the player is told they are banned and until
+		// when, and a temporary ban leaves them logged in when it ends.
+		// "Log out everywhere" is the separate step that ends sessions.
 		after := banView(b)
-		after["sessions_ended"] = ended
 		rec.After = auditJSON(after)
 		return nil
 	})
@@ -215,12 +205,22 @@ func (s *Service) BanPlayer(ctx context.Context, a *Actor, in BanRequest) (*tand
 	return b, nil
 }
 
-// LiftBan ends a ban early (players:ban).
-func (s *Service) LiftBan(ctx context.Context, a *Actor, banID int64) (*tandem.Ban, error) {
+// LiftBan ends one of a player's bans early (players:ban). The ban must
+// be the player's: the caller names both (a page or path of that player),
+// and another player's ban is as unknown as a missing one. It needs
+// nothing but players:ban, so a support role that may only ban can unban.
+func (s *Service) LiftBan(ctx context.Context, a *Actor, playerID string, banID int64) (*tandem.Ban, error) {
+	if err := checkPlayerID(playerID); err != nil {
+		return nil, err
+	}
 	var b *tandem.Ban
 	o := op{action: "player.unban", perm: tandem.PermPlayersBan, targetType: "ban", targetID: strconv.FormatInt(banID, 10)}
 	err := s.update(ctx, a, o, func(tx tandem.Tx, rec *tandem.AuditRecord) (err error) {
-		if b, err = tx.Ban(ctx, banID); err != nil {
+		b, err = tx.Ban(ctx, banID)
+		if tandem.ErrorCodeOf(err) == tandem.ENotFound || (err == nil && b.PlayerID != playerID) {
+			return tandem.Errorf(tandem.ENotFound, "no such ban")
+		}
+		if err != nil {
 			return err
 		}
 		if !b.LiftedAt.IsZero() {

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/subtle"
 	"fmt"
 	"slices"
@@ -227,7 +228,7 @@ func (s *Service) GuestLogin(ctx context.Context, in GuestLogin) (*AuthResult, e
 		return nil, err
 	}
 	now := s.now()
-	device := s.deviceLimit(in.DeviceID)
+	device := s.deviceLimit(in.DeviceID, in.Address)
 	if err := s.hitLimits(ctx, now, s.addressLimit(in.Address)); err != nil {
 		return nil, err
 	}
@@ -368,8 +369,9 @@ func (s *Service) Register(ctx context.Context, in Registration) (*AuthResult, e
 }
 
 // PasswordLogin logs in with an email and a password. Only failures count
-// against the account and the device, so nobody locks a player out by
-// guessing in their name from many addresses.
+// against the account, and a login naming a device the account has logged
+// in from before is spared the account's limit (as admins' known browsers
+// are), so nobody locks a player out by guessing in their name.
 func (s *Service) PasswordLogin(ctx context.Context, in PasswordLogin) (*AuthResult, error) {
 	email := normalizeEmail(in.Email)
 	wrong := tandem.Errorf(tandem.EUnauthenticated, "wrong email or password")
@@ -380,11 +382,8 @@ func (s *Service) PasswordLogin(ctx context.Context, in PasswordLogin) (*AuthRes
 		return nil, err
 	}
 	now := s.now()
-	account, device := s.accountLimit(email), s.deviceLimit(in.DeviceID)
+	account, device := s.accountLimit(email), s.deviceLimit(in.DeviceID, in.Address)
 	if err := s.hitLimits(ctx, now, s.addressLimit(in.Address)); err != nil {
-		return nil, err
-	}
-	if err := s.checkLimits(ctx, now, account, device); err != nil {
 		return nil, err
 	}
 	signer, err := s.signer(ctx)
@@ -392,12 +391,25 @@ func (s *Service) PasswordLogin(ctx context.Context, in PasswordLogin) (*AuthRes
 		return nil, err
 	}
 	var p *tandem.PlayerAccount
+	known := false
 	err = s.store.View(ctx, func(tx tandem.Tx) (err error) {
-		p, err = tx.PlayerByEmail(ctx, email)
+		if p, err = tx.PlayerByEmail(ctx, email); err != nil || in.DeviceID == "" {
+			return err
+		}
+		known, err = s.knownDevice(ctx, tx, p.ID, in.DeviceID)
 		return err
 	})
-	switch {
-	case tandem.ErrorCodeOf(err) == tandem.ENotFound:
+	if err != nil && tandem.ErrorCodeOf(err) != tandem.ENotFound {
+		return nil, err
+	}
+	limits := []limit{device}
+	if !known {
+		limits = append(limits, account)
+	}
+	if err := s.checkLimits(ctx, now, limits...); err != nil {
+		return nil, err
+	}
+	if p == nil {
 		// As long as a wrong password takes, so timing does not tell which
 		// emails have accounts.
 		if _, err := s.playerPasswords.verify(ctx, s.dummyHash, in.Password); err != nil {
@@ -405,8 +417,6 @@ func (s *Service) PasswordLogin(ctx context.Context, in PasswordLogin) (*AuthRes
 		}
 		s.countFailure(ctx, now, account, device)
 		return nil, wrong
-	case err != nil:
-		return nil, err
 	}
 	ok, err := s.playerPasswords.verify(ctx, p.PasswordHash, in.Password)
 	if err != nil {
@@ -433,6 +443,25 @@ func (s *Service) PasswordLogin(ctx context.Context, in PasswordLogin) (*AuthRes
 		return nil, err
 	}
 	return res, nil
+}
+
+// knownDevice reports whether the player has logged in from the device
+// before: it is one of their guest devices, or a session of theirs logged
+// in with it.
+func (s *Service) knownDevice(ctx context.Context, tx tandem.Tx, playerID, deviceID string) (bool, error) {
+	devices, err := tx.PlayerDevices(ctx, playerID)
+	if err != nil {
+		return false, err
+	}
+	if slices.ContainsFunc(devices, func(d *tandem.PlayerDevice) bool { return d.ID == deviceID }) {
+		return true, nil
+	}
+	sessions, err := tx.PlayerSessions(ctx, playerID)
+	if err != nil {
+		return false, err
+	}
+	h := s.deviceHash(deviceID)
+	return slices.ContainsFunc(sessions, func(x *tandem.PlayerSession) bool { return hmac.Equal(x.DeviceHash, h) }), nil
 }
 
 // startSession checks the account and its bans and opens a session: new
@@ -506,9 +535,15 @@ func (s *Service) checkBans(ctx context.Context, tx tandem.Tx, playerID string, 
 	return &tandem.Error{Code: tandem.EBanned, Message: fmt.Sprintf("banned until %s: %s", b.EndsAt.Format(time.RFC3339), b.Reason), Until: b.EndsAt}
 }
 
+// refreshReuseLeeway is how soon after a refresh the token it used up is
+// still honoured once more (see Refresh).
+const refreshReuseLeeway = 30 * time.Second
+
 // Refresh uses up a refresh token and returns new tokens. A refresh token
 // presented a second time revokes its whole session (family): someone else
-// has a copy.
+// has a copy. The one exception is a token used up in the last
+// refreshReuseLeeway: a client whose answer was lost retries with it, and
+// gets a new pair while the pair it missed becomes a used token.
 func (s *Service) Refresh(ctx context.Context, refreshToken string, c Client) (*AuthResult, error) {
 	invalid := tandem.Errorf(tandem.EUnauthenticated, "refresh token is not valid")
 	now := s.now()
@@ -532,6 +567,9 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string, c Client) (*
 	var playerID string
 	err = s.store.View(ctx, func(tx tandem.Tx) error {
 		sess, err := tx.PlayerSessionByRefresh(ctx, hash)
+		if tandem.ErrorCodeOf(err) == tandem.ENotFound {
+			sess, err = tx.PlayerSessionByUsedRefresh(ctx, hash)
+		}
 		if err == nil {
 			playerID = sess.PlayerID
 		} else if tandem.ErrorCodeOf(err) != tandem.ENotFound {
@@ -553,6 +591,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string, c Client) (*
 			}
 		}
 		sess, err := tx.PlayerSessionByRefresh(ctx, hash)
+		used := hash
 		if tandem.ErrorCodeOf(err) == tandem.ENotFound {
 			old, err := tx.PlayerSessionByUsedRefresh(ctx, hash)
 			if tandem.ErrorCodeOf(err) == tandem.ENotFound {
@@ -560,9 +599,16 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string, c Client) (*
 			} else if err != nil {
 				return err
 			}
-			// Reuse: the family is revoked, and that must be committed.
-			reused = true
-			return tx.DeletePlayerSession(ctx, old.ID)
+			if p == nil || old.PlayerID != p.ID || now.Sub(old.LastUsedAt) > refreshReuseLeeway {
+				// Reuse: the family is revoked, and that must be committed.
+				reused = true
+				return tx.DeletePlayerSession(ctx, old.ID)
+			}
+			// A token the session used moments ago: most likely the client
+			// never got the answer to its refresh and tries again. It gets a
+			// new pair; the pair it missed is recorded as used, so whoever
+			// holds it and presents it later revokes the session.
+			sess, used = old, old.RefreshHash
 		} else if err != nil {
 			return err
 		}
@@ -585,7 +631,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string, c Client) (*
 		sess.AccessHash, sess.AccessExpiresAt = hashToken(access), now.Add(s.cfg.Players.AccessTTL)
 		sess.RefreshHash, sess.RefreshExpiresAt = hashToken(refresh), now.Add(s.cfg.Players.RefreshTTL)
 		sess.LastUsedAt = now
-		if err := tx.RotatePlayerSession(ctx, sess, hash); err != nil {
+		if err := tx.RotatePlayerSession(ctx, sess, used); err != nil {
 			return err
 		}
 		rt, err := s.realtimeToken(signer, p, now)

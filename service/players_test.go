@@ -94,8 +94,9 @@ func TestRefreshRotatesAndReuseRevokesTheFamily(t *testing.T) {
 		if _, err := f.svc.AuthenticatePlayer(ctx, login.AccessToken, service.Client{}); tandem.ErrorCodeOf(err) != tandem.EUnauthenticated {
 			t.Fatalf("the replaced access token: %v, want unauthenticated", err)
 		}
-		// Someone replays the first refresh token: the whole family ends,
-		// so the thief's copy and the owner's newer token are both dead.
+		// Someone replays the first refresh token later: the whole family
+		// ends, so the thief's copy and the owner's newer token are both dead.
+		f.clock.Add(31 * time.Second)
 		_, err = f.svc.Refresh(ctx, login.RefreshToken, service.Client{Address: "10.9.9.9"})
 		wantCode(t, err, tandem.EUnauthenticated)
 		_, err = f.svc.Refresh(ctx, next.RefreshToken, service.Client{Address: "10.2.0.1"})
@@ -108,6 +109,32 @@ func TestRefreshRotatesAndReuseRevokesTheFamily(t *testing.T) {
 		if _, err := f.svc.Refresh(ctx, other.RefreshToken, service.Client{Address: "10.2.0.1"}); err != nil {
 			t.Fatalf("refresh of another session after the reuse: %v", err)
 		}
+	})
+}
+
+func TestRefreshRetriedWithinSecondsGetsANewPairAndTheMissedPairBecomesUsed(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store tandem.Store, raw rawDB) {
+		f := newFixture(t, store, raw, nil)
+		ctx := context.Background()
+		login := guest(t, f, "device-lost", "10.2.1.1")
+		missed, err := f.svc.Refresh(ctx, login.RefreshToken, service.Client{}) // its answer never arrives
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Add(5 * time.Second)
+		retry, err := f.svc.Refresh(ctx, login.RefreshToken, service.Client{})
+		if err != nil {
+			t.Fatalf("a retry seconds after the refresh: %v", err)
+		}
+		if _, err := f.svc.Refresh(ctx, retry.RefreshToken, service.Client{}); err != nil {
+			t.Fatalf("the retried pair refreshes: %v", err)
+		}
+		// Whoever holds the pair the client missed revokes the session.
+		f.clock.Add(time.Minute)
+		_, err = f.svc.Refresh(ctx, missed.RefreshToken, service.Client{})
+		wantCode(t, err, tandem.EUnauthenticated)
+		_, err = f.svc.AuthenticatePlayer(ctx, retry.AccessToken, service.Client{})
+		wantCode(t, err, tandem.EUnauthenticated)
 	})
 }
 
@@ -150,11 +177,13 @@ func TestBannedPlayerIsRefusedAtLoginRefreshAndTokenIssue(t *testing.T) {
 		}
 		_, err = f.svc.GuestLogin(ctx, service.GuestLogin{DeviceID: "device-b", Secret: deviceSecret})
 		wantBanned(t, "guest login", err)
-		// The ban ended the player's sessions: their refresh tokens are gone.
+		// Sessions stay, but every use of them is refused saying until when.
 		_, err = f.svc.Refresh(ctx, other.RefreshToken, service.Client{})
-		wantCode(t, err, tandem.EUnauthenticated)
+		wantBanned(t, "refresh", err)
 		_, err = f.svc.AuthenticatePlayer(ctx, login.AccessToken, service.Client{})
-		wantCode(t, err, tandem.EUnauthenticated)
+		wantBanned(t, "player API call", err)
+		_, err = f.svc.IssueRealtimeToken(ctx, actorOf(other), other.Player.ID)
+		wantBanned(t, "realtime token", err)
 
 		// A ban that starts later leaves sessions alone until it starts;
 		// then refresh and token issue are refused too.
@@ -173,11 +202,15 @@ func TestBannedPlayerIsRefusedAtLoginRefreshAndTokenIssue(t *testing.T) {
 		_, err = f.svc.IssueRealtimeToken(ctx, actorOf(later), later.Player.ID)
 		wantCode(t, err, tandem.EBanned)
 
-		// Lifted: the first player logs in again.
-		if _, err := f.svc.LiftBan(ctx, f.cli, ban.ID); err != nil {
+		// Lifted: the first player logs in again, and the kept session
+		// refreshes.
+		if _, err := f.svc.LiftBan(ctx, f.cli, ban.PlayerID, ban.ID); err != nil {
 			t.Fatal(err)
 		}
 		guest(t, f, "device-b", "10.4.0.1")
+		if _, err := f.svc.Refresh(ctx, other.RefreshToken, service.Client{}); err != nil {
+			t.Fatalf("refresh after the ban was lifted: %v", err)
+		}
 	})
 }
 
@@ -286,40 +319,45 @@ func TestPlayerLoginLimits(t *testing.T) {
 		wantLimited(t, login("device-f", deviceSecret, "10.8.0.1"))
 		guest(t, f, "device-f", "10.8.0.2")
 
-		// Only wrong secrets count against a device: its owner logs in as
-		// often as they like, a guesser three times.
+		// Only wrong secrets count against a device, and only from the
+		// address they came from: its owner logs in as often as they like
+		// and from anywhere else, a guesser three times.
 		for range 4 {
-			guest(t, f, "device-a", fmt.Sprintf("10.8.1.%d", 1))
+			guest(t, f, "device-a", "10.8.1.1")
 		}
-		for i := range 3 {
-			wantCode(t, login("device-a", deviceSecret+"x", fmt.Sprintf("10.8.2.%d", i)), tandem.EUnauthenticated)
+		for range 3 {
+			wantCode(t, login("device-a", deviceSecret+"x", "10.8.2.1"), tandem.EUnauthenticated)
 		}
-		wantLimited(t, login("device-a", deviceSecret, "10.8.3.1"))
-		guest(t, f, "device-b", "10.8.3.1")
-
-		// Only failures count against an account.
-		reg, err := f.svc.Register(ctx, service.Registration{Email: "limits@example.com", Password: "limits password", Client: service.Client{Address: "10.8.4.1"}})
-		if err != nil {
+		wantLimited(t, login("device-a", deviceSecret, "10.8.2.1"))
+		guest(t, f, "device-a", "10.8.3.1")
+		// Only failures count against an account, and not at all for a
+		// device the account logged in from before.
+		if _, err := f.svc.Register(ctx, service.Registration{Email: "limits@example.com", Password: "limits password",
+			DeviceID: "phone-1", Client: service.Client{Address: "10.8.4.1"}}); err != nil {
 			t.Fatal(err)
 		}
-		_ = reg
-		pw := func(password, address string) error {
-			_, err := f.svc.PasswordLogin(ctx, service.PasswordLogin{Email: "limits@example.com", Password: password, Client: service.Client{Address: address}})
+		pw := func(password, device, address string) error {
+			_, err := f.svc.PasswordLogin(ctx, service.PasswordLogin{Email: "limits@example.com", Password: password,
+				DeviceID: device, Client: service.Client{Address: address}})
 			return err
 		}
 		for range 3 {
-			if err := pw("limits password", "10.8.4.1"); err != nil {
+			if err := pw("limits password", "", "10.8.4.1"); err != nil {
 				t.Fatal(err)
 			}
 		}
 		for i := range 2 {
-			wantCode(t, pw("wrong password", fmt.Sprintf("10.8.5.%d", i)), tandem.EUnauthenticated)
+			wantCode(t, pw("wrong password", "", fmt.Sprintf("10.8.5.%d", i)), tandem.EUnauthenticated)
 		}
-		wantLimited(t, pw("limits password", "10.8.4.1"))
+		wantLimited(t, pw("limits password", "", "10.8.6.1"))
+		wantLimited(t, pw("limits password", "phone-2", "10.8.6.2"))
+		if err := pw("limits password", "phone-1", "10.8.6.3"); err != nil {
+			t.Fatalf("login from the account's own device while guessers are limited: %v", err)
+		}
 
 		// The next window starts afresh.
 		f.clock.Add(time.Minute)
-		if err := pw("limits password", "10.8.4.1"); err != nil {
+		if err := pw("limits password", "", "10.8.4.1"); err != nil {
 			t.Fatal(err)
 		}
 		guest(t, f, "device-a", "10.8.0.1")
@@ -522,7 +560,7 @@ func TestAccountDeletionLeavesNoPersonalData(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := f.svc.LiftBan(ctx, f.cli, ban.ID); err != nil {
+			if _, err := f.svc.LiftBan(ctx, f.cli, ban.PlayerID, ban.ID); err != nil {
 				t.Fatal(err)
 			}
 			third := guest(t, f, device, addr1)

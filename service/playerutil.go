@@ -96,12 +96,14 @@ func (s *Service) addressLimit(address string) limit {
 	return limit{s.limitName("addr", addressKey(address)), s.cfg.Players.LimitPerAddress}
 }
 
-// deviceLimit counts a device id; none ("") counts nothing.
-func (s *Service) deviceLimit(deviceID string) limit {
+// deviceLimit counts failures naming a device id from one address (none
+// counts nothing): keyed by both, so guesses from elsewhere cannot lock the
+// device itself out.
+func (s *Service) deviceLimit(deviceID, address string) limit {
 	if deviceID == "" {
 		return limit{}
 	}
-	return limit{s.limitName("device", deviceID), s.cfg.Players.LimitPerDevice}
+	return limit{s.limitName("device", deviceID+"\x00"+addressKey(address)), s.cfg.Players.LimitPerDevice}
 }
 
 func (s *Service) accountLimit(email string) limit {
