@@ -103,9 +103,11 @@ type playerData struct {
 	*service.PlayerDetail
 	// Path is the page's own path, the prefix of its forms' actions.
 	Path string
-	// MMText is the matchmaking properties as the edit form's lines.
-	MMText string
-	Bans   []banRow
+	// MMText is the matchmaking properties as the edit form's lines, and
+	// MMQuery as its hidden mm_was (what the page was drawn with).
+	MMText, MMQuery string
+	// Bans are the player's bans as the table shows them.
+	Bans []banRow
 	// CanBan and CanWrite enable the forms that need players:ban and
 	// players:write; without them the forms are shown disabled.
 	CanBan, CanWrite bool
@@ -136,8 +138,9 @@ func (u *ui) playerView(w http.ResponseWriter, r *http.Request, id string, f *Fo
 		u.fail(w, r, err)
 		return
 	}
-	d := playerData{PlayerDetail: det, Path: playerPath(det.Player.ID), MMText: mmText(det.Player.MM),
-		Bans: banRows(det, u.now()), CanBan: a.Can(tandem.PermPlayersBan), CanWrite: a.Can(tandem.PermPlayersWrite)}
+	d := playerData{PlayerDetail: det, Path: playerPath(det.Player.ID),
+		MMText: mmText(det.Player.MM), MMQuery: mmQuery(det.Player.MM), Bans: banRows(det, u.now()),
+		CanBan: a.Can(tandem.PermPlayersBan), CanWrite: a.Can(tandem.PermPlayersWrite)}
 	chosen := "24h"
 	if f != nil && f.Key == "ban" {
 		chosen = f.Value("duration")
@@ -187,6 +190,17 @@ func mmText(mm map[string]string) string {
 	return b.String()
 }
 
+// mmQuery writes matchmaking properties as the edit form's hidden mm_was:
+// a query string, sorted by key, that a hidden input keeps intact and
+// that equals mmQuery of the same properties however the box was typed.
+func mmQuery(mm map[string]string) string {
+	q := url.Values{}
+	for k, v := range mm {
+		q.Set(k, v)
+	}
+	return q.Encode()
+}
+
 // parseMM reads the edit form's key=value lines. Blank lines are skipped;
 // the service checks the keys and values themselves.
 func parseMM(text string) (map[string]string, []tandem.FieldError) {
@@ -224,12 +238,33 @@ func (u *ui) editPlayer(w http.ResponseWriter, r *http.Request) {
 		u.formError(w, r, tandem.Invalid(fields), "edit", playerPath(id), show)
 		return
 	}
-	name := r.PostForm.Get("display_name")
-	if _, err := u.svc.EditPlayer(r.Context(), web.ActorFrom(r.Context()), id, service.PlayerEdit{DisplayName: &name, MM: mm}); err != nil {
+	// Only what the admin changed goes to the service, judged against the
+	// values the page was drawn with: a guest without a name can be given
+	// properties, and saving the properties puts back neither a name the
+	// player has since chosen nor properties the game has since set.
+	var edit service.PlayerEdit
+	if name := r.PostForm.Get("display_name"); edited(r.PostForm, "display_name", name) {
+		edit.DisplayName = &name
+	}
+	if edited(r.PostForm, "mm", mmQuery(mm)) {
+		edit.MM = mm
+	}
+	if _, err := u.svc.EditPlayer(r.Context(), web.ActorFrom(r.Context()), id, edit); err != nil {
 		u.formError(w, r, foldFields(err, "mm"), "edit", playerPath(id), show)
 		return
 	}
 	u.seeOther(w, r, playerPath(id)+"?done=player-saved")
+}
+
+// edited reports whether the edit form changes field: it was sent and
+// value differs from the field's hidden <field>_was, what the page was
+// drawn with. A form without the hidden field saves what it sends.
+func edited(form url.Values, field, value string) bool {
+	if !form.Has(field) {
+		return false
+	}
+	was, ok := form[field+"_was"]
+	return !ok || len(was) != 1 || was[0] != value
 }
 
 // foldFields reports the service's errors about the parts of a field
@@ -298,7 +333,8 @@ func banRequest(playerID string, form url.Values, now time.Time) (service.BanReq
 	return in, fields
 }
 
-// liftBan ends one of the player's bans early.
+// liftBan ends one of the player's bans early. The service refuses a ban
+// of another player than the page's, and needs only players:ban.
 func (u *ui) liftBan(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	banID, err := strconv.ParseInt(r.PathValue("ban_id"), 10, 64)
@@ -306,33 +342,13 @@ func (u *ui) liftBan(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, tandem.Invalid([]tandem.FieldError{{Field: "ban_id", Message: "must be a positive integer"}}))
 		return
 	}
-	a := web.ActorFrom(r.Context())
 	key := "ban-" + strconv.FormatInt(banID, 10)
 	show := func(f *Form, status int) { u.playerView(w, r, id, f, status) }
-	if err := u.checkBanOf(r.Context(), a, id, banID); err != nil {
-		u.formError(w, r, err, key, playerPath(id), show)
-		return
-	}
-	if _, err := u.svc.LiftBan(r.Context(), a, banID); err != nil {
+	if _, err := u.svc.LiftBan(r.Context(), web.ActorFrom(r.Context()), id, banID); err != nil {
 		u.formError(w, r, err, key, playerPath(id), show)
 		return
 	}
 	u.seeOther(w, r, playerPath(id)+"?done=ban-lifted")
-}
-
-// checkBanOf refuses a ban that is not the player's: the page's path names
-// the player, and a form must not lift another player's ban through it.
-func (u *ui) checkBanOf(ctx context.Context, a *service.Actor, playerID string, banID int64) error {
-	det, err := u.svc.PlayerDetail(ctx, a, playerID)
-	if err != nil {
-		return err
-	}
-	for _, b := range det.Bans {
-		if b.ID == banID {
-			return nil
-		}
-	}
-	return tandem.Errorf(tandem.ENotFound, "this player has no ban %d", banID)
 }
 
 // logoutPlayer ends every session of the player.

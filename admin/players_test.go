@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"html"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -200,13 +201,14 @@ func TestBanAndUnbanThroughTheForms(t *testing.T) {
 		t.Fatalf("ban went to %q", to)
 	}
 	r = b.get(path + "?done=player-banned")
-	wantContains(t, r, "Ban added.", "cheating &lt;b&gt;badly&lt;/b&gt;", `<span class="badge badge-bad">active</span>`, "0 open", ">sam<")
+	// The sessions stay (every use of them is refused while the ban lasts).
+	wantContains(t, r, "Ban added.", "cheating &lt;b&gt;badly&lt;/b&gt;", `<span class="badge badge-bad">active</span>`, "2 open", ">sam<")
 	if _, err := e.guestLogin("dana-phone", ""); tandem.ErrorCodeOf(err) != tandem.EBanned {
 		t.Fatalf("login of a banned player: %v, want banned", err)
 	}
 	wantContains(t, b.get("/admin/players?q=dana-phone"), `<span class="badge badge-bad">banned</span>`)
 	d := e.detail(p.ID)
-	if len(d.Bans) != 1 || len(d.Sessions) != 0 {
+	if len(d.Bans) != 1 || len(d.Sessions) != 2 {
 		t.Fatalf("after the ban: %d bans, %d sessions", len(d.Bans), len(d.Sessions))
 	}
 	ban := d.Bans[0]
@@ -311,6 +313,37 @@ func TestAViewerSeesNoEnabledControlsAndIsRefusedTheirPosts(t *testing.T) {
 	}
 }
 
+func TestAnAdminWhoMayOnlyBanUnbansFromTheForm(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.svc.CreateRole(ctx, service.CLIActor("test"),
+		service.RoleInput{Name: "banner", Permissions: []tandem.Permission{tandem.PermPlayersBan}}); err != nil {
+		t.Fatal(err)
+	}
+	e.loadRoles()
+	e.createAdmin("bo", "banner")
+	b := e.browser()
+	b.login("bo", testPassword)
+	p := e.guest("jan-phone", "Jan").Player
+	other := e.guest("kai-phone", "Kai").Player
+	ban, err := e.svc.BanPlayer(ctx, service.CLIActor("test"), service.BanRequest{PlayerID: p.ID, Scope: tandem.BanAccount, Reason: "spam"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lift := "/bans/" + strconv.FormatInt(ban.ID, 10) + "/lift"
+
+	wantStatus(t, b.get(playerURL(p.ID)), http.StatusForbidden)
+	wantStatus(t, b.post(playerURL(other.ID)+lift, nil), http.StatusNotFound)
+	if d := e.detail(p.ID); !d.Bans[0].LiftedAt.IsZero() {
+		t.Fatal("the ban was lifted through another player's page")
+	}
+	r := b.post(playerURL(p.ID)+lift, nil)
+	wantStatus(t, r, http.StatusSeeOther)
+	if d := e.detail(p.ID); d.Bans[0].LiftedAt.IsZero() || d.Bans[0].LiftedByName != "bo" {
+		t.Errorf("after bo's unban: %+v", d.Bans[0])
+	}
+}
+
 var formRE = regexp.MustCompile(`(?s)<form\b[^>]*>.*?</form>`)
 
 // enabledControls lists the controls of the page's forms posting under
@@ -381,6 +414,88 @@ func TestEditPlayerSetsNameAndMatchmakingProperties(t *testing.T) {
 	wantStatus(t, b.post(path, url.Values{"display_name": {"Gil"}, "mm": {""}}), http.StatusSeeOther)
 	if mm := e.detail(p.ID).Player.MM; len(mm) != 0 {
 		t.Errorf("mm after emptying the box: %v", mm)
+	}
+}
+
+var hiddenRE = regexp.MustCompile(`<input type="hidden" name="([a-z_]+_was)" value="([^"]*)">`)
+
+// editForm returns the edit form as the page draws it: the fields the
+// admin sees, and the hidden values the page was drawn with.
+func editForm(t *testing.T, r response, name, mm string) url.Values {
+	t.Helper()
+	form := url.Values{"display_name": {name}, "mm": {mm}}
+	for _, m := range hiddenRE.FindAllStringSubmatch(r.body, -1) {
+		form.Set(m[1], html.UnescapeString(m[2]))
+	}
+	if !form.Has("display_name_was") || !form.Has("mm_was") {
+		t.Fatalf("the edit form lacks display_name_was or mm_was:\n%s", r.body)
+	}
+	return form
+}
+
+func TestSavingTheEditFormChangesOnlyWhatTheAdminChanged(t *testing.T) {
+	e := newEnv(t)
+	e.createAdmin("sam", tandem.RoleSupport)
+	b := e.browser()
+	b.login("sam", testPassword)
+	ctx := context.Background()
+
+	// A guest who chose no name can be given properties: the empty name
+	// is not sent, so it is not refused as missing.
+	nameless := e.guest("hal-phone", "").Player
+	path := playerURL(nameless.ID)
+	r := b.get(path)
+	wantStatus(t, r, http.StatusOK)
+	wantStatus(t, b.post(path, editForm(t, r, "", "skill=1200")), http.StatusSeeOther)
+	if p := e.detail(nameless.ID).Player; p.DisplayName != "" || p.MM["skill"] != "1200" {
+		t.Errorf("nameless guest after saving properties: name %q, mm %v", p.DisplayName, p.MM)
+	}
+
+	// The player renames themselves while the page is open: saving the
+	// properties keeps the new name.
+	login := e.guest("ivy-phone", "Ivy")
+	path = playerURL(login.Player.ID)
+	page := b.get(path)
+	wantStatus(t, page, http.StatusOK)
+	me, err := e.svc.AuthenticatePlayer(ctx, login.AccessToken, service.Client{Address: "203.0.113.7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	renamed := "Ivy Prime"
+	if _, err := e.svc.UpdateProfile(ctx, me, me.PlayerID, service.ProfileUpdate{DisplayName: &renamed}); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, b.post(path, editForm(t, page, "Ivy", "region=eu")), http.StatusSeeOther)
+	p := e.detail(login.Player.ID).Player
+	if diff := cmp.Diff(map[string]string{"region": "eu"}, p.MM); diff != "" || p.DisplayName != renamed {
+		t.Errorf("after saving properties: name %q, want %q; mm (-want +got):\n%s", p.DisplayName, renamed, diff)
+	}
+
+	// The game sets a property while the page is open: renaming keeps it.
+	page = b.get(path)
+	if _, err := e.svc.EditPlayer(ctx, service.CLIActor("game"), p.ID,
+		service.PlayerEdit{MM: map[string]string{"region": "eu", "skill": "1700"}}); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, b.post(path, editForm(t, page, "Ivy the Admin's Pick", "region=eu\n")), http.StatusSeeOther)
+	p = e.detail(login.Player.ID).Player
+	if diff := cmp.Diff(map[string]string{"region": "eu", "skill": "1700"}, p.MM); diff != "" || p.DisplayName != "Ivy the Admin's Pick" {
+		t.Errorf("after renaming: name %q; mm (-want +got):\n%s", p.DisplayName, diff)
+	}
+
+	// A form shown again after an error keeps what it was first drawn
+	// with, so the retry still compares against that.
+	page = b.get(path)
+	r = b.post(path, editForm(t, page, "Ivy the Admin's Pick", "Bad Key=1"), htmx...)
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	renamed = "Ivy Again"
+	if _, err := e.svc.UpdateProfile(ctx, me, me.PlayerID, service.ProfileUpdate{DisplayName: &renamed}); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, b.post(path, editForm(t, r, "Ivy the Admin's Pick", "region=us")), http.StatusSeeOther)
+	p = e.detail(login.Player.ID).Player
+	if p.DisplayName != renamed || p.MM["region"] != "us" {
+		t.Errorf("after a retry: name %q, mm %v", p.DisplayName, p.MM)
 	}
 }
 

@@ -391,7 +391,7 @@ func noticeText(key string) string {
 	case "player-saved":
 		return "Player saved."
 	case "player-banned":
-		return "Ban added. The sessions it covers have ended."
+		return "Ban added. The player's sessions stay open, but every use of them is refused while it lasts."
 	case "ban-lifted":
 		return "Ban lifted."
 	case "player-logged-out":

@@ -212,6 +212,47 @@ func TestAGameServerKeyWithPlayersWriteSetsMatchmakingProperties(t *testing.T) {
 	}
 }
 
+func TestAKeyThatMayOnlyBanLiftsBansOfThePathsPlayerOnly(t *testing.T) {
+	e := newEnv(t, nil)
+	key, _ := e.apiKey("ban tool", e.createRole("ban tool", tandem.PermPlayersBan))
+	c := e.client()
+	const secret = "a-device-secret-of-enough-length-0006"
+	nia := e.mustDeviceLogin("nia-phone", secret, "Nia").Player
+	oto := e.mustDeviceLogin("oto-phone", "a-device-secret-of-enough-length-0007", "Oto").Player
+
+	r := e.do(c, "POST", playersPath(nia.ID)+"/bans", map[string]any{"scope": "account", "reason": "spam"}, keyAuth(key)...)
+	wantStatus(t, r, http.StatusCreated)
+	var ban adminBanJSON
+	r.decode(t, &ban)
+	// The key cannot read the player, and does not need to.
+	wantStatus(t, e.do(c, "GET", playersPath(nia.ID), nil, keyAuth(key)...), http.StatusForbidden)
+
+	// Through another player's path, or a path naming no player, the ban
+	// is as unknown as one that does not exist.
+	for _, p := range []string{
+		fmt.Sprintf("%s/bans/%d", playersPath(oto.ID), ban.ID),
+		fmt.Sprintf("%s/bans/%d", playersPath("not-a-player"), ban.ID),
+		fmt.Sprintf("%s/bans/%d", playersPath(nia.ID), ban.ID+1000),
+	} {
+		r := e.do(c, "DELETE", p, nil, keyAuth(key)...)
+		wantStatus(t, r, http.StatusNotFound)
+		if prob := r.problem(t); prob.Title != "not_found" {
+			t.Errorf("DELETE %s: title %q, want not_found", p, prob.Title)
+		}
+	}
+	if _, err := e.deviceLogin("nia-phone", secret, ""); tandem.ErrorCodeOf(err) != tandem.EBanned {
+		t.Fatalf("login after the refused lifts: %v, want still banned", err)
+	}
+
+	r = e.do(c, "DELETE", fmt.Sprintf("%s/bans/%d", playersPath(nia.ID), ban.ID), nil, keyAuth(key)...)
+	wantStatus(t, r, http.StatusOK)
+	r.decode(t, &ban)
+	if ban.Active || ban.LiftedAt == nil || ban.LiftedByName != "ban tool" || ban.PlayerID != nia.ID {
+		t.Errorf("lifted ban answered: %s", r.body)
+	}
+	e.mustDeviceLogin("nia-phone", secret, "")
+}
+
 func TestPlayerAdminAPIBansLogsOutAndNotes(t *testing.T) {
 	e := newEnv(t, nil)
 	key, _ := e.apiKey("support tool", e.roles[tandem.RoleSupport])
@@ -247,7 +288,8 @@ func TestPlayerAdminAPIBansLogsOutAndNotes(t *testing.T) {
 	}
 	var d adminPlayerDetailJSON
 	e.do(c, "GET", path, nil, keyAuth(key)...).decode(t, &d)
-	if len(d.Bans) != 1 || d.Bans[0].DeviceID != "lee-phone" || !d.Bans[0].Active || len(d.Sessions) != 0 {
+	// The sessions stay: every use of them is refused while the ban lasts.
+	if len(d.Bans) != 1 || d.Bans[0].DeviceID != "lee-phone" || !d.Bans[0].Active || len(d.Sessions) != 2 {
 		t.Errorf("detail after the ban: %+v", d)
 	}
 
@@ -259,7 +301,8 @@ func TestPlayerAdminAPIBansLogsOutAndNotes(t *testing.T) {
 	r = e.do(c, "DELETE", banPath, nil, keyAuth(key)...)
 	wantStatus(t, r, http.StatusOK)
 	r.decode(t, &ban)
-	if ban.Active || ban.LiftedAt == nil || ban.LiftedByName != "support tool" || ban.DeviceID != "lee-phone" {
+	// The answer names no device: that needs players:read, lifting only players:ban.
+	if ban.Active || ban.LiftedAt == nil || ban.LiftedByName != "support tool" || ban.DeviceID != "" {
 		t.Errorf("lifted ban answered: %s", r.body)
 	}
 	wantStatus(t, e.do(c, "DELETE", banPath, nil, keyAuth(key)...), http.StatusConflict)
@@ -273,17 +316,19 @@ func TestPlayerAdminAPIBansLogsOutAndNotes(t *testing.T) {
 	}
 	wantStatus(t, e.do(c, "DELETE", fmt.Sprintf("%s/bans/%d", path, ban.ID), nil, keyAuth(key)...), http.StatusOK)
 
-	// Log out everywhere says how many sessions ended (the account ban
-	// ended the earlier ones).
-	e.mustDeviceLogin("lee-phone", secret, "")
-	e.mustDeviceLogin("lee-phone", secret, "")
+	// Log out everywhere says how many sessions ended: bans ended none,
+	// so every login of this test left one.
+	sessions := len(e.detailOf(lee.ID).Sessions)
+	if sessions != 3 {
+		t.Errorf("%d sessions before logging out everywhere, want 3", sessions)
+	}
 	r = e.do(c, "POST", path+"/logout", nil, keyAuth(key)...)
 	wantStatus(t, r, http.StatusOK)
 	var out struct {
 		SessionsEnded int `json:"sessions_ended"`
 	}
-	if r.decode(t, &out); out.SessionsEnded != 2 {
-		t.Errorf("sessions_ended = %d, want 2: %s", out.SessionsEnded, r.body)
+	if r.decode(t, &out); out.SessionsEnded != sessions {
+		t.Errorf("sessions_ended = %d, want %d: %s", out.SessionsEnded, sessions, r.body)
 	}
 	if n := len(e.detailOf(lee.ID).Sessions); n != 0 {
 		t.Errorf("%d sessions left", n)

@@ -68,6 +68,9 @@ func (e *testEnv) victimState(b authResult) (*tandem.PlayerAccount, []string) {
 	return p, ids
 }
 
+// fillable are the Owns entries fillPath fills.
+var fillable = []string{web.OwnsPlayerID, web.OwnsSessionID}
+
 // fillPath puts a player id and a session id into a pattern path.
 func fillPath(path, playerID, sessionID string) string {
 	return strings.NewReplacer("{player_id}", playerID, "{session_id}", sessionID).Replace(path)
@@ -109,6 +112,11 @@ func TestPlayerRoutesRefuseAnotherPlayersResources(t *testing.T) {
 				if len(rt.Owns) == 0 && !rt.OwnsNothing {
 					t.Fatalf("%s declares neither Owns nor OwnsNothing", pattern)
 				}
+				for _, o := range rt.Owns {
+					if !slices.Contains(fillable, o) {
+						t.Fatalf("%s owns %q, which fillPath cannot fill with B's ids: teach it", pattern, o)
+					}
+				}
 				tc, ok := isolationCases[pattern]
 				if !ok {
 					t.Fatalf("isolationCases has no entry for %s: say how to call it", pattern)
@@ -143,6 +151,8 @@ func TestPlayerRoutesRefuseAnotherPlayersResources(t *testing.T) {
 				if r := call(path); r.StatusCode != tc.status {
 					t.Errorf("%s %s with A's own ids: %s, want %d", rt.Method, path, r, tc.status)
 				}
+				// Acting on A's own ids touches nothing of B's either.
+				checkVictim(t, "A's own "+rt.Method+" "+path)
 			})
 		}
 		for pattern := range isolationCases {
@@ -173,9 +183,30 @@ func TestNewRefusesAPlayerRouteWithoutOwnership(t *testing.T) {
 			web.Route{Method: "GET", Path: "/api/v1/players/{player_id}/x", Access: web.Player, API: true,
 				Owns: []string{web.OwnsPlayerID}, OwnsNothing: true, Handler: ok},
 			"both"},
-		{"a player id in the path not declared",
+		{"a player id in the path, OwnsNothing",
 			web.Route{Method: "GET", Path: "/api/v1/players/{player_id}/x", Access: web.Player, API: true, OwnsNothing: true, Handler: ok},
-			"does not declare"},
+			"declares OwnsNothing but its path names {player_id}"},
+		{"a wildcard of any other name, OwnsNothing",
+			web.Route{Method: "GET", Path: "/api/v1/players/{id}/friends", Access: web.Player, API: true, OwnsNothing: true, Handler: ok},
+			"declares OwnsNothing but its path names {id}"},
+		{"a rest wildcard, OwnsNothing",
+			web.Route{Method: "GET", Path: "/api/v1/files/{name...}", Access: web.Player, API: true, OwnsNothing: true, Handler: ok},
+			"declares OwnsNothing but its path names {name}"},
+		{"a public route with a wildcard",
+			web.Route{Method: "POST", Path: "/api/v1/auth/magic/{code}", Access: web.Public, API: true, OwnsNothing: true, Handler: ok},
+			"declares OwnsNothing but its path names {code}"},
+		{"a wildcard of another name not declared beside the player id",
+			web.Route{Method: "GET", Path: "/api/v1/players/{player_id}/friends/{friend_id}", Access: web.Player, API: true,
+				Owns: []string{web.OwnsPlayerID}, Handler: ok},
+			`the path names {friend_id} but Owns does not declare "path:friend_id"`},
+		{"a player id not declared beside another wildcard",
+			web.Route{Method: "GET", Path: "/api/v1/players/{player_id}/friends/{friend_id}", Access: web.Player, API: true,
+				Owns: []string{"path:friend_id"}, Handler: ok},
+			`the path names {player_id} but Owns does not declare "path:player_id"`},
+		{"an entry declared twice",
+			web.Route{Method: "GET", Path: "/api/v1/players/{player_id}/y", Access: web.Player, API: true,
+				Owns: []string{web.OwnsPlayerID, web.OwnsPlayerID}, Handler: ok},
+			"twice"},
 		{"a session id in the path not declared",
 			web.Route{Method: "GET", Path: "/api/v1/players/{player_id}/x/{session_id}", Access: web.Player, API: true,
 				Owns: []string{web.OwnsPlayerID}, Handler: ok},
@@ -206,6 +237,12 @@ func TestNewRefusesAPlayerRouteWithoutOwnership(t *testing.T) {
 	}
 	if _, err := web.New(web.Config{Service: svc, Routes: web.PlayerAPIRoutes(svc)}); err != nil {
 		t.Errorf("New refuses the player API itself: %v", err)
+	}
+	// A wildcard of any name is fine once declared.
+	friends := web.Route{Method: "GET", Path: "/api/v1/players/{player_id}/friends/{friend_id}", Access: web.Player, API: true,
+		Owns: []string{web.OwnsPlayerID, "path:friend_id"}, Handler: ok}
+	if _, err := web.New(web.Config{Service: svc, Routes: append(web.PlayerAPIRoutes(svc), friends)}); err != nil {
+		t.Errorf("New refuses a route declaring every wildcard: %v", err)
 	}
 }
 

@@ -92,6 +92,9 @@ func TestPlayerAPIEndToEnd(t *testing.T) {
 		}
 		wantStatus(t, e.do(c, "GET", "/api/v1/players/"+bob.PlayerID, nil, bearer(rotated.AccessToken)...), http.StatusOK)
 		wantStatus(t, e.do(c, "GET", "/api/v1/players/"+bob.PlayerID, nil, bearer(bobLogin.AccessToken)...), http.StatusUnauthorized)
+		// Replayed after the retry leeway (a client whose answer was lost
+		// may retry within 30 s).
+		e.clock.Advance(31 * time.Second)
 		r = e.do(c, "POST", "/api/v1/auth/refresh", map[string]string{"refresh_token": bobLogin.RefreshToken})
 		wantStatus(t, r, http.StatusUnauthorized)
 		r = e.do(c, "POST", "/api/v1/auth/refresh", map[string]string{"refresh_token": rotated.RefreshToken})

@@ -79,7 +79,9 @@ func TestLoginRateLimitsOverHTTP(t *testing.T) {
 
 		// Only failed attempts count against a device or an account, so
 		// nobody locks a player out by calling in their name; once a limit
-		// is used up, every attempt is refused until the window ends.
+		// is used up, attempts are refused until the window ends (a device's
+		// from the address that failed, an account's unless the login names
+		// a device the account used before).
 		t.Run("per device", func(t *testing.T) {
 			e := newLimitedEnv(t, b, 0, 2, 0)
 			c := e.client()
@@ -90,10 +92,14 @@ func TestLoginRateLimitsOverHTTP(t *testing.T) {
 			for _, addr := range []string{"203.0.113.10", "203.0.113.11", "203.0.113.12"} {
 				wantStatus(t, login("dev-d", secret, addr), http.StatusOK)
 			}
+			// Wrong secrets count against the device from the address they
+			// came from: that address is refused, the device's owner
+			// elsewhere is not.
 			wantStatus(t, login("dev-d", newSecret(), "203.0.113.13"), http.StatusUnauthorized)
-			wantStatus(t, login("dev-d", newSecret(), "203.0.113.14"), http.StatusUnauthorized)
-			wantRateLimited(t, login("dev-d", secret, "203.0.113.15"))
-			wantStatus(t, login("dev-e", secret, "203.0.113.15"), http.StatusOK)
+			wantStatus(t, login("dev-d", newSecret(), "203.0.113.13"), http.StatusUnauthorized)
+			wantRateLimited(t, login("dev-d", secret, "203.0.113.13"))
+			wantStatus(t, login("dev-e", secret, "203.0.113.13"), http.StatusOK)
+			wantStatus(t, login("dev-d", secret, "203.0.113.15"), http.StatusOK)
 		})
 
 		t.Run("per account", func(t *testing.T) {

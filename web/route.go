@@ -46,16 +46,20 @@ type Route struct {
 	API bool
 	// Owns names the request fields of a Player route that name a resource
 	// of the calling player, as "path:<wildcard>" (OwnsPlayerID,
-	// OwnsSessionID). The server refuses a request whose {player_id} is not
-	// the caller's with 404 before the handler runs; every other field is
-	// checked by the service (which checks player_id again). The isolation
-	// test replays each such route with another player's ids.
+	// OwnsSessionID). Every wildcard of the path must be named, whatever
+	// it is called: New refuses a route whose path names something its
+	// Owns does not, so no resource id reaches a handler undeclared. The
+	// server refuses a request whose {player_id} is not the caller's with
+	// 404 before the handler runs; every other field is checked by the
+	// service (which checks player_id again). The isolation test replays
+	// each such route with another player's ids, and fails for a field it
+	// does not know how to fill.
 	Owns []string
 	// OwnsNothing declares that a Player route, or a public route of the
 	// player API, names no player-owned resource: the caller's own session
-	// is implied (logout), or there is no caller (logins). Every route of
-	// the player API declares Owns or OwnsNothing, so a new one cannot
-	// skip the isolation test unnoticed.
+	// is implied (logout), or there is no caller (logins). Its path has no
+	// wildcards. Every route of the player API declares Owns or
+	// OwnsNothing, so a new one cannot skip the isolation test unnoticed.
 	OwnsNothing bool
 	Summary     string // one line for docs/api.md
 	// Body names the JSON request body type for docs/api.md (API routes).

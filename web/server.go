@@ -188,8 +188,9 @@ func checkRoutes(routes []Route) error {
 // checkPlayerRoute enforces the player API's rules: it lives under
 // PlayerAPIPrefix and nothing else does; its routes are Public or Player,
 // speak JSON and declare what they own (Owns) or that they own nothing; and
-// a path naming a player or a session declares it, so the server and the
-// isolation test check it.
+// every wildcard of the path is declared in Owns, whatever its name, so
+// that no route names a resource the server, the service and the isolation
+// test are not told about. An OwnsNothing route has no wildcards at all.
 func checkPlayerRoute(rt Route) []error {
 	p := rt.Pattern()
 	fail := func(format string, args ...any) []error {
@@ -215,16 +216,23 @@ func checkPlayerRoute(rt Route) []error {
 		return fail("only Player routes own resources: a public route has no player to own them")
 	}
 	wildcards := pathWildcards(rt.Path)
+	if rt.OwnsNothing && len(wildcards) > 0 {
+		return fail("declares OwnsNothing but its path names {%s}: a wildcard names a resource, "+
+			"which a Player route declares in Owns (%q) and a public route cannot have",
+			strings.Join(wildcards, "}, {"), "path:"+wildcards[0])
+	}
 	var errs []error
-	for _, o := range rt.Owns {
+	for i, o := range rt.Owns {
 		name, ok := strings.CutPrefix(o, "path:")
-		if !ok || !slices.Contains(wildcards, name) {
+		switch {
+		case !ok || !slices.Contains(wildcards, name):
 			errs = append(errs, fail("Owns %q is not path:<a wildcard of the path>", o)...)
+		case slices.Contains(rt.Owns[:i], o):
+			errs = append(errs, fail("Owns declares %q twice", o)...)
 		}
 	}
-	for _, o := range []string{OwnsPlayerID, OwnsSessionID} {
-		name := strings.TrimPrefix(o, "path:")
-		if slices.Contains(wildcards, name) && !slices.Contains(rt.Owns, o) {
+	for _, name := range wildcards {
+		if o := "path:" + name; !slices.Contains(rt.Owns, o) {
 			errs = append(errs, fail("the path names {%s} but Owns does not declare %q", name, o)...)
 		}
 	}
