@@ -393,9 +393,8 @@ func (c *conn) connect(env *protocol.Envelope) error {
 	}
 	claims, err := g.cfg.Verifier.Verify(req.GetToken(), time.Now(), tandem.AudienceRealtime)
 	if err != nil {
-		g.metrics.LimitViolations.WithLabelValues("bad_token").Inc()
 		c.sendUnsequenced(errorEnvelope(env.Cid, err))
-		return closeErr{protocol.CloseBadToken, tandem.ErrorMessageOf(err)}
+		return verifyClose(g, err)
 	}
 	if !g.Ready() {
 		c.sendUnsequenced(errorEnvelope(env.Cid, tandem.Errorf(tandem.EUnavailable, "node is draining")))
@@ -454,6 +453,19 @@ func (c *conn) sendUnsequenced(env *protocol.Envelope) {
 		return
 	}
 	c.Send(b)
+}
+
+// verifyClose returns the close for a token the verifier refused. Only a
+// temporary refusal — the node cannot check tokens yet, its keys not
+// loaded — keeps the client trying: node_draining, whose advice (connect
+// again, to this node or another, with a fresh token) is what it needs.
+// Anything else is the token's fault and final.
+func verifyClose(g *Gateway, err error) closeErr {
+	if tandem.ErrorCodeOf(err) == tandem.EUnavailable {
+		return closeErr{protocol.CloseNodeDraining, "token keys not available"}
+	}
+	g.metrics.LimitViolations.WithLabelValues("bad_token").Inc()
+	return closeErr{protocol.CloseBadToken, tandem.ErrorMessageOf(err)}
 }
 
 func errorEnvelope(cid uint64, err error) *protocol.Envelope {

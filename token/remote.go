@@ -9,7 +9,9 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -53,10 +55,18 @@ const (
 // signed with it. Run refreshes the keys periodically and replaces the whole
 // set, so a key the web server stopped publishing stops verifying. It is
 // safe for concurrent use.
+//
+// A key the set does not hold proves a token forged only when the set is
+// known to be current. Until a fetch has succeeded, and while the last one
+// failed, such a token is refused as unavailable (temporary) instead of
+// unauthenticated: the node cannot tell yet, and the client should try
+// again rather than give up.
 type RemoteKeySet struct {
 	cfg  RemoteConfig
 	log  *slog.Logger
 	keys KeySet
+	// ready is closed when a fetch has succeeded for the first time.
+	ready chan struct{}
 
 	mu sync.Mutex
 	// inflight is the fetch under way, nil when none: every caller that
@@ -64,6 +74,9 @@ type RemoteKeySet struct {
 	inflight *fetchCall
 	// lastUnknown is when the last fetch caused by an unknown key began.
 	lastUnknown time.Time
+	// loaded is set by the first fetch that succeeds; lastFailed tells
+	// whether the latest finished fetch failed.
+	loaded, lastFailed bool
 
 	// warnedEmpty is set once an empty set was logged. Only fetch writes
 	// it, and fetches run one at a time.
@@ -100,13 +113,52 @@ func NewRemoteKeySet(cfg RemoteConfig) *RemoteKeySet {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &RemoteKeySet{cfg: cfg, log: log}
+	return &RemoteKeySet{cfg: cfg, log: log, ready: make(chan struct{})}
+}
+
+// KeysUnavailableMessage is the message of the error Verify returns for a
+// token naming a key the set does not hold while the set is not known to
+// be current: before the first successful fetch, or after a failed one.
+const KeysUnavailableMessage = "token keys are not available yet; retry"
+
+// Ready reports whether a fetch of the keys has succeeded at least once. A
+// node is not ready to take connections before: it could verify no token.
+// Later failures do not make it unready; the node keeps the keys it holds.
+func (r *RemoteKeySet) Ready() bool {
+	select {
+	case <-r.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// WaitReady waits until Ready holds, or until ctx ends and returns its
+// error.
+func (r *RemoteKeySet) WaitReady(ctx context.Context) error {
+	select {
+	case <-r.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// current reports whether the keys held are known to be the web server's:
+// a fetch has succeeded and the latest one did not fail.
+func (r *RemoteKeySet) current() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.loaded && !r.lastFailed
 }
 
 // Verify checks token like KeySet.Verify. When the token names a key the
 // set does not hold, it first waits for a fetch of the keys: the one in
 // flight, or a new one unless one caused by an unknown key began less than
-// MinInterval ago. A failed fetch leaves the keys as they were.
+// MinInterval ago. A failed fetch leaves the keys as they were. If the key
+// is still unknown and the set is not known to be current (no fetch has
+// succeeded yet, or the latest failed), the error is tandem.EUnavailable
+// with the message KeysUnavailableMessage: the token may well be good.
 func (r *RemoteKeySet) Verify(token string, now time.Time, audience string) (tandem.Claims, error) {
 	c, err := r.keys.Verify(token, now, audience)
 	if err == nil {
@@ -121,10 +173,15 @@ func (r *RemoteKeySet) Verify(token string, now time.Time, audience string) (tan
 	if _, known := r.keys.key(kid); known {
 		return c, err
 	}
-	if !r.fetchForUnknownKey() {
-		return c, err
+	if r.fetchForUnknownKey() {
+		if c, err = r.keys.Verify(token, now, audience); err == nil {
+			return c, nil
+		}
 	}
-	return r.keys.Verify(token, now, audience)
+	if _, known := r.keys.key(kid); !known && !r.current() {
+		return tandem.Claims{}, tandem.Errorf(tandem.EUnavailable, KeysUnavailableMessage)
+	}
+	return c, err
 }
 
 // fetchForUnknownKey waits for a fetch, joining the one in flight, and
@@ -217,6 +274,17 @@ func (r *RemoteKeySet) fetch(ctx context.Context, call *fetchCall, reason string
 	}
 	r.mu.Lock()
 	r.inflight = nil
+	switch {
+	case call.err == nil:
+		r.lastFailed = false
+		if !r.loaded {
+			r.loaded = true
+			close(r.ready)
+		}
+	case ctx.Err() == nil:
+		// A fetch cut short by the caller says nothing of the web server.
+		r.lastFailed = true
+	}
 	r.mu.Unlock()
 	close(call.done)
 }
@@ -294,11 +362,19 @@ const JWKSFetchTimeout = 5 * time.Second
 // (the web server's /.well-known/jwks.json) with client (nil:
 // http.DefaultClient) and parses it with ParseJWKS. A status other than 200
 // or a body over MaxJWKSBytes is an error; one request takes at most
-// JWKSFetchTimeout.
+// JWKSFetchTimeout. Redirects are followed only within url's origin
+// (scheme, host and port; client's own CheckRedirect, if any, applies
+// too): whoever answers decides which tokens the node accepts, so a
+// redirect to another host, or from https to http, is an error.
 func JWKSFetcher(client *http.Client, url string) func(ctx context.Context) (map[string]ed25519.PublicKey, error) {
 	if client == nil {
 		client = http.DefaultClient
 	}
+	// A copy, so the caller's client is left as it was; it shares the
+	// caller's transport and its connections.
+	c := *client
+	c.CheckRedirect = sameOriginRedirects(client.CheckRedirect)
+	client = &c
 	return func(ctx context.Context) (map[string]ed25519.PublicKey, error) {
 		ctx, cancel := context.WithTimeout(ctx, JWKSFetchTimeout)
 		defer cancel()
@@ -330,4 +406,41 @@ func JWKSFetcher(client *http.Client, url string) func(ctx context.Context) (map
 		}
 		return keys, nil
 	}
+}
+
+// maxRedirects is how many redirects a JWKSFetcher follows, as many as an
+// http.Client without a CheckRedirect does.
+const maxRedirects = 10
+
+// sameOriginRedirects returns an http.Client.CheckRedirect that refuses a
+// redirect away from the origin of the first request, then asks next (nil:
+// at most maxRedirects redirects).
+func sameOriginRedirects(next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if from, to := origin(via[0].URL), origin(req.URL); from != to {
+			return fmt.Errorf("refusing a redirect from %s to another origin, %s", from, to)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= maxRedirects {
+			return fmt.Errorf("stopped after %d redirects", maxRedirects)
+		}
+		return nil
+	}
+}
+
+// origin returns u's scheme, host and port (the scheme's default when
+// absent), lower case: two URLs of one origin give the same string.
+func origin(u *url.URL) string {
+	scheme, port := strings.ToLower(u.Scheme), u.Port()
+	if port == "" {
+		switch scheme {
+		case "http":
+			port = "80"
+		case "https":
+			port = "443"
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }

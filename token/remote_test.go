@@ -428,3 +428,165 @@ func TestRemoteKeySetTakesAnEmptySetAsTheWebServerPublishingNoKey(t *testing.T) 
 	_, err := keys.Verify(tok, now, tandem.AudienceRealtime)
 	wantUnknownKey(t, err)
 }
+
+func wantKeysUnavailable(t *testing.T, err error) {
+	t.Helper()
+	var terr *tandem.Error
+	if !errors.As(err, &terr) || terr.Code != tandem.EUnavailable || terr.Message != token.KeysUnavailableMessage {
+		t.Fatalf("Verify error %v, want unavailable: %s", err, token.KeysUnavailableMessage)
+	}
+	if !terr.Code.Temporary() {
+		t.Fatalf("%s is not temporary: the client would give up", terr.Code)
+	}
+}
+
+func TestRemoteKeySetRefusesAsUnavailableUntilAFetchSucceeds(t *testing.T) {
+	srv := newJWKSServer(t, 1)
+	srv.fail(http.StatusBadGateway, "web server starting")
+	clock := &fakeClock{t: now}
+	keys := token.NewRemoteKeySet(token.RemoteConfig{Fetch: srv.fetcher(), MinInterval: time.Minute, Now: clock.Now})
+	if keys.Ready() {
+		t.Fatal("Ready before any fetch")
+	}
+
+	// The fetch the token causes fails: the node cannot tell a good token
+	// from a forged one.
+	_, err := keys.Verify(tokenOf(t, 1), now, tandem.AudienceRealtime)
+	wantKeysUnavailable(t, err)
+	// Within MinInterval no fetch is made, and the answer is the same.
+	_, err = keys.Verify(tokenOf(t, 1), now, tandem.AudienceRealtime)
+	wantKeysUnavailable(t, err)
+	if n := srv.requests.Load(); n != 1 {
+		t.Errorf("%d fetches, want 1", n)
+	}
+	// A malformed token is refused for what it is: no key would help.
+	if _, err := keys.Verify("not a token", now, tandem.AudienceRealtime); tandem.ErrorCodeOf(err) != tandem.EUnauthenticated {
+		t.Errorf("Verify a malformed token: %v, want unauthenticated", err)
+	}
+	if keys.Ready() {
+		t.Fatal("Ready after a failed fetch")
+	}
+
+	srv.setKeys(1)
+	clock.Advance(time.Minute)
+	if _, err := keys.Verify(tokenOf(t, 1), now, tandem.AudienceRealtime); err != nil {
+		t.Fatalf("Verify once the web server answers: %v", err)
+	}
+	if !keys.Ready() {
+		t.Error("not Ready after a successful fetch")
+	}
+	// Now the set is current: a key it does not hold is forged.
+	_, err = keys.Verify(tokenOf(t, 9), now, tandem.AudienceRealtime)
+	wantUnknownKey(t, err)
+}
+
+func TestRemoteKeySetRefusesAsUnavailableWhileItsLastFetchFailed(t *testing.T) {
+	srv := newJWKSServer(t, 1)
+	clock := &fakeClock{t: now}
+	keys := token.NewRemoteKeySet(token.RemoteConfig{Fetch: srv.fetcher(), MinInterval: time.Minute, Now: clock.Now})
+	if err := keys.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	// The web server rotates to key 2 and then cannot be reached.
+	srv.setKeys(1, 2)
+	srv.fail(http.StatusServiceUnavailable, "down")
+	if err := keys.Refresh(t.Context()); err == nil {
+		t.Fatal("Refresh succeeded, want an error")
+	}
+	_, err := keys.Verify(tokenOf(t, 2), now, tandem.AudienceRealtime)
+	wantKeysUnavailable(t, err)
+	if _, err := keys.Verify(tokenOf(t, 1), now, tandem.AudienceRealtime); err != nil {
+		t.Errorf("Verify a token of a key held: %v", err)
+	}
+	if !keys.Ready() {
+		t.Error("a failed fetch made the set unready; it keeps verifying with the keys it holds")
+	}
+
+	srv.setKeys(1, 2)
+	if err := keys.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Verify(tokenOf(t, 2), now, tandem.AudienceRealtime); err != nil {
+		t.Errorf("Verify a token of the new key after the web server is back: %v", err)
+	}
+	_, err = keys.Verify(tokenOf(t, 9), now, tandem.AudienceRealtime)
+	wantUnknownKey(t, err)
+}
+
+func TestRemoteKeySetWaitReadyReturnsAfterTheFirstFetch(t *testing.T) {
+	srv := newJWKSServer(t, 1)
+	release := srv.hold()
+	defer release()
+	keys := token.NewRemoteKeySet(token.RemoteConfig{Fetch: srv.fetcher(), Refresh: time.Hour})
+
+	ctx, cancel := context.WithTimeout(t.Context(), time.Millisecond)
+	defer cancel()
+	if err := keys.WaitReady(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitReady before any fetch: %v, want the context's deadline", err)
+	}
+
+	runCtx, stop := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); keys.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+	waitFor(t, "Run's first fetch", func() bool { return srv.requests.Load() == 1 })
+	release()
+	ctx, cancel = context.WithTimeout(t.Context(), deadline)
+	defer cancel()
+	if err := keys.WaitReady(ctx); err != nil {
+		t.Fatalf("WaitReady: %v", err)
+	}
+	if !keys.Ready() {
+		t.Error("not Ready after WaitReady")
+	}
+}
+
+func TestJWKSFetcherFollowsRedirectsOnlyWithinItsOrigin(t *testing.T) {
+	_, pub := pubFromSeed(1)
+	good := newJWKSServer(t, 1)
+	elsewhere := newJWKSServer(t, 2) // a host that would publish its own key
+	redirectTo := func(target string) *httptest.Server {
+		srv := httptest.NewServer(http.RedirectHandler(target, http.StatusFound))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	tlsSrv := httptest.NewTLSServer(http.RedirectHandler(elsewhere.URL+"/.well-known/jwks.json", http.StatusFound))
+	t.Cleanup(tlsSrv.Close)
+
+	// Within the origin: followed.
+	same := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/moved" {
+			http.Redirect(w, r, "/.well-known/jwks.json", http.StatusMovedPermanently)
+			return
+		}
+		good.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(same.Close)
+	keys, err := token.JWKSFetcher(same.Client(), same.URL+"/moved")(t.Context())
+	if err != nil || len(keys) != 1 || !keys[token.KeyID(pub)].Equal(pub) {
+		t.Fatalf("a redirect within the origin: keys %v, %v; want key 1", keys, err)
+	}
+
+	for name, tc := range map[string]struct {
+		client *http.Client
+		url    string
+	}{
+		"another host":  {http.DefaultClient, redirectTo(elsewhere.URL+"/.well-known/jwks.json").URL + "/.well-known/jwks.json"},
+		"https to http": {tlsSrv.Client(), tlsSrv.URL + "/.well-known/jwks.json"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			before := elsewhere.requests.Load()
+			keys, err := token.JWKSFetcher(tc.client, tc.url)(t.Context())
+			if err == nil || !strings.Contains(err.Error(), "another origin") {
+				t.Errorf("keys %v, %v; want a refused redirect", keys, err)
+			}
+			if n := elsewhere.requests.Load() - before; n != 0 {
+				t.Errorf("the other origin got %d requests", n)
+			}
+		})
+	}
+	if http.DefaultClient.CheckRedirect != nil {
+		t.Error("JWKSFetcher changed the client it was given")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -23,7 +24,10 @@ import (
 type AuthConfig struct {
 	// BaseURL of the web server, such as http://127.0.0.1:7700.
 	BaseURL string
-	// HTTPClient makes the requests; nil means a client with a 30s timeout.
+	// HTTPClient makes the requests; nil means a client with a 30s timeout
+	// that follows a redirect only within the origin (scheme, host and
+	// port) of the request. The bodies hold passwords and refresh tokens:
+	// a client given here should refuse redirects to another origin too.
 	HTTPClient *http.Client
 	// RefreshMargin: a token is refreshed when it is valid for less than
 	// this (default 30s), so that it does not expire on its way to the
@@ -41,8 +45,8 @@ type AuthConfig struct {
 const (
 	defaultRefreshMargin = 30 * time.Second
 	defaultHTTPTimeout   = 30 * time.Second
-	// refreshTimeout bounds a refresh, which no caller can cancel (see
-	// Auth.startRefresh).
+	// refreshTimeout bounds a request for new tokens, which no caller can
+	// cancel (see Auth.startCall).
 	refreshTimeout = 30 * time.Second
 	// maxAnswerBytes bounds how much of an answer is read.
 	maxAnswerBytes = 1 << 20
@@ -81,20 +85,30 @@ func NewDeviceSecret() string {
 // Auth is a logged-in player: it holds the tokens of one login session and
 // keeps them fresh. It is safe for concurrent use.
 //
-// Goroutines: a refresh runs in a goroutine of its own, so that a caller
-// that stops waiting (its context ended) does not abandon a request that
-// may already have rotated the refresh token on the server; it ends when
-// the request does, within refreshTimeout.
+// A realtime token is renewed through the realtime-token route with the
+// access token while that is fresh; only a stale access token makes it use
+// the refresh token. A refresh uses the refresh token up, so an answer lost
+// on the way (a mobile network) leaves a token the server will not take
+// again; the realtime-token route changes nothing on the server, so losing
+// its answer costs only a retry.
+//
+// Goroutines: a request for new tokens runs in a goroutine of its own, so
+// that a caller that stops waiting (its context ended) does not abandon a
+// request that may already have rotated the refresh token on the server;
+// it ends when the request does, within refreshTimeout (twice that when a
+// realtime-token request falls back to a refresh).
 type Auth struct {
 	cfg      AuthConfig
 	api      playerAPI
 	playerID string // fixed for the life of the Auth
 	created  bool
 
-	mu        sync.Mutex
-	tokens    tokenSet
-	refreshes *refreshCall // the refresh in flight, or nil
-	ended     error        // set when the login session is over (wraps ErrLoggedOut)
+	mu     sync.Mutex
+	tokens tokenSet
+	// inflight is the request for new tokens under way, or nil: one at a
+	// time, which every caller needing new tokens meanwhile waits for.
+	inflight *tokenCall
+	ended    error // set when the login session is over (wraps ErrLoggedOut)
 }
 
 // tokenSet is what one login or refresh returned.
@@ -113,11 +127,31 @@ type expiring struct {
 	lifetime time.Duration
 }
 
-// refreshCall is one refresh that concurrent callers share.
-type refreshCall struct {
-	done    chan struct{} // closed when err is set
-	err     error
-	waiters int // callers waiting for it (tests watch this)
+// tokenCall is one request for new tokens that concurrent callers share: a
+// refresh, or a realtime token (which may fall back to a refresh).
+type tokenCall struct {
+	done chan struct{} // closed when err is set
+	err  error
+	// refreshed is set when the call is, or fell back to, a refresh: every
+	// token is new, not only the realtime token. Read it after done.
+	refreshed bool
+	waiters   int // callers waiting for it (tests watch this)
+}
+
+// tokenKind names one of the tokens of a tokenSet.
+type tokenKind int
+
+const (
+	accessKind tokenKind = iota
+	realtimeKind
+)
+
+// get returns the token of kind k.
+func (t *tokenSet) get(k tokenKind) expiring {
+	if k == realtimeKind {
+		return t.realtime
+	}
+	return t.access
 }
 
 // LoginGuest logs in as the guest of a device: deviceID is the client's own
@@ -164,6 +198,13 @@ type (
 		RefreshToken string `json:"refresh_token"`
 	}
 )
+
+// realtimeResult is the answer of the realtime-token route.
+type realtimeResult struct {
+	RealtimeToken     string    `json:"realtime_token"`
+	RealtimeExpiresAt time.Time `json:"realtime_expires_at"`
+	RealtimeURL       string    `json:"realtime_url"`
+}
 
 // authResult is the answer of every login-type call.
 type authResult struct {
@@ -213,21 +254,28 @@ func login(ctx context.Context, cfg AuthConfig, path string, in any) (*Auth, err
 // from sent — before the server made the token — errs on the early side
 // too. Without a Date header the local clock is trusted.
 func newTokenSet(res *authResult, sent time.Time, hdr http.Header) tokenSet {
-	local := func(expires time.Time) time.Time { return expires }
-	if date, err := http.ParseTime(hdr.Get("Date")); err == nil {
-		serverNow := date.Add(time.Second)
-		local = func(expires time.Time) time.Time { return sent.Add(expires.Sub(serverNow)) }
-	}
-	exp := func(token string, expires time.Time) expiring {
-		at := local(expires)
-		return expiring{token: token, expires: at, lifetime: max(at.Sub(sent), 0)}
-	}
+	exp := localExpiry(sent, hdr)
 	return tokenSet{
 		sessionID:   res.SessionID,
 		access:      exp(res.AccessToken, res.AccessExpiresAt),
 		refresh:     res.RefreshToken,
 		realtime:    exp(res.RealtimeToken, res.RealtimeExpiresAt),
 		realtimeURL: res.RealtimeURL,
+	}
+}
+
+// localExpiry returns a function that records a token of an answer to a
+// request sent at sent with headers hdr, its expiry moved to the local
+// clock as newTokenSet explains.
+func localExpiry(sent time.Time, hdr http.Header) func(token string, expires time.Time) expiring {
+	local := func(expires time.Time) time.Time { return expires }
+	if date, err := http.ParseTime(hdr.Get("Date")); err == nil {
+		serverNow := date.Add(time.Second)
+		local = func(expires time.Time) time.Time { return sent.Add(expires.Sub(serverNow)) }
+	}
+	return func(token string, expires time.Time) expiring {
+		at := local(expires)
+		return expiring{token: token, expires: at, lifetime: max(at.Sub(sent), 0)}
 	}
 }
 
@@ -269,16 +317,17 @@ func (a *Auth) GoString() string { return a.String() }
 // AccessToken returns the bearer token for the player API (/api/v1),
 // refreshed first when it is within the refresh margin of its expiry.
 func (a *Auth) AccessToken(ctx context.Context) (string, error) {
-	return a.token(ctx, func(t *tokenSet) *expiring { return &t.access })
+	return a.token(ctx, accessKind)
 }
 
-// RealtimeToken returns a token for connecting to a realtime node,
-// refreshed first when it is within the refresh margin of its expiry.
-// Concurrent callers that need a refresh share one. An error wrapping
-// ErrLoggedOut is final; any other (network, rate_limited, unavailable)
-// may go away when retried.
+// RealtimeToken returns a token for connecting to a realtime node, renewed
+// first when it is within the refresh margin of its expiry: through the
+// realtime-token route while the access token is fresh, by a refresh
+// otherwise. Concurrent callers that need a new token share one request.
+// An error wrapping ErrLoggedOut is final; any other (network,
+// rate_limited, unavailable) may go away when retried.
 func (a *Auth) RealtimeToken(ctx context.Context) (string, error) {
-	return a.token(ctx, func(t *tokenSet) *expiring { return &t.realtime })
+	return a.token(ctx, realtimeKind)
 }
 
 // RealtimeTokenSource returns RealtimeToken as a Config.Token: every
@@ -288,58 +337,73 @@ func (a *Auth) RealtimeTokenSource() func(ctx context.Context) (string, error) {
 	return a.RealtimeToken
 }
 
-// token returns the token pick chooses, refreshing first when it is not
-// fresh. While a refresh is in flight, callers wait for it rather than use
-// tokens it may be replacing.
-func (a *Auth) token(ctx context.Context, pick func(*tokenSet) *expiring) (string, error) {
+// token returns the token of kind k, getting new tokens first when it is
+// not fresh. While a request for new tokens is in flight, callers wait for
+// it rather than use tokens it may be replacing.
+func (a *Auth) token(ctx context.Context, k tokenKind) (string, error) {
 	a.mu.Lock()
-	if a.ended != nil {
-		defer a.mu.Unlock()
-		return "", a.ended
-	}
-	call := a.refreshes
-	if call == nil {
-		if e := pick(&a.tokens); e.fresh(a.cfg.now(), a.cfg.RefreshMargin) {
-			defer a.mu.Unlock()
-			return e.token, nil
+	for {
+		if a.ended != nil {
+			err := a.ended
+			a.mu.Unlock()
+			return "", err
 		}
-		call = a.startRefresh(ctx)
-	}
-	call.waiters++
-	a.mu.Unlock()
+		call := a.inflight
+		if call == nil {
+			now := a.cfg.now()
+			if e := a.tokens.get(k); e.fresh(now, a.cfg.RefreshMargin) {
+				a.mu.Unlock()
+				return e.token, nil
+			}
+			if k == realtimeKind && a.tokens.access.fresh(now, a.cfg.RefreshMargin) {
+				call = a.startCall(ctx, false, a.renewRealtime)
+			} else {
+				call = a.startCall(ctx, true, a.refreshCall)
+			}
+		}
+		call.waiters++
+		a.mu.Unlock()
 
-	if err := a.wait(ctx, call); err != nil {
-		return "", err
+		if err := a.wait(ctx, call); err != nil {
+			return "", err
+		}
+		a.mu.Lock()
+		// What the call just got is fresh for as long as the server allows,
+		// so no check (which, against a server that gives very short
+		// lifetimes, would ask forever). Only an access token a realtime
+		// call left alone needs another look.
+		if a.ended == nil && (k == realtimeKind || call.refreshed) {
+			tok := a.tokens.get(k).token
+			a.mu.Unlock()
+			return tok, nil
+		}
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.ended != nil { // logged out since
-		return "", a.ended
-	}
-	// Just refreshed: fresh for as long as the server allows, so no check
-	// (which, against a server that gives very short lifetimes, would
-	// refresh forever).
-	return pick(&a.tokens).token, nil
 }
 
-// Refresh gets new tokens now (joining a refresh already in flight), for
-// example after the server changed what the realtime token says.
+// Refresh gets new tokens now with the refresh token (joining a refresh
+// already in flight), for example after the server changed what the
+// realtime token says.
 func (a *Auth) Refresh(ctx context.Context) error {
-	a.mu.Lock()
-	if a.ended != nil {
-		defer a.mu.Unlock()
-		return a.ended
+	for {
+		a.mu.Lock()
+		if a.ended != nil {
+			defer a.mu.Unlock()
+			return a.ended
+		}
+		call := a.inflight
+		if call == nil {
+			call = a.startCall(ctx, true, a.refreshCall)
+		}
+		call.waiters++
+		a.mu.Unlock()
+		if err := a.wait(ctx, call); err != nil || call.refreshed {
+			return err
+		}
+		// That was a realtime token only: now the refresh.
 	}
-	call := a.refreshes
-	if call == nil {
-		call = a.startRefresh(ctx)
-	}
-	call.waiters++
-	a.mu.Unlock()
-	return a.wait(ctx, call)
 }
 
-func (a *Auth) wait(ctx context.Context, call *refreshCall) error {
+func (a *Auth) wait(ctx context.Context, call *tokenCall) error {
 	select {
 	case <-call.done:
 		return call.err
@@ -348,39 +412,114 @@ func (a *Auth) wait(ctx context.Context, call *refreshCall) error {
 	}
 }
 
-// startRefresh starts a refresh; the caller holds mu. It runs apart from
-// ctx's cancellation: the server uses up the refresh token as soon as it
-// answers, so an answer nobody reads would leave the Auth with a used
-// refresh token, and presenting that one again ends the whole session.
-func (a *Auth) startRefresh(ctx context.Context) *refreshCall {
-	call := &refreshCall{done: make(chan struct{})}
-	a.refreshes = call
-	refresh := a.tokens.refresh
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
+// startCall runs work as the request in flight, in a goroutine of its own;
+// the caller holds mu. The request runs apart from ctx's cancellation: the
+// server uses up the refresh token as soon as it answers, so an answer
+// nobody reads would leave the Auth with a used refresh token, and
+// presenting that one again ends the whole session.
+func (a *Auth) startCall(ctx context.Context, refresh bool, work func(context.Context, *tokenCall) error) *tokenCall {
+	call := &tokenCall{done: make(chan struct{}), refreshed: refresh}
+	a.inflight = call
+	ctx = context.WithoutCancel(ctx)
 	go func() {
-		defer cancel()
-		sent := a.cfg.now()
-		var res authResult
-		hdr, err := a.api.call(ctx, http.MethodPost, "/api/v1/auth/refresh", "", refreshRequest{refresh}, &res)
-		if err == nil && !res.complete() {
-			err = errors.New("tandem: POST /api/v1/auth/refresh: the answer lacks the player id or a token")
-		}
+		err := work(ctx, call)
 		a.mu.Lock()
-		switch {
-		case a.ended != nil:
-			err = a.ended // logged out meanwhile: keep nothing
-		case err == nil:
-			a.tokens = newTokenSet(&res, sent, hdr)
-		case refusedForGood(err):
-			err = fmt.Errorf("%w: %w", ErrLoggedOut, err)
-			a.end(err)
-		}
 		call.err = err
-		a.refreshes = nil
+		a.inflight = nil
 		a.mu.Unlock()
 		close(call.done)
 	}()
 	return call
+}
+
+// refreshCall is a startCall work that refreshes.
+func (a *Auth) refreshCall(ctx context.Context, _ *tokenCall) error { return a.refresh(ctx) }
+
+// refresh gets new tokens with the refresh token, within refreshTimeout.
+// Only the call in flight runs it, so the tokens cannot change meanwhile
+// except by Logout.
+func (a *Auth) refresh(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+	defer cancel()
+	a.mu.Lock()
+	if a.ended != nil {
+		defer a.mu.Unlock()
+		return a.ended
+	}
+	refresh := a.tokens.refresh
+	a.mu.Unlock()
+
+	sent := a.cfg.now()
+	var res authResult
+	hdr, err := a.api.call(ctx, http.MethodPost, "/api/v1/auth/refresh", "", refreshRequest{refresh}, &res)
+	if err == nil && !res.complete() {
+		err = errors.New("tandem: POST /api/v1/auth/refresh: the answer lacks the player id or a token")
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.ended != nil:
+		err = a.ended // logged out meanwhile: keep nothing
+	case err == nil:
+		a.tokens = newTokenSet(&res, sent, hdr)
+	case refusedForGood(err):
+		err = fmt.Errorf("%w: %w", ErrLoggedOut, err)
+		a.end(err)
+	}
+	return err
+}
+
+// renewRealtime is a startCall work that gets a realtime token through the
+// realtime-token route with the access token. A ban is final. A temporary
+// refusal (rate_limited, unavailable) or a failure to get an answer is
+// returned as is: retrying may succeed. Any other refusal (the access
+// token expired by the server's clock, or is no longer valid) falls back
+// to one refresh, which gets new tokens or says for good that the session
+// is over.
+func (a *Auth) renewRealtime(ctx context.Context, call *tokenCall) error {
+	a.mu.Lock()
+	if a.ended != nil {
+		defer a.mu.Unlock()
+		return a.ended
+	}
+	access := a.tokens.access.token
+	a.mu.Unlock()
+
+	rtCtx, cancel := context.WithTimeout(ctx, refreshTimeout)
+	defer cancel()
+	path := "/api/v1/players/" + url.PathEscape(a.playerID) + "/realtime-token"
+	sent := a.cfg.now()
+	var res realtimeResult
+	hdr, err := a.api.call(rtCtx, http.MethodPost, path, access, nil, &res)
+	if err == nil && (res.RealtimeToken == "" || res.RealtimeExpiresAt.IsZero()) {
+		err = fmt.Errorf("tandem: POST %s: the answer lacks the token", path)
+	}
+	var se *ServerError
+	switch {
+	case err == nil:
+	case errors.As(err, &se) && se.Code == CodeBanned:
+		err = fmt.Errorf("%w: %w", ErrLoggedOut, err)
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.ended != nil {
+			return a.ended
+		}
+		a.end(err)
+		return err
+	case errors.As(err, &se) && !se.Temporary:
+		call.refreshed = true
+		return a.refresh(ctx)
+	default:
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ended != nil {
+		return a.ended // logged out meanwhile: keep nothing
+	}
+	a.tokens.realtime = localExpiry(sent, hdr)(res.RealtimeToken, res.RealtimeExpiresAt)
+	a.tokens.realtimeURL = res.RealtimeURL
+	return nil
 }
 
 // refusedForGood reports whether a refresh refused with err can never
@@ -405,16 +544,34 @@ func (a *Auth) end(err error) {
 	a.tokens = tokenSet{sessionID: a.tokens.sessionID}
 }
 
+// maxLogoutAttempts bounds how often Logout tries again after a refresh
+// replaced the access token it sent.
+const maxLogoutAttempts = 3
+
 // Logout ends the login session on the server and forgets its tokens;
 // later token calls fail with ErrLoggedOut. A session the server had
 // already ended counts as logged out. Close the Client that uses the Auth
 // first: after Logout it cannot reconnect.
+//
+// Logout sends the newest access token: it waits for a refresh in flight,
+// and when a refresh replaced the token while the logout was on its way
+// (the server then refuses the old one), it logs out again with the new one
+// rather than leave the session running on the server.
 func (a *Auth) Logout(ctx context.Context) error {
-	access, err := a.AccessToken(ctx)
-	if err == nil {
+	var err error
+	for attempt := 1; ; attempt++ {
+		var access string
+		access, err = a.AccessToken(ctx)
+		if err != nil {
+			break
+		}
 		_, err = a.api.call(ctx, http.MethodPost, "/api/v1/auth/logout", access, nil, nil)
-		if errors.Is(err, &ServerError{Code: CodeUnauthenticated}) {
-			err = nil
+		if !errors.Is(err, &ServerError{Code: CodeUnauthenticated}) {
+			break
+		}
+		if attempt == maxLogoutAttempts || !a.replaced(access) {
+			err = nil // the server had ended the session
+			break
 		}
 	}
 	if err != nil && !errors.Is(err, ErrLoggedOut) {
@@ -426,6 +583,14 @@ func (a *Auth) Logout(ctx context.Context) error {
 	}
 	a.mu.Unlock()
 	return nil
+}
+
+// replaced reports whether access is no longer the Auth's access token, or
+// a refresh in flight may replace it: a live session refused it for that.
+func (a *Auth) replaced(access string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.ended == nil && (a.inflight != nil || a.tokens.access.token != access)
 }
 
 // playerAPI makes the HTTP calls of the player API.
@@ -441,7 +606,7 @@ func newPlayerAPI(cfg *AuthConfig) (playerAPI, error) {
 		return playerAPI{}, fmt.Errorf("tandem: AuthConfig.BaseURL %q is not an http(s) URL", cfg.BaseURL)
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: defaultHTTPTimeout}
+		cfg.HTTPClient = &http.Client{Timeout: defaultHTTPTimeout, CheckRedirect: sameOriginRedirect}
 	}
 	if cfg.RefreshMargin <= 0 {
 		cfg.RefreshMargin = defaultRefreshMargin
@@ -495,6 +660,39 @@ func (p playerAPI) call(ctx context.Context, method, path, bearer string, in, ou
 		}
 	}
 	return resp.Header, nil
+}
+
+// maxRedirects is how many redirects the default client follows, as many
+// as an http.Client without a CheckRedirect does.
+const maxRedirects = 10
+
+// sameOriginRedirect is the default client's CheckRedirect: it refuses a
+// redirect to another origin than the first request's (another host or
+// port, or from https to http), which would send the request's body — a
+// password, a refresh token — there.
+func sameOriginRedirect(req *http.Request, via []*http.Request) error {
+	if from, to := origin(via[0].URL), origin(req.URL); from != to {
+		return fmt.Errorf("tandem: refusing a redirect from %s to another origin, %s", from, to)
+	}
+	if len(via) >= maxRedirects {
+		return fmt.Errorf("tandem: stopped after %d redirects", maxRedirects)
+	}
+	return nil
+}
+
+// origin returns u's scheme, host and port (the scheme's default when
+// absent), lower case: two URLs of one origin give the same string.
+func origin(u *url.URL) string {
+	scheme, port := strings.ToLower(u.Scheme), u.Port()
+	if port == "" {
+		switch scheme {
+		case "http":
+			port = "80"
+		case "https":
+			port = "443"
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 // problemDoc is the web server's problem+json error document.

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,10 +41,11 @@ func (c *fakeClock) advance(d time.Duration) {
 }
 
 // fakeAuthServer plays just enough of the web server's player API
-// (/api/v1/auth/…) for the SDK's unit tests: it numbers the tokens it
-// issues (tpa_N, tpr_N, rt_N), accepts only the latest refresh token and
-// ends the session when an old one comes back, as the real server does.
-// Its Date header and expiry times come from its own clock.
+// (/api/v1/auth/… and the realtime-token route) for the SDK's unit tests:
+// it numbers the tokens it issues (tpa_N, tpr_N, rt_N), accepts only the
+// latest refresh token and ends the session when an old one comes back,
+// and takes only the latest access token before it expires, as the real
+// server does. Its Date header and expiry times come from its own clock.
 type fakeAuthServer struct {
 	t     *testing.T
 	srv   *httptest.Server
@@ -50,16 +53,21 @@ type fakeAuthServer struct {
 
 	accessLife, realtimeLife time.Duration
 
-	mu        sync.Mutex
-	issued    int
-	access    string   // the valid access token
-	refresh   string   // the valid refresh token; "" once the session ended
-	presented []string // refresh tokens presented, in order
-	bodies    []map[string]any
-	paths     []string
-	bearers   []string      // Authorization headers of logout
-	gate      chan struct{} // when set, refresh waits for it to be closed
-	problem   func(w http.ResponseWriter)
+	mu            sync.Mutex
+	issued        int
+	access        string    // the valid access token
+	accessExpires time.Time // by the server's clock
+	refresh       string    // the valid refresh token; "" once the session ended
+	presented     []string  // refresh tokens presented, in order
+	bodies        []map[string]any
+	paths         []string
+	bearers       []string // Authorization headers of logout
+	rtBearers     []string // Authorization headers of the realtime-token route
+	// gates hold the requests of a route ("refresh", "realtime", "logout")
+	// until closed.
+	gates     map[string]chan struct{}
+	problem   func(w http.ResponseWriter) // answers refresh when set
+	rtProblem func(w http.ResponseWriter) // answers the realtime-token route when set
 }
 
 const fakeRealtimeURL = "ws://127.0.0.1:1/ws"
@@ -73,6 +81,7 @@ func newFakeAuthServer(t *testing.T, clock *fakeClock) *fakeAuthServer {
 	mux.HandleFunc("POST /api/v1/auth/login", func(w http.ResponseWriter, r *http.Request) { s.login(w, r, http.StatusOK, false) })
 	mux.HandleFunc("POST /api/v1/auth/refresh", s.refreshTokens)
 	mux.HandleFunc("POST /api/v1/auth/logout", s.logout)
+	mux.HandleFunc("POST /api/v1/players/{player_id}/realtime-token", s.realtimeToken)
 	s.srv = httptest.NewServer(mux)
 	t.Cleanup(s.srv.Close)
 	return s
@@ -115,6 +124,7 @@ func (s *fakeAuthServer) issue(w http.ResponseWriter, status int, created bool) 
 	s.issued++
 	n := s.issued
 	s.access, s.refresh = fmt.Sprintf("tpa_%d", n), fmt.Sprintf("tpr_%d", n)
+	s.accessExpires = now.Add(s.accessLife)
 	res := authResult{
 		PlayerID: "p_1", Created: created, SessionID: "s_1",
 		AccessToken: s.access, AccessExpiresAt: now.Add(s.accessLife),
@@ -128,14 +138,19 @@ func (s *fakeAuthServer) issue(w http.ResponseWriter, status int, created bool) 
 	json.NewEncoder(w).Encode(res)
 }
 
-func (s *fakeAuthServer) refreshTokens(w http.ResponseWriter, r *http.Request) {
-	body := s.record(r)
+// wait holds a request of route while the test holds the route.
+func (s *fakeAuthServer) wait(route string) {
 	s.mu.Lock()
-	gate := s.gate
+	gate := s.gates[route]
 	s.mu.Unlock()
 	if gate != nil {
 		<-gate
 	}
+}
+
+func (s *fakeAuthServer) refreshTokens(w http.ResponseWriter, r *http.Request) {
+	body := s.record(r)
+	s.wait("refresh")
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	token, _ := body["refresh_token"].(string)
@@ -151,10 +166,40 @@ func (s *fakeAuthServer) refreshTokens(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *fakeAuthServer) logout(w http.ResponseWriter, r *http.Request) {
+func (s *fakeAuthServer) realtimeToken(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.rtBearers = append(s.rtBearers, r.Header.Get("Authorization"))
+	s.mu.Unlock()
+	s.wait("realtime")
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := s.clock.now()
+	switch {
+	case s.rtProblem != nil:
+		s.rtProblem(w)
+	case s.access == "" || r.Header.Get("Authorization") != "Bearer "+s.access:
+		writeTestProblem(w, http.StatusUnauthorized, CodeUnauthenticated, "access token is not valid", nil)
+	case !now.Before(s.accessExpires):
+		writeTestProblem(w, http.StatusUnauthorized, CodeTokenExpired, "access token has expired: refresh it", nil)
+	case r.PathValue("player_id") != "p_1":
+		writeTestProblem(w, http.StatusNotFound, CodeNotFound, "no such player", nil)
+	default:
+		s.issued++
+		w.Header().Set("Date", now.UTC().Format(http.TimeFormat))
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(realtimeResult{
+			RealtimeToken: fmt.Sprintf("rt_%d", s.issued), RealtimeExpiresAt: now.Add(s.realtimeLife), RealtimeURL: fakeRealtimeURL,
+		})
+	}
+}
+
+func (s *fakeAuthServer) logout(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
 	s.bearers = append(s.bearers, r.Header.Get("Authorization"))
+	s.mu.Unlock()
+	s.wait("logout")
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if r.Header.Get("Authorization") != "Bearer "+s.access {
 		writeTestProblem(w, http.StatusUnauthorized, CodeUnauthenticated, "log in first", nil)
 		return
@@ -177,6 +222,21 @@ func (s *fakeAuthServer) logouts() []string {
 	return append([]string(nil), s.bearers...)
 }
 
+// realtimeRequests returns the Authorization headers of the realtime-token
+// requests so far.
+func (s *fakeAuthServer) realtimeRequests() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.rtBearers...)
+}
+
+// ended reports whether the server ended the session (logout, reuse).
+func (s *fakeAuthServer) ended() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refresh == ""
+}
+
 // refreshes returns the refresh tokens presented so far.
 func (s *fakeAuthServer) refreshes() []string {
 	s.mu.Lock()
@@ -190,18 +250,28 @@ func (s *fakeAuthServer) setProblem(f func(w http.ResponseWriter)) {
 	s.mu.Unlock()
 }
 
-// holdRefreshes makes refresh requests wait until the returned function is
-// called (also at cleanup, so the server can close).
-func (s *fakeAuthServer) holdRefreshes(t *testing.T) (release func()) {
+func (s *fakeAuthServer) setRealtimeProblem(f func(w http.ResponseWriter)) {
+	s.mu.Lock()
+	s.rtProblem = f
+	s.mu.Unlock()
+}
+
+// hold makes the requests of route ("refresh", "realtime" or "logout")
+// wait until the returned function is called (also at cleanup, so the
+// server can close).
+func (s *fakeAuthServer) hold(t *testing.T, route string) (release func()) {
 	gate := make(chan struct{})
 	s.mu.Lock()
-	s.gate = gate
+	if s.gates == nil {
+		s.gates = map[string]chan struct{}{}
+	}
+	s.gates[route] = gate
 	s.mu.Unlock()
 	var once sync.Once
 	release = func() {
 		once.Do(func() {
 			s.mu.Lock()
-			s.gate = nil
+			delete(s.gates, route)
 			s.mu.Unlock()
 			close(gate)
 		})
@@ -209,6 +279,9 @@ func (s *fakeAuthServer) holdRefreshes(t *testing.T) (release func()) {
 	t.Cleanup(release)
 	return release
 }
+
+// holdRefreshes holds the refresh requests (see hold).
+func (s *fakeAuthServer) holdRefreshes(t *testing.T) (release func()) { return s.hold(t, "refresh") }
 
 // writeTestProblem answers a problem+json document as web/errors.go does;
 // extra fields are merged in.
@@ -363,7 +436,9 @@ func TestAuthNeverPrintsItsTokens(t *testing.T) {
 	}
 }
 
-func TestRealtimeTokenIsRefreshedOnlyWithinTheMargin(t *testing.T) {
+// While the access token is fresh, a realtime token is renewed through the
+// realtime-token route: the refresh token is not used.
+func TestRealtimeTokenIsRenewedOnlyWithinTheMargin(t *testing.T) {
 	clock := newFakeClock(t0)
 	s := newFakeAuthServer(t, clock)
 	a := loginGuest(t, s, clock)
@@ -388,15 +463,43 @@ func TestRealtimeTokenIsRefreshedOnlyWithinTheMargin(t *testing.T) {
 			got)
 	}
 	access, err := a.AccessToken(bg())
-	if err != nil || access != "tpa_2" {
-		t.Errorf(
-			"AccessToken after the refresh: %q, %v; want tpa_2",
-			access, err)
+	if err != nil || access != "tpa_1" {
+		t.Errorf("AccessToken after the realtime token was renewed: %q, %v; want tpa_1", access, err)
+	}
+	if diff := cmp.Diff([]string{"Bearer tpa_1"}, s.realtimeRequests()); diff != "" {
+		t.Errorf("realtime-token requests (-want +got):\n%s", diff)
+	}
+	if got := s.refreshes(); len(got) != 0 {
+		t.Errorf("refreshes %v, want none while the access token is fresh", got)
+	}
+}
+
+// A stale access token cannot ask for a realtime token: a refresh renews
+// every token.
+func TestRealtimeTokenIsRefreshedWhenTheAccessTokenIsStale(t *testing.T) {
+	clock := newFakeClock(t0)
+	s := newFakeAuthServer(t, clock)
+	s.accessLife = 2 * time.Minute
+	a := loginGuest(t, s, clock)
+
+	clock.advance(55 * time.Second)
+	if got := realtimeToken(t, a); got != "rt_2" {
+		t.Fatalf("at 55s: token %q, want rt_2 (realtime-token route)", got)
+	}
+	// 110s: the access token (119s by the client's count) is within its
+	// margin too.
+	clock.advance(55 * time.Second)
+	if got := realtimeToken(t, a); got != "rt_3" {
+		t.Fatalf("at 110s: token %q, want rt_3 (refresh)", got)
+	}
+	if access, err := a.AccessToken(bg()); err != nil || access != "tpa_3" {
+		t.Errorf("AccessToken after the refresh: %q, %v; want tpa_3", access, err)
 	}
 	if diff := cmp.Diff([]string{"tpr_1"}, s.refreshes()); diff != "" {
-		t.Errorf(
-			"refreshes (-want +got):\n%s",
-			diff)
+		t.Errorf("refreshes (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"Bearer tpa_1"}, s.realtimeRequests()); diff != "" {
+		t.Errorf("realtime-token requests (-want +got):\n%s", diff)
 	}
 }
 
@@ -452,6 +555,7 @@ func TestTokenLifetimeIsCountedFromTheServersDate(t *testing.T) {
 func TestConcurrentCallersShareOneRefresh(t *testing.T) {
 	clock := newFakeClock(t0)
 	s := newFakeAuthServer(t, clock)
+	s.accessLife = time.Minute // stale with the realtime token: a refresh renews both
 	a := loginGuest(t, s, clock)
 	release := s.holdRefreshes(t)
 	clock.advance(55 * time.Second)
@@ -466,7 +570,7 @@ func TestConcurrentCallersShareOneRefresh(t *testing.T) {
 	eventually(t, "every caller waits for the refresh", func() bool {
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		return a.refreshes != nil && a.refreshes.waiters == callers
+		return a.inflight != nil && a.inflight.waiters == callers
 	})
 	release()
 	wg.Wait()
@@ -490,6 +594,7 @@ func TestConcurrentCallersShareOneRefresh(t *testing.T) {
 func TestRefreshOutlivesACallerThatGivesUp(t *testing.T) {
 	clock := newFakeClock(t0)
 	s := newFakeAuthServer(t, clock)
+	s.accessLife = time.Minute // stale with the realtime token: a refresh renews both
 	a := loginGuest(t, s, clock)
 	release := s.holdRefreshes(t)
 	clock.advance(55 * time.Second)
@@ -528,12 +633,13 @@ func TestRefreshOutlivesACallerThatGivesUp(t *testing.T) {
 func refreshInFlight(a *Auth) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.refreshes != nil
+	return a.inflight != nil
 }
 
 func TestRotatedRefreshTokenIsUsedNextTime(t *testing.T) {
 	clock := newFakeClock(t0)
 	s := newFakeAuthServer(t, clock)
+	s.accessLife = time.Minute // stale with the realtime token: a refresh renews both
 	a := loginGuest(t, s, clock)
 	clock.advance(55 * time.Second)
 	realtimeToken(t, a)
@@ -589,6 +695,7 @@ func TestRefusedRefreshIsFinal(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := newFakeClock(t0)
 			s := newFakeAuthServer(t, clock)
+			s.accessLife = time.Minute // stale with the realtime token: a refresh renews both
 			a := loginGuest(t, s, clock)
 			s.setProblem(tc.answer)
 			clock.advance(55 * time.Second)
@@ -633,6 +740,7 @@ func TestRefusedRefreshIsFinal(t *testing.T) {
 func TestTransientRefreshFailureIsRetried(t *testing.T) {
 	clock := newFakeClock(t0)
 	s := newFakeAuthServer(t, clock)
+	s.accessLife = time.Minute // stale with the realtime token: a refresh renews both
 	a := loginGuest(t, s, clock)
 	s.setProblem(func(w http.ResponseWriter) {
 		w.Header().Set("Retry-After", "2")
@@ -815,7 +923,7 @@ func TestClientReconnectsWithAFreshRealtimeToken(t *testing.T) {
 	}
 	eventAs[*Resumed](t, c)
 
-	authSrv.setProblem(func(w http.ResponseWriter) {
+	authSrv.setRealtimeProblem(func(w http.ResponseWriter) {
 		writeTestProblem(w, 403, CodeBanned, "banned permanently: cheating", nil)
 	})
 	clock.advance(55 * time.Second)
@@ -826,6 +934,9 @@ func TestClientReconnectsWithAFreshRealtimeToken(t *testing.T) {
 		t.Errorf(
 			"Closed.Err %v, want ErrLoggedOut and banned",
 			cl.Err)
+	}
+	if got := authSrv.refreshes(); len(got) != 0 {
+		t.Errorf("refreshes %v, want none: the access token stayed fresh", got)
 	}
 }
 
@@ -849,5 +960,262 @@ func TestAuthConfigNeedsAnHTTPBaseURL(t *testing.T) {
 				"BaseURL %q accepted",
 				base)
 		}
+	}
+}
+
+// A realtime-token request the server refuses for the access token falls
+// back to one refresh, which gets new tokens or ends the login session.
+func TestRealtimeTokenRouteRefusalFallsBackToOneRefresh(t *testing.T) {
+	tests := []struct {
+		name        string
+		answer      func(w http.ResponseWriter)
+		refreshGone bool // the refresh is refused too
+		want        string
+	}{
+		{
+			name: "access token expired by the server's clock",
+			answer: func(w http.ResponseWriter) {
+				writeTestProblem(w, 401, CodeTokenExpired, "access token has expired: refresh it", nil)
+			},
+			want: "rt_2",
+		},
+		{
+			name: "session ended elsewhere",
+			answer: func(w http.ResponseWriter) {
+				writeTestProblem(w, 401, CodeUnauthenticated, "access token is not valid", nil)
+			},
+			refreshGone: true,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := newFakeClock(t0)
+			s := newFakeAuthServer(t, clock)
+			a := loginGuest(t, s, clock)
+			s.setRealtimeProblem(tc.answer)
+			if tc.refreshGone {
+				s.setProblem(func(w http.ResponseWriter) {
+					writeTestProblem(w, 401, CodeUnauthenticated, "the session has ended", nil)
+				})
+			}
+			clock.advance(55 * time.Second)
+
+			got, err := a.RealtimeToken(bg())
+			if tc.refreshGone {
+				if !errors.Is(err, ErrLoggedOut) || !errors.Is(err, &ServerError{Code: CodeUnauthenticated}) {
+					t.Fatalf("RealtimeToken: %q, %v; want ErrLoggedOut (unauthenticated)", got, err)
+				}
+				if _, err := a.RealtimeToken(bg()); !errors.Is(err, ErrLoggedOut) {
+					t.Errorf("RealtimeToken again: %v, want ErrLoggedOut", err)
+				}
+			} else if err != nil || got != tc.want {
+				t.Fatalf("RealtimeToken: %q, %v; want %s from the refresh", got, err, tc.want)
+			}
+			if diff := cmp.Diff([]string{"tpr_1"}, s.refreshes()); diff != "" {
+				t.Errorf("refreshes (-want +got):\n%s", diff)
+			}
+			if n := len(s.realtimeRequests()); n != 1 {
+				t.Errorf("%d realtime-token requests, want 1", n)
+			}
+		})
+	}
+}
+
+func TestRealtimeTokenRouteBanIsFinal(t *testing.T) {
+	clock := newFakeClock(t0)
+	s := newFakeAuthServer(t, clock)
+	a := loginGuest(t, s, clock)
+	s.setRealtimeProblem(func(w http.ResponseWriter) {
+		writeTestProblem(w, 403, CodeBanned, "banned until 2026-12-01T00:00:00Z: cheating", map[string]any{"until": "2026-12-01T00:00:00Z"})
+	})
+	clock.advance(55 * time.Second)
+
+	want := &ServerError{Code: CodeBanned, Name: "banned", Message: "banned until 2026-12-01T00:00:00Z: cheating",
+		Until: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	for _, name := range []string{"RealtimeToken", "AccessToken"} {
+		var err error
+		if name == "RealtimeToken" {
+			_, err = a.RealtimeToken(bg())
+		} else {
+			_, err = a.AccessToken(bg())
+		}
+		var se *ServerError
+		if !errors.Is(err, ErrLoggedOut) || !errors.As(err, &se) {
+			t.Fatalf("%s: %v, want ErrLoggedOut wrapping a *ServerError", name, err)
+		}
+		if diff := cmp.Diff(want, se); diff != "" {
+			t.Errorf("%s: error (-want +got):\n%s", name, diff)
+		}
+	}
+	if got := s.refreshes(); len(got) != 0 {
+		t.Errorf("refreshes %v, want none after a ban", got)
+	}
+}
+
+func TestRealtimeTokenRouteTransientFailureIsRetried(t *testing.T) {
+	clock := newFakeClock(t0)
+	s := newFakeAuthServer(t, clock)
+	a := loginGuest(t, s, clock)
+	s.setRealtimeProblem(func(w http.ResponseWriter) {
+		writeTestProblem(w, 503, CodeUnavailable, "draining", nil)
+	})
+	clock.advance(55 * time.Second)
+	_, err := a.RealtimeToken(bg())
+	want := &ServerError{Code: CodeUnavailable, Name: "unavailable", Message: "draining", Temporary: true}
+	if diff := cmp.Diff(want, err); diff != "" || errors.Is(err, ErrLoggedOut) {
+		t.Fatalf("RealtimeToken while the server is unavailable: %v (-want +got):\n%s", err, diff)
+	}
+	s.setRealtimeProblem(nil)
+	if got := realtimeToken(t, a); got != "rt_2" {
+		t.Errorf("after the server is back: %q, want rt_2", got)
+	}
+	if got := s.refreshes(); len(got) != 0 {
+		t.Errorf("refreshes %v, want none: a temporary refusal says nothing of the access token", got)
+	}
+}
+
+func TestConcurrentCallersShareOneRealtimeTokenRequest(t *testing.T) {
+	clock := newFakeClock(t0)
+	s := newFakeAuthServer(t, clock)
+	a := loginGuest(t, s, clock)
+	release := s.hold(t, "realtime")
+	clock.advance(55 * time.Second)
+
+	const callers = 8
+	got := make([]string, callers)
+	errs := make([]error, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() { got[i], errs[i] = a.RealtimeToken(bg()) })
+	}
+	eventually(t, "every caller waits for the request", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.inflight != nil && a.inflight.waiters == callers
+	})
+	// An access token asked for meanwhile waits too, and is the one the
+	// realtime-token request left as it was.
+	var access string
+	var accessErr error
+	wg.Go(func() { access, accessErr = a.AccessToken(bg()) })
+	eventually(t, "the access token caller waits", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.inflight != nil && a.inflight.waiters == callers+1
+	})
+	release()
+	wg.Wait()
+
+	for i := range callers {
+		if errs[i] != nil || got[i] != "rt_2" {
+			t.Errorf("caller %d: %q, %v; want rt_2", i, got[i], errs[i])
+		}
+	}
+	if accessErr != nil || access != "tpa_1" {
+		t.Errorf("AccessToken: %q, %v; want tpa_1", access, accessErr)
+	}
+	if n := len(s.realtimeRequests()); n != 1 {
+		t.Errorf("%d realtime-token requests, want 1", n)
+	}
+	if got := s.refreshes(); len(got) != 0 {
+		t.Errorf("refreshes %v, want none", got)
+	}
+}
+
+// The default HTTP client never takes a login's body (a password, a
+// refresh token) to another origin.
+func TestDefaultHTTPClientRefusesRedirectsToAnotherOrigin(t *testing.T) {
+	clock := newFakeClock(t0)
+	s := newFakeAuthServer(t, clock)
+	var stolen atomic.Int64
+	thief := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		stolen.Add(1)
+		s.srv.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(thief.Close)
+	redirect := func(target string) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, target+r.URL.Path, http.StatusTemporaryRedirect) // 307 resends the body
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+
+	away := redirect(thief.URL)
+	_, err := LoginEmail(bg(), AuthConfig{BaseURL: away.URL}, "ann@example.com", "correct horse")
+	if err == nil || !strings.Contains(err.Error(), "another origin") {
+		t.Errorf("login redirected to another origin: %v, want a refused redirect", err)
+	}
+	if n := stolen.Load(); n != 0 {
+		t.Errorf("the other origin got %d requests", n)
+	}
+
+	// Within the origin, a redirect is followed.
+	same := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p, ok := strings.CutPrefix(r.URL.Path, "/old"); ok {
+			http.Redirect(w, r, p, http.StatusTemporaryRedirect)
+			return
+		}
+		s.srv.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(same.Close)
+	if _, err := LoginEmail(bg(), AuthConfig{BaseURL: same.URL + "/old"}, "ann@example.com", "correct horse"); err != nil {
+		t.Errorf("login redirected within the origin: %v", err)
+	}
+}
+
+func TestLogoutWaitsForARefreshInFlight(t *testing.T) {
+	clock := newFakeClock(t0)
+	s := newFakeAuthServer(t, clock)
+	a := loginGuest(t, s, clock)
+	release := s.holdRefreshes(t)
+	refreshed := async(func() error { return a.Refresh(bg()) })
+	eventually(t, "the refresh is in flight", func() bool { return len(s.refreshes()) == 0 && refreshInFlight(a) })
+	loggedOut := async(func() error { return a.Logout(bg()) })
+	eventually(t, "Logout waits for the refresh", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.inflight != nil && a.inflight.waiters == 2
+	})
+	release()
+	if err := refreshed(); err != nil {
+		t.Fatalf("Refresh: %v", err)
+	}
+	if err := loggedOut(); err != nil {
+		t.Fatalf("Logout: %v", err)
+	}
+	if diff := cmp.Diff([]string{"Bearer tpa_2"}, s.logouts()); diff != "" {
+		t.Errorf("logout's Authorization (-want +got):\n%s", diff)
+	}
+	if !s.ended() {
+		t.Error("the session still runs on the server")
+	}
+}
+
+// A refresh that replaces the access token while the logout is on its way
+// makes the server refuse the logout; Logout tries again with the new token
+// instead of leaving the session running.
+func TestLogoutAgainWhenARefreshReplacedItsAccessToken(t *testing.T) {
+	clock := newFakeClock(t0)
+	s := newFakeAuthServer(t, clock)
+	a := loginGuest(t, s, clock)
+	release := s.hold(t, "logout")
+	loggedOut := async(func() error { return a.Logout(bg()) })
+	eventually(t, "the logout reaches the server", func() bool { return len(s.logouts()) == 1 })
+	if err := a.Refresh(bg()); err != nil {
+		t.Fatalf("Refresh: %v", err)
+	}
+	release()
+	if err := loggedOut(); err != nil {
+		t.Fatalf("Logout: %v", err)
+	}
+	if diff := cmp.Diff([]string{"Bearer tpa_1", "Bearer tpa_2"}, s.logouts()); diff != "" {
+		t.Errorf("logouts' Authorization (-want +got):\n%s", diff)
+	}
+	if !s.ended() {
+		t.Error("the session still runs on the server")
+	}
+	if _, err := a.AccessToken(bg()); !errors.Is(err, ErrLoggedOut) {
+		t.Errorf("AccessToken after Logout: %v, want ErrLoggedOut", err)
 	}
 }

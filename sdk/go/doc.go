@@ -20,8 +20,10 @@
 // A player logs in at the web server's player API (/api/v1) with
 // [LoginGuest] (a device id and a [NewDeviceSecret] the device keeps),
 // [Register] or [LoginEmail]. The [Auth] they return keeps the tokens
-// fresh: it refreshes them a margin before they expire, concurrent callers
-// share one refresh, and the single-use refresh token is rotated each time.
+// fresh a margin before they expire: it renews the realtime token through
+// the realtime-token route while the access token is fresh, and refreshes
+// (the refresh token is single-use and rotated each time) only when the
+// access token itself is stale; concurrent callers share one request.
 // Give [Auth.RealtimeTokenSource] to the Client as Config.Token, so every
 // connect and reconnect gets a fresh realtime token:
 //
