@@ -291,3 +291,28 @@ func TestEverySubcommandFlagSetParsesItsOwnDefaults(t *testing.T) {
 		}
 	}
 }
+
+func TestKeyEncryptionKeyFileIsCreatedOnceAndRefusedWhenOthersCanRead(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "kek")
+	first, err := loadOrCreateKEKFile(path)
+	if err != nil || len(first) != 32 {
+		t.Fatalf("create: %d bytes, %v", len(first), err)
+	}
+	again, err := loadOrCreateKEKFile(path)
+	if err != nil || !bytes.Equal(first, again) {
+		t.Fatalf("second load: %v, same key %v", err, bytes.Equal(first, again))
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadKEKFile(path); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("a key others can read: %v", err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad")
+	if err := os.WriteFile(bad, []byte("not hex\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadKEKFile(bad); err == nil || !strings.Contains(err.Error(), "64 hex characters") {
+		t.Fatalf("a malformed key: %v", err)
+	}
+}

@@ -2,12 +2,12 @@ package app
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,9 +17,10 @@ import (
 	"github.com/tandemhq/tandem/token"
 )
 
-// devKeyFile is the dev signing key inside --data-dir. The web server will
-// issue tokens itself; until then `tandem dev` and `tandem token` sign with
-// this key and the node verifies with its public half.
+// devKeyFile is the dev signing key inside --data-dir. `tandem token` and
+// `tandem loadtest` sign with it, for trying a node without logging in; the
+// node of `tandem dev --dev-tokens` accepts its tokens beside the web
+// server's.
 const devKeyFile = "dev-signing-key.pem"
 
 func loadDevSigner(dataDir string) (*token.Signer, error) {
@@ -44,17 +45,30 @@ func runDev(ctx context.Context, args []string, env Env, stdio Stdio, opts Optio
 	if err != nil {
 		return usageError{fmt.Errorf("--log-level: %w", err)}
 	}
-	signer, err := loadDevSigner(c.DataDir)
-	if err != nil {
-		return fmt.Errorf("dev key: %w", err)
+	if err := c.Keys.check(); err != nil {
+		return usageError{err}
 	}
-	keys := token.NewKeySet(map[string]ed25519.PublicKey{signer.KeyID(): signer.PublicKey()})
+	// The dev key is trusted only when asked for: without --dev-tokens the
+	// node takes exactly the tokens the web server issues.
+	var devSigner *token.Signer
+	if c.DevTokens {
+		if devSigner, err = loadDevSigner(c.DataDir); err != nil {
+			return fmt.Errorf("dev key: %w", err)
+		}
+	}
 	if c.Web.AuditKey == "" {
 		c.Web.AuditKey = filepath.Join(c.DataDir, devAuditKeyFile)
 	}
 	auditKey, err := token.LoadOrCreateKeyFile(c.Web.AuditKey)
 	if err != nil {
 		return fmt.Errorf("audit key: %w", err)
+	}
+	if c.Web.KeyEncryptionKey == "" {
+		c.Web.KeyEncryptionKey = filepath.Join(c.DataDir, devKEKFile)
+	}
+	kek, err := loadOrCreateKEKFile(c.Web.KeyEncryptionKey)
+	if err != nil {
+		return err
 	}
 	if c.Web.DB == "" {
 		c.Web.DB = "sqlite:" + filepath.Join(c.DataDir, devDatabaseFile)
@@ -67,17 +81,28 @@ func runDev(ctx context.Context, args []string, env Env, stdio Stdio, opts Optio
 		return errors.Join(fmt.Errorf("migrate: %w", err), db.Close())
 	}
 
+	// Both listen before either starts: logins tell clients the node's URL.
 	webLn, err := net.Listen("tcp", c.WebListen)
 	if err != nil {
 		return errors.Join(fmt.Errorf("web listen: %w", err), db.Close())
 	}
-	web, err := startWeb(webLn, db, c.Web, auditKey, log)
+	rtLn, err := net.Listen("tcp", c.RealtimeListen)
 	if err != nil {
-		return errors.Join(err, webLn.Close(), db.Close())
+		return errors.Join(fmt.Errorf("realtime listen: %w", err), webLn.Close(), db.Close())
+	}
+	if c.Web.RealtimeURL == "" {
+		c.Web.RealtimeURL = "ws://" + rtLn.Addr().String() + "/ws"
+	}
+	// One --cors-origins for both; "*" only opens WebSockets to any origin.
+	c.Web.CORSOrigins = slices.DeleteFunc(slices.Clone(c.Node.CORSOrigins), func(o string) bool { return o == "*" })
+	web, err := startWeb(webLn, db, c.Web, webKeys{audit: auditKey, kek: kek}, log)
+	if err != nil {
+		return errors.Join(err, webLn.Close(), rtLn.Close(), db.Close())
 	}
 	// The dev web origin may open WebSockets, beside the configured ones.
 	c.Node.CORSOrigins = append(c.Node.CORSOrigins, strings.TrimSuffix(web.url, "/"))
-	node, err := startRealtime(c.RealtimeListen, "dev", c.Node, keys, opts, log)
+	keys := remoteKeys(devKeySource(web.svc.SigningPublicKeys, devSigner), c.Keys, log)
+	node, err := startRealtime(rtLn, "dev", c.Node, keys, keys.Run, opts, log)
 	if err != nil {
 		return errors.Join(err, web.close())
 	}
@@ -85,17 +110,21 @@ func runDev(ctx context.Context, args []string, env Env, stdio Stdio, opts Optio
 	if err != nil {
 		return errors.Join(err, node.close(), web.close())
 	}
-	tok, err := signer.Issue(tandem.Player{ID: "dev-player", Name: "Dev Player"}, time.Now(), tandem.MaxTokenLifetime)
-	if err != nil {
-		return errors.Join(err, node.close(), web.close())
+	devTokens := ""
+	if devSigner != nil {
+		tok, err := devSigner.Issue(tandem.Player{ID: "dev-player", Name: "Dev Player"}, time.Now(), tandem.MaxTokenLifetime)
+		if err != nil {
+			return errors.Join(err, node.close(), web.close())
+		}
+		devTokens = fmt.Sprintf(`token for player dev-player (valid 10 minutes):
+%s
+More tokens, one per player: go run ./cmd/tandem token --player alice
+`, tok)
 	}
 	fmt.Fprintf(stdio.Stdout, `tandem dev is running.
 web:      %s/admin
 realtime: %s
-%stoken for player dev-player (valid 10 minutes):
-%s
-More tokens, one per player: go run ./cmd/tandem token --player alice
-`, web.url, node.URL(), firstAdmin, tok)
+%s%s`, web.url, node.URL(), firstAdmin, devTokens)
 
 	webDone := make(chan error, 1)
 	go func() { webDone <- web.run(ctx) }()

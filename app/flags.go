@@ -1,8 +1,11 @@
 package app
 
 import (
+	"fmt"
 	"io"
 	"time"
+
+	"github.com/tandemhq/tandem/token"
 )
 
 // This file registers the flags of every subcommand. The same functions
@@ -51,8 +54,7 @@ type nodeConfig struct {
 }
 
 func registerNodeFlags(f *flagSet, c *nodeConfig) {
-	f.StringList(&c.CORSOrigins, "cors-origins", nil,
-		"browser origins (scheme://host[:port]) allowed to open a WebSocket; a handshake from any other Origin gets 403")
+	registerCORSFlag(f, &c.CORSOrigins)
 	f.Int(&c.MaxFrameBytes, "max-frame-bytes", 64<<10,
 		"largest WebSocket message accepted, in bytes; a larger one closes the connection with too_large")
 	f.Duration(&c.ConnectTimeout, "connect-timeout", 5*time.Second,
@@ -87,23 +89,64 @@ func registerNodeFlags(f *flagSet, c *nodeConfig) {
 		"least severe log level written: debug, info, warn or error")
 }
 
+// keyRefreshConfig is how a realtime node keeps the web server's token keys
+// current; `tandem realtime --jwks-url` and the node inside `tandem dev`
+// share it.
+type keyRefreshConfig struct {
+	Refresh     time.Duration
+	MinInterval time.Duration
+}
+
+func registerKeyRefreshFlags(f *flagSet, c *keyRefreshConfig) {
+	f.Duration(&c.Refresh, "jwks-refresh", token.DefaultRemoteRefresh,
+		"how often the node fetches the web server's token keys again; a key no longer published stops verifying "+
+			"(tandem dev reads them in process)")
+	f.Duration(&c.MinInterval, "jwks-min-interval", token.DefaultRemoteMinInterval,
+		"least time between two key fetches caused by tokens that name a key the node does not hold")
+}
+
+// check refuses durations the key set cannot run with.
+func (c keyRefreshConfig) check() error {
+	if c.Refresh <= 0 || c.MinInterval <= 0 {
+		return fmt.Errorf("--jwks-refresh and --jwks-min-interval must be positive, not %s and %s", c.Refresh, c.MinInterval)
+	}
+	return nil
+}
+
 // realtimeConfig is the configuration of `tandem realtime`.
 type realtimeConfig struct {
-	Listen    string
-	NodeID    string
-	TokenKeys []string
-	Node      nodeConfig
+	Listen       string
+	NodeID       string
+	JWKSURL      string
+	JWKSInsecure bool
+	JWKSWait     time.Duration
+	Keys         keyRefreshConfig
+	TokenKeys    []string
+	Node         nodeConfig
 }
 
 func realtimeFlags(c *realtimeConfig, stderr io.Writer) *flagSet {
 	f := newFlagSet("realtime", stderr)
-	f.summary = "Runs a realtime node: WebSocket sessions and rooms, held in memory."
+	f.summary = "Runs a realtime node: WebSocket sessions and rooms, held in memory. " +
+		"It verifies realtime tokens with the web server's public keys (--jwks-url), or with fixed key files (--token-keys)."
 	f.String(&c.Listen, "listen", "127.0.0.1:7701",
 		"address to accept WebSocket connections on (host:port; port 0 picks a free one)")
 	f.String(&c.NodeID, "node-id", "",
 		"this node's id in the cluster; empty picks a new one at start")
+	f.String(&c.JWKSURL, "jwks-url", "",
+		"URL of the web server's /.well-known/jwks.json: tokens verify with the keys published there, "+
+			"fetched again when a token names an unknown key (give this or --token-keys); "+
+			"https:// unless its host is localhost or a loopback address, or --jwks-insecure is given")
+	f.Bool(&c.JWKSInsecure, "jwks-insecure", false,
+		"allow an http:// --jwks-url to a host other than localhost or a loopback address: "+
+			"whoever can change that answer on the way decides which tokens the node accepts (a private network only)")
+	f.Duration(&c.JWKSWait, "jwks-wait", defaultJWKSWait,
+		"how long the node waits at start for its first fetch of the token keys before it reports its URL; "+
+			"until a fetch succeeds /readyz answers 503 and connects are refused with node_draining (retry)")
+	registerKeyRefreshFlags(f, &c.Keys)
 	f.StringList(&c.TokenKeys, "token-keys", nil,
-		"files of PEM Ed25519 public keys that realtime tokens may be signed with")
+		"files of PEM Ed25519 public keys that realtime tokens may be signed with, a fixed set for offline and dev use "+
+			"(give this or --jwks-url)")
 	registerNodeFlags(f, &c.Node)
 	return f
 }
@@ -113,18 +156,25 @@ type devConfig struct {
 	DataDir        string
 	WebListen      string
 	RealtimeListen string
+	DevTokens      bool
+	Keys           keyRefreshConfig
 	Web            webConfig
 	Node           nodeConfig
 }
 
 func devFlags(c *devConfig, stderr io.Writer) *flagSet {
 	f := newFlagSet("dev", stderr)
-	f.summary = "Runs the web server and one realtime node in one process, on a SQLite database, an audit key and a dev token signing key in --data-dir."
+	f.summary = "Runs the web server and one realtime node in one process, on a SQLite database and an audit key in --data-dir; " +
+		"the node verifies the tokens the web server issues."
 	f.String(&c.DataDir, "data-dir", "./tandem-data",
 		"directory for the SQLite database, the audit key and the dev token signing key (created 0700)")
 	registerWebListenFlag(f, &c.WebListen)
 	f.String(&c.RealtimeListen, "realtime-listen", "127.0.0.1:7701",
 		"address of the realtime node (host:port; port 0 picks a free one)")
+	f.Bool(&c.DevTokens, "dev-tokens", false,
+		"the node also accepts tokens signed with the dev key of --data-dir (dev-signing-key.pem, created if missing), "+
+			"which tandem token and tandem loadtest sign with, and one for dev-player is printed at start")
+	registerKeyRefreshFlags(f, &c.Keys)
 	registerWebFlags(f, &c.Web)
 	registerNodeFlags(f, &c.Node)
 	return f
@@ -141,7 +191,8 @@ type tokenConfig struct {
 
 func tokenFlags(c *tokenConfig, stderr io.Writer) *flagSet {
 	f := newFlagSet("token", stderr)
-	f.summary = "Prints a realtime token signed with the dev key of --data-dir, for trying a node without the web server."
+	f.summary = "Prints a realtime token signed with the dev key of --data-dir, for trying a node without logging in: " +
+		"tandem dev --dev-tokens accepts it, and so does tandem realtime --token-keys given the key's public half (--public-key)."
 	f.String(&c.DataDir, "data-dir", "./tandem-data",
 		"directory for the SQLite database, the audit key and the dev token signing key (created 0700)")
 	f.String(&c.Player, "player", "",
@@ -178,12 +229,13 @@ type loadtestConfig struct {
 	PasswordStdin  bool
 	RequestRate    int
 	LoginsInFlight int
+	Players        int
 }
 
 func loadtestFlags(c *loadtestConfig, stderr io.Writer) *flagSet {
 	f := newFlagSet("loadtest", stderr)
-	f.summary = "Measures a realtime node on this machine (loopback only) against the performance targets; " +
-		"docs/benchmarks.md explains the scenarios and scripts/bench runs them all."
+	f.summary = "Measures a realtime node or the web server on this machine (loopback only) against the performance targets; " +
+		"docs/benchmarks.md explains the scenarios, scripts/bench runs the realtime ones and scripts/bench-web the web ones."
 	f.String(&c.URL, "url", "ws://127.0.0.1:7701/ws",
 		"WebSocket URL of the node, or for the web scenarios the web server's http:// URL; its host must be or resolve to a loopback address (127.0.0.0/8 or ::1)")
 	// The same flag as tandem dev's and tandem token's: the load tool signs
@@ -191,7 +243,8 @@ func loadtestFlags(c *loadtestConfig, stderr io.Writer) *flagSet {
 	f.String(&c.DataDir, "data-dir", "./tandem-data",
 		"directory for the SQLite database, the audit key and the dev token signing key (created 0700)")
 	f.String(&c.Scenario, "scenario", "echo",
-		"idle, connect, echo, broadcast or resume (realtime node); audit-search or admin-login (web server)")
+		"idle, connect, echo, broadcast or resume (realtime node); audit-search or admin-login (web server's admin API); "+
+			"player-device-login, player-refresh or player-password-login (web server's player API)")
 	f.String(&c.Codec, "codec", "proto",
 		"codec of every connection: proto (binary) or json")
 	f.Int(&c.Clients, "clients", 0,
@@ -218,13 +271,16 @@ func loadtestFlags(c *loadtestConfig, stderr io.Writer) *flagSet {
 	f.Int(&c.ServerPID, "server-pid", 0,
 		"process id of the node: its RSS (/proc/PID/status) and CPU time (/proc/PID/stat) go into the report")
 	f.String(&c.Admin, "admin", "",
-		"audit-search and admin-login: the admin to log in as (audit-search needs audit:read without MFA, e.g. the viewer role)")
+		"audit-search and admin-login: the admin to log in as (audit-search needs audit:read without MFA, e.g. the viewer role); the player scenarios need none")
 	f.Bool(&c.PasswordStdin, "password-stdin", false,
 		"read the password from the first line of standard input (tandem admin create generates one without it)")
 	f.Int(&c.RequestRate, "request-rate", 200,
-		"audit-search: searches per second, sent on schedule whatever the latency (open loop)")
+		"audit-search, player-device-login and player-refresh: requests per second, sent on schedule whatever the latency (open loop)")
 	f.Int(&c.LoginsInFlight, "logins-in-flight", 4,
-		"admin-login: logins in flight at once")
+		"admin-login and player-password-login: logins in flight at once (player-password-login registers one account for each)")
+	f.Int(&c.Players, "players", 10000,
+		"player-device-login and player-refresh: devices in the pool, each logged in once during the set-up (creating its guest account) "+
+			"and then taken in turn (at most 100000)")
 	f.Bool(&c.JSON, "json", false,
 		"write the report as JSON instead of a table")
 	return f

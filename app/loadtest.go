@@ -44,15 +44,19 @@ func runLoadtest(ctx context.Context, args []string, env Env, stdio Stdio, _ Opt
 	return writeReport(rep, err, c.JSON, stdio)
 }
 
-// runWebLoadtest runs a scenario against the web server, logged in as
-// --admin with the password read from standard input.
+// runWebLoadtest runs a scenario against the web server: an admin
+// scenario logged in as --admin with the password read from standard
+// input, a player scenario with the players it makes itself.
 func runWebLoadtest(ctx context.Context, c loadtestConfig, stdio Stdio) error {
-	if c.Admin == "" || !c.PasswordStdin {
-		return usageError{errors.New("the web scenarios log in: give --admin and the password on standard input with --password-stdin")}
-	}
-	password, err := readPasswordLine(stdio.Stdin)
-	if err != nil {
-		return err
+	var password string
+	if !slices.Contains(loadtest.PlayerScenarios, c.Scenario) {
+		if c.Admin == "" || !c.PasswordStdin {
+			return usageError{errors.New("the admin scenarios log in: give --admin and the password on standard input with --password-stdin")}
+		}
+		var err error
+		if password, err = readPasswordLine(stdio.Stdin); err != nil {
+			return err
+		}
 	}
 	rep, err := loadtest.RunWeb(ctx, loadtest.WebConfig{
 		URL:           c.URL,
@@ -61,6 +65,7 @@ func runWebLoadtest(ctx context.Context, c loadtestConfig, stdio Stdio) error {
 		AdminPassword: password,
 		Rate:          c.RequestRate,
 		Concurrency:   c.LoginsInFlight,
+		Players:       c.Players,
 		Duration:      c.Duration,
 		ServerPID:     c.ServerPID,
 		Log:           stdio.Stderr,

@@ -2,13 +2,17 @@ package app
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -17,7 +21,8 @@ import (
 	"github.com/tandemhq/tandem/token"
 )
 
-// realtimeNode is a running realtime node: its gateway and HTTP server.
+// realtimeNode is a running realtime node: its gateway, its HTTP server and
+// the goroutine keeping its token keys current.
 type realtimeNode struct {
 	gw       *gateway.Gateway
 	srv      *http.Server
@@ -25,10 +30,16 @@ type realtimeNode struct {
 	serveErr chan error
 	drain    time.Duration
 	log      *slog.Logger
+	stopKeys context.CancelFunc
+	keysDone chan struct{}
 }
 
-// startRealtime starts a realtime node listening on listen.
-func startRealtime(listen, nodeID string, nc nodeConfig, keys *token.KeySet, opts Options, log *slog.Logger) (*realtimeNode, error) {
+// startRealtime starts a realtime node serving on ln (it owns ln from now
+// on, closing it on failure too) that verifies
+// tokens with verifier. keepCurrent, if not nil, is the goroutine that keeps
+// the verifier's keys current (RemoteKeySet.Run): the node runs it until it
+// closes.
+func startRealtime(ln net.Listener, nodeID string, nc nodeConfig, verifier gateway.Verifier, keepCurrent func(context.Context), opts Options, log *slog.Logger) (*realtimeNode, error) {
 	if nodeID == "" {
 		var b [4]byte
 		_, _ = rand.Read(b[:])
@@ -37,7 +48,7 @@ func startRealtime(listen, nodeID string, nc nodeConfig, keys *token.KeySet, opt
 	reg := observe.NewRegistry()
 	gw, err := gateway.New(gateway.Config{
 		Node:           nodeID,
-		Verifier:       keys,
+		Verifier:       verifier,
 		RoomTypes:      opts.roomTypes(),
 		RPCs:           opts.RPCs,
 		Hooks:          opts.Hooks,
@@ -62,23 +73,24 @@ func startRealtime(listen, nodeID string, nc nodeConfig, keys *token.KeySet, opt
 		Logger:           log.With("node", nodeID),
 	})
 	if err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		_ = gw.Close(context.Background())
-		return nil, fmt.Errorf("realtime listen: %w", err)
+		return nil, errors.Join(err, ln.Close())
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", gw)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	// A node whose key set has never loaded can verify no token: it is not
+	// ready for a load balancer to send players to.
+	keys, _ := verifier.(interface{ Ready() bool })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !gw.Ready() {
+		switch {
+		case !gw.Ready():
 			http.Error(w, "draining", http.StatusServiceUnavailable)
-			return
+		case keys != nil && !keys.Ready():
+			http.Error(w, "token keys not loaded yet", http.StatusServiceUnavailable)
+		default:
+			fmt.Fprintln(w, "ready")
 		}
-		fmt.Fprintln(w, "ready")
 	})
 	n := &realtimeNode{
 		gw:       gw,
@@ -87,7 +99,16 @@ func startRealtime(listen, nodeID string, nc nodeConfig, keys *token.KeySet, opt
 		serveErr: make(chan error, 1),
 		drain:    nc.DrainTimeout,
 		log:      log,
+		keysDone: make(chan struct{}),
 	}
+	keysCtx, stopKeys := context.WithCancel(context.Background())
+	n.stopKeys = stopKeys
+	go func() {
+		defer close(n.keysDone)
+		if keepCurrent != nil {
+			keepCurrent(keysCtx)
+		}
+	}()
 	go func() { n.serveErr <- n.srv.Serve(ln) }()
 	return n, nil
 }
@@ -102,6 +123,8 @@ func (n *realtimeNode) run(ctx context.Context) error {
 	select {
 	case err := <-n.serveErr:
 		_ = n.gw.Close(context.Background())
+		n.stopKeys()
+		<-n.keysDone
 		return fmt.Errorf("realtime server: %w", err)
 	case <-ctx.Done():
 	}
@@ -120,6 +143,9 @@ func (n *realtimeNode) close() error {
 	if err := <-n.serveErr; !errors.Is(err, http.ErrServerClosed) {
 		srvErr = errors.Join(srvErr, err)
 	}
+	// The keys are kept current until no connection can need them.
+	n.stopKeys()
+	<-n.keysDone
 	return errors.Join(gwErr, srvErr)
 }
 
@@ -132,17 +158,125 @@ func runRealtime(ctx context.Context, args []string, env Env, stdio Stdio, opts 
 	if err != nil {
 		return usageError{fmt.Errorf("--log-level: %w", err)}
 	}
-	if len(c.TokenKeys) == 0 {
-		return usageError{errors.New("--token-keys is required: the public keys realtime tokens are signed with")}
-	}
-	pubs, err := token.LoadPublicKeyFiles(c.TokenKeys...)
+	verifier, keepCurrent, err := realtimeVerifier(c, log)
 	if err != nil {
 		return err
 	}
-	n, err := startRealtime(c.Listen, c.NodeID, c.Node, token.NewKeySet(pubs), opts, log)
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("realtime listen: %w", err)
+	}
+	n, err := startRealtime(ln, c.NodeID, c.Node, verifier, keepCurrent, opts, log)
 	if err != nil {
 		return err
+	}
+	if keys, ok := verifier.(*token.RemoteKeySet); ok {
+		waitForKeys(ctx, keys, c.JWKSWait, log)
 	}
 	fmt.Fprintf(stdio.Stdout, "realtime: %s\n", n.URL())
 	return n.run(ctx)
+}
+
+// defaultJWKSWait is the default of --jwks-wait.
+const defaultJWKSWait = 5 * time.Second
+
+// waitForKeys waits up to wait for the first fetch of the node's token keys
+// to succeed, and reports whether it did. The node serves meanwhile (a
+// connect waits for the fetch in flight), and after: without keys it
+// refuses connects as temporary and /readyz answers 503 until a fetch
+// succeeds, so the wait only keeps the node from announcing itself before
+// it can verify a token.
+func waitForKeys(ctx context.Context, keys *token.RemoteKeySet, wait time.Duration, log *slog.Logger) bool {
+	waitCtx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	if err := keys.WaitReady(waitCtx); err != nil {
+		if ctx.Err() == nil {
+			log.Warn("no token keys yet: connects are refused as unavailable (node_draining) until a fetch of --jwks-url succeeds",
+				"waited", wait.String())
+		}
+		return false
+	}
+	return true
+}
+
+// realtimeVerifier returns what `tandem realtime` verifies tokens with: the
+// web server's published keys (--jwks-url), kept current by the returned
+// goroutine, or a fixed set read from --token-keys (no goroutine).
+func realtimeVerifier(c realtimeConfig, log *slog.Logger) (gateway.Verifier, func(context.Context), error) {
+	if (c.JWKSURL == "") == (len(c.TokenKeys) == 0) {
+		return nil, nil, usageError{errors.New("give exactly one of --jwks-url (the web server's /.well-known/jwks.json) " +
+			"and --token-keys (files of PEM public keys): the keys realtime tokens are signed with")}
+	}
+	if len(c.TokenKeys) > 0 {
+		pubs, err := token.LoadPublicKeyFiles(c.TokenKeys...)
+		if err != nil {
+			return nil, nil, err
+		}
+		return token.NewKeySet(pubs), nil, nil
+	}
+	if err := checkJWKSURL(c.JWKSURL, c.JWKSInsecure); err != nil {
+		return nil, nil, usageError{err}
+	}
+	if err := c.Keys.check(); err != nil {
+		return nil, nil, usageError{err}
+	}
+	if c.JWKSWait < 0 {
+		return nil, nil, usageError{fmt.Errorf("--jwks-wait must not be negative, not %s", c.JWKSWait)}
+	}
+	keys := remoteKeys(token.JWKSFetcher(nil, c.JWKSURL), c.Keys, log)
+	return keys, keys.Run, nil
+}
+
+// checkJWKSURL refuses a --jwks-url that is not http(s), and a plain http
+// one to a host other than this machine unless insecure: whoever can
+// change the answer on the way can make the node accept tokens of their
+// own key.
+func checkJWKSURL(raw string, insecure bool) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("--jwks-url %q is not an http:// or https:// URL", raw)
+	}
+	if u.Scheme == "http" && !insecure && !isLoopbackHost(u.Hostname()) {
+		return fmt.Errorf("--jwks-url %q is plain http to another machine: use https://, "+
+			"or give --jwks-insecure if the network between the node and the web server is private", raw)
+	}
+	return nil
+}
+
+// isLoopbackHost reports whether host names this machine: localhost or a
+// loopback address.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// remoteKeys returns the key set of a node that fetches its keys with fetch.
+func remoteKeys(fetch func(context.Context) (map[string]ed25519.PublicKey, error), c keyRefreshConfig, log *slog.Logger) *token.RemoteKeySet {
+	return token.NewRemoteKeySet(token.RemoteConfig{
+		Fetch:       fetch,
+		Refresh:     c.Refresh,
+		MinInterval: c.MinInterval,
+		Logger:      log.With("component", "token-keys"),
+	})
+}
+
+// devKeySource is the node's key source in `tandem dev`: the web server's
+// signing keys (service.SigningPublicKeys, read in process), and with
+// --dev-tokens the dev key too (devKey nil: without).
+func devKeySource(webKeys func(context.Context) (map[string]ed25519.PublicKey, error), devKey *token.Signer) func(context.Context) (map[string]ed25519.PublicKey, error) {
+	return func(ctx context.Context) (map[string]ed25519.PublicKey, error) {
+		keys, err := webKeys(ctx)
+		if err != nil || devKey == nil {
+			return keys, err
+		}
+		keys = maps.Clone(keys)
+		if keys == nil {
+			keys = make(map[string]ed25519.PublicKey, 1)
+		}
+		keys[devKey.KeyID()] = devKey.PublicKey()
+		return keys, nil
+	}
 }

@@ -3,6 +3,7 @@ package app
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/tandemhq/tandem/internal/servicetest"
@@ -24,6 +25,7 @@ const (
 	public  = web.Public
 	pending = web.Pending
 	adm     = web.Admin
+	player  = web.Player
 )
 
 // expectedRoutes is every route of the web server with its access and
@@ -54,6 +56,30 @@ var expectedRoutes = map[string]routeRule{
 	"DELETE /api/admin/v1/api-keys/{id}": {adm, tandem.PermAdminsManage},
 	"GET /api/admin/v1/audit":            {adm, tandem.PermAuditRead},
 
+	// Admin JSON API: players.
+	"GET /api/admin/v1/players":                       {adm, tandem.PermPlayersRead},
+	"GET /api/admin/v1/players/{id}":                  {adm, tandem.PermPlayersRead},
+	"PATCH /api/admin/v1/players/{id}":                {adm, tandem.PermPlayersWrite},
+	"POST /api/admin/v1/players/{id}/bans":            {adm, tandem.PermPlayersBan},
+	"DELETE /api/admin/v1/players/{id}/bans/{ban_id}": {adm, tandem.PermPlayersBan},
+	"POST /api/admin/v1/players/{id}/logout":          {adm, tandem.PermPlayersBan},
+	"POST /api/admin/v1/players/{id}/notes":           {adm, tandem.PermPlayersWrite},
+
+	// Player API and the realtime token keys.
+	"GET /.well-known/jwks.json":                               {public, ""},
+	"POST /api/v1/auth/guest":                                  {public, ""},
+	"POST /api/v1/auth/register":                               {public, ""},
+	"POST /api/v1/auth/login":                                  {public, ""},
+	"POST /api/v1/auth/refresh":                                {public, ""},
+	"POST /api/v1/auth/logout":                                 {player, ""},
+	"GET /api/v1/players/{player_id}":                          {player, ""},
+	"PATCH /api/v1/players/{player_id}":                        {player, ""},
+	"POST /api/v1/players/{player_id}/email":                   {player, ""},
+	"DELETE /api/v1/players/{player_id}":                       {player, ""},
+	"GET /api/v1/players/{player_id}/sessions":                 {player, ""},
+	"DELETE /api/v1/players/{player_id}/sessions/{session_id}": {player, ""},
+	"POST /api/v1/players/{player_id}/realtime-token":          {player, ""},
+
 	// Admin UI.
 	"GET /{$}":                         {public, ""},
 	"GET /admin/assets/{file...}":      {public, ""},
@@ -83,6 +109,36 @@ var expectedRoutes = map[string]routeRule{
 	"GET /admin/reauth":                {adm, ""},
 	"POST /admin/reauth":               {adm, ""},
 	"GET /admin/audit":                 {adm, tandem.PermAuditRead},
+
+	// Admin UI: players.
+	"GET /admin/players":                          {adm, tandem.PermPlayersRead},
+	"GET /admin/players/{id}":                     {adm, tandem.PermPlayersRead},
+	"POST /admin/players/{id}":                    {adm, tandem.PermPlayersWrite},
+	"POST /admin/players/{id}/bans":               {adm, tandem.PermPlayersBan},
+	"POST /admin/players/{id}/bans/{ban_id}/lift": {adm, tandem.PermPlayersBan},
+	"POST /admin/players/{id}/logout":             {adm, tandem.PermPlayersBan},
+	"POST /admin/players/{id}/notes":              {adm, tandem.PermPlayersWrite},
+}
+
+// ownsNothing stands for a route declaring OwnsNothing in expectedOwnership.
+const ownsNothing = "nothing"
+
+// expectedOwnership is what every player API route declares it owns
+// (web.Route.Owns), written out by hand like expectedRoutes: a route that
+// stops declaring a field it names fails TestPlayerRouteOwnership.
+var expectedOwnership = map[string][]string{
+	"POST /api/v1/auth/guest":                                  {ownsNothing},
+	"POST /api/v1/auth/register":                               {ownsNothing},
+	"POST /api/v1/auth/login":                                  {ownsNothing},
+	"POST /api/v1/auth/refresh":                                {ownsNothing},
+	"POST /api/v1/auth/logout":                                 {ownsNothing},
+	"GET /api/v1/players/{player_id}":                          {web.OwnsPlayerID},
+	"PATCH /api/v1/players/{player_id}":                        {web.OwnsPlayerID},
+	"POST /api/v1/players/{player_id}/email":                   {web.OwnsPlayerID},
+	"DELETE /api/v1/players/{player_id}":                       {web.OwnsPlayerID},
+	"GET /api/v1/players/{player_id}/sessions":                 {web.OwnsPlayerID},
+	"DELETE /api/v1/players/{player_id}/sessions/{session_id}": {web.OwnsPlayerID, web.OwnsSessionID},
+	"POST /api/v1/players/{player_id}/realtime-token":          {web.OwnsPlayerID},
 }
 
 // testRoutes builds the server's route table over a throwaway database.
@@ -104,6 +160,24 @@ func TestRoutePermissions(t *testing.T) {
 	if diff := cmp.Diff(expectedRoutes, got); diff != "" {
 		t.Errorf("routes differ from the expected table (-expected +declared):\n%s\n"+
 			"A new or changed route needs its line in expectedRoutes (app/routes_test.go).", diff)
+	}
+}
+
+func TestPlayerRouteOwnership(t *testing.T) {
+	got := map[string][]string{}
+	for _, r := range testRoutes(t) {
+		switch {
+		case r.OwnsNothing:
+			got[r.Pattern()] = []string{ownsNothing}
+		case len(r.Owns) > 0:
+			got[r.Pattern()] = r.Owns
+		case strings.HasPrefix(r.Path, web.PlayerAPIPrefix+"/"):
+			got[r.Pattern()] = nil
+		}
+	}
+	if diff := cmp.Diff(expectedOwnership, got); diff != "" {
+		t.Errorf("player route ownership differs from the expected table (-expected +declared):\n%s\n"+
+			"A new or changed player route needs its line in expectedOwnership (app/routes_test.go).", diff)
 	}
 }
 

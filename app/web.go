@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tandemhq/tandem"
 	"github.com/tandemhq/tandem/admin"
 	"github.com/tandemhq/tandem/observe"
 	"github.com/tandemhq/tandem/service"
@@ -40,6 +41,20 @@ type webConfig struct {
 	PasswordWorkers         int
 	PasswordQueue           int
 	ShutdownTimeout         time.Duration
+
+	// Players and their tokens.
+	KeyEncryptionKey     string
+	RealtimeURL          string
+	CORSOrigins          []string // registered with the node's flag in tandem dev
+	RealtimeTokenTTL     time.Duration
+	PlayerAccessTTL      time.Duration
+	PlayerRefreshTTL     time.Duration
+	TokenKeyRotation     time.Duration
+	PlayerLimitWindow    time.Duration
+	PlayerLimitAddress   int
+	PlayerLimitDevice    int
+	PlayerLimitAccount   int
+	PlayerLoginRetention time.Duration
 }
 
 // registerWebFlags registers the web server's flags, shared by `tandem web`
@@ -72,6 +87,38 @@ func registerWebFlags(f *flagSet, c *webConfig) {
 		"password checks waiting for a worker before more are refused with 429 (0: 4 per worker)")
 	f.Duration(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second,
 		"on SIGTERM, how long requests in flight may take to finish")
+
+	f.String(&c.KeyEncryptionKey, "key-encryption-key", "",
+		"file holding 32 random bytes (64 hex characters) that encrypt the token signing keys in the database and key the "+
+			"rate-limit counters; every replica needs the same file (tandem dev: empty means <data-dir>/key-encryption-key)")
+	f.String(&c.RealtimeURL, "realtime-url", "",
+		"WebSocket URL of the realtime server that login answers tell clients to connect to (tandem dev: its own node)")
+	f.Duration(&c.RealtimeTokenTTL, "realtime-token-ttl", tandem.MaxTokenLifetime,
+		"lifetime of the realtime tokens login and refresh hand out (whole seconds, at most 10m)")
+	f.Duration(&c.PlayerAccessTTL, "player-access-ttl", 15*time.Minute,
+		"lifetime of a player's access token for the player API; a refresh gives a new one")
+	f.Duration(&c.PlayerRefreshTTL, "player-refresh-ttl", 720*time.Hour,
+		"lifetime of a player's refresh token; each refresh gives a new one, so a player who comes back within it stays logged in")
+	f.Duration(&c.TokenKeyRotation, "token-key-rotation", 24*time.Hour,
+		"how long a token signing key signs before a new one takes over; the old one stays published for the tokens it signed")
+	f.Duration(&c.PlayerLimitWindow, "player-limit-window", time.Minute,
+		"window of the player login rate limits (guest, register, login and refresh calls)")
+	f.Int(&c.PlayerLimitAddress, "player-limit-per-address", 60,
+		"player login calls from one client address within --player-limit-window; more get 429 with Retry-After")
+	f.Int(&c.PlayerLimitDevice, "player-limit-per-device", 10,
+		"player login calls naming one device id within --player-limit-window")
+	f.Int(&c.PlayerLimitAccount, "player-limit-per-account", 10,
+		"player login and refresh calls for one account within --player-limit-window")
+	f.Duration(&c.PlayerLoginRetention, "player-login-retention", 90*24*time.Hour,
+		"how long records of player logins (time, address, user agent) are kept for the admin's player page")
+}
+
+// registerCORSFlag registers --cors-origins: in tandem dev one flag serves
+// the player API and the realtime node's WebSockets.
+func registerCORSFlag(f *flagSet, p *[]string) {
+	f.StringList(p, "cors-origins", nil,
+		"browser origins (scheme://host[:port]) of games allowed to use the player API and to open WebSockets; "+
+			"a request from any other origin gets 403 (* lets any origin open WebSockets; the player API takes exact origins only)")
 }
 
 func registerDBFlag(f *flagSet, p *string) {
@@ -105,6 +152,9 @@ func (c *webConfig) check() error {
 		{"--audit-checkpoint-interval", c.CheckpointInterval}, {"--session-idle", c.SessionIdle},
 		{"--session-lifetime", c.SessionLifetime}, {"--reauth-window", c.ReauthWindow},
 		{"--login-window", c.LoginWindow}, {"--shutdown-timeout", c.ShutdownTimeout},
+		{"--realtime-token-ttl", c.RealtimeTokenTTL}, {"--player-access-ttl", c.PlayerAccessTTL},
+		{"--player-refresh-ttl", c.PlayerRefreshTTL}, {"--token-key-rotation", c.TokenKeyRotation},
+		{"--player-limit-window", c.PlayerLimitWindow}, {"--player-login-retention", c.PlayerLoginRetention},
 	} {
 		if d.v <= 0 {
 			return fmt.Errorf("%s must be positive, not %s", d.flag, d.v)
@@ -116,6 +166,8 @@ func (c *webConfig) check() error {
 	}{
 		{"--audit-checkpoint-every", c.CheckpointEvery}, {"--login-failures-per-address", c.LoginFailuresPerAddress},
 		{"--login-failures-per-account", c.LoginFailuresPerAccount},
+		{"--player-limit-per-address", c.PlayerLimitAddress}, {"--player-limit-per-device", c.PlayerLimitDevice},
+		{"--player-limit-per-account", c.PlayerLimitAccount},
 	} {
 		if n.v <= 0 {
 			return fmt.Errorf("%s must be positive, not %d", n.flag, n.v)
@@ -123,6 +175,14 @@ func (c *webConfig) check() error {
 	}
 	if c.PasswordWorkers < 0 || c.PasswordQueue < 0 {
 		return errors.New("--password-workers and --password-queue must not be negative")
+	}
+	if c.RealtimeTokenTTL > tandem.MaxTokenLifetime || c.RealtimeTokenTTL%time.Second != 0 {
+		return fmt.Errorf("--realtime-token-ttl must be whole seconds up to %s, not %s", tandem.MaxTokenLifetime, c.RealtimeTokenTTL)
+	}
+	if c.RealtimeURL != "" {
+		if u, err := url.Parse(c.RealtimeURL); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+			return fmt.Errorf("--realtime-url %q is not a ws:// or wss:// URL", c.RealtimeURL)
+		}
 	}
 	return nil
 }
@@ -143,7 +203,7 @@ type webServer struct {
 
 // startWeb opens nothing itself: db is migrated and owned by the caller
 // until close, which closes it too.
-func startWeb(ln net.Listener, db database, c webConfig, auditKey ed25519.PrivateKey, log *slog.Logger) (*webServer, error) {
+func startWeb(ln net.Listener, db database, c webConfig, keys webKeys, log *slog.Logger) (*webServer, error) {
 	if err := c.check(); err != nil {
 		return nil, usageError{err}
 	}
@@ -161,7 +221,7 @@ func startWeb(ln net.Listener, db database, c webConfig, auditKey ed25519.Privat
 	svc, err := service.New(service.Config{
 		Store:                   db,
 		Logger:                  log,
-		AuditKey:                auditKey,
+		AuditKey:                keys.audit,
 		CheckpointEvery:         int64(c.CheckpointEvery),
 		SessionIdle:             c.SessionIdle,
 		SessionLifetime:         c.SessionLifetime,
@@ -170,6 +230,19 @@ func startWeb(ln net.Listener, db database, c webConfig, auditKey ed25519.Privat
 		LoginFailuresPerAddress: c.LoginFailuresPerAddress,
 		LoginFailuresPerAccount: c.LoginFailuresPerAccount,
 		Passwords:               service.PasswordConfig{Workers: c.PasswordWorkers, Queue: c.PasswordQueue},
+		Players: service.PlayerConfig{
+			KeyEncryptionKey: keys.kek,
+			RealtimeTokenTTL: c.RealtimeTokenTTL,
+			AccessTTL:        c.PlayerAccessTTL,
+			RefreshTTL:       c.PlayerRefreshTTL,
+			KeyRotation:      c.TokenKeyRotation,
+			RealtimeURL:      c.RealtimeURL,
+			LimitWindow:      c.PlayerLimitWindow,
+			LimitPerAddress:  c.PlayerLimitAddress,
+			LimitPerDevice:   c.PlayerLimitDevice,
+			LimitPerAccount:  c.PlayerLimitAccount,
+			LoginRetention:   c.PlayerLoginRetention,
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -181,6 +254,7 @@ func startWeb(ln net.Listener, db database, c webConfig, auditKey ed25519.Privat
 		Logger:         log,
 		PublicURL:      publicURL,
 		TrustedProxies: proxies,
+		CORSOrigins:    c.CORSOrigins,
 		Routes:         routes(svc, cookies, ui),
 		HTMLError:      admin.HTMLError(ui),
 	})
@@ -207,14 +281,28 @@ func startWeb(ln net.Listener, db database, c webConfig, auditKey ed25519.Privat
 		stopJobs: stopJobs,
 		shutdown: c.ShutdownTimeout,
 	}
+	// A signing key before the first login, so realtime nodes find it
+	// published from the start.
+	if err := svc.RotateSigningKeys(context.Background()); err != nil {
+		return nil, fmt.Errorf("token signing key: %w", err)
+	}
 	w.jobs.Go(func() { svc.RunMaintenance(jobsCtx, c.CheckpointInterval) })
 	go func() { w.serveErr <- w.srv.Serve(ln) }()
 	return w, nil
 }
 
-// routes is every route of the web server: the JSON API and the admin UI.
+// webKeys are the web server's keys from configuration.
+type webKeys struct {
+	audit ed25519.PrivateKey // signs audit checkpoints
+	kek   []byte             // seals token signing keys
+}
+
+// routes is every route of the web server: the player API, the admin JSON
+// API and the admin UI.
 func routes(svc *service.Service, cookies web.Cookies, ui admin.Config) []web.Route {
-	return append(web.APIRoutes(svc, cookies), admin.Routes(ui)...)
+	rs := web.PlayerAPIRoutes(svc)
+	rs = append(rs, web.APIRoutes(svc, cookies)...)
+	return append(rs, admin.Routes(ui)...)
 }
 
 // run serves until ctx ends or the server fails, then closes.
@@ -283,6 +371,7 @@ func webFlags(c *webCmdConfig, stderr io.Writer) *flagSet {
 	f.String(&c.LogLevel, "log-level", "info",
 		"least severe log level written: debug, info, warn or error")
 	registerWebFlags(f, &c.Web)
+	registerCORSFlag(f, &c.Web.CORSOrigins)
 	return f
 }
 
@@ -302,6 +391,13 @@ func runWeb(ctx context.Context, args []string, env Env, stdio Stdio, _ Options)
 	if err != nil {
 		return fmt.Errorf("audit key: %w", err)
 	}
+	if c.Web.KeyEncryptionKey == "" {
+		return usageError{errors.New("--key-encryption-key is required: the file of the key that encrypts token signing keys")}
+	}
+	kek, err := loadKEKFile(c.Web.KeyEncryptionKey)
+	if err != nil {
+		return err
+	}
 	db, err := openDatabase(ctx, c.Web.DB, log)
 	if err != nil {
 		return err
@@ -313,7 +409,7 @@ func runWeb(ctx context.Context, args []string, env Env, stdio Stdio, _ Options)
 	if err != nil {
 		return errors.Join(fmt.Errorf("web listen: %w", err), db.Close())
 	}
-	w, err := startWeb(ln, db, c.Web, key, log)
+	w, err := startWeb(ln, db, c.Web, webKeys{audit: key, kek: kek}, log)
 	if err != nil {
 		return errors.Join(err, ln.Close(), db.Close())
 	}

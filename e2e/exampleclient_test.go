@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -8,29 +9,42 @@ import (
 )
 
 // TestExampleClientsChat is the README walkthrough: two example clients
-// chat in a relay room on `tandem dev`.
+// log in as guests and chat in a relay room on `tandem dev`.
 func TestExampleClientsChat(t *testing.T) {
 	t.Parallel()
-	dev := startDev(t, bins.tandem, t.TempDir())
+	dev := startDevArgs(t, bins.tandem, t.TempDir())
+	devices := t.TempDir()
+	guest := func(name string) []string {
+		return []string{"--web", dev.web, "--device-file", filepath.Join(devices, name+".json")}
+	}
 
 	// Bob waits for one message; alice joins his room (join-or-create finds
 	// it) and says hello.
-	bob := startProc(t, "client bob", bins.client, "--url", dev.url, "--token", dev.tokenFor(t, "bob"), "--exit-after", "1")
-	room := bob.waitStdout(t, regexp.MustCompile(`(?m)^joined relay room (\S+) as bob$`))[1]
-	alice := startProc(t, "client alice", bins.client, "--url", dev.url, "--token", dev.tokenFor(t, "alice"), "--say", "hello from alice")
-	alice.waitStdout(t, regexp.MustCompile(`(?m)^joined relay room `+regexp.QuoteMeta(room)+` as alice$`))
+	bob := startProc(t, "client bob", bins.client, append(guest("bob"), "--exit-after", "1")...)
+	joined := bob.waitStdout(t, regexp.MustCompile(`(?m)^joined relay room (\S+) as (\S+)$`))
+	room, bobID := joined[1], joined[2]
+	alice := startProc(t, "client alice", bins.client, append(guest("alice"), "--say", "hello from alice")...)
+	aliceID := alice.waitStdout(t, regexp.MustCompile(`(?m)^joined relay room `+regexp.QuoteMeta(room)+` as (\S+)$`))[1]
 
 	if code := bob.waitExit(t); code != 0 {
 		t.Fatalf("bob's client exited %d, want 0", code)
 	}
-	if want := "\nalice: hello from alice\n"; !strings.Contains(bob.stdout.String(), want) {
+	if want := "\n" + aliceID + ": hello from alice\n"; !strings.Contains(bob.stdout.String(), want) {
 		t.Errorf("bob's client did not print %q", want)
 	}
 	// Alice keeps printing: she sees bob go.
-	alice.waitStdout(t, regexp.MustCompile(`(?m)^\* bob left `))
+	alice.waitStdout(t, regexp.MustCompile(`(?m)^\* `+regexp.QuoteMeta(bobID)+` left `))
 	alice.signal(t, syscall.SIGINT)
 	if code := alice.waitExit(t); code != 0 {
 		t.Fatalf("alice's client exited %d after Ctrl-C, want 0", code)
+	}
+
+	// The device file keeps the identity: bob comes back as the same player.
+	again := startProc(t, "client bob again", bins.client, guest("bob")...)
+	again.waitStdout(t, regexp.MustCompile(`(?m)^joined relay room \S+ as `+regexp.QuoteMeta(bobID)+`$`))
+	again.signal(t, syscall.SIGINT)
+	if code := again.waitExit(t); code != 0 {
+		t.Fatalf("bob's second client exited %d after Ctrl-C, want 0", code)
 	}
 }
 
@@ -38,9 +52,9 @@ func TestExampleClientsChat(t *testing.T) {
 // prints the position and heading the server computes.
 func TestExampleClientMovesInTheArena(t *testing.T) {
 	t.Parallel()
-	dev := startDev(t, bins.tandem, t.TempDir())
-	carol := startProc(t, "client carol", bins.client, "--arena", "--url", dev.url, "--token", dev.tokenFor(t, "carol"))
-	carol.waitStdout(t, regexp.MustCompile(`(?m)^tick \d+: carol at \(\d+,\d+\) heading \(1,0\)$`))
+	dev := startDevArgs(t, bins.tandem, t.TempDir())
+	carol := startProc(t, "client carol", bins.client, "--arena", "--web", dev.web, "--device-file", filepath.Join(t.TempDir(), "carol.json"))
+	carol.waitStdout(t, regexp.MustCompile(`(?m)^tick \d+: \S+ at \(\d+,\d+\) heading \(1,0\)$`))
 	carol.signal(t, syscall.SIGTERM)
 	if code := carol.waitExit(t); code != 0 {
 		t.Fatalf("carol's client exited %d after SIGTERM, want 0", code)

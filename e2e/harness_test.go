@@ -189,8 +189,9 @@ type server struct {
 	*proc
 	bin     string
 	dataDir string
+	web     string // the web server's URL
 	url     string // the realtime node's WebSocket URL
-	token   string // the token `dev` printed, for dev-player
+	token   string // the token `dev` printed, for dev-player (--dev-tokens)
 }
 
 var (
@@ -199,18 +200,30 @@ var (
 )
 
 // startDev runs `bin dev` on random ports with dataDir, and waits until it
-// prints the realtime URL and its token.
+// prints the realtime URL and its token. --dev-tokens makes the node accept
+// the tokens of tokenFor (the dev key of dataDir) beside the web server's.
 func startDev(t *testing.T, bin, dataDir string) *server {
 	t.Helper()
-	p := startProc(t, filepath.Base(bin)+" dev", bin, "dev",
+	s := startDevArgs(t, bin, dataDir, "--dev-tokens")
+	s.token = s.waitStdout(t, tokenLines)[1]
+	return s
+}
+
+// startDevArgs runs `bin dev` on random ports with dataDir and extra
+// flags, and waits until it prints its URLs. Without --dev-tokens its
+// players log in through the web server's player API.
+func startDevArgs(t *testing.T, bin, dataDir string, extra ...string) *server {
+	t.Helper()
+	args := append([]string{"dev",
 		"--data-dir", dataDir,
 		"--web-listen", "127.0.0.1:0",
 		"--realtime-listen", "127.0.0.1:0",
 		"--drain-timeout", drainTimeout.String(),
-	)
+	}, extra...)
+	p := startProc(t, filepath.Base(bin)+" dev", bin, args...)
 	s := &server{proc: p, bin: bin, dataDir: dataDir}
+	s.web = p.waitStdout(t, webLine)[1]
 	s.url = p.waitStdout(t, realtimeLine)[1]
-	s.token = p.waitStdout(t, tokenLines)[1]
 	return s
 }
 

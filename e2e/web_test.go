@@ -63,7 +63,8 @@ func writeAuditKey(t *testing.T, dir string) string {
 // startWeb runs `tandem web` on db and waits for its URL.
 func startWeb(t *testing.T, db, key string, extra ...string) *webServer {
 	t.Helper()
-	args := append([]string{"web", "--db", db, "--audit-key", key, "--web-listen", "127.0.0.1:0"}, extra...)
+	args := append([]string{"web", "--db", db, "--audit-key", key, "--key-encryption-key", writeKeyEncryptionKey(t, t.TempDir()),
+		"--web-listen", "127.0.0.1:0"}, extra...)
 	p := startProc(t, "tandem web", bins.tandem, args...)
 	return &webServer{proc: p, db: db, auditKey: key, url: p.waitStdout(t, webLine)[1]}
 }
@@ -81,7 +82,8 @@ func TestWebRefusesAnUnmigratedDatabaseAndMigrateStatusListsMigrations(t *testin
 	t.Parallel()
 	dir := t.TempDir()
 	db, key := "sqlite:"+filepath.Join(dir, "tandem.db"), writeAuditKey(t, dir)
-	_, errOut, code := runProg(t, bins.tandem, "web", "--db", db, "--audit-key", key, "--web-listen", "127.0.0.1:0")
+	_, errOut, code := runProg(t, bins.tandem, "web", "--db", db, "--audit-key", key, "--key-encryption-key", writeKeyEncryptionKey(t, dir),
+		"--web-listen", "127.0.0.1:0")
 	if code != 1 || !strings.Contains(errOut, "tandem migrate up") {
 		t.Fatalf("web on an empty database: exit %d, stderr %q; want exit 1 naming tandem migrate up", code, errOut)
 	}
@@ -115,18 +117,19 @@ func TestAuditVerifyPassesOnALiveLogAndAfterAStop(t *testing.T) {
 		}
 		return out
 	}
+	// The server's start adds record 4: its first token signing key.
 	web := startWeb(t, db, key, "--audit-checkpoint-every", "2")
 	verify("while the server runs")
 	web.signal(t, syscall.SIGTERM)
 	if code := web.waitExit(t); code != 0 {
 		t.Fatalf("web exited %d after SIGTERM", code)
 	}
-	if out := verify("after a stop"); !strings.Contains(out, "records 1 to 3 are covered") {
+	if out := verify("after a stop"); !strings.Contains(out, "records 1 to 4 are covered") {
 		t.Errorf("audit verify output:\n%s", out)
 	}
 	// Asking for more records than there are is a cut-back log.
 	out, _, code := runProg(t, bins.tandem, "audit", "verify", "--db", db, "--audit-key", key, "--min-records", "9")
-	if code != 1 || !strings.Contains(out, "cut back to 3 records") {
+	if code != 1 || !strings.Contains(out, "cut back to 4 records") {
 		t.Errorf("audit verify --min-records 9: exit %d\n%s", code, out)
 	}
 }

@@ -344,7 +344,7 @@ func hint(err error) error {
 	switch {
 	case errors.As(err, &ce) && ce.code == protocol.CloseBadToken,
 		errors.As(err, &se) && (se.code == tandem.EUnauthenticated || se.code == tandem.ETokenExpired):
-		return fmt.Errorf("%w\nThe node refused the load tool's token: start it with the same --data-dir (tandem dev --data-dir DIR), or give tandem realtime --token-keys with the public key of DIR/dev-signing-key.pem", err)
+		return fmt.Errorf("%w\nThe node refused the load tool's token: start it with the same --data-dir and --dev-tokens (tandem dev --dev-tokens --data-dir DIR), or give tandem realtime --token-keys with the public key of DIR/dev-signing-key.pem", err)
 	case errors.As(err, &ce) && ce.code == protocol.ClosePolicyViolation,
 		errors.As(err, &se) && (se.code == tandem.ERateLimited || se.code == tandem.EQuotaExceeded):
 		return fmt.Errorf("%w\nThe node's per-session limits throttle the load: start it with higher --msg-rate, --msg-burst, --byte-rate and --room-create-per-minute (scripts/bench does)", err)

@@ -21,11 +21,17 @@
 //   - resume: a member is cut, another sends messages, the member resumes;
 //     time to the last replayed message, and that none is lost or doubled.
 //
-// Two scenarios measure the web server instead (RunWeb, web.go):
+// Five scenarios measure the web server instead (RunWeb, web.go and
+// players.go):
 //   - audit-search: audit-log searches at a fixed rate (open loop);
 //     latency percentiles.
 //   - admin-login: logins (one argon2id verification each) with a few in
 //     flight; logins per second and how many the hashing pool refused.
+//   - player-device-login and player-refresh: guest logins of existing
+//     devices, and refreshes of logged-in sessions, at a fixed rate (open
+//     loop); latency percentiles against the player API target.
+//   - player-password-login: email logins with a few in flight; logins per
+//     second.
 package loadtest
 
 import (

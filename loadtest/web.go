@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,24 +21,33 @@ import (
 	"time"
 )
 
-// The web scenarios load the web operations server's admin JSON API
-// (`tandem web`) over HTTP/1.1 on loopback, the way scripts/bench-web runs
-// them:
+// The web scenarios load the web operations server (`tandem web`) over
+// HTTP/1.1 on loopback, the way scripts/bench-web runs them. Two use the
+// admin JSON API:
 //   - audit-search: one admin session searches the audit log at a fixed
 //     rate with a rotating mix of filters; latency percentiles against the
 //     web latency target, and every answer that is not 200.
 //   - admin-login: a few workers log in over and over; logins per second
 //     (each is one argon2id verification) and how many the hashing pool
 //     refused with 429.
+// Three use the player API (players.go): player-device-login,
+// player-refresh and player-password-login.
 
 // WebScenarios lists the web scenario names.
-var WebScenarios = []string{"audit-search", "admin-login"}
+var WebScenarios = []string{"audit-search", "admin-login", "player-device-login", "player-refresh", "player-password-login"}
+
+// PlayerScenarios lists the web scenarios that use the player API: they
+// need no admin.
+var PlayerScenarios = []string{"player-device-login", "player-refresh", "player-password-login"}
 
 // Bounds on a web run, so that a typo cannot start an unbounded one.
 const (
 	MaxWebRate = 5000
-	// webMaxInFlight bounds the audit searches waiting for an answer; the
-	// schedule then runs late, which the send lag shows.
+	// MaxWebPlayers bounds the pool of devices and sessions.
+	MaxWebPlayers = 100_000
+	// webMaxInFlight bounds the scheduled requests (audit searches, device
+	// logins, refreshes) waiting for an answer; the schedule then runs
+	// late, which the send lag shows.
 	webMaxInFlight = 512
 	// webMaxSendLag is how late (p99) the audit searches may be sent for
 	// the run to count as open loop at its rate: well above the lateness
@@ -50,9 +60,10 @@ const (
 	// webLoggedErrors is how many failed requests are written to Log; the
 	// rest are only counted.
 	webLoggedErrors = 5
-	// webAuditP99 is the web latency target of shared/DESIGN.md (p99 ≤ 20 ms,
-	// stated for the player API at 500 req/s), held against the audit search.
-	webAuditP99 = 20 * time.Millisecond
+	// webP99 is the web latency target of shared/DESIGN.md (p99 ≤ 20 ms,
+	// stated for the player API at 500 req/s), held against the audit
+	// search, the device login and the refresh.
+	webP99 = 20 * time.Millisecond
 	// webRetryPause spaces a login worker's attempts after a refusal, which
 	// the server answers at once: without it the worker would spin.
 	webRetryPause = 10 * time.Millisecond
@@ -67,18 +78,26 @@ type WebConfig struct {
 	// `web: http://HOST:PORT/admin` line the server prints will do.
 	URL      string
 	Scenario string
-	// AdminName and AdminPassword log in. For audit-search the admin's
+	// AdminName and AdminPassword log in (audit-search and admin-login;
+	// the player scenarios need no admin). For audit-search the admin's
 	// role needs audit:read and must not require MFA (viewer will do).
 	AdminName, AdminPassword string
-	// Rate is audit-search's requests per second (default 200, at most
-	// MaxWebRate). The load is open loop: each request is sent on its
-	// schedule whatever the latency of the ones before (up to
-	// webMaxInFlight waiting for an answer), so a slow server cannot hide
-	// its slowness by slowing the load; how late the sends were against
-	// the schedule is reported and held to webMaxSendLag.
+	// Rate is the requests per second of audit-search, player-device-login
+	// and player-refresh (default 200, at most MaxWebRate). The load is
+	// open loop: each request is sent on its schedule whatever the latency
+	// of the ones before (up to webMaxInFlight waiting for an answer), so a
+	// slow server cannot hide its slowness by slowing the load; how late
+	// the sends were against the schedule is reported and held to
+	// webMaxSendLag.
 	Rate int
-	// Concurrency is admin-login's logins in flight (default 4).
+	// Concurrency is the logins in flight of admin-login and
+	// player-password-login (default 4); player-password-login registers
+	// one account per worker.
 	Concurrency int
+	// Players is the pool of player-device-login and player-refresh
+	// (default 10,000, at most MaxWebPlayers): devices, each logged in once
+	// during the set-up, before anything is timed.
+	Players int
 	// Duration is the measured phase, after a warm-up of a fifth of it (at
 	// most a second); default 30s, at most MaxDuration.
 	Duration time.Duration
@@ -94,14 +113,17 @@ func (c *WebConfig) setDefaults() error {
 	if !slices.Contains(WebScenarios, c.Scenario) {
 		return fmt.Errorf("unknown web scenario %q: pick one of %s", c.Scenario, strings.Join(WebScenarios, ", "))
 	}
-	if c.AdminName == "" || c.AdminPassword == "" {
-		return errors.New("the web scenarios log in: give the admin's name and password")
+	if !slices.Contains(PlayerScenarios, c.Scenario) && (c.AdminName == "" || c.AdminPassword == "") {
+		return errors.New("the admin scenarios log in: give the admin's name and password")
 	}
 	if c.Rate == 0 {
 		c.Rate = 200
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = 4
+	}
+	if c.Players == 0 {
+		c.Players = 10_000
 	}
 	if c.Duration == 0 {
 		c.Duration = 30 * time.Second
@@ -111,6 +133,9 @@ func (c *WebConfig) setDefaults() error {
 	}
 	if c.Concurrency < 1 || c.Concurrency > MaxConcurrency {
 		return fmt.Errorf("--concurrency %d is out of range [1, %d]", c.Concurrency, MaxConcurrency)
+	}
+	if c.Players < 1 || c.Players > MaxWebPlayers {
+		return fmt.Errorf("--players %d is out of range [1, %d]", c.Players, MaxWebPlayers)
 	}
 	if c.Duration < 0 || c.Duration > MaxDuration {
 		return fmt.Errorf("--duration %s is out of range (0, %s]", c.Duration, MaxDuration)
@@ -154,7 +179,7 @@ func RunWeb(ctx context.Context, cfg WebConfig) (*Report, error) {
 		return nil, &ConfigError{err}
 	}
 	conns := cfg.Concurrency
-	if cfg.Scenario == "audit-search" {
+	if openLoopScenario(cfg.Scenario) {
 		conns = webMaxInFlight
 	}
 	if err := raiseFileLimit(conns + 64); err != nil {
@@ -166,7 +191,7 @@ func RunWeb(ctx context.Context, cfg WebConfig) (*Report, error) {
 		}
 	}
 	warm := min(time.Second, cfg.Duration/5)
-	ctx, cancel := context.WithTimeout(ctx, warm+cfg.Duration+webDrainLimit)
+	ctx, cancel := context.WithTimeout(ctx, warm+cfg.Duration+webDrainLimit+webSetupLimit(cfg))
 	defer cancel()
 	tr := &http.Transport{
 		Proxy:               nil, // loopback only: never through a proxy from the environment
@@ -188,15 +213,27 @@ func RunWeb(ctx context.Context, cfg WebConfig) (*Report, error) {
 			// An API answer is never a redirect; one is reported as it is.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		failures: webFailures{statuses: map[int]int{}},
+		failures: webFailures{answers: map[webAnswer]int{}},
 	}
 	w.failures.log = w.logf
 	switch cfg.Scenario {
 	case "audit-search":
 		return w.auditSearch(ctx)
-	default:
+	case "admin-login":
 		return w.adminLogin(ctx)
+	case "player-device-login":
+		return w.playerDeviceLogin(ctx)
+	case "player-refresh":
+		return w.playerRefresh(ctx)
+	default:
+		return w.playerPasswordLogin(ctx)
 	}
+}
+
+// openLoopScenario reports whether a scenario sends on a schedule (and
+// so may have webMaxInFlight requests waiting).
+func openLoopScenario(name string) bool {
+	return name == "audit-search" || name == "player-device-login" || name == "player-refresh"
 }
 
 // webRunner holds what a web run shares.
@@ -218,14 +255,34 @@ func (w *webRunner) newReport(setup string) *Report {
 	return &Report{Scenario: w.cfg.Scenario, Setup: setup, Codec: "http+json"}
 }
 
-// webFailures counts the requests that did not get a 200: by status, and
-// those that got no answer at all. The first few are logged.
+// webFailures counts the requests that did not get the expected status:
+// by status and error code, and those that got no answer at all. The first
+// few are logged.
 type webFailures struct {
 	mu         sync.Mutex
-	statuses   map[int]int
+	answers    map[webAnswer]int
 	noResponse int
 	logged     int
 	log        func(format string, args ...any)
+}
+
+// webAnswer is a failed request's status and the error code its
+// problem+json body named ("" when it named none).
+type webAnswer struct {
+	status int
+	code   string
+}
+
+// errorCode returns the code an error body names: the title of a
+// problem+json answer, which is the code's name ("rate_limited").
+func errorCode(body []byte) string {
+	var p struct {
+		Title string `json:"title"`
+	}
+	if json.Unmarshal(body, &p) != nil || len(p.Title) > 40 {
+		return ""
+	}
+	return p.Title
 }
 
 func (f *webFailures) add(what string, status int, body []byte, err error) {
@@ -234,7 +291,7 @@ func (f *webFailures) add(what string, status int, body []byte, err error) {
 	if err != nil {
 		f.noResponse++
 	} else {
-		f.statuses[status]++
+		f.answers[webAnswer{status, errorCode(body)}]++
 	}
 	if f.logged >= webLoggedErrors {
 		return
@@ -247,31 +304,39 @@ func (f *webFailures) add(what string, status int, body []byte, err error) {
 	}
 }
 
-// count returns the failed requests with status (all statuses but 200 when
-// status is 0) and those without an answer.
+// count returns the failed requests with status (every status when status
+// is 0) and those without an answer.
 func (f *webFailures) count(status int) (n, noResponse int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for s, k := range f.statuses {
-		if status == 0 || s == status {
+	for a, k := range f.answers {
+		if status == 0 || a.status == status {
 			n += k
 		}
 	}
 	return n, f.noResponse
 }
 
-// note adds the statuses seen to a report, as "403 ×2, 500 ×1".
-func (f *webFailures) note(rep *Report) {
+// note adds the answers seen to a report, as "401 unauthenticated ×2,
+// 500 internal ×1"; expected names the status the scenario wanted.
+func (f *webFailures) note(rep *Report, expected string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.statuses) == 0 {
+	if len(f.answers) == 0 {
 		return
 	}
+	keys := slices.SortedFunc(maps.Keys(f.answers), func(a, b webAnswer) int {
+		return cmp.Or(cmp.Compare(a.status, b.status), strings.Compare(a.code, b.code))
+	})
 	var parts []string
-	for _, s := range slices.Sorted(maps.Keys(f.statuses)) {
-		parts = append(parts, fmt.Sprintf("%d ×%d", s, f.statuses[s]))
+	for _, a := range keys {
+		name := strconv.Itoa(a.status)
+		if a.code != "" {
+			name += " " + a.code
+		}
+		parts = append(parts, fmt.Sprintf("%s ×%d", name, f.answers[a]))
 	}
-	rep.note("answers other than 200: %s (the first %d failures are in the log)", strings.Join(parts, ", "), webLoggedErrors)
+	rep.note("answers other than %s: %s (the first %d failures are in the log)", expected, strings.Join(parts, ", "), webLoggedErrors)
 }
 
 // webCookies are the cookies the server set, sent back by hand: there is
@@ -506,7 +571,68 @@ func (w *webRunner) auditSearch(ctx context.Context) (*Report, error) {
 	// cursor; at the end of the log it starts over.
 	var cursor atomic.Int64
 	cursor.Store(sample.next)
-	var latency, lag Histogram
+	run, err := w.openLoop(ctx, func(ctx context.Context, i int) (sentAt, done time.Time, answered bool) {
+		q, kind := sample.query(i, cursor.Load())
+		req, err := w.auditRequest(ctx, c, q)
+		if err != nil {
+			w.failures.add("audit search", 0, nil, err)
+			return
+		}
+		sentAt = time.Now()
+		resp, body, err := w.do(req, kind == kindBefore)
+		done = time.Now()
+		switch {
+		case err != nil:
+			w.failures.add("GET audit?"+q.Encode(), 0, nil, err)
+			return sentAt, done, false
+		case resp.StatusCode != http.StatusOK:
+			w.failures.add("GET audit?"+q.Encode(), resp.StatusCode, body, nil)
+		case kind == kindBefore:
+			var page auditPage
+			if json.Unmarshal(body, &page) == nil {
+				if page.Next == 0 {
+					page.Next = sample.next
+				}
+				cursor.Store(page.Next)
+			}
+		}
+		return sentAt, done, true
+	})
+	if err != nil {
+		return nil, err
+	}
+	run.report(rep, "audit search", &w.failures)
+	rep.usageMeasures(run.usage, 0)
+	w.failures.note(rep, "200")
+	rep.note("failures are counted over the whole run, warm-up included")
+	run.notes(rep)
+	rep.note("the 20 ms target is shared/DESIGN.md's web p99, stated for the player API at 500 req/s")
+	return rep, nil
+}
+
+// scheduledRequest is the i-th request of an open-loop run, called in a
+// goroutine of its own when it is due. It says when it sent the request
+// and when the answer arrived, with answered false when there was none (or
+// nothing was sent): such a request has no latency.
+type scheduledRequest func(ctx context.Context, i int) (sentAt, done time.Time, answered bool)
+
+// openLoopRun is what an open-loop run measured after its warm-up.
+type openLoopRun struct {
+	rate     int
+	latency  Histogram // from send to answer
+	lag      Histogram // from due to send
+	sent     int64     // over the whole run, warm-up included
+	answered int64     // measured requests that got an answer
+	achieved float64   // answered per second of the measured phase
+	usage    phase
+}
+
+// openLoop calls request at Rate for the warm-up and Duration, on
+// schedule whatever the latency of the requests before (up to
+// webMaxInFlight waiting), and measures those due after the warm-up.
+func (w *webRunner) openLoop(ctx context.Context, request scheduledRequest) (*openLoopRun, error) {
+	cfg := w.cfg
+	run := &openLoopRun{rate: cfg.Rate}
 	var sent, answered atomic.Int64
 	var lastDone atomic.Int64 // unix nanos of the last measured answer
 	sem := make(chan struct{}, webMaxInFlight)
@@ -543,42 +669,20 @@ schedule:
 		if measured && u == nil {
 			u = (&runner{cfg: Config{ServerPID: cfg.ServerPID}}).startUsage()
 		}
-		q, kind := sample.query(i, cursor.Load())
 		sent.Add(1)
 		wg.Go(func() {
 			defer func() { <-sem }()
-			req, err := w.auditRequest(ctx, c, q)
-			if err != nil {
-				w.failures.add("audit search", 0, nil, err)
+			sentAt, done, ok := request(ctx, i)
+			if !measured || !ok {
 				return
 			}
-			sentAt := time.Now()
-			resp, body, err := w.do(req, kind == kindBefore)
-			done := time.Now()
-			switch {
-			case err != nil:
-				w.failures.add("GET audit?"+q.Encode(), 0, nil, err)
-				return
-			case resp.StatusCode != http.StatusOK:
-				w.failures.add("GET audit?"+q.Encode(), resp.StatusCode, body, nil)
-			case kind == kindBefore:
-				var page auditPage
-				if json.Unmarshal(body, &page) == nil {
-					if page.Next == 0 {
-						page.Next = sample.next
-					}
-					cursor.Store(page.Next)
-				}
-			}
-			if measured {
-				latency.Record(done.Sub(sentAt))
-				lag.Record(sentAt.Sub(due))
-				answered.Add(1)
-				for {
-					last := lastDone.Load()
-					if done.UnixNano() <= last || lastDone.CompareAndSwap(last, done.UnixNano()) {
-						break
-					}
+			run.latency.Record(done.Sub(sentAt))
+			run.lag.Record(sentAt.Sub(due))
+			answered.Add(1)
+			for {
+				last := lastDone.Load()
+				if done.UnixNano() <= last || lastDone.CompareAndSwap(last, done.UnixNano()) {
+					break
 				}
 			}
 		})
@@ -590,34 +694,40 @@ schedule:
 	if u == nil {
 		return nil, errors.New("the run ended before the warm-up did")
 	}
-	p := u.stop()
+	run.usage = u.stop()
 	wall := time.Unix(0, lastDone.Load()).Sub(measureFrom)
 	if wall <= 0 {
 		wall = cfg.Duration
 	}
-	achieved := float64(answered.Load()) / wall.Seconds()
-	failed, noResponse := w.failures.count(0)
+	run.sent, run.answered = sent.Load(), answered.Load()
+	run.achieved = float64(run.answered) / wall.Seconds()
+	return run, nil
+}
 
-	rep.info("requests sent", float64(sent.Load()), UnitCount)
-	rep.atLeast("requests answered per second", achieved, UnitPerSecond, 0.98*float64(cfg.Rate),
-		fmt.Sprintf("≥ %s (98%% of --rate)", formatValue(0.98*float64(cfg.Rate), UnitPerSecond)))
+// report adds the run's rate, latency (p99 held to webP99), failures and
+// send lag to rep, naming the latency after what.
+func (run *openLoopRun) report(rep *Report, what string, failures *webFailures) {
 	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
-	rep.info("audit search p50", us(latency.Quantile(0.50)), UnitMicroseconds)
-	rep.info("audit search p90", us(latency.Quantile(0.90)), UnitMicroseconds)
-	rep.atMost("audit search p99", us(latency.Quantile(0.99)), UnitMicroseconds, us(webAuditP99),
-		"≤ "+formatValue(us(webAuditP99), UnitMicroseconds))
-	rep.info("audit search max", us(latency.Max()), UnitMicroseconds)
-	rep.info("audit search samples", float64(latency.Count()), UnitCount)
+	failed, noResponse := failures.count(0)
+	rep.info("requests sent", float64(run.sent), UnitCount)
+	rep.atLeast("requests answered per second", run.achieved, UnitPerSecond, 0.98*float64(run.rate),
+		fmt.Sprintf("≥ %s (98%% of --rate)", formatValue(0.98*float64(run.rate), UnitPerSecond)))
+	rep.info(what+" p50", us(run.latency.Quantile(0.50)), UnitMicroseconds)
+	rep.info(what+" p90", us(run.latency.Quantile(0.90)), UnitMicroseconds)
+	rep.info(what+" p95", us(run.latency.Quantile(0.95)), UnitMicroseconds)
+	rep.atMost(what+" p99", us(run.latency.Quantile(0.99)), UnitMicroseconds, us(webP99),
+		"≤ "+formatValue(us(webP99), UnitMicroseconds))
+	rep.info(what+" max", us(run.latency.Max()), UnitMicroseconds)
+	rep.info(what+" samples", float64(run.latency.Count()), UnitCount)
 	rep.atMost("answers other than 200", float64(failed), UnitCount, 0, "0")
 	rep.atMost("requests without an answer", float64(noResponse), UnitCount, 0, "0")
-	rep.atMost("send lag p99", us(lag.Quantile(0.99)), UnitMicroseconds, us(webMaxSendLag),
+	rep.atMost("send lag p99", us(run.lag.Quantile(0.99)), UnitMicroseconds, us(webMaxSendLag),
 		"≤ "+formatValue(us(webMaxSendLag), UnitMicroseconds))
-	rep.usageMeasures(p, 0)
-	w.failures.note(rep)
-	rep.note("failures are counted over the whole run, warm-up included")
+}
+
+// notes explains how the run's latency and send lag are measured.
+func (run *openLoopRun) notes(rep *Report) {
 	rep.note("latency counts from when each request was sent; send lag is how late that was against the schedule (Go's timers wake up to about 1 ms late; a server that cannot keep up fills the %d requests in flight and the lag grows)", webMaxInFlight)
-	rep.note("the 20 ms target is shared/DESIGN.md's web p99, stated for the player API at 500 req/s")
-	return rep, nil
 }
 
 // adminLogin has Concurrency workers log in over and over: each login is
@@ -630,7 +740,59 @@ func (w *webRunner) adminLogin(ctx context.Context) (*Report, error) {
 	rep := w.newReport(fmt.Sprintf("%d logins in flight for %s after a %s warm-up, admin %q, each worker keeping its device cookie and replacing its session",
 		cfg.Concurrency, cfg.Duration, w.warm, cfg.AdminName))
 	w.logf("%d workers logging in for %s after a %s warm-up", cfg.Concurrency, cfg.Duration, w.warm)
-	var latency Histogram
+	cookies := make([]webCookies, cfg.Concurrency)
+	run, err := w.loginLoop(ctx, func(ctx context.Context, worker int) loginOutcome {
+		status, body, err := w.login(ctx, &cookies[worker])
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				w.failures.add("POST session", 0, nil, err)
+			}
+			return loginFailed
+		case status == http.StatusOK:
+			return loginOK
+		case status == http.StatusTooManyRequests:
+			return loginRefused
+		}
+		w.failures.add("POST session", status, body, nil)
+		return loginFailed
+	})
+	if err != nil {
+		return nil, err
+	}
+	run.report(rep, "logins per second (argon2id verifications)", "refused with 429 (hashing pool full)", &w.failures)
+	w.failures.note(rep, "200")
+	rep.note("refusals and failures are counted over the whole run, warm-up included")
+	return rep, nil
+}
+
+// loginOutcome is what one login of a loginLoop worker came to.
+type loginOutcome int
+
+const (
+	loginOK loginOutcome = iota
+	// loginRefused is a 429 of the hashing pool: counted apart.
+	loginRefused
+	// loginFailed is any other failure, which login counts itself.
+	loginFailed
+)
+
+// loginLoopRun is what a loginLoop measured after its warm-up.
+type loginLoopRun struct {
+	latency   Histogram // of the successful logins
+	refused   int64     // over the whole run
+	perSecond float64   // successful logins per second
+	usage     phase
+}
+
+// loginLoop has Concurrency workers (numbered from 0) call login over and
+// over, closed loop, for the warm-up and Duration; it measures the
+// successful logins that started after the warm-up. After a refusal or a
+// failure a worker pauses webRetryPause, since the server answers those at
+// once.
+func (w *webRunner) loginLoop(ctx context.Context, login func(ctx context.Context, worker int) loginOutcome) (*loginLoopRun, error) {
+	cfg := w.cfg
+	run := new(loginLoopRun)
 	var refused atomic.Int64
 	var lastDone atomic.Int64
 	start := time.Now()
@@ -639,9 +801,8 @@ func (w *webRunner) adminLogin(ctx context.Context) (*Report, error) {
 	var u *usage
 	var uOnce sync.Once
 	var wg sync.WaitGroup
-	for range cfg.Concurrency {
+	for worker := range cfg.Concurrency {
 		wg.Go(func() {
-			c := new(webCookies)
 			for {
 				t0 := time.Now()
 				if !t0.Before(end) || ctx.Err() != nil {
@@ -651,17 +812,12 @@ func (w *webRunner) adminLogin(ctx context.Context) (*Report, error) {
 				if measured {
 					uOnce.Do(func() { u = (&runner{cfg: Config{ServerPID: cfg.ServerPID}}).startUsage() })
 				}
-				status, body, err := w.login(ctx, c)
+				outcome := login(ctx, worker)
 				done := time.Now()
-				switch {
-				case err != nil:
-					if ctx.Err() != nil {
-						return
-					}
-					w.failures.add("POST session", 0, nil, err)
-				case status == http.StatusOK:
+				switch outcome {
+				case loginOK:
 					if measured {
-						latency.Record(done.Sub(t0))
+						run.latency.Record(done.Sub(t0))
 						for {
 							last := lastDone.Load()
 							if done.UnixNano() <= last || lastDone.CompareAndSwap(last, done.UnixNano()) {
@@ -670,10 +826,8 @@ func (w *webRunner) adminLogin(ctx context.Context) (*Report, error) {
 						}
 					}
 					continue
-				case status == http.StatusTooManyRequests:
+				case loginRefused:
 					refused.Add(1)
-				default:
-					w.failures.add("POST session", status, body, nil)
 				}
 				sleep(ctx, webRetryPause)
 			}
@@ -686,22 +840,27 @@ func (w *webRunner) adminLogin(ctx context.Context) (*Report, error) {
 	if u == nil {
 		return nil, errors.New("the run ended before the warm-up did")
 	}
-	p := u.stop()
+	run.usage = u.stop()
 	wall := time.Unix(0, lastDone.Load()).Sub(measureFrom)
 	if wall <= 0 {
 		wall = cfg.Duration
 	}
-	logins := float64(latency.Count())
-	failed, noResponse := w.failures.count(0)
-	rep.info("logins per second (argon2id verifications)", logins/wall.Seconds(), UnitPerSecond)
-	rep.latency("login", &latency, 0, 0)
-	rep.info("refused with 429 (hashing pool full)", float64(refused.Load()), UnitCount)
+	run.refused = refused.Load()
+	run.perSecond = float64(run.latency.Count()) / wall.Seconds()
+	return run, nil
+}
+
+// report adds the logins per second (named perSecond), their latency, the
+// refusals (named refusedName), the other failures and the CPU to rep.
+func (run *loginLoopRun) report(rep *Report, perSecond, refusedName string, failures *webFailures) {
+	failed, noResponse := failures.count(0)
+	logins := float64(run.latency.Count())
+	rep.info(perSecond, run.perSecond, UnitPerSecond)
+	rep.latency("login", &run.latency, 0, 0)
+	rep.info(refusedName, float64(run.refused), UnitCount)
 	rep.atMost("other failures", float64(failed+noResponse), UnitCount, 0, "0")
-	if p.serverMeasure && logins > 0 {
-		rep.info("server CPU per login", float64(p.serverCPU)/logins/float64(time.Microsecond), UnitMicroseconds)
+	if run.usage.serverMeasure && logins > 0 {
+		rep.info("server CPU per login", float64(run.usage.serverCPU)/logins/float64(time.Microsecond), UnitMicroseconds)
 	}
-	rep.usageMeasures(p, 0)
-	w.failures.note(rep)
-	rep.note("refusals and failures are counted over the whole run, warm-up included")
-	return rep, nil
+	rep.usageMeasures(run.usage, 0)
 }
