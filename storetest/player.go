@@ -1016,14 +1016,6 @@ func testBanErrors(t *testing.T, s tandem.Store) {
 	})
 }
 
-func banIDs(bans []*tandem.Ban) []int64 {
-	var ids []int64
-	for _, b := range bans {
-		ids = append(ids, b.ID)
-	}
-	return ids
-}
-
 func testActiveBansAtBoundaries(t *testing.T, s tandem.Store) {
 	ctx := t.Context()
 	createPlayers(t, s, newPlayer(1, "a", "", at(0)), newPlayer(2, "b", "", at(0)), newPlayer(3, "c", "", at(0)))

@@ -83,7 +83,7 @@ func TestErrorCodeNamesMatchTheProtocolDoc(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	row := regexp.MustCompile("(?m)^\\| (\\d+) \\| ([a-z_]+) \\|")
+	row := regexp.MustCompile(`(?m)^\| (\d+) \| ([a-z_]+) \|`)
 	want := map[uint32]string{}
 	for _, m := range row.FindAllStringSubmatch(string(doc), -1) {
 		n, _ := strconv.Atoi(m[1])
