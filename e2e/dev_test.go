@@ -130,12 +130,12 @@ func TestDevCreatesTheFirstAdminOnceAndItsPasswordLogsIn(t *testing.T) {
 	dev := startDev(t, bins.tandem, dir)
 	webURL := dev.waitStdout(t, devWebLine)[1]
 	password := dev.waitStdout(t, devAdminLine)[1]
-	for _, f := range []string{"audit-key.pem", "tandem.db"} {
+	for _, f := range []string{"audit-key.pem", "key-encryption-key", "tandem.db"} {
 		info, err := os.Stat(filepath.Join(dir, f))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if f == "audit-key.pem" && info.Mode() != 0o600 {
+		if f != "tandem.db" && info.Mode() != 0o600 {
 			t.Errorf("%s has mode %s, want 0600", f, info.Mode())
 		}
 	}
