@@ -179,6 +179,9 @@ type PlayerTx interface {
 	// PlayerSessionByUsedRefresh finds the session that already used the
 	// refresh token hash (ENotFound if none did).
 	PlayerSessionByUsedRefresh(ctx context.Context, hash []byte) (*PlayerSession, error)
+	// LastUsedRefresh returns the refresh token hash the session used up
+	// last and when (ENotFound if it used none).
+	LastUsedRefresh(ctx context.Context, sessionID string) ([]byte, time.Time, error)
 	// RotatePlayerSession writes s's tokens, expiries and LastUsedAt and
 	// remembers usedRefresh as used by the session.
 	RotatePlayerSession(ctx context.Context, s *PlayerSession, usedRefresh []byte) error

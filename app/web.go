@@ -104,11 +104,11 @@ func registerWebFlags(f *flagSet, c *webConfig) {
 	f.Duration(&c.PlayerLimitWindow, "player-limit-window", time.Minute,
 		"window of the player login rate limits (guest, register, login and refresh calls)")
 	f.Int(&c.PlayerLimitAddress, "player-limit-per-address", 60,
-		"player login calls from one client address within --player-limit-window; more get 429 with Retry-After")
+		"player login, register and email-link calls (and failed refreshes) from one client address within --player-limit-window; more get 429 with Retry-After")
 	f.Int(&c.PlayerLimitDevice, "player-limit-per-device", 10,
-		"player login calls naming one device id within --player-limit-window")
+		"failed player logins naming one device id (wrong secrets; wrong passwords of an email login naming it) from one address within --player-limit-window")
 	f.Int(&c.PlayerLimitAccount, "player-limit-per-account", 10,
-		"player login and refresh calls for one account within --player-limit-window")
+		"failed password logins for one email (spared for devices the account used before), and refreshes plus email links of one player, within --player-limit-window")
 	f.Duration(&c.PlayerLoginRetention, "player-login-retention", 90*24*time.Hour,
 		"how long records of player logins (time, address, user agent) are kept for the admin's player page")
 }
@@ -284,6 +284,9 @@ func startWeb(ln net.Listener, db database, c webConfig, keys webKeys, log *slog
 	// A signing key before the first login, so realtime nodes find it
 	// published from the start.
 	if err := svc.RotateSigningKeys(context.Background()); err != nil {
+		return nil, fmt.Errorf("token signing key: %w", err)
+	}
+	if err := svc.CheckSigningKey(context.Background()); err != nil {
 		return nil, fmt.Errorf("token signing key: %w", err)
 	}
 	w.jobs.Go(func() { svc.RunMaintenance(jobsCtx, c.CheckpointInterval) })

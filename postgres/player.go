@@ -447,6 +447,22 @@ func (t *tx) DeleteOldLoginRecords(ctx context.Context, before time.Time) (int, 
 	return int(tag.RowsAffected()), nil
 }
 
+// LastUsedRefresh returns the refresh token hash the session used up last
+// and when.
+func (t *tx) LastUsedRefresh(ctx context.Context, sessionID string) ([]byte, time.Time, error) {
+	var (
+		hash   []byte
+		usedAt time.Time
+	)
+	err := t.tx.QueryRow(ctx, `
+		SELECT hash, used_at FROM player_refresh_used WHERE session_id = $1
+		ORDER BY used_at DESC LIMIT 1`, sessionID).Scan(&hash, scanTime(&usedAt))
+	if err != nil {
+		return nil, time.Time{}, notFound(err, "last used refresh token", "the session used no refresh token")
+	}
+	return bytesOut(hash), usedAt, nil
+}
+
 // DeleteOldUsedRefreshTokens forgets used refresh tokens used before before.
 func (t *tx) DeleteOldUsedRefreshTokens(ctx context.Context, before time.Time) (int, error) {
 	tag, err := t.tx.Exec(ctx, `DELETE FROM player_refresh_used WHERE used_at < $1`, instantArg(before))

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/subtle"
@@ -541,9 +542,10 @@ const refreshReuseLeeway = 30 * time.Second
 
 // Refresh uses up a refresh token and returns new tokens. A refresh token
 // presented a second time revokes its whole session (family): someone else
-// has a copy. The one exception is a token used up in the last
-// refreshReuseLeeway: a client whose answer was lost retries with it, and
-// gets a new pair while the pair it missed becomes a used token.
+// has a copy. The one exception is the token the session used up last,
+// within refreshReuseLeeway of its use, once: a client whose answer was
+// lost retries with it, and gets a new pair while the pair it missed
+// becomes a used token.
 func (s *Service) Refresh(ctx context.Context, refreshToken string, c Client) (*AuthResult, error) {
 	invalid := tandem.Errorf(tandem.EUnauthenticated, "refresh token is not valid")
 	now := s.now()
@@ -599,15 +601,22 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string, c Client) (*
 			} else if err != nil {
 				return err
 			}
-			if p == nil || old.PlayerID != p.ID || now.Sub(old.LastUsedAt) > refreshReuseLeeway {
+			last, usedAt, err := tx.LastUsedRefresh(ctx, old.ID)
+			if err != nil {
+				return err
+			}
+			retry := p != nil && old.PlayerID == p.ID && bytes.Equal(last, hash) && now.Sub(usedAt) <= refreshReuseLeeway
+			if !retry {
 				// Reuse: the family is revoked, and that must be committed.
 				reused = true
 				return tx.DeletePlayerSession(ctx, old.ID)
 			}
-			// A token the session used moments ago: most likely the client
-			// never got the answer to its refresh and tries again. It gets a
-			// new pair; the pair it missed is recorded as used, so whoever
-			// holds it and presents it later revokes the session.
+			// The token the session used up last, moments ago: most likely
+			// the client never got the answer to its refresh and tries
+			// again. It gets a new pair; the pair it missed is recorded as
+			// used (so it is the last used token now, and this one is not
+			// honoured a second time), and whoever holds the missed pair
+			// revokes the session by presenting it.
 			sess, used = old, old.RefreshHash
 		} else if err != nil {
 			return err

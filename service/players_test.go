@@ -126,14 +126,36 @@ func TestRefreshRetriedWithinSecondsGetsANewPairAndTheMissedPairBecomesUsed(t *t
 		if err != nil {
 			t.Fatalf("a retry seconds after the refresh: %v", err)
 		}
-		if _, err := f.svc.Refresh(ctx, retry.RefreshToken, service.Client{}); err != nil {
+		// Honoured once: a second replay within the leeway revokes.
+		f.clock.Add(5 * time.Second)
+		_, err = f.svc.Refresh(ctx, login.RefreshToken, service.Client{})
+		wantCode(t, err, tandem.EUnauthenticated)
+		_, err = f.svc.AuthenticatePlayer(ctx, retry.AccessToken, service.Client{})
+		wantCode(t, err, tandem.EUnauthenticated)
+
+		// Again with a fresh session: the retried pair refreshes, and the
+		// missed pair revokes the session when it turns up.
+		login = guest(t, f, "device-lost", "10.2.1.1")
+		missed, err = f.svc.Refresh(ctx, login.RefreshToken, service.Client{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Add(5 * time.Second)
+		if retry, err = f.svc.Refresh(ctx, login.RefreshToken, service.Client{}); err != nil {
+			t.Fatal(err)
+		}
+		latest, err := f.svc.Refresh(ctx, retry.RefreshToken, service.Client{})
+		if err != nil {
 			t.Fatalf("the retried pair refreshes: %v", err)
+		}
+		if _, err := f.svc.AuthenticatePlayer(ctx, latest.AccessToken, service.Client{}); err != nil {
+			t.Fatal(err)
 		}
 		// Whoever holds the pair the client missed revokes the session.
 		f.clock.Add(time.Minute)
 		_, err = f.svc.Refresh(ctx, missed.RefreshToken, service.Client{})
 		wantCode(t, err, tandem.EUnauthenticated)
-		_, err = f.svc.AuthenticatePlayer(ctx, retry.AccessToken, service.Client{})
+		_, err = f.svc.AuthenticatePlayer(ctx, latest.AccessToken, service.Client{})
 		wantCode(t, err, tandem.EUnauthenticated)
 	})
 }
@@ -503,6 +525,16 @@ func TestSigningKeysAreStoredEncrypted(t *testing.T) {
 		_, err = other.GuestLogin(ctx, service.GuestLogin{DeviceID: "device-s", Secret: deviceSecret})
 		if err == nil || !strings.Contains(err.Error(), "does not open") {
 			t.Fatalf("login signed with a key sealed under another KEK: %v", err)
+		}
+		// The server's start checks this, so a wrong KEK stops it there.
+		if err := other.CheckSigningKey(ctx); err == nil || !strings.Contains(err.Error(), "--key-encryption-key") {
+			t.Fatalf("CheckSigningKey under another KEK: %v", err)
+		}
+		if err := f.svc.CheckSigningKey(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if keys, err := other.SigningPublicKeys(ctx); err != nil || len(keys) != 0 {
+			t.Fatalf("a server with another KEK publishes %d keys (%v), want none", len(keys), err)
 		}
 	})
 }

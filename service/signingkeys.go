@@ -101,6 +101,17 @@ func (s *Service) signer(ctx context.Context) (*token.Signer, error) {
 	return nil, errors.New("service: no signing key after rotating")
 }
 
+// CheckSigningKey makes sure this server can sign: the key that signs now
+// (made if there is none) opens under the key encryption key. A server
+// started with another KEK than the keys were sealed with fails here, at
+// start, rather than at every login.
+func (s *Service) CheckSigningKey(ctx context.Context) error {
+	if _, err := s.signer(ctx); err != nil {
+		return fmt.Errorf("%w (is --key-encryption-key the file the keys were sealed with? every replica needs the same one)", err)
+	}
+	return nil
+}
+
 // rotationDue reports whether a new key should be made: the signing key
 // has signed for nearly KeyRotation and no newer key is waiting.
 func (s *Service) rotationDue(keys []*tandem.SigningKey, now time.Time) bool {

@@ -511,6 +511,22 @@ func (t *tx) DeleteOldLoginRecords(ctx context.Context, before time.Time) (int, 
 	return affected(res, "delete old login records")
 }
 
+// LastUsedRefresh returns the refresh token hash the session used up last
+// and when.
+func (t *tx) LastUsedRefresh(ctx context.Context, sessionID string) ([]byte, time.Time, error) {
+	var (
+		hash   []byte
+		usedAt sql.NullInt64
+	)
+	err := t.tx.QueryRowContext(ctx, `
+		SELECT hash, used_at FROM player_refresh_used WHERE session_id = ?
+		ORDER BY used_at DESC LIMIT 1`, sessionID).Scan(&hash, &usedAt)
+	if err != nil {
+		return nil, time.Time{}, notFound(err, "last used refresh token", "the session used no refresh token")
+	}
+	return bytesOf(hash), timeOf(usedAt), nil
+}
+
 // DeleteOldUsedRefreshTokens forgets used refresh tokens used before before.
 func (t *tx) DeleteOldUsedRefreshTokens(ctx context.Context, before time.Time) (int, error) {
 	res, err := t.tx.ExecContext(ctx, `DELETE FROM player_refresh_used WHERE used_at < ?`, before.UnixMicro())

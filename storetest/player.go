@@ -1177,6 +1177,19 @@ func testDeleteOldUsedRefreshTokens(t *testing.T, s tandem.Store) {
 	second.RefreshHash, second.AccessHash, second.LastUsedAt = []byte("refresh-3"), []byte("access-3"), at(time.Hour)
 	update(t, s, func(tx tandem.Tx) error { return tx.RotatePlayerSession(ctx, &second, first.RefreshHash) })
 
+	view(t, s, func(tx tandem.Tx) error {
+		hash, usedAt, err := tx.LastUsedRefresh(ctx, orig.ID)
+		if err != nil {
+			return err
+		}
+		if string(hash) != string(first.RefreshHash) || !usedAt.Equal(norm(at(time.Hour))) {
+			t.Errorf("LastUsedRefresh = %q at %v, want %q at %v", hash, usedAt, first.RefreshHash, norm(at(time.Hour)))
+		}
+		if _, _, err := tx.LastUsedRefresh(ctx, "no-such-session"); tandem.ErrorCodeOf(err) != tandem.ENotFound {
+			t.Errorf("LastUsedRefresh of a session that used none: %v, want not found", err)
+		}
+		return nil
+	})
 	var n int
 	update(t, s, func(tx tandem.Tx) (err error) {
 		n, err = tx.DeleteOldUsedRefreshTokens(ctx, at(time.Hour))
