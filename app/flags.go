@@ -167,7 +167,7 @@ func devFlags(c *devConfig, stderr io.Writer) *flagSet {
 	f.summary = "Runs the web server and one realtime node in one process, on a SQLite database and an audit key in --data-dir; " +
 		"the node verifies the tokens the web server issues."
 	f.String(&c.DataDir, "data-dir", "./tandem-data",
-		"directory for the SQLite database, the audit key and the dev token signing key (created 0700)")
+		"directory for the SQLite database, the audit key, the key encryption key and the dev token signing key (created 0700)")
 	registerWebListenFlag(f, &c.WebListen)
 	f.String(&c.RealtimeListen, "realtime-listen", "127.0.0.1:7701",
 		"address of the realtime node (host:port; port 0 picks a free one)")
@@ -194,7 +194,7 @@ func tokenFlags(c *tokenConfig, stderr io.Writer) *flagSet {
 	f.summary = "Prints a realtime token signed with the dev key of --data-dir, for trying a node without logging in: " +
 		"tandem dev --dev-tokens accepts it, and so does tandem realtime --token-keys given the key's public half (--public-key)."
 	f.String(&c.DataDir, "data-dir", "./tandem-data",
-		"directory for the SQLite database, the audit key and the dev token signing key (created 0700)")
+		"directory for the SQLite database, the audit key, the key encryption key and the dev token signing key (created 0700)")
 	f.String(&c.Player, "player", "",
 		"player id the token is for (its sub claim)")
 	f.String(&c.Name, "name", "",
@@ -241,7 +241,7 @@ func loadtestFlags(c *loadtestConfig, stderr io.Writer) *flagSet {
 	// The same flag as tandem dev's and tandem token's: the load tool signs
 	// the players' tokens with the dev key of the node's data directory.
 	f.String(&c.DataDir, "data-dir", "./tandem-data",
-		"directory for the SQLite database, the audit key and the dev token signing key (created 0700)")
+		"directory for the SQLite database, the audit key, the key encryption key and the dev token signing key (created 0700)")
 	f.String(&c.Scenario, "scenario", "echo",
 		"idle, connect, echo, broadcast or resume (realtime node); audit-search or admin-login (web server's admin API); "+
 			"player-device-login, player-refresh or player-password-login (web server's player API)")
