@@ -233,19 +233,19 @@ func (s *Service) GuestLogin(ctx context.Context, in GuestLogin) (*AuthResult, e
 	if err := s.hitLimits(ctx, now, s.addressLimit(in.Address)); err != nil {
 		return nil, err
 	}
-	if err := s.checkLimits(ctx, now, device); err != nil {
-		return nil, err
-	}
 	signer, err := s.signer(ctx)
 	if err != nil {
 		return nil, err
 	}
-	// Which player the device belongs to, read without locks: the
-	// transaction then locks the player before the device, the order every
-	// writer of both keeps (deletion locks the player, then deletes its
-	// devices).
+	// The device's failure count, and which player the device belongs to,
+	// read without locks: the transaction then locks the player before the
+	// device, the order every writer of both keeps (deletion locks the
+	// player, then deletes its devices).
 	var owner string
 	err = s.store.View(ctx, func(tx tandem.Tx) error {
+		if err := s.checkLimitsTx(ctx, tx, now, device); err != nil {
+			return err
+		}
 		d, err := tx.PlayerDevice(ctx, in.DeviceID)
 		if err == nil {
 			owner = d.PlayerID
@@ -392,22 +392,26 @@ func (s *Service) PasswordLogin(ctx context.Context, in PasswordLogin) (*AuthRes
 		return nil, err
 	}
 	var p *tandem.PlayerAccount
-	known := false
 	err = s.store.View(ctx, func(tx tandem.Tx) (err error) {
-		if p, err = tx.PlayerByEmail(ctx, email); err != nil || in.DeviceID == "" {
+		p, err = tx.PlayerByEmail(ctx, email)
+		if tandem.ErrorCodeOf(err) == tandem.ENotFound {
+			p = nil
+		} else if err != nil {
 			return err
 		}
-		known, err = s.knownDevice(ctx, tx, p.ID, in.DeviceID)
-		return err
+		known := false
+		if p != nil && in.DeviceID != "" {
+			if known, err = s.knownDevice(ctx, tx, p.ID, in.DeviceID); err != nil {
+				return err
+			}
+		}
+		limits := []limit{device}
+		if !known {
+			limits = append(limits, account)
+		}
+		return s.checkLimitsTx(ctx, tx, now, limits...)
 	})
-	if err != nil && tandem.ErrorCodeOf(err) != tandem.ENotFound {
-		return nil, err
-	}
-	limits := []limit{device}
-	if !known {
-		limits = append(limits, account)
-	}
-	if err := s.checkLimits(ctx, now, limits...); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	if p == nil {
@@ -554,20 +558,20 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string, c Client) (*
 		s.countFailure(ctx, now, address)
 		return nil, invalid
 	}
-	// Refreshes with valid tokens do not count against the address (many
-	// players share one behind carrier-grade NAT); failures do.
-	if err := s.checkLimits(ctx, now, address); err != nil {
-		return nil, err
-	}
 	signer, err := s.signer(ctx)
 	if err != nil {
 		return nil, err
 	}
 	hash := hashToken(refreshToken)
-	// The session's player, read without locks: the transaction locks the
+	// Refreshes with valid tokens do not count against the address (many
+	// players share one behind carrier-grade NAT); failures do. The
+	// session's player is read without locks: the transaction locks the
 	// player before the session, the order every writer of both keeps.
 	var playerID string
 	err = s.store.View(ctx, func(tx tandem.Tx) error {
+		if err := s.checkLimitsTx(ctx, tx, now, address); err != nil {
+			return err
+		}
 		sess, err := tx.PlayerSessionByRefresh(ctx, hash)
 		if tandem.ErrorCodeOf(err) == tandem.ENotFound {
 			sess, err = tx.PlayerSessionByUsedRefresh(ctx, hash)

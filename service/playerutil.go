@@ -152,28 +152,27 @@ func (s *Service) hitLimitsTx(ctx context.Context, tx tandem.Tx, now time.Time, 
 	return nil
 }
 
-// checkLimits refuses a call when a limit of failures is used up, without
-// counting the call: only failures count against an account or a device,
-// so nobody can lock a player out by calling in their name.
-func (s *Service) checkLimits(ctx context.Context, now time.Time, limits ...limit) error {
+// checkLimitsTx refuses a call when a limit of failures is used up,
+// without counting the call: only failures count against an account or a
+// device, so nobody can lock a player out by calling in their name. It
+// runs in the login's own read transaction.
+func (s *Service) checkLimitsTx(ctx context.Context, tx tandem.Tx, now time.Time, limits ...limit) error {
 	if s.limitKey == nil {
 		return errNoKEK
 	}
-	return s.store.View(ctx, func(tx tandem.Tx) error {
-		for _, l := range limits {
-			if l.key == "" {
-				continue
-			}
-			n, err := tx.RateLimitCount(ctx, l.key, s.cfg.Players.LimitWindow, now)
-			if err != nil {
-				return err
-			}
-			if n >= l.max {
-				return s.limited(now)
-			}
+	for _, l := range limits {
+		if l.key == "" {
+			continue
 		}
-		return nil
-	})
+		n, err := tx.RateLimitCount(ctx, l.key, s.cfg.Players.LimitWindow, now)
+		if err != nil {
+			return err
+		}
+		if n >= l.max {
+			return s.limited(now)
+		}
+	}
+	return nil
 }
 
 // countFailure counts a failed attempt against each limit. Losing a count
