@@ -237,33 +237,32 @@ func (s *Service) GuestLogin(ctx context.Context, in GuestLogin) (*AuthResult, e
 	if err != nil {
 		return nil, err
 	}
-	// The device's failure count, and which player the device belongs to,
-	// read without locks: the transaction then locks the player before the
-	// device, the order every writer of both keeps (deletion locks the
-	// player, then deletes its devices).
-	var owner string
-	err = s.store.View(ctx, func(tx tandem.Tx) error {
-		if err := s.checkLimitsTx(ctx, tx, now, device); err != nil {
-			return err
-		}
-		d, err := tx.PlayerDevice(ctx, in.DeviceID)
-		if err == nil {
-			owner = d.PlayerID
-		} else if tandem.ErrorCodeOf(err) != tandem.ENotFound {
-			return err
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	var res *AuthResult
 	wrongSecret := tandem.Errorf(tandem.EUnauthenticated, "wrong device id or secret")
 	// Two first logins of one device race to create it: the loser finds
 	// the winner's device on its second try.
 	for try := 0; ; try++ {
-		err := s.store.Update(ctx, func(tx tandem.Tx) error {
-			res = nil
+		// The device's failure count, and which player the device belongs
+		// to, read without locks: the transaction then locks the player
+		// before the device, the order every writer of both keeps
+		// (deletion locks the player, then deletes its devices).
+		var owner string
+		err := s.store.View(ctx, func(tx tandem.Tx) error {
+			if err := s.checkLimitsTx(ctx, tx, now, device); err != nil {
+				return err
+			}
+			d, err := tx.PlayerDevice(ctx, in.DeviceID)
+			if err == nil {
+				owner = d.PlayerID
+			} else if tandem.ErrorCodeOf(err) != tandem.ENotFound {
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		var res *AuthResult
+		err = s.store.Update(ctx, func(tx tandem.Tx) error {
 			created := false
 			var p *tandem.PlayerAccount
 			if owner != "" {
@@ -302,19 +301,10 @@ func (s *Service) GuestLogin(ctx context.Context, in GuestLogin) (*AuthResult, e
 			}
 			return err
 		})
-		if tandem.ErrorCodeOf(err) == tandem.EConflict && try == 0 {
-			owner = ""
-			if e := s.store.View(ctx, func(tx tandem.Tx) error {
-				if d, err := tx.PlayerDevice(ctx, in.DeviceID); err == nil {
-					owner = d.PlayerID
-				}
-				return nil
-			}); e != nil {
-				return nil, e
-			}
+		switch {
+		case tandem.ErrorCodeOf(err) == tandem.EConflict && try == 0:
 			continue
-		}
-		if err == wrongSecret {
+		case err == wrongSecret:
 			s.countFailure(ctx, now, device)
 		}
 		if err != nil {
