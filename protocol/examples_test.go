@@ -31,6 +31,11 @@ func examples() []example {
 			Positions:   []*protocol.StreamPos{{Seq: 12}, {Room: exRoom, Epoch: 2, Seq: 340}},
 			Sdk:         "tandem-go/0.1.0",
 		}}}},
+		{"connect_seat", &protocol.Envelope{Cid: 1, Body: &protocol.Envelope_Connect{Connect: &protocol.Connect{
+			Token:     exToken,
+			SeatToken: "seat.abc",
+			Sdk:       "tandem-go/0.1.0",
+		}}}},
 		{"connected", &protocol.Envelope{Cid: 1, Ack: 9, Body: &protocol.Envelope_Connected{Connected: &protocol.Connected{
 			SessionId:     exSession,
 			PlayerId:      "alice",

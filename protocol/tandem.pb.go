@@ -772,11 +772,15 @@ func (x *StreamPos) GetSeq() uint64 {
 
 // First frame from the client, within the connect timeout (5 s by default).
 type Connect struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`                                // realtime token (signed, see docs/protocol.md)
-	ResumeToken   string                 `protobuf:"bytes,2,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"` // present to resume a held session
-	Positions     []*StreamPos           `protobuf:"bytes,3,rep,name=positions,proto3" json:"positions,omitempty"`                        // resume: last position per stream held
-	Sdk           string                 `protobuf:"bytes,4,opt,name=sdk,proto3" json:"sdk,omitempty"`                                    // free-form client name/version, for logs
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Token       string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`                                // realtime token (signed, see docs/protocol.md)
+	ResumeToken string                 `protobuf:"bytes,2,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"` // present to resume a held session
+	Positions   []*StreamPos           `protobuf:"bytes,3,rep,name=positions,proto3" json:"positions,omitempty"`                        // resume: last position per stream held
+	Sdk         string                 `protobuf:"bytes,4,opt,name=sdk,proto3" json:"sdk,omitempty"`                                    // free-form client name/version, for logs
+	// present when following a SeatReservation: the seat is claimed at the
+	// connect, the session may then join its room, and the player's session
+	// on the old node ends with `moved`
+	SeatToken     string `protobuf:"bytes,5,opt,name=seat_token,json=seatToken,proto3" json:"seat_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -835,6 +839,13 @@ func (x *Connect) GetPositions() []*StreamPos {
 func (x *Connect) GetSdk() string {
 	if x != nil {
 		return x.Sdk
+	}
+	return ""
+}
+
+func (x *Connect) GetSeatToken() string {
+	if x != nil {
+		return x.SeatToken
 	}
 	return ""
 }
@@ -2332,12 +2343,14 @@ const file_tandem_proto_rawDesc = "" +
 	"\tStreamPos\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\rR\x05epoch\x12\x10\n" +
-	"\x03seq\x18\x03 \x01(\x04R\x03seq\"\x88\x01\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\"\xa7\x01\n" +
 	"\aConnect\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12!\n" +
 	"\fresume_token\x18\x02 \x01(\tR\vresumeToken\x122\n" +
 	"\tpositions\x18\x03 \x03(\v2\x14.tandem.v1.StreamPosR\tpositions\x12\x10\n" +
-	"\x03sdk\x18\x04 \x01(\tR\x03sdk\"\x9b\x02\n" +
+	"\x03sdk\x18\x04 \x01(\tR\x03sdk\x12\x1d\n" +
+	"\n" +
+	"seat_token\x18\x05 \x01(\tR\tseatToken\"\x9b\x02\n" +
 	"\tConnected\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1b\n" +
