@@ -337,6 +337,49 @@ func (a *Auth) RealtimeTokenSource() func(ctx context.Context) (string, error) {
 	return a.RealtimeToken
 }
 
+// RealtimeURLSource returns a Config.Locate: it asks the web server for a
+// new realtime token now, whose answer names the realtime node to use (the
+// web server's current pick of a live, lightly loaded node), and returns
+// that URL. The token it got is fresh, so the Client's next Config.Token
+// call (RealtimeTokenSource) takes it without another request; a request
+// for new tokens already in flight is joined rather than repeated. Without
+// a URL in the answer it fails, and the Client keeps the URL it has.
+func (a *Auth) RealtimeURLSource() func(ctx context.Context) (string, error) {
+	return a.locate
+}
+
+// locate gets new tokens now (a realtime token while the access token is
+// fresh, a refresh otherwise) and returns the realtime URL of the answer.
+func (a *Auth) locate(ctx context.Context) (string, error) {
+	a.mu.Lock()
+	if a.ended != nil {
+		defer a.mu.Unlock()
+		return "", a.ended
+	}
+	call := a.inflight
+	if call == nil {
+		if a.tokens.access.fresh(a.cfg.now(), a.cfg.RefreshMargin) {
+			call = a.startCall(ctx, false, a.renewRealtime)
+		} else {
+			call = a.startCall(ctx, true, a.refreshCall)
+		}
+	}
+	call.waiters++
+	a.mu.Unlock()
+	if err := a.wait(ctx, call); err != nil {
+		return "", err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.ended != nil:
+		return "", a.ended
+	case a.tokens.realtimeURL == "":
+		return "", errors.New("tandem: the web server named no realtime URL")
+	}
+	return a.tokens.realtimeURL, nil
+}
+
 // token returns the token of kind k, getting new tokens first when it is
 // not fresh. While a request for new tokens is in flight, callers wait for
 // it rather than use tokens it may be replacing.

@@ -17,8 +17,18 @@ import (
 
 // Config configures a Client. URL and Token are required.
 type Config struct {
-	// URL of the realtime endpoint, such as ws://127.0.0.1:7701/ws.
+	// URL of the realtime endpoint, such as ws://127.0.0.1:7701/ws: where
+	// the client connects first. After a move (a Join answered with a seat
+	// reservation) the client uses the new node's URL, and after a failed
+	// dial the one Locate names.
 	URL string
+	// Locate, if set, returns the realtime URL to use now. The client asks
+	// it after a reconnect attempt whose dial failed (the node is gone or
+	// draining) and uses its answer for the next attempts, until it fails
+	// to dial again; an error keeps the URL it had. Auth.RealtimeURLSource
+	// asks the web server, which names a live, lightly loaded node. nil:
+	// always the URL in use (Config.URL, or the node a move led to).
+	Locate func(ctx context.Context) (string, error)
 	// Token returns a fresh realtime token. It is called at every connect
 	// and reconnect, with a context that ends when the client is closed.
 	Token func(ctx context.Context) (string, error)
@@ -68,15 +78,23 @@ const (
 var (
 	errSeatHoldOver = errors.New("tandem: disconnected longer than the seat hold")
 	errNotResumed   = errors.New("tandem: the server started a new session instead of resuming")
+	errMoved        = errors.New("tandem: the session moved to another node")
 )
+
+// maxMoves bounds how many seat reservations one Join follows: a cluster
+// that keeps sending the client on is broken, not busy.
+const maxMoves = 3
 
 // Client is one player's connection to a realtime node, reconnecting and
 // resuming as docs/protocol.md says. It is safe for concurrent use.
 //
-// Goroutines: run (started by Dial, ends when the client stops; it reads
-// the connection, dispatches frames and emits every event) and, per
-// connection, keepalive (owned by run's serve, which waits for it). Close
-// stops both and waits.
+// Goroutines: run (started by Dial, ends when the client stops; it
+// dispatches the frames of the connection, emits the events and reconnects);
+// per connection, a reader (owned by whoever serves the connection: run,
+// then a drain) and keepalive (owned by run's serve, which waits for it);
+// after a move, drain (started by run, which waits for it before it
+// returns), which serves the old connection until the server closes it.
+// Close stops them all and waits.
 type Client struct {
 	cfg   Config
 	codec protocol.Codec
@@ -86,8 +104,16 @@ type Client struct {
 	ctx       context.Context // ends at Close
 	cancel    context.CancelFunc
 	done      chan struct{} // closed when run returns
-	events    chan Event    // sent to only by run, closed by run
+	events    chan Event    // sent to by run and drains, closed by run
 	closeOnce sync.Once
+	quiet     chan struct{} // closed when run ends the client: events but Closed are dropped
+	quietOnce sync.Once
+	drains    sync.WaitGroup
+
+	// moves hands run the connection a Join opened to follow a seat
+	// reservation; moveEnded wakes run when a move failed instead.
+	moves     chan *handoff
+	moveEnded chan struct{}
 
 	heartbeat atomic.Int64 // server heartbeat interval (ns)
 	rtt       atomic.Int64 // own ping measurement (ns)
@@ -97,20 +123,33 @@ type Client struct {
 	// frames on the wire is their seq order. Taken before mu.
 	wmu sync.Mutex
 
-	mu          sync.Mutex
-	conn        *wsConn // current connection; nil while (re)connecting
-	stopErr     error   // why the client stopped (ErrClosed, a final *CloseError)
-	sessionID   string
+	mu      sync.Mutex
+	conn    *wsConn  // current connection; nil while (re)connecting
+	stopErr error    // why the client stopped (ErrClosed, a final *CloseError)
+	url     string   // where to connect now
+	sess    *session // the current session
+	nextCid uint64   // across sessions, so a reply never answers a request of another
+	moving  int      // Joins connecting to another node
+}
+
+// session is the client's state of one server session. The client has one
+// current session; after a move the old one lives on, served by a drain,
+// until the old node closes its connection. Guarded by Client.mu.
+type session struct {
+	id          string
 	playerID    string
 	resumeToken string
 	seatHold    time.Duration
 	maxFrame    int
 	seq         uint64 // last client seq assigned
-	nextCid     uint64
 	resend      resendBuffer
 	pending     map[uint64]*pending
 	streams     tracker
 	rooms       map[string]*Room
+}
+
+func newSession() *session {
+	return &session{pending: map[uint64]*pending{}, streams: newTracker(), rooms: map[string]*Room{}}
 }
 
 type reply struct {
@@ -164,19 +203,21 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Client{
-		cfg:     cfg,
-		codec:   cfg.Codec.Codec(),
-		log:     log,
-		start:   time.Now(),
-		done:    make(chan struct{}),
-		events:  make(chan Event, eventBuffer),
-		pending: map[uint64]*pending{},
-		streams: newTracker(),
-		rooms:   map[string]*Room{},
+		cfg:       cfg,
+		codec:     cfg.Codec.Codec(),
+		log:       log,
+		start:     time.Now(),
+		done:      make(chan struct{}),
+		events:    make(chan Event, eventBuffer),
+		quiet:     make(chan struct{}),
+		moves:     make(chan *handoff),
+		moveEnded: make(chan struct{}, 1),
+		url:       cfg.URL,
+		sess:      newSession(),
 	}
 	c.heartbeat.Store(int64(defaultHeartbeat))
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	wc, env, err := c.handshake(ctx, false)
+	wc, env, err := c.handshake(ctx, cfg.URL, false, "")
 	if err == nil {
 		err = c.attach(wc, env)
 	}
@@ -192,14 +233,14 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 func (c *Client) SessionID() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.sessionID
+	return c.sess.id
 }
 
 // PlayerID returns the player id of the session (the token's subject).
 func (c *Client) PlayerID() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.playerID
+	return c.sess.playerID
 }
 
 // RTT returns the last round trip measured with the client's pings, or the
@@ -219,15 +260,35 @@ func (c *Client) Events() <-chan Event { return c.events }
 // Join joins a room (see JoinOptions) and waits for the answer: the room,
 // or a *ServerError (not_found, room_full, join_rejected, quota_exceeded…).
 // A Joined event precedes the room's stream events on Events.
+//
+// When the room lives on another node, the server answers with a seat
+// reservation and Join follows it: it connects to that node with the seat
+// token (a new session there, with a fresh token from Config.Token) and
+// joins the room on it. The client then uses the new connection; the old
+// node ends the old session, whose rooms end with a Left event with
+// LEAVE_REASON_MOVED, and closes the old connection with the silent
+// `moved` (no Disconnected, no Closed). When the new node refuses the seat,
+// Join returns its error (a *CloseError wrapping the *ServerError, such as
+// not_found) and the old connection goes on as before.
 func (c *Client) Join(ctx context.Context, o JoinOptions) (*Room, error) {
-	rep, err := c.request(ctx, joinFrame(o))
-	if err != nil {
-		return nil, err
+	env := joinFrame(o)
+	for moves := 0; ; moves++ {
+		rep, err := c.request(ctx, env)
+		if err != nil {
+			return nil, err
+		}
+		if rep.room != nil {
+			return rep.room, nil
+		}
+		sr := rep.env.GetSeatReservation()
+		if sr == nil || moves == maxMoves {
+			return nil, unexpectedReply(rep.env)
+		}
+		if err := c.follow(ctx, sr); err != nil {
+			return nil, err
+		}
+		env = joinFrame(JoinOptions{Mode: protocol.JoinMode_JOIN_MODE_JOIN, RoomID: sr.GetRoomId(), Metadata: o.Metadata})
 	}
-	if rep.room == nil {
-		return nil, unexpectedReply(rep.env)
-	}
-	return rep.room, nil
 }
 
 // RPC calls a server-side handler and waits for its reply data, or a
@@ -325,18 +386,18 @@ func (c *Client) request(ctx context.Context, env *protocol.Envelope) (reply, er
 
 func (c *Client) forget(cid uint64) {
 	c.mu.Lock()
-	delete(c.pending, cid)
+	delete(c.sess.pending, cid)
 	c.mu.Unlock()
 }
 
-// takePending removes and returns the request waiting for cid. The caller
-// holds mu.
-func (c *Client) takePending(cid uint64) *pending {
+// takePending removes and returns the request of s waiting for cid. The
+// caller holds mu.
+func (s *session) takePending(cid uint64) *pending {
 	if cid == 0 {
 		return nil
 	}
-	p := c.pending[cid]
-	delete(c.pending, cid)
+	p := s.pending[cid]
+	delete(s.pending, cid)
 	return p
 }
 
@@ -357,25 +418,32 @@ func (c *Client) send(env *protocol.Envelope, p *pending, r *Room) (uint64, erro
 		c.mu.Unlock()
 		return 0, err
 	}
+	s := c.sess
+	if r != nil && r.sess != s {
+		// The room is on the old node; the server is ending it there (a
+		// Left with LEAVE_REASON_MOVED follows).
+		c.mu.Unlock()
+		return 0, fmt.Errorf("%w: %w", ErrRoomLeft, errMoved)
+	}
 	env.Cid = c.nextCid + 1
-	env.Seq = c.seq + 1
+	env.Seq = s.seq + 1
 	payload, err := c.codec.Marshal(nil, env)
 	if err != nil {
 		c.mu.Unlock()
 		return 0, fmt.Errorf("tandem: encode: %w", err)
 	}
-	if c.maxFrame > 0 && len(payload) > c.maxFrame {
+	if s.maxFrame > 0 && len(payload) > s.maxFrame {
 		c.mu.Unlock()
 		return 0, ErrFrameTooLarge
 	}
-	c.nextCid, c.seq = env.Cid, env.Seq
+	c.nextCid, s.seq = env.Cid, env.Seq
 	f := outFrame{seq: env.Seq, cid: env.Cid, payload: payload}
 	if m := env.GetRoomMessage(); m != nil {
 		f.room, f.topic = m.GetRoomId(), m.GetTopic()
 	}
-	c.resend.add(f)
+	s.resend.add(f)
 	if p != nil {
-		c.pending[env.Cid] = p
+		s.pending[env.Cid] = p
 	}
 	wc := c.conn
 	c.mu.Unlock()
@@ -413,12 +481,12 @@ func (c *Client) sendAck(wc *wsConn) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.mu.Lock()
-	if !c.streams.dirty || c.conn != wc {
+	if !c.sess.streams.dirty || c.conn != wc {
 		c.mu.Unlock()
 		return
 	}
-	c.streams.dirty = false
-	env := ackFrame(c.streams.positions())
+	c.sess.streams.dirty = false
+	env := ackFrame(c.sess.streams.positions())
 	c.mu.Unlock()
 	payload, err := c.codec.Marshal(nil, env)
 	if err != nil {

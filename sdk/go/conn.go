@@ -27,7 +27,8 @@ type wsConn struct {
 	op    ws.OpCode // text (JSON) or binary
 	codec protocol.Codec
 
-	closeSent bool // a close frame was written: write nothing more (guarded by Client.wmu)
+	closeSent bool     // a close frame was written: write nothing more (guarded by Client.wmu)
+	sess      *session // the session the connection carries, set by attach
 }
 
 // connReader reads what the handshake left buffered, then the connection.
@@ -47,23 +48,31 @@ func (r *connReader) Read(p []byte) (int, error) {
 	return r.nc.Read(p)
 }
 
-// dialWS opens the WebSocket offering exactly one subprotocol.
-func dialWS(ctx context.Context, cfg *Config, codec protocol.Codec, timeout time.Duration) (*wsConn, error) {
+// dialError is a failure to open the WebSocket: the node did not answer,
+// or refused the upgrade (a draining node answers 503). The reconnect loop
+// asks Config.Locate where to go after one.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+// dialWS opens the WebSocket at url offering exactly one subprotocol.
+func dialWS(ctx context.Context, url string, cfg *Config, codec protocol.Codec, timeout time.Duration) (*wsConn, error) {
 	d := ws.Dialer{
 		Protocols: []string{codec.Name()},
 		NetDial:   cfg.NetDial,
 		Timeout:   timeout,
 	}
-	nc, br, hs, err := d.Dial(ctx, cfg.URL)
+	nc, br, hs, err := d.Dial(ctx, url)
 	if err != nil {
-		return nil, fmt.Errorf("tandem: websocket dial %s: %w", cfg.URL, err)
+		return nil, &dialError{fmt.Errorf("tandem: websocket dial %s: %w", url, err)}
 	}
 	if hs.Protocol != codec.Name() {
 		if br != nil {
 			ws.PutReader(br)
 		}
 		nc.Close()
-		return nil, fmt.Errorf("tandem: websocket dial %s: server did not accept subprotocol %q", cfg.URL, codec.Name())
+		return nil, fmt.Errorf("tandem: websocket dial %s: server did not accept subprotocol %q", url, codec.Name())
 	}
 	wc := &wsConn{nc: nc, src: connReader{br: br, nc: nc}, codec: codec, op: ws.OpText}
 	if codec.Binary() {

@@ -7,12 +7,14 @@ import (
 	"github.com/tandemhq/tandem/protocol"
 )
 
-// dispatch handles one frame from the server. It returns the error of a
-// session-level error frame (for a close that follows it).
+// dispatch handles one frame from the server on wc, for the session wc
+// carries. It returns the error of a session-level error frame (for a close
+// that follows it).
 func (c *Client) dispatch(wc *wsConn, env *protocol.Envelope) *ServerError {
+	s := wc.sess
 	if ack := env.GetAck(); ack > 0 {
 		c.mu.Lock()
-		c.resend.trim(ack)
+		s.resend.trim(ack)
 		c.mu.Unlock()
 	}
 	switch b := env.GetBody().(type) {
@@ -36,31 +38,31 @@ func (c *Client) dispatch(wc *wsConn, env *protocol.Envelope) *ServerError {
 		return nil
 	}
 	if env.GetRoom() != "" {
-		c.dispatchRoom(env)
+		c.dispatchRoom(s, env)
 		return nil
 	}
-	return c.dispatchSession(env)
+	return c.dispatchSession(s, env)
 }
 
 // dispatchSession handles a session-stream frame: replies by cid, notices,
 // errors.
-func (c *Client) dispatchSession(env *protocol.Envelope) *ServerError {
+func (c *Client) dispatchSession(s *session, env *protocol.Envelope) *ServerError {
 	c.mu.Lock()
-	if !c.streams.acceptSession(env.GetSeq()) {
+	if !s.streams.acceptSession(env.GetSeq()) {
 		c.mu.Unlock()
 		return nil
 	}
 	switch b := env.GetBody().(type) {
 	case *protocol.Envelope_Joined:
 		j := b.Joined
-		r := c.rooms[j.GetRoomId()]
+		r := s.rooms[j.GetRoomId()]
 		if r == nil {
-			r = &Room{c: c, id: j.GetRoomId(), typ: j.GetRoomType(), left: make(chan struct{})}
-			c.rooms[r.id] = r
+			r = &Room{c: c, sess: s, id: j.GetRoomId(), typ: j.GetRoomType(), left: make(chan struct{})}
+			s.rooms[r.id] = r
 		}
 		r.state = j.GetState()
-		c.streams.join(r.id, j.GetEpoch(), j.GetSeq())
-		p := c.takePending(env.GetCid())
+		s.streams.join(r.id, j.GetEpoch(), j.GetSeq())
+		p := s.takePending(env.GetCid())
 		c.mu.Unlock()
 		if p != nil {
 			p.resolve(reply{env: env, room: r})
@@ -68,10 +70,10 @@ func (c *Client) dispatchSession(env *protocol.Envelope) *ServerError {
 		c.emit(&Joined{Room: r, Players: j.GetPlayers()})
 	case *protocol.Envelope_Error:
 		serr := newServerError(b.Error)
-		p := c.takePending(env.GetCid())
+		p := s.takePending(env.GetCid())
 		var f outFrame
 		if p == nil && env.GetCid() != 0 {
-			f, _ = c.resend.byCid(env.GetCid())
+			f, _ = s.resend.byCid(env.GetCid())
 		}
 		c.mu.Unlock()
 		if p != nil {
@@ -87,16 +89,16 @@ func (c *Client) dispatchSession(env *protocol.Envelope) *ServerError {
 		// The server sends a room's final leave on the session stream, whose
 		// buffer replays it on a resume even after the room forgot the
 		// player; it comes after every frame of the room's stream.
-		r := c.rooms[b.Leave.GetRoomId()]
+		r := s.rooms[b.Leave.GetRoomId()]
 		if r == nil {
 			c.mu.Unlock()
 			return nil
 		}
-		c.leftRoom(r)
+		s.leftRoom(r)
 		c.mu.Unlock()
 		c.emit(&Left{Room: r, Reason: b.Leave.GetReason(), Missed: b.Leave.GetMissed(), State: b.Leave.GetState()})
 	default:
-		p := c.takePending(env.GetCid())
+		p := s.takePending(env.GetCid())
 		c.mu.Unlock()
 		if p != nil {
 			p.resolve(reply{env: env})
@@ -109,15 +111,15 @@ func (c *Client) dispatchSession(env *protocol.Envelope) *ServerError {
 
 // dispatchRoom handles a room-stream frame: dropped if it is a duplicate or
 // for a room the client is not in.
-func (c *Client) dispatchRoom(env *protocol.Envelope) {
+func (c *Client) dispatchRoom(s *session, env *protocol.Envelope) {
 	id := env.GetRoom()
 	c.mu.Lock()
-	r := c.rooms[id]
+	r := s.rooms[id]
 	var known, fresh bool
 	if g := env.GetGap(); g != nil {
-		known, fresh = c.streams.gap(id, g.GetEpoch(), g.GetSeq())
+		known, fresh = s.streams.gap(id, g.GetEpoch(), g.GetSeq())
 	} else {
-		known, fresh = c.streams.acceptRoom(id, env.GetSeq())
+		known, fresh = s.streams.acceptRoom(id, env.GetSeq())
 	}
 	if !known || r == nil || !fresh {
 		c.mu.Unlock()
@@ -144,7 +146,7 @@ func (c *Client) dispatchRoom(env *protocol.Envelope) {
 		r.state = g.GetState()
 		ev = &Gap{Room: r, FromSeq: g.GetFromSeq(), Seq: g.GetSeq(), Epoch: g.GetEpoch(), State: g.GetState()}
 	case *protocol.Envelope_Leave:
-		c.leftRoom(r)
+		s.leftRoom(r)
 		ev = &Left{Room: r, Reason: b.Leave.GetReason(), Missed: b.Leave.GetMissed(), State: b.Leave.GetState()}
 	default:
 		c.log.Debug("tandem: room frame ignored", "room", id, "body", fmt.Sprintf("%T", b))
@@ -155,9 +157,10 @@ func (c *Client) dispatchRoom(env *protocol.Envelope) {
 	}
 }
 
-// leftRoom forgets a room the session is no longer in. The caller holds mu.
-func (c *Client) leftRoom(r *Room) {
-	delete(c.rooms, r.id)
-	c.streams.leave(r.id)
+// leftRoom forgets a room the session is no longer in. The caller holds
+// Client.mu.
+func (s *session) leftRoom(r *Room) {
+	delete(s.rooms, r.id)
+	s.streams.leave(r.id)
 	r.gone(ErrRoomLeft)
 }

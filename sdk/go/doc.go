@@ -15,6 +15,29 @@
 // requests wait too, and the server may eventually disconnect the session as
 // a slow consumer.
 //
+// # A cluster of nodes
+//
+// A Join for a room that lives on another node is answered with a seat
+// reservation; Join follows it by itself: it connects to the node the
+// reservation names with the seat token (a new session there, with a fresh
+// realtime token), joins the room and returns it. The client then uses that
+// connection and that node's URL; the old node ends the old session: its
+// rooms end with a Left event with LEAVE_REASON_MOVED, and the old
+// connection closes with the silent `moved` (no Disconnected, no Closed, no
+// resume). If the new node refuses the seat, Join returns the error and the
+// old connection goes on untouched.
+//
+// When a node dies the client cannot reach it again. After a reconnect
+// attempt whose dial failed (no answer, or a refused upgrade, as from a
+// draining node), the client asks Config.Locate for the realtime URL to use
+// now, and tries there; it asks again after every failed dial, and keeps
+// the URL it has when Locate fails. The other node does not hold the
+// session (node_gone), so the client starts a new session there and emits
+// SessionLost; the application joins its rooms again. Give
+// [Auth.RealtimeURLSource] as Config.Locate: it asks the web server, whose
+// answer names a live, lightly loaded node, and the realtime token of the
+// same answer serves the next connect.
+//
 // # Logging in
 //
 // A player logs in at the web server's player API (/api/v1) with
@@ -29,7 +52,11 @@
 //
 //	auth, err := client.LoginGuest(ctx, client.AuthConfig{BaseURL: "http://127.0.0.1:7700"}, deviceID, secret)
 //	...
-//	c, err := client.Dial(ctx, client.Config{URL: auth.RealtimeURL(), Token: auth.RealtimeTokenSource()})
+//	c, err := client.Dial(ctx, client.Config{
+//		URL:    auth.RealtimeURL(),
+//		Token:  auth.RealtimeTokenSource(),
+//		Locate: auth.RealtimeURLSource(),
+//	})
 //
 // When the server refuses a refresh for good (the session was revoked, or
 // the player is banned), token calls fail with an error wrapping

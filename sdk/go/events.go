@@ -71,6 +71,9 @@ type Gap struct {
 }
 
 // Left: the session is no longer in the room (the end of its stream).
+// LEAVE_REASON_MOVED: a Join moved the session to another node, and the old
+// node ended the old session's rooms (Missed is set when its connection
+// ended before the room's leave arrived).
 type Left struct {
 	Room   *Room
 	Reason protocol.LeaveReason

@@ -5,9 +5,9 @@ import "github.com/tandemhq/tandem/protocol"
 // Constructors of every envelope the SDK sends. Reliable frames get their
 // cid and seq when they are queued.
 
-func connectFrame(token, resumeToken string, positions []*protocol.StreamPos, sdk string) *protocol.Envelope {
+func connectFrame(token, resumeToken string, positions []*protocol.StreamPos, seatToken, sdk string) *protocol.Envelope {
 	return &protocol.Envelope{Body: &protocol.Envelope_Connect{Connect: &protocol.Connect{
-		Token: token, ResumeToken: resumeToken, Positions: positions, Sdk: sdk,
+		Token: token, ResumeToken: resumeToken, Positions: positions, SeatToken: seatToken, Sdk: sdk,
 	}}}
 }
 

@@ -19,8 +19,9 @@ func sentFrames() map[string]*protocol.Envelope {
 	}
 	positions := []*protocol.StreamPos{{Seq: 9}, {Room: "r1", Epoch: 2, Seq: 1 << 40}}
 	return map[string]*protocol.Envelope{
-		"connect":        connectFrame("tok", "", nil, "tandem-go"),
-		"connect resume": connectFrame("tok", "resume-1", positions, "tandem-go"),
+		"connect":        connectFrame("tok", "", nil, "", "tandem-go"),
+		"connect resume": connectFrame("tok", "resume-1", positions, "", "tandem-go"),
+		"connect seat":   connectFrame("tok", "", nil, "seat.abc", "tandem-go"),
 		"join": numbered(joinFrame(JoinOptions{
 			Mode: protocol.JoinMode_JOIN_MODE_JOIN_OR_CREATE, RoomType: "relay",
 			Options: []byte(`{"max":4}`), Metadata: []byte{0, 1, 2, 255},

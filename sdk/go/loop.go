@@ -11,10 +11,11 @@ import (
 	"github.com/tandemhq/tandem/protocol"
 )
 
-// handshake opens a connection and sends connect: with the resume token and
-// positions when resume is set, as a new session otherwise. It returns the
-// connection and the connected envelope.
-func (c *Client) handshake(ctx context.Context, resume bool) (*wsConn, *protocol.Envelope, error) {
+// handshake opens a connection to url and sends connect: with the resume
+// token and positions when resume is set, as a new session otherwise (with
+// seatToken, when following a seat reservation). It returns the connection
+// and the connected envelope.
+func (c *Client) handshake(ctx context.Context, url string, resume bool, seatToken string) (*wsConn, *protocol.Envelope, error) {
 	timeout := c.hbTimeout()
 	token, err := c.cfg.Token(ctx)
 	if err != nil {
@@ -23,9 +24,9 @@ func (c *Client) handshake(ctx context.Context, resume bool) (*wsConn, *protocol
 	var hello *protocol.Envelope
 	c.mu.Lock()
 	if resume {
-		hello = connectFrame(token, c.resumeToken, c.streams.positions(), c.cfg.SDK)
+		hello = connectFrame(token, c.sess.resumeToken, c.sess.streams.positions(), "", c.cfg.SDK)
 	} else {
-		hello = connectFrame(token, "", nil, c.cfg.SDK)
+		hello = connectFrame(token, "", nil, seatToken, c.cfg.SDK)
 	}
 	c.mu.Unlock()
 	payload, err := c.codec.Marshal(nil, hello)
@@ -33,7 +34,7 @@ func (c *Client) handshake(ctx context.Context, resume bool) (*wsConn, *protocol
 		return nil, nil, fmt.Errorf("tandem: encode: %w", err)
 	}
 
-	wc, err := dialWS(ctx, &c.cfg, c.codec, timeout)
+	wc, err := dialWS(ctx, url, &c.cfg, c.codec, timeout)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -100,16 +101,18 @@ func (c *Client) attach(wc *wsConn, env *protocol.Envelope) error {
 		wc.nc.Close()
 		return err
 	}
-	c.sessionID, c.playerID, c.resumeToken = cd.GetSessionId(), cd.GetPlayerId(), cd.GetResumeToken()
+	s := c.sess
+	s.id, s.playerID, s.resumeToken = cd.GetSessionId(), cd.GetPlayerId(), cd.GetResumeToken()
 	if hb := cd.GetHeartbeatMs(); hb > 0 {
 		c.heartbeat.Store(int64(time.Duration(hb) * time.Millisecond))
 	}
-	c.seatHold = time.Duration(cd.GetSeatHoldMs()) * time.Millisecond
-	c.maxFrame = int(cd.GetMaxFrameBytes())
-	c.resend.trim(env.GetAck())
-	frames := c.resend.pending()
-	ack := ackFrame(c.streams.positions())
-	c.streams.dirty = false
+	s.seatHold = time.Duration(cd.GetSeatHoldMs()) * time.Millisecond
+	s.maxFrame = int(cd.GetMaxFrameBytes())
+	s.resend.trim(env.GetAck())
+	frames := s.resend.pending()
+	ack := ackFrame(s.streams.positions())
+	s.streams.dirty = false
+	wc.sess = s
 	c.conn = wc
 	c.mu.Unlock()
 
@@ -126,18 +129,30 @@ func (c *Client) attach(wc *wsConn, env *protocol.Envelope) error {
 }
 
 // run owns the connection: it serves it, and when it ends, reconnects —
-// resuming, or starting a new session — or stops.
+// resuming, or starting a new session — or stops. A move (Join following a
+// seat reservation) hands it the new node's connection, which it serves
+// from then on while a drain serves the old one.
 func (c *Client) run(wc *wsConn) {
 	defer close(c.done)
 	defer close(c.events)
+	defer c.quiesce()
 	var (
-		lost    *SessionLost // session lost, reported once a new session is up
-		endedAt time.Time    // when the last connection ended
-		attempt int
+		lost     *SessionLost // session lost, reported once a new session is up
+		endedAt  time.Time    // when the last connection ended
+		attempt  int
+		relocate bool // the last dial failed: ask Config.Locate where to go
 	)
 	for {
 		if wc != nil {
-			err := c.serve(wc)
+			in := c.read(wc)
+			h, err := c.serve(wc, in)
+			if h != nil {
+				if wc = c.adopt(h, wc, in); wc == nil {
+					c.stop(ErrClosed)
+					return
+				}
+				continue
+			}
 			wc = nil
 			if c.ctx.Err() != nil {
 				c.stop(ErrClosed)
@@ -145,6 +160,17 @@ func (c *Client) run(wc *wsConn) {
 			}
 			endedAt, attempt = time.Now(), 0
 			c.log.Debug("tandem: connection lost", "err", err, "class", classOf(err))
+			if isMoved(err) {
+				// The server moved the session before the Join that
+				// follows the reservation handed run the new connection.
+				if h := c.awaitMove(); h != nil {
+					if wc = c.adopt(h, nil, nil); wc == nil {
+						c.stop(ErrClosed)
+						return
+					}
+					continue
+				}
+			}
 			switch classOf(err) {
 			case protocol.ClassFinal:
 				c.finish(err)
@@ -157,9 +183,23 @@ func (c *Client) run(wc *wsConn) {
 			}
 		}
 
-		if !c.sleep(backoff(attempt, c.cfg.MinBackoff, c.cfg.MaxBackoff, nil)) {
+		h, ok := c.pause(backoff(attempt, c.cfg.MinBackoff, c.cfg.MaxBackoff, nil))
+		if !ok {
 			c.stop(ErrClosed)
 			return
+		}
+		if h != nil {
+			// A Join moved the session while the connection was down.
+			if wc = c.adopt(h, nil, nil); wc == nil {
+				c.stop(ErrClosed)
+				return
+			}
+			if lost != nil {
+				c.emit(lost)
+				lost = nil
+			}
+			attempt, relocate = 0, false
+			continue
 		}
 		attempt++
 		resume := lost == nil
@@ -167,13 +207,24 @@ func (c *Client) run(wc *wsConn) {
 			lost = c.loseSession(errSeatHoldOver)
 			resume = false
 		}
-		next, env, err := c.handshake(c.ctx, resume)
+		if relocate {
+			if err := c.locate(); err != nil {
+				c.finish(err)
+				return
+			}
+		}
+		c.mu.Lock()
+		url := c.url
+		c.mu.Unlock()
+		next, env, err := c.handshake(c.ctx, url, resume, "")
 		if err != nil {
 			if c.ctx.Err() != nil {
 				c.stop(ErrClosed)
 				return
 			}
-			c.log.Debug("tandem: reconnect failed", "err", err, "resume", resume, "attempt", attempt)
+			c.log.Debug("tandem: reconnect failed", "err", err, "resume", resume, "attempt", attempt, "url", url)
+			var de *dialError
+			relocate = errors.As(err, &de)
 			switch classOf(err) {
 			case protocol.ClassFinal:
 				c.finish(err)
@@ -185,6 +236,7 @@ func (c *Client) run(wc *wsConn) {
 			}
 			continue
 		}
+		relocate = false
 		if resume && !env.GetConnected().GetResumed() {
 			lost = c.loseSession(errNotResumed)
 		}
@@ -202,15 +254,38 @@ func (c *Client) run(wc *wsConn) {
 	}
 }
 
-// sleep waits d, or until Close.
-func (c *Client) sleep(d time.Duration) bool {
+// locate asks Config.Locate for the URL to connect to now. It returns an
+// error only when no later attempt can succeed (the login is over); any
+// other failure keeps the URL in use.
+func (c *Client) locate() error {
+	if c.cfg.Locate == nil {
+		return nil
+	}
+	url, err := c.cfg.Locate(c.ctx)
+	switch {
+	case err != nil && classOf(err) == protocol.ClassFinal:
+		return err
+	case err != nil:
+		c.log.Debug("tandem: locate failed; keeping the URL", "err", err)
+	case url != "":
+		c.mu.Lock()
+		c.url = url
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// pause waits d, or until a move hands run a new connection, or Close.
+func (c *Client) pause(d time.Duration) (*handoff, bool) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return true
+		return nil, true
+	case h := <-c.moves:
+		return h, true
 	case <-c.ctx.Done():
-		return false
+		return nil, false
 	}
 }
 
@@ -218,18 +293,26 @@ func (c *Client) sleep(d time.Duration) bool {
 // since endedAt: resuming cannot succeed.
 func (c *Client) seatHoldOver(endedAt time.Time) bool {
 	c.mu.Lock()
-	hold := c.seatHold
+	hold := c.sess.seatHold
 	c.mu.Unlock()
 	return hold > 0 && time.Since(endedAt) > hold
 }
 
-// emit delivers ev to the application, blocking until it is read or the
-// client is closed.
+// emit delivers ev to the application, blocking until it is read, the
+// client is closed, or run is ending the client (only Closed follows).
 func (c *Client) emit(ev Event) {
 	select {
 	case c.events <- ev:
 	case <-c.ctx.Done():
+	case <-c.quiet:
 	}
+}
+
+// quiesce silences every goroutine but run and waits for the drains: run
+// is ending the client, and Closed must be the last event.
+func (c *Client) quiesce() {
+	c.quietOnce.Do(func() { close(c.quiet) })
+	c.drains.Wait()
 }
 
 // loseSession forgets the session: its rooms, positions, client seq, resend
@@ -238,17 +321,18 @@ func (c *Client) emit(ev Event) {
 func (c *Client) loseSession(cause error) *SessionLost {
 	lerr := lostError(cause)
 	c.mu.Lock()
-	ids := slices.Sorted(maps.Keys(c.rooms))
-	for _, r := range c.rooms {
+	s := c.sess
+	ids := slices.Sorted(maps.Keys(s.rooms))
+	for _, r := range s.rooms {
 		r.gone(lerr)
 	}
-	c.rooms = map[string]*Room{}
-	c.streams.reset()
-	c.seq = 0
-	c.resend.reset()
-	c.resumeToken = ""
-	pend := c.pending
-	c.pending = map[uint64]*pending{}
+	s.rooms = map[string]*Room{}
+	s.streams.reset()
+	s.seq = 0
+	s.resend.reset()
+	s.resumeToken = ""
+	pend := s.pending
+	s.pending = map[uint64]*pending{}
 	c.mu.Unlock()
 	for _, p := range pend {
 		p.resolve(reply{err: lerr})
@@ -263,13 +347,14 @@ func (c *Client) stop(err error) {
 		c.stopErr = err
 	}
 	err = c.stopErr
-	for _, r := range c.rooms {
+	s := c.sess
+	for _, r := range s.rooms {
 		r.gone(err)
 	}
-	c.rooms = map[string]*Room{}
-	c.resend.reset()
-	pend := c.pending
-	c.pending = map[uint64]*pending{}
+	s.rooms = map[string]*Room{}
+	s.resend.reset()
+	pend := s.pending
+	s.pending = map[uint64]*pending{}
 	c.mu.Unlock()
 	for _, p := range pend {
 		p.resolve(reply{err: err})
@@ -280,24 +365,84 @@ func (c *Client) stop(err error) {
 // silent `moved`.
 func (c *Client) finish(err error) {
 	c.stop(err)
+	c.quiesce()
 	if !isMoved(err) {
-		c.emit(&Closed{Err: err})
+		select {
+		case c.events <- &Closed{Err: err}:
+		case <-c.ctx.Done():
+		}
 	}
 }
 
-// serve reads wc until it fails, dispatching every frame; a keepalive
-// goroutine sends pings and acks meanwhile. After Close it only drains
-// (until the server's close echo, or Close gives up and closes wc).
-func (c *Client) serve(wc *wsConn) error {
+// inbound is one read from a connection: a frame, or why it ended.
+type inbound struct {
+	env *protocol.Envelope
+	err error
+}
+
+// inbox is a connection's reader goroutine and its frames, one at a time
+// (so a slow application still slows the server down: TCP backpressure).
+// Whoever serves the connection reads frames; a move hands the inbox over
+// from run to a drain without interrupting a read.
+type inbox struct {
+	frames chan inbound
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+// read starts the reader of wc. It sends frames until a read fails, then
+// the error, and ends; or it ends at close.
+func (c *Client) read(wc *wsConn) *inbox {
+	in := &inbox{frames: make(chan inbound), stop: make(chan struct{}), done: make(chan struct{})}
+	control := c.control(wc)
+	go func() {
+		defer close(in.done)
+		for {
+			env := new(protocol.Envelope)
+			err := wc.readEnvelope(env, c.hbTimeout(), control)
+			var de *decodeError
+			if errors.As(err, &de) {
+				c.log.Warn("tandem: undecodable frame skipped", "err", err)
+				continue
+			}
+			select {
+			case in.frames <- inbound{env: env, err: err}:
+			case <-in.stop:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return in
+}
+
+// close closes wc and waits for its reader.
+func (in *inbox) close(wc *wsConn) {
+	close(in.stop)
+	wc.nc.Close()
+	<-in.done
+}
+
+// serve dispatches the frames of wc until it fails, or until a move hands
+// run another connection (then wc stays open, its inbox running, for a
+// drain); a keepalive goroutine sends pings and acks meanwhile. After Close
+// it only drains (until the server's close echo, or Close gives up and
+// closes wc).
+func (c *Client) serve(wc *wsConn, in *inbox) (*handoff, error) {
 	stop := make(chan struct{})
 	kaDone := make(chan struct{})
 	go func() {
 		defer close(kaDone)
 		c.keepalive(wc, stop)
 	}()
+	var h *handoff
 	defer func() {
 		close(stop)
-		wc.nc.Close()
+		if h == nil {
+			in.close(wc)
+		}
 		<-kaDone
 		c.mu.Lock()
 		if c.conn == wc {
@@ -305,27 +450,24 @@ func (c *Client) serve(wc *wsConn) error {
 		}
 		c.mu.Unlock()
 	}()
-	control := c.control(wc)
 	var lastErr *ServerError // a session-level error frame just before a close
 	for {
-		env := new(protocol.Envelope)
-		err := wc.readEnvelope(env, c.hbTimeout(), control)
-		if err != nil {
-			var de *decodeError
-			if errors.As(err, &de) {
-				c.log.Warn("tandem: undecodable frame skipped", "err", err)
+		select {
+		case m := <-in.frames:
+			if m.err != nil {
+				var ce *CloseError
+				if errors.As(m.err, &ce) && ce.Server == nil {
+					ce.Server = lastErr
+				}
+				return nil, m.err
+			}
+			if c.ctx.Err() != nil {
 				continue
 			}
-			var ce *CloseError
-			if errors.As(err, &ce) && ce.Server == nil {
-				ce.Server = lastErr
-			}
-			return err
+			lastErr = c.dispatch(wc, m.env)
+		case h = <-c.moves:
+			return h, nil
 		}
-		if c.ctx.Err() != nil {
-			continue
-		}
-		lastErr = c.dispatch(wc, env)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 // Client.Events. It is safe for concurrent use.
 type Room struct {
 	c    *Client
+	sess *session // the session that joined it
 	id   string
 	typ  string
 	left chan struct{} // closed when the session is no longer in the room
