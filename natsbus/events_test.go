@@ -1,0 +1,221 @@
+package natsbus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/tandemhq/tandem"
+	"github.com/tandemhq/tandem/natsbus"
+	"github.com/tandemhq/tandem/observe"
+)
+
+// eventLog collects what a consumer was handed.
+type eventLog struct {
+	mu    sync.Mutex
+	count map[string]int
+	total int
+}
+
+func (l *eventLog) handle(_ context.Context, es []tandem.Event) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.count == nil {
+		l.count = map[string]int{}
+	}
+	for _, e := range es {
+		l.count[e.ID]++
+		l.total++
+	}
+	return nil
+}
+
+func (l *eventLog) waitFor(t *testing.T, ids int) {
+	t.Helper()
+	eventually(t, 20*time.Second, func() error {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.total < ids {
+			return fmt.Errorf("%d events handed, want %d", l.total, ids)
+		}
+		return nil
+	})
+}
+
+func (l *eventLog) checkEachOnce(t *testing.T, ids int) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.count) != ids || l.total != ids {
+		t.Errorf("%d distinct events in %d, want %d each once", len(l.count), l.total, ids)
+	}
+	for id, n := range l.count {
+		if n != 1 {
+			t.Errorf("event %s handed %d times", id, n)
+		}
+	}
+}
+
+func consume(t *testing.T, b *natsbus.Bus, durable string, handle func(context.Context, []tandem.Event) error) (stop func()) {
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- b.ConsumeEvents(ctx, durable, handle) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("ConsumeEvents: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func publish(t *testing.T, b *natsbus.Bus, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		e := tandem.Event{ID: fmt.Sprint("e", i), Node: "n1", Kind: tandem.EventRoomJoined, At: time.Now(), RoomID: "r1"}
+		if err := b.PublishEvent(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+		if i%10 == 0 { // a duplicate of every tenth
+			if err := b.PublishEvent(t.Context(), e); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func TestEventsAreConsumedOnceAcrossConsumerRestarts(t *testing.T) {
+	b, _ := newBus(t)
+	publish(t, b, 0, 1000)
+	var l eventLog
+	stop := consume(t, b, "web", l.handle)
+	l.waitFor(t, 1000)
+	stop()
+	publish(t, b, 1000, 1500)
+	consume(t, b, "web", l.handle)
+	l.waitFor(t, 1500)
+	l.checkEachOnce(t, 1500)
+}
+
+func TestFailedEventBatchIsRedeliveredInOrder(t *testing.T) {
+	b, _ := newBus(t)
+	publish(t, b, 0, 5)
+	var mu sync.Mutex
+	var got []string
+	fail := 2
+	consume(t, b, "web", func(_ context.Context, es []tandem.Event) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if fail > 0 {
+			fail--
+			return errors.New("database down")
+		}
+		for _, e := range es {
+			got = append(got, e.ID)
+		}
+		return nil
+	})
+	eventually(t, 20*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if fmt.Sprint(got) != "[e0 e1 e2 e3 e4]" {
+			return fmt.Errorf("handed %v", got)
+		}
+		return nil
+	})
+}
+
+func TestEventBufferPublishesWithIDs(t *testing.T) {
+	b, _ := newBus(t)
+	m := observe.NewBus(prometheus.NewRegistry())
+	buf := natsbus.NewEventBuffer(natsbus.EventBufferConfig{Stream: b, Node: "n1", Metrics: m})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { buf.Run(ctx); close(done) }()
+	for range 10 {
+		buf.Emit(tandem.Event{Kind: tandem.EventSessionOpened, Node: "ignored"})
+	}
+	var mu sync.Mutex
+	var got []tandem.Event
+	consume(t, b, "web", func(_ context.Context, es []tandem.Event) error {
+		mu.Lock()
+		got = append(got, es...)
+		mu.Unlock()
+		return nil
+	})
+	eventually(t, 10*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(got) != 10 {
+			return fmt.Errorf("%d events", len(got))
+		}
+		return nil
+	})
+	ids := map[string]bool{}
+	for _, e := range got {
+		if e.Node != "n1" || e.At.IsZero() || e.ID == "" || ids[e.ID] {
+			t.Errorf("event %+v: want node n1, a time and a unique id", e)
+		}
+		ids[e.ID] = true
+	}
+	cancel()
+	<-done
+	if n := counterValue(m.EventsPublished); n != 10 {
+		t.Errorf("published counter %v, want 10", n)
+	}
+}
+
+func TestEventBufferNeverBlocksAndCountsDrops(t *testing.T) {
+	srv := startServer(t, "", "")
+	b := connect(t, natsbus.Config{Server: srv})
+	m := observe.NewBus(prometheus.NewRegistry())
+	buf := natsbus.NewEventBuffer(natsbus.EventBufferConfig{Stream: b, Node: "n1", Size: 4, Metrics: m})
+	srv.Shutdown() // the publisher can publish nothing
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { buf.Run(ctx); close(done) }()
+	emitted := make(chan struct{})
+	go func() {
+		for range 100 {
+			buf.Emit(tandem.Event{Kind: tandem.EventRoomCreated})
+		}
+		close(emitted)
+	}()
+	select {
+	case <-emitted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Emit blocked")
+	}
+	// At most the buffer and the one event in the publisher's hands wait.
+	if n := counterValue(m.EventsDropped); n < 95 {
+		t.Errorf("dropped counter %v, want at least 95", n)
+	}
+	cancel()
+	<-done
+	if n := counterValue(m.EventsDropped) + counterValue(m.EventsPublished); n != 100 {
+		t.Errorf("dropped + published = %v after stop, want 100", n)
+	}
+
+	// A nil metrics set counts nothing and does not panic.
+	nb := natsbus.NewEventBuffer(natsbus.EventBufferConfig{Stream: b, Node: "n1", Size: 1})
+	nb.Emit(tandem.Event{})
+	nb.Emit(tandem.Event{})
+}
+
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		panic(err)
+	}
+	return m.GetCounter().GetValue()
+}

@@ -1,0 +1,516 @@
+package natsbus
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tandemhq/tandem"
+)
+
+// PutNode writes n; the entry expires NodeTTL after its last write.
+func (b *Bus) PutNode(ctx context.Context, n tandem.NodeInfo) error {
+	return b.putJSON(ctx, b.nodes, n.ID, n)
+}
+
+// RemoveNode deletes a node's entry.
+func (b *Bus) RemoveNode(ctx context.Context, id string) error {
+	return b.remove(ctx, b.nodes, id)
+}
+
+// Nodes lists the live nodes by id. Entries whose heartbeat is older than
+// NodeTTL are left out even if the bucket still holds them.
+func (b *Bus) Nodes(ctx context.Context) ([]tandem.NodeInfo, error) {
+	entries, err := listAll(ctx, b.nodes)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	nodes := make([]tandem.NodeInfo, 0, len(entries))
+	for _, e := range entries {
+		var n tandem.NodeInfo
+		if err := json.Unmarshal(e.Value(), &n); err != nil {
+			b.log.Warn("malformed node entry", "key", e.Key(), "err", err)
+			continue
+		}
+		if b.live(n, now) {
+			nodes = append(nodes, n)
+		}
+	}
+	slices.SortFunc(nodes, func(a, c tandem.NodeInfo) int { return strings.Compare(a.ID, c.ID) })
+	return nodes, nil
+}
+
+// Node returns one live node; ENotFound when it is not registered.
+func (b *Bus) Node(ctx context.Context, id string) (tandem.NodeInfo, error) {
+	var n tandem.NodeInfo
+	if _, err := b.getJSON(ctx, b.nodes, id, &n); err != nil {
+		return n, notFound(err, "node %q is not registered", id)
+	}
+	if !b.live(n, time.Now()) {
+		return tandem.NodeInfo{}, tandem.Errorf(tandem.ENotFound, "node %q is not registered", id)
+	}
+	return n, nil
+}
+
+func (b *Bus) live(n tandem.NodeInfo, now time.Time) bool {
+	return now.Sub(n.Heartbeat) <= b.cfg.NodeTTL
+}
+
+// PutRoom writes r's directory entry.
+func (b *Bus) PutRoom(ctx context.Context, r tandem.RoomEntry) error {
+	return b.putJSON(ctx, b.rooms, r.ID, r)
+}
+
+// RemoveRoom deletes a room's entry.
+func (b *Bus) RemoveRoom(ctx context.Context, id string) error {
+	return b.remove(ctx, b.rooms, id)
+}
+
+// Room returns one room; ENotFound when the directory has none.
+func (b *Bus) Room(ctx context.Context, id string) (tandem.RoomEntry, error) {
+	var r tandem.RoomEntry
+	_, err := b.getJSON(ctx, b.rooms, id, &r)
+	return r, notFound(err, "room %q is not in the directory", id)
+}
+
+// Rooms lists every room by id.
+func (b *Bus) Rooms(ctx context.Context) ([]tandem.RoomEntry, error) {
+	entries, err := listAll(ctx, b.rooms)
+	if err != nil {
+		return nil, err
+	}
+	rooms := make([]tandem.RoomEntry, 0, len(entries))
+	for _, e := range entries {
+		var r tandem.RoomEntry
+		if err := json.Unmarshal(e.Value(), &r); err != nil {
+			b.log.Warn("malformed room entry", "key", e.Key(), "err", err)
+			continue
+		}
+		rooms = append(rooms, r)
+	}
+	slices.SortFunc(rooms, func(a, c tandem.RoomEntry) int { return strings.Compare(a.ID, c.ID) })
+	return rooms, nil
+}
+
+// ClaimPresence makes p the player's live session by compare-and-swap,
+// retried until it holds, and returns the entry it replaced.
+func (b *Bus) ClaimPresence(ctx context.Context, p tandem.Presence) (tandem.Presence, error) {
+	k := key(p.PlayerID)
+	data, err := json.Marshal(p)
+	if err != nil {
+		return tandem.Presence{}, err
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return tandem.Presence{}, err
+		}
+		e, err := b.presence.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			_, err = b.presence.Create(ctx, k, data)
+			if err == nil {
+				return tandem.Presence{}, nil
+			}
+			if casLost(err) {
+				continue
+			}
+			return tandem.Presence{}, err
+		}
+		if err != nil {
+			return tandem.Presence{}, err
+		}
+		var prev tandem.Presence
+		if err := json.Unmarshal(e.Value(), &prev); err != nil {
+			b.log.Warn("malformed presence entry replaced", "player", p.PlayerID, "err", err)
+			prev = tandem.Presence{}
+		}
+		if _, err = b.presence.Update(ctx, k, data, e.Revision()); err == nil {
+			return prev, nil
+		}
+		if !casLost(err) {
+			return tandem.Presence{}, err
+		}
+	}
+}
+
+// ReleasePresence deletes the player's entry if it still names sessionID.
+func (b *Bus) ReleasePresence(ctx context.Context, playerID, sessionID string) error {
+	k := key(playerID)
+	for {
+		var p tandem.Presence
+		rev, err := b.getJSON(ctx, b.presence, playerID, &p)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if p.SessionID != sessionID {
+			return nil
+		}
+		err = b.presence.Purge(ctx, k, jetstream.LastRevision(rev), jetstream.PurgeTTL(markerTTL))
+		if err == nil || !casLost(err) {
+			return err
+		}
+		// Changed since the read: look again, it may be a newer session.
+	}
+}
+
+// Presence returns the player's entry; ENotFound when offline.
+func (b *Bus) Presence(ctx context.Context, playerID string) (tandem.Presence, error) {
+	var p tandem.Presence
+	_, err := b.getJSON(ctx, b.presence, playerID, &p)
+	return p, notFound(err, "player %q is offline", playerID)
+}
+
+// WatchPresence calls fn for every change made after the call.
+func (b *Bus) WatchPresence(ctx context.Context, fn func(p tandem.Presence, deleted bool)) (stop func(), err error) {
+	return b.watch(ctx, b.presence, true, func(e jetstream.KeyValueEntry) {
+		if deletion(e) {
+			fn(tandem.Presence{PlayerID: idOf(e.Key())}, true)
+			return
+		}
+		var p tandem.Presence
+		if err := json.Unmarshal(e.Value(), &p); err != nil {
+			b.log.Warn("malformed presence entry", "key", e.Key(), "err", err)
+			return
+		}
+		fn(p, false)
+	})
+}
+
+// wireSeat is a seat as stored and sent: Seat keeps its token out of JSON
+// so that nothing else serialises it by accident.
+type wireSeat struct {
+	tandem.Seat
+	Token string `json:"token,omitempty"`
+}
+
+// CreateSeat stores s under its token until s.ExpiresAt.
+func (b *Bus) CreateSeat(ctx context.Context, s tandem.Seat) error {
+	if s.Token == "" {
+		return tandem.Errorf(tandem.EInvalid, "seat without a token")
+	}
+	data, err := json.Marshal(s) // without the token: the key is the token
+	if err != nil {
+		return err
+	}
+	_, err = b.seats.Create(ctx, key(s.Token), data, jetstream.KeyTTL(ttlFor(time.Until(s.ExpiresAt))))
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return tandem.Errorf(tandem.EConflict, "a seat with this token exists")
+	}
+	return err
+}
+
+// ClaimSeat takes the seat of token once: of many concurrent claimers,
+// one wins the compare-and-swap delete; the others, and anyone after the
+// seat expired, get ENotFound.
+func (b *Bus) ClaimSeat(ctx context.Context, token string) (tandem.Seat, error) {
+	gone := tandem.Errorf(tandem.ENotFound, "no such seat reservation (unknown, expired or already used)")
+	k := key(token)
+	e, err := b.seats.Get(ctx, k)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return tandem.Seat{}, gone
+	}
+	if err != nil {
+		return tandem.Seat{}, err
+	}
+	var s tandem.Seat
+	if err := json.Unmarshal(e.Value(), &s); err != nil {
+		return tandem.Seat{}, fmt.Errorf("malformed seat entry: %w", err)
+	}
+	if !time.Now().Before(s.ExpiresAt) {
+		return tandem.Seat{}, gone // the TTL removes it
+	}
+	if err := b.seats.Purge(ctx, k, jetstream.LastRevision(e.Revision()), jetstream.PurgeTTL(markerTTL)); err != nil {
+		if casLost(err) {
+			return tandem.Seat{}, gone
+		}
+		return tandem.Seat{}, err
+	}
+	s.Token = token
+	return s, nil
+}
+
+// PutBan writes b's entry: permanent when Until is zero, otherwise
+// expiring banGrace after Until.
+//
+// Per-key TTLs exist only on a key's first revision through the key-value
+// API (Create), and replacing an entry by delete-then-create would show
+// watchers the ban lifted for a moment. So PutBan publishes the entry
+// straight to the bucket's subject with the message TTL header: one
+// message replaces the old revision atomically, with or without a TTL.
+func (b *Bus) PutBan(ctx context.Context, ban tandem.BanEntry) error {
+	var opts []jetstream.PublishOpt
+	if !ban.Until.IsZero() {
+		left := time.Until(ban.Until.Add(banGrace))
+		if left <= 0 {
+			return b.DeleteBan(ctx, ban.PlayerID) // long over: nothing to enforce
+		}
+		opts = append(opts, jetstream.WithMsgTTL(ttlFor(left)))
+	}
+	data, err := json.Marshal(ban)
+	if err != nil {
+		return err
+	}
+	_, err = b.js.PublishMsg(ctx, &nats.Msg{Subject: "$KV." + bucketBans + "." + key(ban.PlayerID), Data: data}, opts...)
+	return err
+}
+
+// DeleteBan lifts playerID's entry.
+func (b *Bus) DeleteBan(ctx context.Context, playerID string) error {
+	return b.remove(ctx, b.bans, playerID)
+}
+
+// WatchBans calls fn with every entry, then with every change; deletes
+// (lifted or expired) come with only PlayerID set.
+func (b *Bus) WatchBans(ctx context.Context, fn func(b tandem.BanEntry, deleted bool)) (stop func(), err error) {
+	return b.watch(ctx, b.bans, false, func(e jetstream.KeyValueEntry) {
+		if deletion(e) {
+			fn(tandem.BanEntry{PlayerID: idOf(e.Key())}, true)
+			return
+		}
+		var ban tandem.BanEntry
+		if err := json.Unmarshal(e.Value(), &ban); err != nil {
+			b.log.Warn("malformed ban entry", "key", e.Key(), "err", err)
+			return
+		}
+		fn(ban, false)
+	})
+}
+
+const currentKeys = "current"
+
+// PutKeys replaces the published key set.
+func (b *Bus) PutKeys(ctx context.Context, keys map[string]ed25519.PublicKey) error {
+	m := make(map[string]string, len(keys))
+	for kid, pub := range keys {
+		m[kid] = base64.RawURLEncoding.EncodeToString(pub)
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = b.keys.Put(ctx, currentKeys, data)
+	return err
+}
+
+// WatchKeys calls fn with the current set (if any) and every later one.
+func (b *Bus) WatchKeys(ctx context.Context, fn func(map[string]ed25519.PublicKey)) (stop func(), err error) {
+	return b.watch(ctx, b.keys, false, func(e jetstream.KeyValueEntry) {
+		if deletion(e) || e.Key() != currentKeys {
+			return
+		}
+		var m map[string]string
+		if err := json.Unmarshal(e.Value(), &m); err != nil {
+			b.log.Warn("malformed key set", "err", err)
+			return
+		}
+		keys := make(map[string]ed25519.PublicKey, len(m))
+		for kid, s := range m {
+			pub, err := base64.RawURLEncoding.DecodeString(s)
+			if err != nil || len(pub) != ed25519.PublicKeySize {
+				b.log.Warn("malformed public key in the key set", "kid", kid)
+				continue
+			}
+			keys[kid] = ed25519.PublicKey(pub)
+		}
+		fn(keys)
+	})
+}
+
+func (b *Bus) putJSON(ctx context.Context, kv jetstream.KeyValue, id string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = kv.Put(ctx, key(id), data)
+	return err
+}
+
+// getJSON reads id's entry into v and returns its revision;
+// jetstream.ErrKeyNotFound when there is none.
+func (b *Bus) getJSON(ctx context.Context, kv jetstream.KeyValue, id string, v any) (uint64, error) {
+	e, err := kv.Get(ctx, key(id))
+	if err != nil {
+		return 0, err
+	}
+	if err := json.Unmarshal(e.Value(), v); err != nil {
+		return 0, fmt.Errorf("malformed entry %s in %s: %w", e.Key(), kv.Bucket(), err)
+	}
+	return e.Revision(), nil
+}
+
+// remove purges id's entry, leaving a marker that expires (a plain delete
+// marker would stay forever).
+func (b *Bus) remove(ctx context.Context, kv jetstream.KeyValue, id string) error {
+	return kv.Purge(ctx, key(id), jetstream.PurgeTTL(markerTTL))
+}
+
+// notFound turns jetstream.ErrKeyNotFound into an ENotFound error.
+func notFound(err error, format string, args ...any) error {
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return tandem.Errorf(tandem.ENotFound, format, args...)
+	}
+	return err
+}
+
+// casLost reports whether err is a lost compare-and-swap: the key exists
+// or changed since it was read.
+func casLost(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
+}
+
+func deletion(e jetstream.KeyValueEntry) bool {
+	op := e.Operation()
+	return op == jetstream.KeyValueDelete || op == jetstream.KeyValuePurge
+}
+
+// listAll returns every present entry of kv.
+func listAll(ctx context.Context, kv jetstream.KeyValue) ([]jetstream.KeyValueEntry, error) {
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, err
+	}
+	defer stopWatcher(w)
+	var entries []jetstream.KeyValueEntry
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, tandem.Errorf(tandem.EUnavailable, "listing %s: the watch ended", kv.Bucket())
+			}
+			if e == nil {
+				return entries, nil
+			}
+			entries = append(entries, e)
+		}
+	}
+}
+
+// watch calls fn for kv's entries: with updatesOnly, for changes made
+// after the call; otherwise for the present entries (not deletes), before
+// returning, and then for every change. The watch outlives a lost
+// connection or server restart: when nats.go gives up its subscription,
+// the watch starts again after the last revision it passed on.
+func (b *Bus) watch(ctx context.Context, kv jetstream.KeyValue, updatesOnly bool, fn func(jetstream.KeyValueEntry)) (stop func(), err error) {
+	wctx, cancel := context.WithCancel(ctx)
+	var last uint64 // the last revision passed on (or, at first, seen)
+	var w jetstream.KeyWatcher
+	if updatesOnly {
+		// Resuming after the stream's last sequence gives "changes after
+		// the call" with a start point a restarted watch can reuse.
+		st, err := kv.Status(ctx)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		if s, ok := st.(*jetstream.KeyValueBucketStatus); ok {
+			last = s.StreamInfo().State.LastSeq
+		}
+		w, err = kv.WatchAll(wctx, jetstream.IncludeHistory(), jetstream.ResumeFromRevision(last+1))
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+	} else {
+		w, err = kv.WatchAll(wctx)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+	initial:
+		for {
+			select {
+			case <-ctx.Done():
+				stopWatcher(w)
+				cancel()
+				return nil, ctx.Err()
+			case e, ok := <-w.Updates():
+				if !ok {
+					cancel()
+					return nil, tandem.Errorf(tandem.EUnavailable, "watching %s: the watch ended", kv.Bucket())
+				}
+				if e == nil {
+					break initial
+				}
+				last = max(last, e.Revision())
+				if !deletion(e) {
+					fn(e)
+				}
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer func() { stopWatcher(w) }()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if ok {
+					if e != nil && e.Revision() > last { // nil: an initial-values mark
+						last = e.Revision()
+						fn(e)
+					}
+					continue
+				}
+			}
+			// The subscription ended: the connection closed, or nats.go
+			// gave it up (a server restart it could not ride out).
+			if b.nc.IsClosed() {
+				return
+			}
+			b.log.Info("key-value watch ended, restarting it", "bucket", kv.Bucket(), "after_revision", last)
+			for n := 0; ; n++ {
+				if sleep(wctx, backoff(n)) != nil || b.nc.IsClosed() {
+					return
+				}
+				nw, err := kv.WatchAll(wctx, jetstream.IncludeHistory(), jetstream.ResumeFromRevision(last+1))
+				if err == nil {
+					w = nw
+					break
+				}
+				b.log.Info("restarting a key-value watch failed", "bucket", kv.Bucket(), "err", err)
+			}
+		}
+	})
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			wg.Wait()
+		})
+	}, nil
+}
+
+// stopWatcher stops w and drains its channel until nats.go closes it:
+// nats.go's delivery goroutine blocks on a full channel, and would never
+// end if nobody read it.
+func stopWatcher(w jetstream.KeyWatcher) {
+	_ = w.Stop()
+	t := time.NewTimer(5 * time.Second) // never hang a caller's stop on nats.go
+	defer t.Stop()
+	for {
+		select {
+		case _, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+		case <-t.C:
+			return
+		}
+	}
+}
