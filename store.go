@@ -21,6 +21,8 @@ type Store interface {
 	Update(ctx context.Context, fn func(Tx) error) error
 	// View runs fn in one read-only transaction.
 	View(ctx context.Context, fn func(Tx) error) error
+	// Lease takes the leases of background jobs (clusterstore.go).
+	Lease
 	Close() error
 }
 
@@ -35,6 +37,7 @@ type Tx interface {
 	RateLimitTx
 	PlayerTx
 	SigningKeyTx
+	ClusterTx
 }
 
 // AdminTx stores admins, their recovery codes and their known devices.

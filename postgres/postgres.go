@@ -38,12 +38,16 @@ type Config struct {
 	MaxConns int32
 	// Logger receives migration progress; nil discards it.
 	Logger *slog.Logger
+	// LeaseCheck is how often the connection holding a job lease is
+	// checked, so a lease lost with its connection stops its job (default 1s).
+	LeaseCheck time.Duration
 }
 
 // Store is the PostgreSQL tandem.Store.
 type Store struct {
-	pool   *pgxpool.Pool
-	logger *slog.Logger
+	pool       *pgxpool.Pool
+	logger     *slog.Logger
+	leaseCheck time.Duration
 }
 
 var _ tandem.Store = (*Store)(nil)
@@ -70,7 +74,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Store{pool: pool, logger: logger}, nil
+	if cfg.LeaseCheck <= 0 {
+		cfg.LeaseCheck = defaultLeaseCheck
+	}
+	return &Store{pool: pool, logger: logger, leaseCheck: cfg.LeaseCheck}, nil
 }
 
 // Close closes every connection of the pool.

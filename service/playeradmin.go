@@ -202,6 +202,10 @@ func (s *Service) BanPlayer(ctx context.Context, a *Actor, in BanRequest) (*tand
 	if err != nil {
 		return nil, err
 	}
+	if b.Scope == tandem.BanAccount {
+		// Realtime nodes learn of account bans from the bans bucket.
+		wake(s.cluster.banWake)
+	}
 	return b, nil
 }
 
@@ -241,6 +245,9 @@ func (s *Service) LiftBan(ctx context.Context, a *Actor, playerID string, banID 
 	})
 	if err != nil {
 		return nil, err
+	}
+	if b.Scope == tandem.BanAccount {
+		wake(s.cluster.banWake)
 	}
 	return b, nil
 }

@@ -310,7 +310,7 @@ func (s *Service) GuestLogin(ctx context.Context, in GuestLogin) (*AuthResult, e
 		if err != nil {
 			return nil, err
 		}
-		return res, nil
+		return s.withNode(ctx, res), nil
 	}
 }
 
@@ -356,7 +356,7 @@ func (s *Service) Register(ctx context.Context, in Registration) (*AuthResult, e
 		return nil, err
 	}
 	res.Created = true
-	return res, nil
+	return s.withNode(ctx, res), nil
 }
 
 // PasswordLogin logs in with an email and a password. Only failures count
@@ -437,7 +437,7 @@ func (s *Service) PasswordLogin(ctx context.Context, in PasswordLogin) (*AuthRes
 	if err != nil {
 		return nil, err
 	}
-	return res, nil
+	return s.withNode(ctx, res), nil
 }
 
 // knownDevice reports whether the player has logged in from the device
@@ -656,7 +656,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string, c Client) (*
 		s.log.Warn("refresh token reused: session revoked", "address", c.Address)
 		return nil, tandem.Errorf(tandem.EUnauthenticated, "refresh token was already used: the session is revoked, log in again")
 	}
-	return res, nil
+	return s.withNode(ctx, res), nil
 }
 
 // AuthenticatePlayer returns the player an access token belongs to.
@@ -934,5 +934,17 @@ func (s *Service) IssueRealtimeToken(ctx context.Context, p *PlayerActor, player
 	if err != nil {
 		return nil, err
 	}
-	return s.realtimeToken(signer, acct, now)
+	rt, err := s.realtimeToken(signer, acct, now)
+	if err != nil {
+		return nil, err
+	}
+	rt.URL = s.realtimeURL(ctx)
+	return rt, nil
+}
+
+// withNode points res's realtime token at a node. It runs after the
+// transaction, so a slow bus never holds the database.
+func (s *Service) withNode(ctx context.Context, res *AuthResult) *AuthResult {
+	res.RealtimeToken.URL = s.realtimeURL(ctx)
+	return res
 }

@@ -62,6 +62,12 @@ type Config struct {
 
 	// Players configures player accounts, their sessions and tokens.
 	Players PlayerConfig
+
+	// Cluster is the bus to the realtime nodes; nil runs without one
+	// (SendCommand is EUnavailable, no nodes or rooms are live).
+	Cluster tandem.Cluster
+	// ClusterJobs times RunClusterJobs and the login's node choice.
+	ClusterJobs ClusterConfig
 }
 
 func (c *Config) setDefaults() {
@@ -96,6 +102,7 @@ func (c *Config) setDefaults() {
 		c.MFAIssuer = "Tandem"
 	}
 	c.Players.setDefaults()
+	c.ClusterJobs.setDefaults()
 }
 
 // Service is the service layer. It is safe for concurrent use.
@@ -118,6 +125,8 @@ type Service struct {
 	// playerPasswords hashes players' passwords: a pool apart from the
 	// admins', so a flood of player logins never locks admins out.
 	playerPasswords *passwordHasher
+	// cluster wakes the cluster jobs and caches the node registry.
+	cluster clusterState
 }
 
 // New returns a Service.
@@ -129,7 +138,8 @@ func New(cfg Config) (*Service, error) {
 	if err := cfg.Players.check(); err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, store: cfg.Store, log: cfg.Logger, passwords: newPasswordHasher(cfg.Passwords)}
+	s := &Service{cfg: cfg, store: cfg.Store, log: cfg.Logger, passwords: newPasswordHasher(cfg.Passwords),
+		cluster: newClusterState()}
 	dummy, err := s.passwords.hash(context.Background(), randomToken(16))
 	if err != nil {
 		return nil, err

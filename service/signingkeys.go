@@ -179,7 +179,7 @@ func (s *Service) RotateSigningKeys(ctx context.Context) error {
 		return errNoKEK
 	}
 	now := s.now()
-	return s.store.Update(ctx, func(tx tandem.Tx) error {
+	err := s.store.Update(ctx, func(tx tandem.Tx) error {
 		if err := tx.LockSigningKeys(ctx); err != nil {
 			return err
 		}
@@ -225,6 +225,12 @@ func (s *Service) RotateSigningKeys(ctx context.Context) error {
 		rec.After = auditJSON(after)
 		return s.appendAudit(ctx, tx, rec)
 	})
+	if err == nil {
+		// The key bucket follows at once: nodes must know a key before
+		// tokens signed with it reach them.
+		wake(s.cluster.keyWake)
+	}
+	return err
 }
 
 var errNoKEK = errors.New("service: no key encryption key configured (--key-encryption-key)")

@@ -50,6 +50,7 @@ type Store struct {
 	write  *sql.DB
 	read   *sql.DB
 	logger *slog.Logger
+	leases leases
 }
 
 var _ tandem.Store = (*Store)(nil)

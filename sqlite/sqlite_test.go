@@ -52,7 +52,7 @@ func TestMigrateUpAppliesOnceAndStatusShowsIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []tandem.Migration{{Version: 1, Name: "00001_admin.sql"}, {Version: 2, Name: "00002_players.sql"}}
+	want := []tandem.Migration{{Version: 1, Name: "00001_admin.sql"}, {Version: 2, Name: "00002_players.sql"}, {Version: 3, Name: "00003_cluster.sql"}}
 	if diff := cmp.Diff(want, before); diff != "" {
 		t.Errorf("status before MigrateUp (-want +got):\n%s", diff)
 	}

@@ -97,6 +97,7 @@ func Run(t *testing.T, open func(t *testing.T) tandem.Store) {
 		{"DeleteExpiredSigningKeysKeepsSigningAndUnexpiredKeys", testDeleteExpiredSigningKeys},
 		{"LockSigningKeysSerializesRotation", testLockSigningKeysSerializesRotation},
 	}
+	tests = append(tests, clusterTests()...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

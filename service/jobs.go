@@ -1,0 +1,453 @@
+package service
+
+import (
+	"context"
+	"crypto/ed25519"
+	"maps"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tandemhq/tandem"
+)
+
+// The web server's cluster jobs. Each runs under a lease of its own, so
+// of the replicas sharing a database one runs it at a time, and each is
+// idempotent, so a job cut short and run again by another replica does no
+// work twice.
+
+// Lease names of the jobs.
+const (
+	leaseRelay     = "tandem.cluster.relay"
+	leaseEvents    = "tandem.cluster.events"
+	leaseNodeCheck = "tandem.cluster.nodes"
+	leaseBans      = "tandem.cluster.bans"
+	leaseKeys      = "tandem.cluster.keys"
+)
+
+// relayBatch is how many pending commands one relay pass reads.
+const relayBatch = 100
+
+// RunClusterJobs runs the outbox relay, the event consumer, the node-down
+// check and the ban and key mirrors until ctx ends. Without a cluster it
+// returns at once.
+func (s *Service) RunClusterJobs(ctx context.Context) {
+	if s.cfg.Cluster == nil {
+		return
+	}
+	jobs := map[string]func(context.Context){
+		leaseRelay:     s.runRelay,
+		leaseEvents:    s.runEventConsumer,
+		leaseNodeCheck: s.runNodeCheck,
+		leaseBans:      s.runBanMirror,
+		leaseKeys:      s.runKeyMirror,
+	}
+	var wg sync.WaitGroup
+	for name, job := range jobs {
+		wg.Go(func() { s.leased(ctx, name, job) })
+	}
+	wg.Wait()
+}
+
+// leased runs job whenever this replica holds the lease name, until ctx
+// ends. A job whose lease is lost has its context cancelled.
+func (s *Service) leased(ctx context.Context, name string, job func(context.Context)) {
+	for ctx.Err() == nil {
+		release, lost, ok, err := s.store.TryLease(ctx, name)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Error("job lease", "job", name, "err", err)
+		case ok:
+			jctx, cancel := context.WithCancel(ctx)
+			watch := make(chan struct{})
+			go func() {
+				defer close(watch)
+				select {
+				case <-lost:
+					s.log.Warn("job lease lost", "job", name)
+					cancel()
+				case <-jctx.Done():
+				}
+			}()
+			job(jctx)
+			cancel()
+			<-watch
+			release()
+		}
+		if !sleep(ctx, s.cfg.ClusterJobs.LeaseRetry) {
+			return
+		}
+	}
+}
+
+// sleep waits d or until ctx ends and reports whether ctx is still alive.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// every runs pass at once, then every interval and whenever woken, until
+// ctx ends.
+func every(ctx context.Context, interval time.Duration, woken <-chan struct{}, pass func(context.Context)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		pass(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-woken:
+		}
+	}
+}
+
+// runRelay delivers the outbox.
+func (s *Service) runRelay(ctx context.Context) {
+	every(ctx, s.cfg.ClusterJobs.RelayInterval, s.cluster.relayWake, func(ctx context.Context) {
+		if err := s.relayPass(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("command relay", "err", err)
+		}
+	})
+}
+
+// relayPass sends every pending command once, oldest first. A node that
+// did not take one command is not tried again in this pass: its later
+// commands keep their order and the pass is not held up by a dead node.
+// A command sent but not marked (the relay died in between) is sent again
+// with the same id; the node answers with its first result.
+func (s *Service) relayPass(ctx context.Context) error {
+	for {
+		var pending []*tandem.CommandRecord
+		err := s.store.View(ctx, func(tx tandem.Tx) (err error) {
+			pending, err = tx.PendingCommands(ctx, relayBatch)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		failedNodes := map[string]bool{}
+		progressed := false
+		for _, c := range pending {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if s.now().Sub(c.CreatedAt) > s.cfg.ClusterJobs.CommandGiveUp {
+				c.State = tandem.CommandFailed
+				if c.LastError == "" {
+					c.LastError = "not delivered in time"
+				}
+				if err := s.markCommand(ctx, c); err != nil {
+					return err
+				}
+				progressed = true
+				continue
+			}
+			if failedNodes[c.Node] {
+				continue
+			}
+			c.Attempts++
+			res, err := s.cfg.Cluster.SendCommand(ctx, c.Command)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				failedNodes[c.Node] = true
+				c.LastError = err.Error()
+			} else {
+				c.State, c.ResultOK, c.ResultError, c.DeliveredAt = tandem.CommandDelivered, res.OK, res.Error, s.now()
+				progressed = true
+			}
+			if err := s.markCommand(ctx, c); err != nil {
+				return err
+			}
+		}
+		if len(pending) < relayBatch || !progressed {
+			return nil
+		}
+	}
+}
+
+func (s *Service) markCommand(ctx context.Context, c *tandem.CommandRecord) error {
+	// Marked even when ctx has just ended: the node has acted.
+	ctx = context.WithoutCancel(ctx)
+	return s.store.Update(ctx, func(tx tandem.Tx) error { return tx.UpdateCommand(ctx, c) })
+}
+
+// runEventConsumer stores the event stream, consuming again after a
+// failure.
+func (s *Service) runEventConsumer(ctx context.Context) {
+	for {
+		err := s.cfg.Cluster.ConsumeEvents(ctx, s.cfg.ClusterJobs.EventConsumer, s.storeEvents)
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Error("event consumer", "err", err)
+		if !sleep(ctx, s.cfg.ClusterJobs.LeaseRetry) {
+			return
+		}
+	}
+}
+
+// storeEvents stores a batch in one transaction. Inserts skip ids already
+// stored and the session rows are written the same whatever the number of
+// deliveries, so a batch redelivered changes nothing.
+func (s *Service) storeEvents(ctx context.Context, events []tandem.Event) error {
+	return s.store.Update(ctx, func(tx tandem.Tx) error {
+		if _, err := tx.InsertEvents(ctx, events); err != nil {
+			return err
+		}
+		for _, e := range events {
+			var err error
+			switch e.Kind {
+			case tandem.EventSessionOpened:
+				err = tx.OpenRealtimeSession(ctx, &tandem.RealtimeSession{ID: e.SessionID, Node: e.Node, PlayerID: e.PlayerID, OpenedAt: e.At})
+			case tandem.EventSessionClosed:
+				err = tx.CloseRealtimeSession(ctx, &tandem.RealtimeSession{ID: e.SessionID, Node: e.Node, PlayerID: e.PlayerID,
+					OpenedAt: e.At.Add(-e.Duration), ClosedAt: e.At, CloseCode: e.CloseCode, Reason: e.Reason,
+					Duration: e.Duration, RTTMillis: e.RTTMillis})
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return closeOnDownNodes(ctx, tx, events)
+	})
+}
+
+// closeOnDownNodes closes the sessions just opened on a node already
+// declared down (the consumer lagged behind the node check): they ended
+// with the node, at its last heartbeat.
+func closeOnDownNodes(ctx context.Context, tx tandem.Tx, events []tandem.Event) error {
+	opened := map[string]bool{}
+	for _, e := range events {
+		if e.Kind == tandem.EventSessionOpened {
+			opened[e.Node] = true
+		}
+	}
+	if len(opened) == 0 {
+		return nil
+	}
+	nodes, err := tx.ClusterNodes(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		if opened[n.ID] && !n.DownAt.IsZero() {
+			if _, err := tx.CloseNodeSessions(ctx, n.ID, n.LastHeartbeat, "node_down"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// runNodeCheck compares the registry with the nodes the database knows.
+func (s *Service) runNodeCheck(ctx context.Context) {
+	every(ctx, s.cfg.ClusterJobs.NodeCheckInterval, nil, func(ctx context.Context) {
+		if err := s.checkNodes(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("node check", "err", err)
+		}
+	})
+}
+
+// checkNodes records the live nodes and declares down every known node
+// gone from the registry for longer than NodeTTL: its open sessions close
+// at its last heartbeat and a node.down event is stored, whose id is made
+// from the node and that heartbeat, so a second declaration stores none.
+func (s *Service) checkNodes(ctx context.Context) error {
+	live, err := s.cfg.Cluster.Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	isLive := make(map[string]bool, len(live))
+	return s.store.Update(ctx, func(tx tandem.Tx) error {
+		for _, n := range live {
+			isLive[n.ID] = true
+			hb := n.Heartbeat
+			if hb.IsZero() {
+				hb = now
+			}
+			if err := tx.PutClusterNode(ctx, &tandem.ClusterNode{ID: n.ID, URL: n.URL, Version: n.Version,
+				FirstSeen: now, LastHeartbeat: hb}); err != nil {
+				return err
+			}
+		}
+		known, err := tx.ClusterNodes(ctx)
+		if err != nil {
+			return err
+		}
+		for _, k := range known {
+			if isLive[k.ID] || !k.DownAt.IsZero() || now.Sub(k.LastHeartbeat) <= s.cfg.ClusterJobs.NodeTTL {
+				continue
+			}
+			if err := tx.MarkNodeDown(ctx, k.ID, now); err != nil {
+				return err
+			}
+			closed, err := tx.CloseNodeSessions(ctx, k.ID, k.LastHeartbeat, "node_down")
+			if err != nil {
+				return err
+			}
+			down := tandem.Event{
+				ID:   "down." + k.ID + "." + strconv.FormatInt(k.LastHeartbeat.Unix(), 10),
+				Node: k.ID, Kind: tandem.EventNodeDown, At: k.LastHeartbeat, Reason: "no heartbeat",
+				Attrs: map[string]string{"declared_by": "web", "sessions_closed": strconv.Itoa(closed)},
+			}
+			if _, err := tx.InsertEvents(ctx, []tandem.Event{down}); err != nil {
+				return err
+			}
+			s.log.Warn("realtime node declared down", "node", k.ID, "last_heartbeat", k.LastHeartbeat, "sessions_closed", closed)
+		}
+		return nil
+	})
+}
+
+// runBanMirror makes the bans bucket hold, for every player with an
+// account ban in force or to come, the entry wantedBans makes, and nothing
+// else.
+func (s *Service) runBanMirror(ctx context.Context) {
+	var (
+		mu     sync.Mutex
+		bucket = map[string]tandem.BanEntry{}
+	)
+	stop, err := s.cfg.Cluster.WatchBans(ctx, func(b tandem.BanEntry, deleted bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if deleted {
+			delete(bucket, b.PlayerID)
+		} else {
+			bucket[b.PlayerID] = b
+		}
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("ban mirror: watch", "err", err)
+		}
+		return
+	}
+	defer stop()
+	every(ctx, s.cfg.ClusterJobs.BanMirrorInterval, s.cluster.banWake, func(ctx context.Context) {
+		mu.Lock()
+		seen := maps.Clone(bucket)
+		mu.Unlock()
+		if err := s.mirrorBans(ctx, seen); err != nil && ctx.Err() == nil {
+			s.log.Error("ban mirror", "err", err)
+		}
+	})
+}
+
+func (s *Service) mirrorBans(ctx context.Context, bucket map[string]tandem.BanEntry) error {
+	now := s.now()
+	var bans []*tandem.Ban
+	err := s.store.View(ctx, func(tx tandem.Tx) (err error) {
+		bans, err = tx.AccountBansFrom(ctx, now)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	want := wantedBans(bans, now)
+	for id, b := range want {
+		if have, ok := bucket[id]; ok && sameBan(have, b) {
+			continue
+		}
+		if err := s.cfg.Cluster.PutBan(ctx, b); err != nil {
+			return err
+		}
+	}
+	for id := range bucket {
+		if _, ok := want[id]; !ok {
+			if err := s.cfg.Cluster.DeleteBan(ctx, id); err != nil && tandem.ErrorCodeOf(err) != tandem.ENotFound {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// wantedBans makes one entry per player from their account bans that are
+// neither lifted nor over: the ban in force now that ends last (a
+// permanent one wins), else the next to start, extended over every ban
+// that starts before it ends, so back-to-back bans leave no gap.
+func wantedBans(bans []*tandem.Ban, now time.Time) map[string]tandem.BanEntry {
+	byPlayer := map[string][]*tandem.Ban{}
+	for _, b := range bans {
+		byPlayer[b.PlayerID] = append(byPlayer[b.PlayerID], b)
+	}
+	out := make(map[string]tandem.BanEntry, len(byPlayer))
+	for id, bs := range byPlayer {
+		var first *tandem.Ban
+		for _, b := range bs {
+			switch {
+			case first == nil:
+				first = b
+			case b.ActiveAt(now) && (!first.ActiveAt(now) || endsLater(b.EndsAt, first.EndsAt)):
+				first = b
+			case !first.ActiveAt(now) && !b.ActiveAt(now) && b.StartsAt.Before(first.StartsAt):
+				first = b
+			}
+		}
+		e := tandem.BanEntry{PlayerID: id, Start: first.StartsAt, Until: first.EndsAt, Reason: first.Reason}
+		for extended := true; extended && !e.Until.IsZero(); {
+			extended = false
+			for _, b := range bs {
+				if !b.StartsAt.After(e.Until) && endsLater(b.EndsAt, e.Until) {
+					e.Until, e.Reason, extended = b.EndsAt, b.Reason, true
+					if e.Until.IsZero() {
+						break
+					}
+				}
+			}
+		}
+		out[id] = e
+	}
+	return out
+}
+
+// endsLater reports whether an end a is later than b (zero: never ends).
+func endsLater(a, b time.Time) bool {
+	switch {
+	case b.IsZero():
+		return false
+	case a.IsZero():
+		return true
+	}
+	return a.After(b)
+}
+
+func sameBan(a, b tandem.BanEntry) bool {
+	return a.PlayerID == b.PlayerID && a.Start.Equal(b.Start) && a.Until.Equal(b.Until) && a.Reason == b.Reason
+}
+
+// runKeyMirror publishes the token verification keys to the key bucket at
+// start, after every rotation and every BanMirrorInterval (keys also leave
+// the set when their rollover ends).
+func (s *Service) runKeyMirror(ctx context.Context) {
+	var last map[string]ed25519.PublicKey
+	every(ctx, s.cfg.ClusterJobs.BanMirrorInterval, s.cluster.keyWake, func(ctx context.Context) {
+		keys, err := s.SigningPublicKeys(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("key mirror", "err", err)
+			}
+			return
+		}
+		if last != nil && maps.EqualFunc(keys, last, func(a, b ed25519.PublicKey) bool { return a.Equal(b) }) {
+			return
+		}
+		if err := s.cfg.Cluster.PutKeys(ctx, keys); err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("key mirror", "err", err)
+			}
+			return
+		}
+		last = keys
+	})
+}
