@@ -306,7 +306,25 @@ func (c *conn) join(ctx context.Context, s *session.Session, cid uint64, j *prot
 	case protocol.JoinMode_JOIN_MODE_JOIN:
 		var ok bool
 		if r, ok = g.rooms.Get(j.GetRoomId()); !ok {
-			return tandem.Errorf(tandem.ENotFound, "no room %q", j.GetRoomId())
+			if g.cl == nil {
+				return tandem.Errorf(tandem.ENotFound, "no room %q", j.GetRoomId())
+			}
+			// The room may run on another node: answer with a seat there.
+			res, err := g.cl.seatElsewhere(ctx, s, j.GetRoomId())
+			if err != nil {
+				return err
+			}
+			s.Reply(&protocol.Envelope{Cid: cid, Body: &protocol.Envelope_SeatReservation{SeatReservation: res}})
+			return nil
+		}
+		if g.cl != nil {
+			if seat, ok := g.cl.seatFor(s, r.ID(), time.Now()); ok {
+				err := r.JoinSeated(ctx, s, cid, j.GetMetadata())
+				if _, in := s.Room(r.ID()); in {
+					g.cl.seatUsed(s, seat)
+				}
+				return err
+			}
 		}
 	case protocol.JoinMode_JOIN_MODE_JOIN_OR_CREATE:
 		// The room list may be a moment old: a room that turns out full is
@@ -372,6 +390,15 @@ func safeRPC(ctx context.Context, h tandem.RPC, p *tandem.Player, data []byte) (
 }
 
 func (c *conn) listRooms(s *session.Session, env *protocol.Envelope) {
+	if cl := c.g.cl; cl != nil {
+		// The cluster's directory: rooms of every node.
+		rooms, err := cl.rooms(c.g.ctx, env.GetListRooms().GetRoomType())
+		if err == nil {
+			s.Reply(&protocol.Envelope{Cid: env.Cid, Body: &protocol.Envelope_RoomList{RoomList: &protocol.RoomList{Rooms: rooms}}})
+			return
+		}
+		s.Logger().Warn("list the room directory; answering with this node's rooms", "err", err)
+	}
 	infos := c.g.rooms.List(env.GetListRooms().GetRoomType())
 	list := &protocol.RoomList{Rooms: make([]*protocol.RoomInfo, len(infos))}
 	for i, in := range infos {
@@ -396,6 +423,12 @@ func (c *conn) connect(env *protocol.Envelope) error {
 		c.sendUnsequenced(errorEnvelope(env.Cid, err))
 		return verifyClose(g, err)
 	}
+	if g.cl != nil {
+		if berr, banned := g.cl.banned(claims.Subject, time.Now()); banned {
+			c.sendUnsequenced(errorEnvelope(env.Cid, berr))
+			return closeErr{protocol.CloseBanned, "banned"}
+		}
+	}
 	if !g.Ready() {
 		c.sendUnsequenced(errorEnvelope(env.Cid, tandem.Errorf(tandem.EUnavailable, "node is draining")))
 		return closeErr{protocol.CloseNodeDraining, "node is draining"}
@@ -415,7 +448,7 @@ func (c *conn) connect(env *protocol.Envelope) error {
 		}}}
 	}
 
-	if rt := req.GetResumeToken(); rt != "" {
+	if rt := req.GetResumeToken(); rt != "" && req.GetSeatToken() == "" {
 		if node, _, _ := strings.Cut(rt, "."); node != g.cfg.Node {
 			c.sendUnsequenced(errorEnvelope(env.Cid, tandem.Errorf(tandem.ENotFound, "node %q is gone", node)))
 			return closeErr{protocol.CloseNodeGone, "node gone"}
@@ -431,6 +464,21 @@ func (c *conn) connect(env *protocol.Envelope) error {
 		return nil
 	}
 
+	// A seat reservation moves the player here from another node: always a
+	// new session, whose presence claim says it moved.
+	var seat *tandem.Seat
+	if st := req.GetSeatToken(); st != "" {
+		if g.cl == nil {
+			err = errSeatUnknown()
+		} else {
+			seat, err = g.cl.claimSeat(st, claims.Subject)
+		}
+		if err != nil {
+			c.sendUnsequenced(errorEnvelope(env.Cid, err))
+			return closeErr{protocol.CloseSessionExpired, "seat reservation unknown"}
+		}
+	}
+
 	if h := g.cfg.Hooks.SessionStart; h != nil {
 		if err := h(g.ctx, p); err != nil {
 			c.sendUnsequenced(errorEnvelope(env.Cid, err))
@@ -441,6 +489,7 @@ func (c *conn) connect(env *protocol.Envelope) error {
 	c.sess.Store(s)
 	c.confirmPending = true
 	c.nextAck = ackEvery
+	g.sessionOpened(s, seat)
 	return nil
 }
 

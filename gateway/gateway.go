@@ -65,6 +65,24 @@ type Config struct {
 	CloseGrace time.Duration
 	Metrics    *observe.Realtime
 	Logger     *slog.Logger
+
+	// Cluster is the bus the node shares with the cluster (nil: a single
+	// node on its own).
+	Cluster tandem.Cluster
+	// Events receives the node's events (nil: none).
+	Events EventSink
+	// AdvertiseURL is where clients reach this node (NodeInfo.URL and the
+	// node_url of its seat reservations).
+	AdvertiseURL string
+	Version      string
+	// HeartbeatInterval is how often the node rewrites its registry entry
+	// (default 2 s).
+	HeartbeatInterval time.Duration
+	// SeatTTL is the lifetime of a seat reservation (default 15 s).
+	SeatTTL time.Duration
+	// OnDrainCommand is called when an operator's drain command arrives;
+	// it must start the drain and return without waiting for it.
+	OnDrainCommand func()
 }
 
 func (c *Config) setDefaults() {
@@ -98,6 +116,12 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = 2 * time.Second
+	}
+	if c.SeatTTL <= 0 {
+		c.SeatTTL = 15 * time.Second
+	}
 }
 
 // Gateway is a realtime node's WebSocket front: it implements http.Handler
@@ -108,6 +132,7 @@ type Gateway struct {
 	metrics  *observe.Realtime
 	rooms    *room.Manager
 	sessions *session.Registry
+	cl       *cluster // nil without Config.Cluster
 
 	ctx    context.Context // ends when the gateway closes
 	cancel context.CancelFunc
@@ -144,6 +169,8 @@ func New(cfg Config) (*Gateway, error) {
 		EmptyTimeout: cfg.EmptyRoomTimeout,
 		Logger:       cfg.Logger,
 		OnGap:        func() { cfg.Metrics.Resumes.WithLabelValues(observe.ResumeSnapshot).Inc() },
+		OnChange:     g.roomOpenedOrClosed,
+		OnRoster:     g.rosterChanged,
 		TickObserver: func(d, interval time.Duration) {
 			cfg.Metrics.TickDuration.Observe(d.Seconds())
 			if d > interval {
@@ -165,15 +192,96 @@ func New(cfg Config) (*Gateway, error) {
 		Logger:      cfg.Logger,
 		OnEnd: func(s *session.Session) {
 			g.limiters.Delete(s)
+			g.sessionEnded(s)
 			if h := cfg.Hooks.SessionEnd; h != nil {
 				h(g.ctx, s.Player())
 			}
 		},
 	})
 	g.ctx, g.cancel = context.WithCancel(context.Background())
+	if cfg.Cluster != nil {
+		if err := g.startCluster(); err != nil {
+			g.cancel()
+			_ = g.rooms.Close(context.Background())
+			return nil, err
+		}
+	}
 	g.wg.Add(1)
 	go g.sweep()
 	return g, nil
+}
+
+// emit hands an event to the sink, if any. It never blocks.
+func (g *Gateway) emit(e tandem.Event) {
+	if g.cfg.Events == nil {
+		return
+	}
+	e.Node = g.cfg.Node
+	if e.At.IsZero() {
+		e.At = time.Now()
+	}
+	g.cfg.Events.Emit(e)
+}
+
+// roomOpenedOrClosed runs when a room is created or closed.
+func (g *Gateway) roomOpenedOrClosed(info room.Info, opened bool) {
+	kind := tandem.EventRoomCreated
+	if !opened {
+		kind = tandem.EventRoomClosed
+	}
+	g.emit(tandem.Event{Kind: kind, RoomID: info.ID, RoomType: info.Type})
+	if g.cl != nil {
+		if opened {
+			g.cl.roomChanged(info.ID)
+		} else {
+			g.cl.roomClosed(info.ID)
+		}
+	}
+}
+
+// rosterChanged runs on a room goroutine after a join, leave, lock or
+// unlock: it must not block.
+func (g *Gateway) rosterChanged(r *room.Room, c room.RosterChange) {
+	switch c.Kind {
+	case room.RosterJoined:
+		g.emit(tandem.Event{Kind: tandem.EventRoomJoined, RoomID: r.ID(), RoomType: r.TypeName(), PlayerID: c.PlayerID})
+	case room.RosterLeft:
+		g.emit(tandem.Event{Kind: tandem.EventRoomLeft, RoomID: r.ID(), RoomType: r.TypeName(), PlayerID: c.PlayerID, Reason: leaveReasonName(c.Reason)})
+	}
+	if g.cl != nil {
+		g.cl.roomChanged(r.ID())
+	}
+}
+
+// sessionOpened runs for a new session (not a resume). seat is the
+// reservation the client connected with, if any.
+func (g *Gateway) sessionOpened(s *session.Session, seat *tandem.Seat) {
+	g.emit(tandem.Event{Kind: tandem.EventSessionOpened, SessionID: s.ID(), PlayerID: s.Player().ID})
+	if g.cl != nil {
+		g.cl.claim(s, seat)
+	}
+}
+
+// sessionEnded runs once when a session ends for good.
+func (g *Gateway) sessionEnded(s *session.Session) {
+	code, why := s.EndCode()
+	g.emit(tandem.Event{
+		Kind:      tandem.EventSessionClosed,
+		SessionID: s.ID(),
+		PlayerID:  s.Player().ID,
+		CloseCode: int(code),
+		Reason:    why,
+		Duration:  time.Since(s.Started()),
+		RTTMillis: s.RTTSummary(),
+	})
+	if g.cl != nil {
+		g.cl.sessionEnded(s)
+	}
+}
+
+// leaveReasonName is a leave reason as events name it: "moved", "kicked".
+func leaveReasonName(r protocol.LeaveReason) string {
+	return strings.ToLower(strings.TrimPrefix(r.String(), "LEAVE_REASON_"))
 }
 
 // Rooms returns the node's room manager.
@@ -341,6 +449,9 @@ func (g *Gateway) Drain(ctx context.Context) {
 	g.mu.Lock()
 	g.draining = true
 	g.mu.Unlock()
+	if g.cl != nil {
+		g.cl.draining()
+	}
 	g.rooms.Drain()
 	t := time.NewTicker(g.sweepInterval())
 	defer t.Stop()
@@ -348,11 +459,20 @@ func (g *Gateway) Drain(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			g.endSessions(protocol.CloseNodeDraining, "node drained")
+			g.stopCluster(ctx)
 			return
 		case <-t.C:
 		}
 	}
 	g.endSessions(protocol.CloseNodeDraining, "node drained")
+	g.stopCluster(ctx)
+}
+
+// stopCluster makes the node's clean exit from the cluster, if it is in one.
+func (g *Gateway) stopCluster(ctx context.Context) {
+	if g.cl != nil {
+		g.cl.stop(ctx)
+	}
 }
 
 func (g *Gateway) endSessions(code protocol.CloseCode, why string) {
@@ -373,6 +493,7 @@ func (g *Gateway) Close(ctx context.Context) error {
 	g.mu.Unlock()
 	g.endSessions(protocol.CloseNodeDraining, "node shutting down")
 	err := g.rooms.Close(ctx)
+	g.stopCluster(ctx)
 	g.cancel()
 	for _, c := range g.connsSnapshot() {
 		c.abortAfter(g.cfg.CloseGrace)

@@ -115,8 +115,20 @@ func (r *Room) Kick(playerID string) {
 func (r *Room) End() { r.ending = true }
 
 // Lock stops new joins; Unlock allows them again.
-func (r *Room) Lock()   { r.locked = true }
-func (r *Room) Unlock() { r.locked = false }
+func (r *Room) Lock()   { r.setLocked(true) }
+func (r *Room) Unlock() { r.setLocked(false) }
+
+func (r *Room) setLocked(locked bool) {
+	if r.locked == locked {
+		return
+	}
+	r.locked = locked
+	kind := RosterUnlocked
+	if locked {
+		kind = RosterLocked
+	}
+	r.rosterChanged(RosterChange{Kind: kind})
+}
 
 func roomMessage(roomID, from, topic string, data []byte) *protocol.Envelope {
 	return &protocol.Envelope{Body: &protocol.Envelope_RoomMessage{RoomMessage: &protocol.RoomMessage{
@@ -153,3 +165,62 @@ func (r *Room) publishInfo() {
 
 // Info returns the room's latest published Info. Safe from any goroutine.
 func (r *Room) Info() Info { return *r.info.v.Load() }
+
+// RosterKind says what changed in a room's roster.
+type RosterKind uint8
+
+// The roster changes.
+const (
+	RosterJoined RosterKind = iota + 1
+	RosterLeft
+	RosterLocked
+	RosterUnlocked
+)
+
+// RosterChange is one change of a room's members or lock.
+type RosterChange struct {
+	Kind     RosterKind
+	PlayerID string               // joined, left
+	Reason   protocol.LeaveReason // left
+}
+
+// Roster is who is in a room, in join order, and whether it is locked: what
+// the cluster's room directory says of it.
+type Roster struct {
+	Players []string
+	Locked  bool
+	Created time.Time
+}
+
+// rosterCell publishes the room's Roster to readers on other goroutines. It
+// is rebuilt only when members or the lock change, never by a tick.
+type rosterCell struct{ v atomic.Pointer[Roster] }
+
+func (r *Room) publishRoster() {
+	r.roster.v.Store(&Roster{Players: r.playerIDs(), Locked: r.locked, Created: r.cfg.Start})
+}
+
+// rosterChanged notes a change; flushRoster reports it once the input is
+// applied and the room's Info published, so that an observer reading Info
+// sees the state after the change.
+func (r *Room) rosterChanged(c RosterChange) {
+	r.rosterPending = append(r.rosterPending, c)
+}
+
+func (r *Room) flushRoster() {
+	if len(r.rosterPending) == 0 {
+		return
+	}
+	r.publishRoster()
+	if r.cfg.OnRoster != nil {
+		for _, c := range r.rosterPending {
+			r.cfg.OnRoster(r, c)
+		}
+	}
+	clear(r.rosterPending)
+	r.rosterPending = r.rosterPending[:0]
+}
+
+// Roster returns the room's latest members and lock. Safe from any
+// goroutine; the caller must not modify the slice.
+func (r *Room) Roster() Roster { return *r.roster.v.Load() }

@@ -26,6 +26,8 @@ type ManagerConfig struct {
 	// OnChange, if set, is called (from any goroutine) when a room is
 	// created or closed.
 	OnChange func(info Info, open bool)
+	// OnRoster is passed to every room's Config.
+	OnRoster func(r *Room, c RosterChange)
 	// OnGap and TickObserver are passed to every room's Config.
 	OnGap        func()
 	TickObserver func(took, interval time.Duration)
@@ -103,6 +105,7 @@ func (m *Manager) Create(typeName string, options []byte) (*Room, error) {
 		OnClose:      m.remove,
 		OnGap:        m.cfg.OnGap,
 		TickObserver: m.cfg.TickObserver,
+		OnRoster:     m.cfg.OnRoster,
 	})
 	if err != nil {
 		return nil, err

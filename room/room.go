@@ -86,6 +86,10 @@ type Config struct {
 	OnGap func()
 	// TickObserver, if set, gets the duration of every tick.
 	TickObserver func(took, interval time.Duration)
+	// OnRoster, if set, runs on the room goroutine after a member joined or
+	// left or the room was locked or unlocked. It must not block: it runs
+	// inside the room's inputs, ticks included.
+	OnRoster func(r *Room, c RosterChange)
 }
 
 // InputKind says what an Input is.
@@ -115,6 +119,9 @@ type Input struct {
 	Message  Message
 	Reason   protocol.LeaveReason
 	Pos      *protocol.StreamPos // rejoin: the client's position, if it has one
+	// Seated marks a join that holds a seat reservation: it passes the
+	// lock and the player limit (JoinAttempt still runs).
+	Seated bool
 }
 
 type input struct {
@@ -173,7 +180,9 @@ type Room struct {
 	closing bool
 	empty   time.Time // when the room became empty (zero: it has members)
 
-	info infoCell
+	info          infoCell
+	roster        rosterCell
+	rosterPending []RosterChange // changes of the input being applied
 }
 
 // New creates a room and runs its Init hook. Start runs it.
@@ -211,9 +220,14 @@ func New(cfg Config) (*Room, error) {
 	}
 	r.empty = r.now
 	r.publishInfo()
+	r.publishRoster()
 	if err := r.handler.Init(r, cfg.Options); err != nil {
 		return nil, err
 	}
+	// What Init did (a lock) is in the roster the manager reports with
+	// the room's creation; nobody observes the room before that.
+	r.rosterPending = nil
+	r.publishRoster()
 	return r, nil
 }
 
@@ -296,6 +310,22 @@ func (r *Room) errEnded() error {
 func (r *Room) Join(ctx context.Context, m Member, cid uint64, metadata []byte) error {
 	_, err := r.join1(ctx, m, cid, metadata, nil)
 	return err
+}
+
+// JoinSeated is Join for a player holding a seat reservation in this room:
+// the lock and the player limit do not apply to it.
+func (r *Room) JoinSeated(ctx context.Context, m Member, cid uint64, metadata []byte) error {
+	done := make(chan struct{})
+	in := input{Input: Input{Kind: InputJoin, Player: *m.Player(), Cid: cid, Metadata: metadata, Seated: true}, member: m, done: done}
+	if err := r.post(ctx, in); err != nil {
+		return err
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // TryJoin is Join for join-or-create: when the room takes no one now (full,
@@ -461,6 +491,7 @@ func (r *Room) apply(in input) {
 		r.shutdown()
 	}
 	r.publishInfo()
+	r.flushRoster()
 	if in.done != nil {
 		close(in.done)
 	}
@@ -490,9 +521,9 @@ func (r *Room) applyMember(in input) {
 	case InputClose:
 		r.shutdown()
 	case InputLock:
-		r.locked = true
+		r.setLocked(true)
 	case InputUnlock:
-		r.locked = false
+		r.setLocked(false)
 	}
 }
 
@@ -523,10 +554,10 @@ func (r *Room) join(in input) {
 	case r.member(in.Player.ID) != nil:
 		reply(tandem.Errorf(tandem.EConflict, "already in room %s", r.cfg.ID))
 		return
-	case r.locked:
+	case r.locked && !in.Seated:
 		closed(tandem.Errorf(tandem.EJoinRejected, "room %s is locked", r.cfg.ID))
 		return
-	case r.cfg.Type.MaxPlayers > 0 && len(r.members) >= r.cfg.Type.MaxPlayers:
+	case !in.Seated && r.cfg.Type.MaxPlayers > 0 && len(r.members) >= r.cfg.Type.MaxPlayers:
 		closed(tandem.Errorf(tandem.ERoomFull, "room %s is full", r.cfg.ID))
 		return
 	}
@@ -554,6 +585,7 @@ func (r *Room) join(in input) {
 	r.members = append(r.members, m)
 	r.empty = time.Time{}
 	r.event(p.ID, protocol.RoomEventKind_ROOM_EVENT_JOINED, 0)
+	r.rosterChanged(RosterChange{Kind: RosterJoined, PlayerID: p.ID})
 	m.joinSeq = r.seq
 	r.handler.Join(r, p)
 	if r.member(p.ID) != m {
@@ -603,6 +635,7 @@ func (r *Room) leave(playerID string, reason protocol.LeaveReason) {
 		m.conn.Reply(&protocol.Envelope{Body: &protocol.Envelope_Leave{Leave: leave}})
 	}
 	r.event(playerID, protocol.RoomEventKind_ROOM_EVENT_LEFT, reason)
+	r.rosterChanged(RosterChange{Kind: RosterLeft, PlayerID: playerID, Reason: reason})
 	r.handler.Leave(r, m.player, reason)
 }
 
@@ -660,6 +693,7 @@ func (r *Room) shutdown() {
 	r.closing = true
 	r.handler.Shutdown(r)
 	r.publishInfo() // OnClose's readers see the room closed, not the last input's info
+	r.flushRoster() // the members' leaves are reported before the close
 	if r.cfg.OnClose != nil {
 		r.cfg.OnClose(r)
 	}

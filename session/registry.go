@@ -68,6 +68,7 @@ func (g *Registry) Open(ctx context.Context, p *tandem.Player, codec protocol.Co
 		id:       newID(),
 		player:   p,
 		registry: g,
+		started:  time.Now(),
 		buffer:   room.NewReplayBuffer[*protocol.Envelope](g.cfg.ReplayCount, g.cfg.ReplayBytes),
 	}
 	s.log = g.cfg.Logger.With("session", s.id, "player", p.ID)
@@ -201,6 +202,7 @@ func (g *Registry) endIf(ctx context.Context, s *Session, cond func() bool, reas
 		return
 	}
 	s.ended = true
+	s.endCode, s.endWhy = code, why
 	conn, links, tokens := s.conn, s.rooms, s.tokens
 	s.conn, s.rooms, s.tokens = nil, nil, nil
 	s.mu.Unlock()
@@ -255,6 +257,14 @@ func (g *Registry) Sweep(ctx context.Context, now time.Time) int {
 		g.endIf(ctx, s, stillHeld, protocol.LeaveReason_LEAVE_REASON_SEAT_EXPIRED, 0, "seat hold expired")
 	}
 	return held
+}
+
+// ByPlayer returns the player's session on this node, live or held.
+func (g *Registry) ByPlayer(playerID string) (*Session, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s, ok := g.byPlayer[playerID]
+	return s, ok
 }
 
 // Sessions returns every session.

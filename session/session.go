@@ -45,7 +45,12 @@ type Session struct {
 	// Rooms never take it.
 	dispatchMu sync.Mutex
 
-	rtt atomic.Int64 // last measured round trip, nanoseconds
+	rtt     atomic.Int64 // last measured round trip, nanoseconds
+	started time.Time
+
+	rttMu      sync.Mutex
+	rttSamples []uint32 // the last rttWindow round trips in µs; allocated at the first
+	rttNext    int
 
 	mu        sync.Mutex
 	codec     protocol.CodecID
@@ -55,7 +60,9 @@ type Session struct {
 	rooms     []room.Link // join order
 	clientSeq uint64      // last client seq processed
 	tokens    []string    // valid resume tokens, oldest first
-	seq       uint64      // session stream
+	endCode   protocol.CloseCode
+	endWhy    string
+	seq       uint64 // session stream
 	buffer    *room.ReplayBuffer[*protocol.Envelope]
 }
 
@@ -79,8 +86,51 @@ func (s *Session) Ended() bool {
 // first).
 func (s *Session) RTT() time.Duration { return time.Duration(s.rtt.Load()) }
 
+// rttWindow is how many recent round trips a session keeps for its RTT
+// summary: enough for a p99 that means something, 256 bytes a session.
+const rttWindow = 64
+
 // SetRTT records a measured round trip.
-func (s *Session) SetRTT(d time.Duration) { s.rtt.Store(int64(d)) }
+func (s *Session) SetRTT(d time.Duration) {
+	s.rtt.Store(int64(d))
+	us := uint32(min(d.Microseconds(), 1<<31))
+	s.rttMu.Lock()
+	defer s.rttMu.Unlock()
+	if len(s.rttSamples) < rttWindow {
+		s.rttSamples = append(s.rttSamples, us)
+		return
+	}
+	s.rttSamples[s.rttNext] = us
+	s.rttNext = (s.rttNext + 1) % rttWindow
+}
+
+// RTTSummary returns the p50, p99 and maximum of the recent round trips,
+// in milliseconds; nil before the first measure.
+func (s *Session) RTTSummary() []float64 {
+	s.rttMu.Lock()
+	xs := slices.Clone(s.rttSamples)
+	s.rttMu.Unlock()
+	if len(xs) == 0 {
+		return nil
+	}
+	slices.Sort(xs)
+	at := func(q float64) float64 {
+		i := int(q*float64(len(xs))+0.5) - 1
+		return float64(xs[max(0, min(i, len(xs)-1))]) / 1000
+	}
+	return []float64{at(0.5), at(0.99), float64(xs[len(xs)-1]) / 1000}
+}
+
+// Started returns when the session opened.
+func (s *Session) Started() time.Time { return s.started }
+
+// EndCode returns the close code and the reason the session ended with
+// (zero before it ended; 0 for a seat hold that expired).
+func (s *Session) EndCode() (protocol.CloseCode, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.endCode, s.endWhy
+}
 
 // Codec returns the codec of the session's current connection.
 func (s *Session) Codec() protocol.CodecID {
