@@ -110,5 +110,19 @@ func Routes(cfg Config) []web.Route {
 		route("POST", "/admin/players/{id}/bans/{ban_id}/lift", admin, tandem.PermPlayersBan, "lift a ban early", u.liftBan),
 		route("POST", "/admin/players/{id}/logout", admin, tandem.PermPlayersBan, "end every session of a player", u.logoutPlayer),
 		route("POST", "/admin/players/{id}/notes", admin, tandem.PermPlayersWrite, "add a note to a player's page", u.addPlayerNote),
+		route("POST", "/admin/players/{id}/kick", admin, tandem.PermRoomsManage, "end the player's realtime session (a command to its node)", u.kickPlayer),
+		route("POST", "/admin/players/{id}/notice", admin, tandem.PermRoomsManage, "send the player a system notice (a command to its node)", u.noticePlayer),
+
+		route("GET", "/admin/nodes", admin, tandem.PermRoomsRead, "realtime nodes: live, draining and down", u.nodes),
+		route("POST", "/admin/nodes/{id}/drain", admin, tandem.PermRoomsManage, "drain a node (a command to it)", u.drainNode),
+		route("GET", "/admin/rooms", admin, tandem.PermRoomsRead, "live rooms by type, label and node", u.rooms),
+		route("GET", "/admin/rooms/{id}", admin, tandem.PermRoomsRead, "one live room: players, labels, recent events", u.room),
+		route("POST", "/admin/rooms/{id}/close", admin, tandem.PermRoomsManage, "close a room (a command to its node)", u.roomAction(tandem.CommandCloseRoom)),
+		route("POST", "/admin/rooms/{id}/lock", admin, tandem.PermRoomsManage, "lock a room: no joins (a command to its node)", u.roomAction(tandem.CommandLockRoom)),
+		route("POST", "/admin/rooms/{id}/unlock", admin, tandem.PermRoomsManage, "unlock a room (a command to its node)", u.roomAction(tandem.CommandUnlockRoom)),
+		route("POST", "/admin/rooms/{id}/notice", admin, tandem.PermRoomsManage, "send a room's players a system notice (a command to its node)", u.roomAction(tandem.CommandNotice)),
+		route("POST", "/admin/rooms/{id}/kick", admin, tandem.PermRoomsManage, "end a room player's realtime session (a command to its node)", u.roomAction(tandem.CommandKick)),
+		route("GET", "/admin/commands", admin, tandem.PermRoomsRead, "recent node commands and their delivery", u.commands),
+		route("POST", "/admin/commands/notice", admin, tandem.PermRoomsManage, "send a system notice to every session of every node", u.noticeEveryone),
 	}
 }

@@ -36,8 +36,19 @@ type testEnv struct {
 
 func newEnv(t *testing.T) *testEnv {
 	t.Helper()
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith is newEnv with the service's Config changed by edit first.
+func newEnvWith(t *testing.T, edit func(*service.Config)) *testEnv {
+	t.Helper()
 	log := slog.New(slog.DiscardHandler)
-	se := servicetest.New(t, func(c *service.Config) { c.Logger = log })
+	se := servicetest.New(t, func(c *service.Config) {
+		c.Logger = log
+		if edit != nil {
+			edit(c)
+		}
+	})
 	e := &testEnv{t: t, svc: se.Service, clock: se.Clock, roles: se.Roles}
 	cfg := admin.Config{Service: e.svc, Cookies: web.Cookies{}, Logger: log}
 	s, err := web.New(web.Config{

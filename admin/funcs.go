@@ -18,6 +18,8 @@ func templateFuncs(assets *assetSet) template.FuncMap {
 		"permFieldset": newPermChecks,
 		"when":         formatTime,
 		"whenExact":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+		"roomPath":     roomPath,
+		"playerPath":   playerPath,
 		"isoTime":      func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	}
 }

@@ -17,7 +17,8 @@ import (
 )
 
 // The player pages: the search, and one player's page with what an admin
-// may do about them (ban, unban, log out everywhere, edit, notes). Every
+// may do about them (ban, unban, log out everywhere, edit, notes) and
+// their live status (kick and notice are live.go's). Every
 // text on them came from a player, so the templates only ever show it as
 // text.
 
@@ -113,6 +114,8 @@ type playerData struct {
 	CanBan, CanWrite bool
 	// Durations are the ban form's choices, in order.
 	Durations []option
+	// Live is the player's realtime status (nil for a deleted account).
+	Live *playerLive
 }
 
 // banRow is a ban as the bans table shows it.
@@ -141,6 +144,9 @@ func (u *ui) playerView(w http.ResponseWriter, r *http.Request, id string, f *Fo
 	d := playerData{PlayerDetail: det, Path: playerPath(det.Player.ID),
 		MMText: mmText(det.Player.MM), MMQuery: mmQuery(det.Player.MM), Bans: banRows(det, u.now()),
 		CanBan: a.Can(tandem.PermPlayersBan), CanWrite: a.Can(tandem.PermPlayersWrite)}
+	if !det.Player.Deleted() {
+		d.Live = u.playerLiveStatus(r, a, det.Player.ID)
+	}
 	chosen := "24h"
 	if f != nil && f.Key == "ban" {
 		chosen = f.Value("duration")

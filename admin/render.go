@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/tandemhq/tandem"
@@ -45,9 +46,10 @@ func newPageSet(assets *assetSet) *pageSet {
 
 // isFragment reports whether an htmx request may ask for the template
 // name by target id: the main region of every page, and the result tables
-// of the audit log and the player search.
+// of the audit log and the player search, and the polled tables of the
+// live console.
 func isFragment(name string) bool {
-	return name == "main" || name == "audit-results" || name == "player-results"
+	return name == "main" || name == "audit-results" || name == "player-results" || slices.Contains(liveFragments, name)
 }
 
 // page is what the layout renders around every page's content.
@@ -135,6 +137,9 @@ func navFor(a *service.Actor, active string) []navItem {
 	}{
 		{"/admin", "Overview", ""},
 		{"/admin/players", "Players", tandem.PermPlayersRead},
+		{"/admin/nodes", "Nodes", tandem.PermRoomsRead},
+		{"/admin/rooms", "Rooms", tandem.PermRoomsRead},
+		{"/admin/commands", "Commands", tandem.PermRoomsRead},
 		{"/admin/admins", "Admins", tandem.PermAdminsManage},
 		{"/admin/roles", "Roles", ""},
 		{"/admin/api-keys", "API keys", tandem.PermAdminsManage},
@@ -169,7 +174,7 @@ func (u *ui) render(w http.ResponseWriter, r *http.Request, status int, name str
 		p.Nav = navFor(p.Actor, p.Active)
 	}
 	if p.Notice == "" {
-		p.Notice = noticeText(r.URL.Query().Get("done"))
+		p.Notice = noticeOf(r.URL.Query())
 	}
 	t, ok := u.pages.pages[name]
 	if !ok {

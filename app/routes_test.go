@@ -64,6 +64,12 @@ var expectedRoutes = map[string]routeRule{
 	"DELETE /api/admin/v1/players/{id}/bans/{ban_id}": {adm, tandem.PermPlayersBan},
 	"POST /api/admin/v1/players/{id}/logout":          {adm, tandem.PermPlayersBan},
 	"POST /api/admin/v1/players/{id}/notes":           {adm, tandem.PermPlayersWrite},
+	"GET /api/admin/v1/players/{id}/live":             {adm, tandem.PermPlayersRead},
+	"GET /api/admin/v1/nodes":                         {adm, tandem.PermRoomsRead},
+	"GET /api/admin/v1/rooms":                         {adm, tandem.PermRoomsRead},
+	"GET /api/admin/v1/rooms/{id}":                    {adm, tandem.PermRoomsRead},
+	"GET /api/admin/v1/commands":                      {adm, tandem.PermRoomsRead},
+	"POST /api/admin/v1/commands":                     {adm, tandem.PermRoomsManage},
 
 	// Player API and the realtime token keys.
 	"GET /.well-known/jwks.json":                               {public, ""},
@@ -118,6 +124,19 @@ var expectedRoutes = map[string]routeRule{
 	"POST /admin/players/{id}/bans/{ban_id}/lift": {adm, tandem.PermPlayersBan},
 	"POST /admin/players/{id}/logout":             {adm, tandem.PermPlayersBan},
 	"POST /admin/players/{id}/notes":              {adm, tandem.PermPlayersWrite},
+	"POST /admin/players/{id}/kick":               {adm, tandem.PermRoomsManage},
+	"POST /admin/players/{id}/notice":             {adm, tandem.PermRoomsManage},
+	"GET /admin/nodes":                            {adm, tandem.PermRoomsRead},
+	"POST /admin/nodes/{id}/drain":                {adm, tandem.PermRoomsManage},
+	"GET /admin/rooms":                            {adm, tandem.PermRoomsRead},
+	"GET /admin/rooms/{id}":                       {adm, tandem.PermRoomsRead},
+	"POST /admin/rooms/{id}/close":                {adm, tandem.PermRoomsManage},
+	"POST /admin/rooms/{id}/lock":                 {adm, tandem.PermRoomsManage},
+	"POST /admin/rooms/{id}/unlock":               {adm, tandem.PermRoomsManage},
+	"POST /admin/rooms/{id}/notice":               {adm, tandem.PermRoomsManage},
+	"POST /admin/rooms/{id}/kick":                 {adm, tandem.PermRoomsManage},
+	"GET /admin/commands":                         {adm, tandem.PermRoomsRead},
+	"POST /admin/commands/notice":                 {adm, tandem.PermRoomsManage},
 }
 
 // ownsNothing stands for a route declaring OwnsNothing in expectedOwnership.

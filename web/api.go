@@ -80,7 +80,8 @@ func APIRoutes(svc *service.Service, cookies Cookies) []Route {
 		{Method: get, Path: p + "/audit", Access: Admin, Permission: tandem.PermAuditRead, API: true, Handler: a.audit,
 			Summary: "search the audit log, newest first; query: actor, action, target_type, target_id, result, since, until (RFC 3339), before (cursor), limit; answers {records, next}"},
 	}
-	return append(routes, PlayerAdminAPIRoutes(svc)...)
+	routes = append(routes, PlayerAdminAPIRoutes(svc)...)
+	return append(routes, ClusterAPIRoutes(svc)...)
 }
 
 // The response bodies.
