@@ -48,6 +48,12 @@ func runDev(ctx context.Context, args []string, env Env, stdio Stdio, opts Optio
 	if err := c.Keys.check(); err != nil {
 		return usageError{err}
 	}
+	if err := c.NATS.check(); err != nil {
+		return usageError{err}
+	}
+	if err := c.Cluster.check(c.NATS); err != nil {
+		return usageError{err}
+	}
 	// The dev key is trusted only when asked for: without --dev-tokens the
 	// node takes exactly the tokens the web server issues.
 	var devSigner *token.Signer
@@ -80,6 +86,23 @@ func runDev(ctx context.Context, args []string, env Env, stdio Stdio, opts Optio
 	if _, err := db.MigrateUp(ctx); err != nil {
 		return errors.Join(fmt.Errorf("migrate: %w", err), db.Close())
 	}
+	// The bus: an embedded NATS server, one connection for the web server
+	// and one for the node, as separate processes would have.
+	emb, err := startEmbeddedNATS(c.DataDir, c.NATSListen, log)
+	if err != nil {
+		return errors.Join(err, db.Close())
+	}
+	defer emb.Shutdown()
+	webBus, err := connectBus(ctx, c.NATS, emb, "web", log)
+	if err != nil {
+		return errors.Join(err, db.Close())
+	}
+	defer webBus.Close()
+	nodeBus, err := connectBus(ctx, c.NATS, emb, "realtime dev", log)
+	if err != nil {
+		return errors.Join(err, db.Close())
+	}
+	defer nodeBus.Close()
 
 	// Both listen before either starts: logins tell clients the node's URL.
 	webLn, err := net.Listen("tcp", c.WebListen)
@@ -95,14 +118,15 @@ func runDev(ctx context.Context, args []string, env Env, stdio Stdio, opts Optio
 	}
 	// One --cors-origins for both; "*" only opens WebSockets to any origin.
 	c.Web.CORSOrigins = slices.DeleteFunc(slices.Clone(c.Node.CORSOrigins), func(o string) bool { return o == "*" })
-	web, err := startWeb(webLn, db, c.Web, webKeys{audit: auditKey, kek: kek}, log)
+	c.Web.NodeTTL = c.NATS.NodeTTL
+	web, err := startWeb(webLn, db, c.Web, webKeys{audit: auditKey, kek: kek}, webBus, log)
 	if err != nil {
 		return errors.Join(err, webLn.Close(), rtLn.Close(), db.Close())
 	}
 	// The dev web origin may open WebSockets, beside the configured ones.
 	c.Node.CORSOrigins = append(c.Node.CORSOrigins, strings.TrimSuffix(web.url, "/"))
 	keys := remoteKeys(devKeySource(web.svc.SigningPublicKeys, devSigner), c.Keys, log)
-	node, err := startRealtime(rtLn, "dev", c.Node, keys, keys.Run, opts, log)
+	node, err := startRealtime(rtLn, "dev", c.Node, keys, keys.Run, opts, log, &nodeCluster{bus: nodeBus, cfg: c.Cluster})
 	if err != nil {
 		return errors.Join(err, web.close())
 	}
@@ -124,12 +148,20 @@ More tokens, one per player: go run ./cmd/tandem token --player alice
 	fmt.Fprintf(stdio.Stdout, `tandem dev is running.
 web:      %s/admin
 realtime: %s
-%s%s`, web.url, node.URL(), firstAdmin, devTokens)
+%s%s%s`, web.url, node.URL(), natsLine(emb), firstAdmin, devTokens)
 
 	webDone := make(chan error, 1)
 	go func() { webDone <- web.run(ctx) }()
 	runErr := node.run(ctx)
 	return errors.Join(runErr, <-webDone)
+}
+
+// natsLine tells where the embedded NATS server listens, if it does.
+func natsLine(emb interface{ ClientURL() string }) string {
+	if u := emb.ClientURL(); u != "" {
+		return fmt.Sprintf("nats:     %s\n", u)
+	}
+	return ""
 }
 
 // devFirstAdmin creates the first admin of an empty database, with a random

@@ -123,19 +123,23 @@ type realtimeConfig struct {
 	Keys         keyRefreshConfig
 	TokenKeys    []string
 	Node         nodeConfig
+	NATS         natsConfig
+	Cluster      nodeClusterConfig
 }
 
 func realtimeFlags(c *realtimeConfig, stderr io.Writer) *flagSet {
 	f := newFlagSet("realtime", stderr)
 	f.summary = "Runs a realtime node: WebSocket sessions and rooms, held in memory. " +
-		"It verifies realtime tokens with the web server's public keys (--jwks-url), or with fixed key files (--token-keys)."
+		"It verifies realtime tokens with the web server's public keys: from the cluster's key bucket (--nats), " +
+		"from --jwks-url, or from fixed key files (--token-keys). With --nats it joins the cluster: " +
+		"node registry, room directory, presence, bans, commands and events."
 	f.String(&c.Listen, "listen", "127.0.0.1:7701",
 		"address to accept WebSocket connections on (host:port; port 0 picks a free one)")
 	f.String(&c.NodeID, "node-id", "",
 		"this node's id in the cluster; empty picks a new one at start")
 	f.String(&c.JWKSURL, "jwks-url", "",
 		"URL of the web server's /.well-known/jwks.json: tokens verify with the keys published there, "+
-			"fetched again when a token names an unknown key (give this or --token-keys); "+
+			"fetched again when a token names an unknown key (give this or --token-keys, or neither with --nats: the key bucket); "+
 			"https:// unless its host is localhost or a loopback address, or --jwks-insecure is given")
 	f.Bool(&c.JWKSInsecure, "jwks-insecure", false,
 		"allow an http:// --jwks-url to a host other than localhost or a loopback address: "+
@@ -146,8 +150,10 @@ func realtimeFlags(c *realtimeConfig, stderr io.Writer) *flagSet {
 	registerKeyRefreshFlags(f, &c.Keys)
 	f.StringList(&c.TokenKeys, "token-keys", nil,
 		"files of PEM Ed25519 public keys that realtime tokens may be signed with, a fixed set for offline and dev use "+
-			"(give this or --jwks-url)")
+			"(give this or --jwks-url, or neither with --nats)")
 	registerNodeFlags(f, &c.Node)
+	registerNATSFlags(f, &c.NATS, true)
+	registerNodeClusterFlags(f, &c.Cluster, true)
 	return f
 }
 
@@ -157,9 +163,12 @@ type devConfig struct {
 	WebListen      string
 	RealtimeListen string
 	DevTokens      bool
+	NATSListen     string
 	Keys           keyRefreshConfig
 	Web            webConfig
 	Node           nodeConfig
+	NATS           natsConfig
+	Cluster        nodeClusterConfig
 }
 
 func devFlags(c *devConfig, stderr io.Writer) *flagSet {
@@ -174,9 +183,14 @@ func devFlags(c *devConfig, stderr io.Writer) *flagSet {
 	f.Bool(&c.DevTokens, "dev-tokens", false,
 		"the node also accepts tokens signed with the dev key of --data-dir (dev-signing-key.pem, created if missing), "+
 			"which tandem token and tandem loadtest sign with, and one for dev-player is printed at start")
+	f.String(&c.NATSListen, "nats-listen", "",
+		"address the embedded NATS server (store in --data-dir/nats) also accepts clients on, such as 127.0.0.1:4223 "+
+			"for a second tandem realtime --nats; empty: only this process uses it")
 	registerKeyRefreshFlags(f, &c.Keys)
 	registerWebFlags(f, &c.Web)
 	registerNodeFlags(f, &c.Node)
+	registerNATSFlags(f, &c.NATS, false)
+	registerNodeClusterFlags(f, &c.Cluster, false)
 	return f
 }
 

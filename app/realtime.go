@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/tandemhq/tandem"
 	"github.com/tandemhq/tandem/gateway"
+	"github.com/tandemhq/tandem/natsbus"
 	"github.com/tandemhq/tandem/observe"
 	"github.com/tandemhq/tandem/token"
 )
@@ -32,21 +34,38 @@ type realtimeNode struct {
 	log      *slog.Logger
 	stopKeys context.CancelFunc
 	keysDone chan struct{}
+	// drainCmd receives a drain command from the cluster: the node drains
+	// as on SIGTERM.
+	drainCmd chan struct{}
+	// events is the node's event buffer (nil alone); its goroutine runs
+	// until eventsDone, after the gateway closed.
+	events     *natsbus.EventBuffer
+	stopEvents context.CancelFunc
+	eventsDone chan struct{}
 }
 
 // startRealtime starts a realtime node serving on ln (it owns ln from now
 // on, closing it on failure too) that verifies
 // tokens with verifier. keepCurrent, if not nil, is the goroutine that keeps
 // the verifier's keys current (RemoteKeySet.Run): the node runs it until it
-// closes.
-func startRealtime(ln net.Listener, nodeID string, nc nodeConfig, verifier gateway.Verifier, keepCurrent func(context.Context), opts Options, log *slog.Logger) (*realtimeNode, error) {
+// closes. cl, if not nil, makes the node a member of the cluster.
+func startRealtime(ln net.Listener, nodeID string, nc nodeConfig, verifier gateway.Verifier, keepCurrent func(context.Context), opts Options, log *slog.Logger, cl *nodeCluster) (*realtimeNode, error) {
 	if nodeID == "" {
 		var b [4]byte
 		_, _ = rand.Read(b[:])
 		nodeID = "node-" + hex.EncodeToString(b[:])
 	}
 	reg := observe.NewRegistry()
-	gw, err := gateway.New(gateway.Config{
+	drainCmd := make(chan struct{}, 1)
+	var events *natsbus.EventBuffer
+	if cl != nil {
+		events = natsbus.NewEventBuffer(natsbus.EventBufferConfig{
+			Stream: cl.bus, Node: nodeID, Size: cl.cfg.EventBuffer, Metrics: observe.NewBus(reg), Logger: log,
+		})
+		// The node's warnings go to the web server as node.log events too.
+		log = slog.New(observe.TeeWarnings(log.Handler(), eventLogSink(events)))
+	}
+	cc := gateway.Config{
 		Node:           nodeID,
 		Verifier:       verifier,
 		RoomTypes:      opts.roomTypes(),
@@ -71,7 +90,25 @@ func startRealtime(ln net.Listener, nodeID string, nc nodeConfig, verifier gatew
 		ReplayBytes:      nc.ReplayBytes,
 		Metrics:          observe.NewRealtime(reg),
 		Logger:           log.With("node", nodeID),
-	})
+		Version:          tandem.Version,
+		OnDrainCommand: func() {
+			select {
+			case drainCmd <- struct{}{}:
+			default:
+			}
+		},
+	}
+	if cl != nil {
+		cc.Cluster = cl.bus
+		cc.Events = events
+		cc.AdvertiseURL = cl.cfg.AdvertiseURL
+		if cc.AdvertiseURL == "" {
+			cc.AdvertiseURL = "ws://" + ln.Addr().String() + "/ws"
+		}
+		cc.HeartbeatInterval = cl.cfg.HeartbeatInterval
+		cc.SeatTTL = cl.cfg.SeatTTL
+	}
+	gw, err := gateway.New(cc)
 	if err != nil {
 		return nil, errors.Join(err, ln.Close())
 	}
@@ -100,6 +137,18 @@ func startRealtime(ln net.Listener, nodeID string, nc nodeConfig, verifier gatew
 		drain:    nc.DrainTimeout,
 		log:      log,
 		keysDone: make(chan struct{}),
+		drainCmd: drainCmd,
+		events:   events,
+	}
+	// The event buffer publishes from before the gateway's first event to
+	// after its last (close stops it after the gateway).
+	if events != nil {
+		evCtx, stopEvents := context.WithCancel(context.Background())
+		n.stopEvents, n.eventsDone = stopEvents, make(chan struct{})
+		go func() {
+			defer close(n.eventsDone)
+			events.Run(evCtx)
+		}()
 	}
 	keysCtx, stopKeys := context.WithCancel(context.Background())
 	n.stopKeys = stopKeys
@@ -125,8 +174,11 @@ func (n *realtimeNode) run(ctx context.Context) error {
 		_ = n.gw.Close(context.Background())
 		n.stopKeys()
 		<-n.keysDone
+		n.stopEventBuffer()
 		return fmt.Errorf("realtime server: %w", err)
 	case <-ctx.Done():
+	case <-n.drainCmd:
+		n.log.Info("drain command received")
 	}
 	n.log.Info("draining", "timeout", n.drain.String())
 	drainCtx, cancel := context.WithTimeout(context.Background(), n.drain)
@@ -146,7 +198,18 @@ func (n *realtimeNode) close() error {
 	// The keys are kept current until no connection can need them.
 	n.stopKeys()
 	<-n.keysDone
+	n.stopEventBuffer()
 	return errors.Join(gwErr, srvErr)
+}
+
+// stopEventBuffer stops the event buffer's goroutine, which publishes what
+// it holds first (bounded by the buffer's own flush timeout).
+func (n *realtimeNode) stopEventBuffer() {
+	if n.events == nil {
+		return
+	}
+	n.stopEvents()
+	<-n.eventsDone
 }
 
 func runRealtime(ctx context.Context, args []string, env Env, stdio Stdio, opts Options) error {
@@ -158,7 +221,22 @@ func runRealtime(ctx context.Context, args []string, env Env, stdio Stdio, opts 
 	if err != nil {
 		return usageError{fmt.Errorf("--log-level: %w", err)}
 	}
-	verifier, keepCurrent, err := realtimeVerifier(c, log)
+	var cl *nodeCluster
+	if c.NATS.URL != "" {
+		if err := c.NATS.check(); err != nil {
+			return usageError{err}
+		}
+		if err := c.Cluster.check(c.NATS); err != nil {
+			return usageError{err}
+		}
+		bus, err := connectBus(ctx, c.NATS, nil, "realtime "+c.NodeID, log)
+		if err != nil {
+			return err
+		}
+		defer bus.Close()
+		cl = &nodeCluster{bus: bus, cfg: c.Cluster}
+	}
+	verifier, keepCurrent, err := realtimeVerifier(c, cl, log)
 	if err != nil {
 		return err
 	}
@@ -166,7 +244,7 @@ func runRealtime(ctx context.Context, args []string, env Env, stdio Stdio, opts 
 	if err != nil {
 		return fmt.Errorf("realtime listen: %w", err)
 	}
-	n, err := startRealtime(ln, c.NodeID, c.Node, verifier, keepCurrent, opts, log)
+	n, err := startRealtime(ln, c.NodeID, c.Node, verifier, keepCurrent, opts, log, cl)
 	if err != nil {
 		return err
 	}
@@ -200,12 +278,19 @@ func waitForKeys(ctx context.Context, keys *token.RemoteKeySet, wait time.Durati
 }
 
 // realtimeVerifier returns what `tandem realtime` verifies tokens with: the
-// web server's published keys (--jwks-url), kept current by the returned
-// goroutine, or a fixed set read from --token-keys (no goroutine).
-func realtimeVerifier(c realtimeConfig, log *slog.Logger) (gateway.Verifier, func(context.Context), error) {
+// web server's published keys (the cluster's key bucket, or --jwks-url),
+// kept current by the returned goroutine, or a fixed set read from
+// --token-keys (no goroutine).
+func realtimeVerifier(c realtimeConfig, cl *nodeCluster, log *slog.Logger) (gateway.Verifier, func(context.Context), error) {
+	if c.JWKSURL == "" && len(c.TokenKeys) == 0 && cl != nil {
+		if err := c.Keys.check(); err != nil {
+			return nil, nil, usageError{err}
+		}
+		return bucketKeys(cl.bus, c.Keys, log)
+	}
 	if (c.JWKSURL == "") == (len(c.TokenKeys) == 0) {
 		return nil, nil, usageError{errors.New("give exactly one of --jwks-url (the web server's /.well-known/jwks.json) " +
-			"and --token-keys (files of PEM public keys): the keys realtime tokens are signed with")}
+			"and --token-keys (files of PEM public keys), or --nats alone (the cluster's key bucket): the keys realtime tokens are signed with")}
 	}
 	if len(c.TokenKeys) > 0 {
 		pubs, err := token.LoadPublicKeyFiles(c.TokenKeys...)

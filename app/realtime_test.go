@@ -78,7 +78,7 @@ func startTestNode(t *testing.T, args ...string) *realtimeNode {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	verifier, keepCurrent, err := realtimeVerifier(c, log)
+	verifier, keepCurrent, err := realtimeVerifier(c, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func startTestNode(t *testing.T, args ...string) *realtimeNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := startRealtime(ln, "test", c.Node, verifier, keepCurrent, Options{}, log)
+	n, err := startRealtime(ln, "test", c.Node, verifier, keepCurrent, Options{}, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,6 +55,10 @@ type webConfig struct {
 	PlayerLimitDevice    int
 	PlayerLimitAccount   int
 	PlayerLoginRetention time.Duration
+
+	// The cluster.
+	CommandGiveUp time.Duration
+	NodeTTL       time.Duration // from --node-ttl, registered with the NATS flags
 }
 
 // registerWebFlags registers the web server's flags, shared by `tandem web`
@@ -111,6 +115,8 @@ func registerWebFlags(f *flagSet, c *webConfig) {
 		"failed password logins for one email (spared for devices the account used before), and refreshes plus email links of one player, within --player-limit-window")
 	f.Duration(&c.PlayerLoginRetention, "player-login-retention", 90*24*time.Hour,
 		"how long records of player logins (time, address, user agent) are kept for the admin's player page")
+	f.Duration(&c.CommandGiveUp, "command-give-up", 10*time.Minute,
+		"a command to a realtime node (kick, notice, close or lock a room, drain) not acknowledged by its node this long after it was sent is marked failed")
 }
 
 // registerCORSFlag registers --cors-origins: in tandem dev one flag serves
@@ -203,7 +209,8 @@ type webServer struct {
 
 // startWeb opens nothing itself: db is migrated and owned by the caller
 // until close, which closes it too.
-func startWeb(ln net.Listener, db database, c webConfig, keys webKeys, log *slog.Logger) (*webServer, error) {
+// cluster, if not nil, is the bus to the realtime nodes.
+func startWeb(ln net.Listener, db database, c webConfig, keys webKeys, cluster tandem.Cluster, log *slog.Logger) (*webServer, error) {
 	if err := c.check(); err != nil {
 		return nil, usageError{err}
 	}
@@ -243,6 +250,8 @@ func startWeb(ln net.Listener, db database, c webConfig, keys webKeys, log *slog
 			LimitPerAccount:  c.PlayerLimitAccount,
 			LoginRetention:   c.PlayerLoginRetention,
 		},
+		Cluster:     cluster,
+		ClusterJobs: service.ClusterConfig{CommandGiveUp: c.CommandGiveUp, NodeTTL: c.NodeTTL},
 	})
 	if err != nil {
 		return nil, err
@@ -290,6 +299,7 @@ func startWeb(ln net.Listener, db database, c webConfig, keys webKeys, log *slog
 		return nil, fmt.Errorf("token signing key: %w", err)
 	}
 	w.jobs.Go(func() { svc.RunMaintenance(jobsCtx, c.CheckpointInterval) })
+	w.jobs.Go(func() { svc.RunClusterJobs(jobsCtx) })
 	go func() { w.serveErr <- w.srv.Serve(ln) }()
 	return w, nil
 }
@@ -365,6 +375,7 @@ type webCmdConfig struct {
 	Listen   string
 	LogLevel string
 	Web      webConfig
+	NATS     natsConfig
 }
 
 func webFlags(c *webCmdConfig, stderr io.Writer) *flagSet {
@@ -375,6 +386,7 @@ func webFlags(c *webCmdConfig, stderr io.Writer) *flagSet {
 		"least severe log level written: debug, info, warn or error")
 	registerWebFlags(f, &c.Web)
 	registerCORSFlag(f, &c.Web.CORSOrigins)
+	registerNATSFlags(f, &c.NATS, true)
 	return f
 }
 
@@ -408,11 +420,24 @@ func runWeb(ctx context.Context, args []string, env Env, stdio Stdio, _ Options)
 	if err := checkMigrated(ctx, db); err != nil {
 		return errors.Join(err, db.Close())
 	}
+	var cluster tandem.Cluster
+	if c.NATS.URL != "" {
+		if err := c.NATS.check(); err != nil {
+			return errors.Join(usageError{err}, db.Close())
+		}
+		bus, err := connectBus(ctx, c.NATS, nil, "web", log)
+		if err != nil {
+			return errors.Join(err, db.Close())
+		}
+		defer bus.Close()
+		cluster = bus
+	}
+	c.Web.NodeTTL = c.NATS.NodeTTL
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return errors.Join(fmt.Errorf("web listen: %w", err), db.Close())
 	}
-	w, err := startWeb(ln, db, c.Web, webKeys{audit: key, kek: kek}, log)
+	w, err := startWeb(ln, db, c.Web, webKeys{audit: key, kek: kek}, cluster, log)
 	if err != nil {
 		return errors.Join(err, ln.Close(), db.Close())
 	}

@@ -110,16 +110,27 @@ func (p *proc) waitExit(t *testing.T) int {
 // submatches. It fails at the deadline or when the process exits first.
 func (p *proc) waitStdout(t *testing.T, re *regexp.Regexp) []string {
 	t.Helper()
+	return p.waitOutput(t, p.stdout, re)
+}
+
+// waitStderr is waitStdout for the process's stderr.
+func (p *proc) waitStderr(t *testing.T, re *regexp.Regexp) []string {
+	t.Helper()
+	return p.waitOutput(t, p.stderr, re)
+}
+
+func (p *proc) waitOutput(t *testing.T, o *output, re *regexp.Regexp) []string {
+	t.Helper()
 	timeout := time.After(deadline)
 	for {
-		text, grew := p.stdout.read()
+		text, grew := o.read()
 		if m := re.FindStringSubmatch(text); m != nil {
 			return m
 		}
 		select {
 		case <-grew:
 		case <-p.done:
-			if m := re.FindStringSubmatch(p.stdout.String()); m != nil {
+			if m := re.FindStringSubmatch(o.String()); m != nil {
 				return m
 			}
 			t.Fatalf("%s exited (%s) before its output matched %q", p.name, p.cmd.ProcessState, re)

@@ -15,6 +15,7 @@ var bins struct {
 	tandem     string // cmd/tandem, or TANDEM_BIN
 	customgame string // examples/customgame
 	client     string // examples/client
+	natsServer string // github.com/nats-io/nats-server/v2, the version of go.mod
 }
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -46,8 +47,10 @@ func run(m *testing.M) int {
 // takes tandem from TANDEM_BIN when it is set.
 func build(dir string) error {
 	const module = "github.com/tandemhq/tandem"
-	pkgs := []string{module + "/examples/customgame", module + "/examples/client"}
+	// nats-server of go.mod's version: never the older server of the machine.
+	pkgs := []string{module + "/examples/customgame", module + "/examples/client", "github.com/nats-io/nats-server/v2"}
 	bins.customgame = filepath.Join(dir, "customgame")
+	bins.natsServer = filepath.Join(dir, "nats-server")
 	bins.client = filepath.Join(dir, "client")
 	if bin := os.Getenv("TANDEM_BIN"); bin != "" {
 		abs, err := filepath.Abs(bin)
