@@ -272,13 +272,23 @@ func busError(err error) error {
 	return tandem.Errorf(tandem.EUnavailable, "the cluster bus is not answering: %v", err)
 }
 
-// realtimeURL is the endpoint a login is sent to: the live, non-draining
-// node with the fewest connections (ties by id), else the configured URL.
-func (s *Service) realtimeURL(ctx context.Context) string {
+// realtimeURL is the endpoint playerID is sent to: the live node holding
+// the player's session (an SDK that cannot reach its node asks again, and
+// must be told to keep trying while that node lives: a resume works only
+// there), else the live, non-draining node with the fewest connections
+// (ties by id), else the configured URL.
+func (s *Service) realtimeURL(ctx context.Context, playerID string) string {
 	if s.cfg.Cluster == nil {
 		return s.cfg.Players.RealtimeURL
 	}
 	nodes := s.cachedNodes(ctx)
+	if p, err := s.cfg.Cluster.Presence(ctx, playerID); err == nil {
+		for _, n := range nodes {
+			if n.ID == p.Node && n.URL != "" && !n.Draining {
+				return n.URL
+			}
+		}
+	}
 	best := -1
 	for i, n := range nodes {
 		if n.Draining || n.URL == "" {

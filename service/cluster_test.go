@@ -458,6 +458,13 @@ func TestNodeDownClosesItsOpenSessionsAtItsLastHeartbeat(t *testing.T) {
 			t.Fatal(err)
 		}
 		publish(t, bus, event(1, tandem.EventSessionOpened, hb.Add(-time.Minute)))
+		// The killed node's room stays in the directory until the node is
+		// declared down; another node's room stays.
+		for _, r := range []tandem.RoomEntry{{ID: "r-dead", Node: "n1"}, {ID: "r-other", Node: "n2"}} {
+			if err := bus.PutRoom(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
 		runJobs(t, e.Service)
 		cli := service.CLIActor("ops")
 		waitFor(t, "the node declared down", func() bool {
@@ -483,6 +490,13 @@ func TestNodeDownClosesItsOpenSessionsAtItsLastHeartbeat(t *testing.T) {
 		}
 		if downs != 1 {
 			t.Errorf("%d node.down events stored, want 1", downs)
+		}
+		waitFor(t, "the down node's room gone from the directory", func() bool {
+			_, err := bus.Room(ctx, "r-dead")
+			return tandem.ErrorCodeOf(err) == tandem.ENotFound
+		})
+		if _, err := bus.Room(ctx, "r-other"); err != nil {
+			t.Errorf("another node's room: %v", err)
 		}
 	})
 }
@@ -582,6 +596,15 @@ func TestIssueRealtimeTokenPicksTheLightestLiveNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "n1 chosen once n2 drains", func() bool { return urlNow() == "ws://n1/ws" })
+	// A player whose session lives on a node is sent back there, however
+	// loaded: a resume works only on that node.
+	if _, err := bus.ClaimPresence(ctx, tandem.Presence{PlayerID: res.Player.ID, Node: "n4", SessionID: "s1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.PutNode(ctx, tandem.NodeInfo{ID: "n4", URL: "ws://n4/ws", Connections: 99, Heartbeat: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the player's own node n4 chosen", func() bool { return urlNow() == "ws://n4/ws" })
 }
 
 // countingCluster counts, per command id, the sends the node answered.

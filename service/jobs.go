@@ -268,7 +268,8 @@ func (s *Service) checkNodes(ctx context.Context) error {
 	}
 	now := s.now()
 	isLive := make(map[string]bool, len(live))
-	return s.store.Update(ctx, func(tx tandem.Tx) error {
+	down := map[string]bool{} // nodes declared down, now or before
+	err = s.store.Update(ctx, func(tx tandem.Tx) error {
 		for _, n := range live {
 			isLive[n.ID] = true
 			hb := n.Heartbeat
@@ -285,9 +286,13 @@ func (s *Service) checkNodes(ctx context.Context) error {
 			return err
 		}
 		for _, k := range known {
+			if !isLive[k.ID] && !k.DownAt.IsZero() {
+				down[k.ID] = true
+			}
 			if isLive[k.ID] || !k.DownAt.IsZero() || now.Sub(k.LastHeartbeat) <= s.cfg.ClusterJobs.NodeTTL {
 				continue
 			}
+			down[k.ID] = true
 			if err := tx.MarkNodeDown(ctx, k.ID, now); err != nil {
 				return err
 			}
@@ -307,6 +312,31 @@ func (s *Service) checkNodes(ctx context.Context) error {
 		}
 		return nil
 	})
+	if err != nil || len(down) == 0 {
+		return err
+	}
+	return s.removeRoomsOf(ctx, down)
+}
+
+// removeRoomsOf takes the rooms of nodes declared down out of the
+// directory: a node killed without a clean stop leaves its entries behind,
+// and no one may be sent to them. Only declared nodes: a node that started
+// after the registry was read may already have rooms.
+func (s *Service) removeRoomsOf(ctx context.Context, down map[string]bool) error {
+	rooms, err := s.cfg.Cluster.Rooms(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range rooms {
+		if !down[r.Node] {
+			continue
+		}
+		if err := s.cfg.Cluster.RemoveRoom(ctx, r.ID); err != nil {
+			return err
+		}
+		s.log.Info("room of a node declared down removed from the directory", "room", r.ID, "node", r.Node)
+	}
+	return nil
 }
 
 // runBanMirror makes the bans bucket hold, for every player with an

@@ -938,13 +938,13 @@ func (s *Service) IssueRealtimeToken(ctx context.Context, p *PlayerActor, player
 	if err != nil {
 		return nil, err
 	}
-	rt.URL = s.realtimeURL(ctx)
+	rt.URL = s.realtimeURL(ctx, acct.ID)
 	return rt, nil
 }
 
 // withNode points res's realtime token at a node. It runs after the
 // transaction, so a slow bus never holds the database.
 func (s *Service) withNode(ctx context.Context, res *AuthResult) *AuthResult {
-	res.RealtimeToken.URL = s.realtimeURL(ctx)
+	res.RealtimeToken.URL = s.realtimeURL(ctx, res.Player.ID)
 	return res
 }
