@@ -51,6 +51,14 @@ func newBrowser(t *testing.T) context.Context {
 // JavaScript dialog (an alert from injected markup) fails the test.
 func newBrowserContext(t *testing.T, browser context.Context) context.Context {
 	t.Helper()
+	return newBrowserContextConfirming(t, browser, nil)
+}
+
+// newBrowserContextConfirming is newBrowserContext for pages that ask the
+// confirmations confirm accepts (hx-confirm); any other dialog fails the
+// test.
+func newBrowserContextConfirming(t *testing.T, browser context.Context, confirm func(message string) bool) context.Context {
+	t.Helper()
 	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
 	if err := chromedp.Do(ctx); err != nil { // opens the tab
 		t.Fatalf("open a browser context: %v", err)
@@ -64,9 +72,11 @@ func newBrowserContext(t *testing.T, browser context.Context) context.Context {
 			if err != nil {
 				return
 			}
-			select {
-			case opened <- ev.Message:
-			default:
+			if ev.Type != page.DialogTypeConfirm || confirm == nil || !confirm(ev.Message) {
+				select {
+				case opened <- ev.Message:
+				default:
+				}
 			}
 			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
 		}

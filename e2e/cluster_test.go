@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/cookiejar"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"syscall"
@@ -230,15 +229,17 @@ func TestClusterOfProcessesSurvivesAKilledNodeAndAKilledWebReplica(t *testing.T)
 		return len(cmds) > 0 && cmds[0].ID == sent[0].ID && cmds[0].State == "delivered"
 	})
 
+	// A player arriving after web A died: its session's events are stored
+	// by web B's consumer.
+	_, id4 := guest(t, webBURL, "device-4", urlB)
+
 	// Every session the players opened is stored once: p1 and p2 opened one
 	// on a and one on b; p3 one on b, one on a (the move) and one on b.
-	wantOpened := map[string]int{id1: 2, id2: 2, id3: 3}
+	wantOpened := map[string]int{id1: 2, id2: 2, id3: 3, id4: 1}
 	waitFor(t, "every session.opened event stored once", func() bool {
-		got := sessionsOpened(t, c.db, id1, id2, id3)
+		got := sessionsOpened(t, c.db, id1, id2, id3, id4)
 		return fmt.Sprint(got) == fmt.Sprint(wantOpened)
 	})
-	_ = webBURL
-	_ = filepath.Join
 }
 
 // sessionsOpened counts the stored session.opened events of each player.
