@@ -85,6 +85,41 @@ func (b BanEntry) InForce(now time.Time) bool {
 	return !now.Before(b.Start) && (b.Until.IsZero() || now.Before(b.Until))
 }
 
+// Revocation refuses the realtime tokens issued to a player before a
+// moment: the web server writes one when it logs the player out everywhere
+// or deletes the account. Nodes refuse such tokens at connect and end the
+// player's sessions opened with one. It expires when the last such token
+// has (issue time + the longest token lifetime).
+type Revocation struct {
+	PlayerID     string    `json:"player_id"`
+	IssuedBefore time.Time `json:"issued_before"` // tokens with an iat (whole seconds) before this are refused
+	ExpiresAt    time.Time `json:"expires_at"`
+}
+
+// Revokes reports whether a token of the player issued at iat (Unix
+// seconds) is refused.
+func (r Revocation) Revokes(iat int64) bool { return time.Unix(iat, 0).Before(r.IssuedBefore) }
+
+// LivePlayer is a node's answer about one player's session.
+type LivePlayer struct {
+	PlayerID  string    `json:"player_id"`
+	SessionID string    `json:"session_id"`
+	Connected bool      `json:"connected"` // false: held for a resume
+	RTTMillis float64   `json:"rtt_ms"`    // median of the recent pings; 0 before the first
+	Rooms     []string  `json:"rooms"`
+	Since     time.Time `json:"since"` // the session's start
+}
+
+// RoomInspection is a node's answer about one of its rooms, for the
+// console.
+type RoomInspection struct {
+	Room    RoomEntry    `json:"room"`
+	Players []LivePlayer `json:"players"` // members, in join order
+	// Snapshot is the room's state as its first member sees it (the room
+	// type's Snapshot; JSON for the built-in types), nil without members.
+	Snapshot []byte `json:"snapshot"`
+}
+
 // CommandKind is what a node command does.
 type CommandKind string
 
@@ -216,6 +251,14 @@ type BanBucket interface {
 	WatchBans(ctx context.Context, fn func(b BanEntry, deleted bool)) (stop func(), err error)
 }
 
+// RevocationBucket holds token revocations (in the bans bucket).
+type RevocationBucket interface {
+	PutRevocation(ctx context.Context, r Revocation) error
+	// WatchRevocations is WatchBans for revocations; an expired entry is
+	// passed as deleted.
+	WatchRevocations(ctx context.Context, fn func(r Revocation, deleted bool)) (stop func(), err error)
+}
+
 // KeyBucket mirrors the public keys realtime tokens are signed with.
 type KeyBucket interface {
 	// PutKeys replaces the published set.
@@ -245,6 +288,25 @@ type SeatBroker interface {
 	ServeSeats(ctx context.Context, node string, reserve func(context.Context, SeatRequest) (Seat, error)) error
 }
 
+// Inspector carries the console's read-only questions to the node that
+// holds a room or a player.
+type Inspector interface {
+	// InspectRoom asks node about roomID; ENotFound when it has no such
+	// room.
+	InspectRoom(ctx context.Context, node, roomID string) (RoomInspection, error)
+	// InspectPlayer asks node about playerID's session; ENotFound when it
+	// holds none.
+	InspectPlayer(ctx context.Context, node, playerID string) (LivePlayer, error)
+	// ServeInspections answers node's questions with h until ctx ends.
+	ServeInspections(ctx context.Context, node string, h InspectHandler) error
+}
+
+// InspectHandler is how a node answers the console's questions.
+type InspectHandler interface {
+	InspectRoom(ctx context.Context, roomID string) (RoomInspection, error)
+	InspectPlayer(ctx context.Context, playerID string) (LivePlayer, error)
+}
+
 // EventStream is the durable stream of cluster events.
 type EventStream interface {
 	// PublishEvent stores e in the stream (deduplicated by e.ID).
@@ -262,8 +324,10 @@ type Cluster interface {
 	PresenceBucket
 	SeatBucket
 	BanBucket
+	RevocationBucket
 	KeyBucket
 	CommandBus
 	SeatBroker
+	Inspector
 	EventStream
 }

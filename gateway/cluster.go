@@ -23,7 +23,8 @@ type EventSink interface{ Emit(tandem.Event) }
 const busTimeout = 5 * time.Second
 
 // cluster is the node's agent in the cluster: the registry heartbeat, the
-// room directory writer, presence, bans, seats and operator commands. It
+// room directory writer, presence, bans, token revocations, seats, operator
+// commands and the console's inspections. It
 // exists only when Config.Cluster is set. Its goroutines stop in stop.
 type cluster struct {
 	g       *Gateway
@@ -34,7 +35,7 @@ type cluster struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	// watches stop the presence and ban watchers.
+	// watches stop the presence, ban and revocation watchers.
 	watches []func()
 
 	dirWake  chan struct{} // the directory has dirty rooms
@@ -47,6 +48,7 @@ type cluster struct {
 	written     map[string]struct{}                // rooms the directory holds for this node
 	bans        map[string]tandem.BanEntry         // by player
 	pendingBans map[string]struct{}                // bans whose Start is still ahead
+	revocations map[string]tandem.Revocation       // by player
 	seats       map[string]map[string]time.Time    // room → unused seat token → expiry
 	sessions    map[*session.Session]*sessionState // cluster state of each session
 	jobs        []job
@@ -72,9 +74,10 @@ type job struct {
 type jobKind uint8
 
 const (
-	jobCheckPresence jobKind = iota + 1 // does the player's local session still own its presence?
-	jobEnforceBan                       // end the banned player's session
-	jobRelease                          // release an ended session's presence
+	jobCheckPresence     jobKind = iota + 1 // does the player's local session still own its presence?
+	jobEnforceBan                           // end the banned player's session
+	jobEnforceRevocation                    // end the player's session if its token is revoked
+	jobRelease                              // release an ended session's presence
 )
 
 // startCluster loads the bans, starts the watches and the loops, and
@@ -92,6 +95,7 @@ func (g *Gateway) startCluster() error {
 		written:     make(map[string]struct{}),
 		bans:        make(map[string]tandem.BanEntry),
 		pendingBans: make(map[string]struct{}),
+		revocations: make(map[string]tandem.Revocation),
 		seats:       make(map[string]map[string]time.Time),
 		sessions:    make(map[*session.Session]*sessionState),
 	}
@@ -104,6 +108,14 @@ func (g *Gateway) startCluster() error {
 	if err != nil {
 		cl.cancel()
 		return fmt.Errorf("gateway: watch bans: %w", err)
+	}
+	cl.watches = append(cl.watches, stop)
+	// Revocations likewise, before the first connect.
+	stop, err = cl.bus.WatchRevocations(cl.ctx, cl.onRevocation)
+	if err != nil {
+		cl.stopWatches()
+		cl.cancel()
+		return fmt.Errorf("gateway: watch token revocations: %w", err)
 	}
 	cl.watches = append(cl.watches, stop)
 	stop, err = cl.bus.WatchPresence(cl.ctx, cl.onPresence)
@@ -127,6 +139,9 @@ func (g *Gateway) startCluster() error {
 	})
 	cl.goLoop(func() {
 		cl.serve("seats", func(ctx context.Context) error { return cl.bus.ServeSeats(ctx, cl.node, cl.reserve) })
+	})
+	cl.goLoop(func() {
+		cl.serve("inspections", func(ctx context.Context) error { return cl.bus.ServeInspections(ctx, cl.node, cl) })
 	})
 	g.emit(tandem.Event{Kind: tandem.EventNodeUp, Attrs: map[string]string{"version": g.cfg.Version, "url": g.cfg.AdvertiseURL}})
 	return nil
@@ -414,6 +429,8 @@ func (cl *cluster) do(ctx context.Context, j job) {
 		cl.checkPresence(ctx, j.player)
 	case jobEnforceBan:
 		cl.enforceBan(j.player)
+	case jobEnforceRevocation:
+		cl.enforceRevocation(j.player)
 	case jobRelease:
 		if err := cl.bus.ReleasePresence(ctx, j.player, j.session); err != nil && ctx.Err() == nil {
 			cl.g.log.Warn("release presence", "player", j.player, "err", err)
@@ -604,6 +621,116 @@ func (cl *cluster) enforceBan(player string) {
 	// client reads why; a held session just ends.
 	s.Reply(errorEnvelope(0, berr))
 	cl.g.sessions.End(cl.g.ctx, s, protocol.LeaveReason_LEAVE_REASON_KICKED, protocol.CloseBanned, "banned")
+}
+
+// --- token revocations ------------------------------------------------------
+
+// onRevocation keeps the node's copy of the revocations; a new one ends the
+// player's session here if that session's token is revoked.
+func (cl *cluster) onRevocation(r tandem.Revocation, deleted bool) {
+	cl.mu.Lock()
+	if deleted {
+		delete(cl.revocations, r.PlayerID)
+		cl.mu.Unlock()
+		return
+	}
+	cl.revocations[r.PlayerID] = r
+	cl.mu.Unlock()
+	cl.enqueue(job{kind: jobEnforceRevocation, player: r.PlayerID})
+}
+
+// revoked reports whether the player's token issued at iat is revoked.
+func (cl *cluster) revoked(player string, iat int64) bool {
+	cl.mu.Lock()
+	r, ok := cl.revocations[player]
+	cl.mu.Unlock()
+	return ok && r.Revokes(iat)
+}
+
+func errRevoked() error {
+	return tandem.Errorf(tandem.EUnauthenticated, "the token was revoked: log in again")
+}
+
+// sessionAuthenticated runs once a session is opened or resumed with a
+// token issued at iat. A revocation that arrived between the connect's
+// check and now found no session, or the previous token's iat: the check
+// is made again now that the session shows this one.
+func (cl *cluster) sessionAuthenticated(s *session.Session, iat int64) {
+	s.SetTokenIssuedAt(iat)
+	if cl.revoked(s.Player().ID, iat) {
+		cl.enqueue(job{kind: jobEnforceRevocation, player: s.Player().ID})
+	}
+}
+
+// enforceRevocation ends the player's session, live or held, if the token
+// it was opened or last resumed with is revoked.
+func (cl *cluster) enforceRevocation(player string) {
+	s, ok := cl.g.sessions.ByPlayer(player)
+	if !ok {
+		return
+	}
+	// 0: the session is not authenticated yet; sessionAuthenticated checks.
+	if iat := s.TokenIssuedAt(); iat == 0 || !cl.revoked(player, iat) {
+		return
+	}
+	// As for a ban, the error rides the session stream ahead of the close;
+	// a held session just ends.
+	s.Reply(errorEnvelope(0, errRevoked()))
+	cl.g.sessions.End(cl.g.ctx, s, protocol.LeaveReason_LEAVE_REASON_SESSION_ENDED, protocol.CloseBadToken, "token revoked")
+}
+
+// --- inspections ----------------------------------------------------------
+
+// InspectRoom answers the console about one of the node's rooms: its
+// members and their first one's snapshot are read on the room goroutine.
+func (cl *cluster) InspectRoom(ctx context.Context, roomID string) (tandem.RoomInspection, error) {
+	r, ok := cl.g.rooms.Get(roomID)
+	if !ok {
+		return tandem.RoomInspection{}, tandem.Errorf(tandem.ENotFound, "no room %q on node %s", roomID, cl.node)
+	}
+	// The asker gives up after its request timeout: a room slow to reach
+	// its mailbox must not keep one of the few inspection workers longer.
+	ctx, cancel := context.WithTimeout(ctx, busTimeout)
+	defer cancel()
+	in, err := r.Inspect(ctx)
+	if err != nil {
+		return tandem.RoomInspection{}, err
+	}
+	ri := tandem.RoomInspection{Room: cl.entry(r), Players: make([]tandem.LivePlayer, len(in.Members)), Snapshot: in.Snapshot}
+	ri.Room.Players = make([]string, len(in.Members))
+	for i, m := range in.Members {
+		ri.Room.Players[i] = m.PlayerID
+		if s, ok := cl.g.sessions.ByPlayer(m.PlayerID); ok {
+			ri.Players[i] = livePlayer(s)
+		} else {
+			// The session ended since: the room has yet to see it leave.
+			ri.Players[i] = tandem.LivePlayer{PlayerID: m.PlayerID, Rooms: []string{}}
+		}
+	}
+	return ri, nil
+}
+
+// InspectPlayer answers the console about the player's session here.
+func (cl *cluster) InspectPlayer(_ context.Context, playerID string) (tandem.LivePlayer, error) {
+	s, ok := cl.g.sessions.ByPlayer(playerID)
+	if !ok {
+		return tandem.LivePlayer{}, tandem.Errorf(tandem.ENotFound, "player %q has no session on node %s", playerID, cl.node)
+	}
+	return livePlayer(s), nil
+}
+
+func livePlayer(s *session.Session) tandem.LivePlayer {
+	lp := tandem.LivePlayer{
+		PlayerID:  s.Player().ID,
+		SessionID: s.ID(),
+		Connected: s.Connected(),
+		Rooms:     s.Rooms(),
+		Since:     s.Started(),
+	}
+	if sum := s.RTTSummary(); len(sum) > 0 {
+		lp.RTTMillis = sum[0]
+	}
+	return lp
 }
 
 // --- commands -------------------------------------------------------------

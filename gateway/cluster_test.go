@@ -318,17 +318,27 @@ func TestBanEndsTheSessionAndRefusesConnects(t *testing.T) {
 	alice.connect(tc.token("alice"))
 	carol := a.dial(t)
 	carol.connect(tc.token("carol"))
+	// Bans reach every node: dave is on another node than alice. (One
+	// player cannot have sessions on two nodes at once: presence ends
+	// the older one.)
+	c := tc.startNode("c", nil)
+	dave := c.dial(t)
+	dave.connect(tc.token("dave"))
 
 	ctx := context.Background()
-	if err := web.PutBan(ctx, tandem.BanEntry{PlayerID: "alice", Start: time.Now().Add(-time.Second), Reason: "cheating"}); err != nil {
-		t.Fatal(err)
+	for _, p := range []string{"alice", "dave"} {
+		if err := web.PutBan(ctx, tandem.BanEntry{PlayerID: p, Start: time.Now().Add(-time.Second), Reason: "cheating"}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	env := alice.recvUntil(func(e *protocol.Envelope) bool { return e.GetError() != nil })
-	if errorCode(env) != tandem.EBanned || !strings.Contains(env.GetError().GetMessage(), "cheating") {
-		t.Errorf("error before the close: %v, want banned with the reason", env)
-	}
-	if got := alice.closeCode(); got != protocol.CloseBanned {
-		t.Errorf("banned session closed with %d (%s), want banned", got, got)
+	for _, cl := range []*raw{alice, dave} {
+		env := cl.recvUntil(func(e *protocol.Envelope) bool { return e.GetError() != nil })
+		if errorCode(env) != tandem.EBanned || !strings.Contains(env.GetError().GetMessage(), "cheating") {
+			t.Errorf("error before the close: %v, want banned with the reason", env)
+		}
+		if got := cl.closeCode(); got != protocol.CloseBanned {
+			t.Errorf("banned session closed with %d (%s), want banned", got, got)
+		}
 	}
 
 	// A node started after the ban refuses the player at once.

@@ -428,6 +428,10 @@ func (c *conn) connect(env *protocol.Envelope) error {
 			c.sendUnsequenced(errorEnvelope(env.Cid, berr))
 			return closeErr{protocol.CloseBanned, "banned"}
 		}
+		if g.cl.revoked(claims.Subject, claims.IssuedAt) {
+			c.sendUnsequenced(errorEnvelope(env.Cid, errRevoked()))
+			return closeErr{protocol.CloseBadToken, "token revoked"}
+		}
 	}
 	if !g.Ready() {
 		c.sendUnsequenced(errorEnvelope(env.Cid, tandem.Errorf(tandem.EUnavailable, "node is draining")))
@@ -461,6 +465,7 @@ func (c *conn) connect(env *protocol.Envelope) error {
 		c.sess.Store(s)
 		c.confirmPending = true
 		c.nextAck = s.ClientSeq() + ackEvery
+		g.authenticated(s, claims.IssuedAt)
 		return nil
 	}
 
@@ -489,6 +494,7 @@ func (c *conn) connect(env *protocol.Envelope) error {
 	c.sess.Store(s)
 	c.confirmPending = true
 	c.nextAck = ackEvery
+	g.authenticated(s, claims.IssuedAt)
 	g.sessionOpened(s, seat)
 	return nil
 }

@@ -262,6 +262,16 @@ func (g *Gateway) sessionOpened(s *session.Session, seat *tandem.Seat) {
 	}
 }
 
+// authenticated runs when a session is opened or resumed with a token
+// issued at iat.
+func (g *Gateway) authenticated(s *session.Session, iat int64) {
+	if g.cl != nil {
+		g.cl.sessionAuthenticated(s, iat)
+	} else {
+		s.SetTokenIssuedAt(iat)
+	}
+}
+
 // sessionEnded runs once when a session ends for good.
 func (g *Gateway) sessionEnded(s *session.Session) {
 	code, why := s.EndCode()

@@ -274,7 +274,9 @@ func (b *Bus) DeleteBan(ctx context.Context, playerID string) error {
 // WatchBans calls fn with every entry, then with every change; deletes
 // (lifted or expired) come with only PlayerID set.
 func (b *Bus) WatchBans(ctx context.Context, fn func(b tandem.BanEntry, deleted bool)) (stop func(), err error) {
-	return b.watch(ctx, b.bans, false, func(e jetstream.KeyValueEntry) {
+	// Ban keys are one token (key never makes a dot), revocation keys
+	// two: "*" passes bans only.
+	return b.watchKeys(ctx, b.bans, "*", false, func(e jetstream.KeyValueEntry) {
 		if deletion(e) {
 			fn(tandem.BanEntry{PlayerID: idOf(e.Key())}, true)
 			return
@@ -285,6 +287,53 @@ func (b *Bus) WatchBans(ctx context.Context, fn func(b tandem.BanEntry, deleted 
 			return
 		}
 		fn(ban, false)
+	})
+}
+
+// revocationPrefix starts the revocation keys of the bans bucket. key
+// never makes a dot, so "revoked.<key>" cannot be a ban key.
+const revocationPrefix = "revoked."
+
+// PutRevocation writes r's entry (replacing the player's previous one),
+// expiring banGrace after r.ExpiresAt; permanent when ExpiresAt is zero.
+// Like PutBan it publishes straight to the bucket's subject, so that the
+// replacement is one message with its own TTL.
+func (b *Bus) PutRevocation(ctx context.Context, r tandem.Revocation) error {
+	if r.PlayerID == "" {
+		return tandem.Errorf(tandem.EInvalid, "revocation without a player")
+	}
+	subject := "$KV." + bucketBans + "." + revocationPrefix + key(r.PlayerID)
+	var opts []jetstream.PublishOpt
+	if !r.ExpiresAt.IsZero() {
+		left := time.Until(r.ExpiresAt.Add(banGrace))
+		if left <= 0 {
+			return nil // every token it refuses has expired anyway
+		}
+		opts = append(opts, jetstream.WithMsgTTL(ttlFor(left)))
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = b.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: data}, opts...)
+	return err
+}
+
+// WatchRevocations calls fn with every revocation, then with every
+// change; an expired one comes as deleted with only PlayerID set.
+func (b *Bus) WatchRevocations(ctx context.Context, fn func(r tandem.Revocation, deleted bool)) (stop func(), err error) {
+	return b.watchKeys(ctx, b.bans, revocationPrefix+"*", false, func(e jetstream.KeyValueEntry) {
+		id := idOf(strings.TrimPrefix(e.Key(), revocationPrefix))
+		if deletion(e) {
+			fn(tandem.Revocation{PlayerID: id}, true)
+			return
+		}
+		var r tandem.Revocation
+		if err := json.Unmarshal(e.Value(), &r); err != nil {
+			b.log.Warn("malformed revocation entry", "key", e.Key(), "err", err)
+			return
+		}
+		fn(r, false)
 	})
 }
 
@@ -405,6 +454,11 @@ func listAll(ctx context.Context, kv jetstream.KeyValue) ([]jetstream.KeyValueEn
 // connection or server restart: when nats.go gives up its subscription,
 // the watch starts again after the last revision it passed on.
 func (b *Bus) watch(ctx context.Context, kv jetstream.KeyValue, updatesOnly bool, fn func(jetstream.KeyValueEntry)) (stop func(), err error) {
+	return b.watchKeys(ctx, kv, jetstream.AllKeys, updatesOnly, fn)
+}
+
+// watchKeys is watch for the keys matching filter (a subject pattern).
+func (b *Bus) watchKeys(ctx context.Context, kv jetstream.KeyValue, filter string, updatesOnly bool, fn func(jetstream.KeyValueEntry)) (stop func(), err error) {
 	wctx, cancel := context.WithCancel(ctx)
 	var last uint64 // the last revision passed on (or, at first, seen)
 	var w jetstream.KeyWatcher
@@ -419,13 +473,13 @@ func (b *Bus) watch(ctx context.Context, kv jetstream.KeyValue, updatesOnly bool
 		if s, ok := st.(*jetstream.KeyValueBucketStatus); ok {
 			last = s.StreamInfo().State.LastSeq
 		}
-		w, err = kv.WatchAll(wctx, jetstream.IncludeHistory(), jetstream.ResumeFromRevision(last+1))
+		w, err = kv.Watch(wctx, filter, jetstream.IncludeHistory(), jetstream.ResumeFromRevision(last+1))
 		if err != nil {
 			cancel()
 			return nil, err
 		}
 	} else {
-		w, err = kv.WatchAll(wctx)
+		w, err = kv.Watch(wctx, filter)
 		if err != nil {
 			cancel()
 			return nil, err
@@ -478,7 +532,7 @@ func (b *Bus) watch(ctx context.Context, kv jetstream.KeyValue, updatesOnly bool
 				if sleep(wctx, backoff(n)) != nil || b.nc.IsClosed() {
 					return
 				}
-				nw, err := kv.WatchAll(wctx, jetstream.IncludeHistory(), jetstream.ResumeFromRevision(last+1))
+				nw, err := kv.Watch(wctx, filter, jetstream.IncludeHistory(), jetstream.ResumeFromRevision(last+1))
 				if err == nil {
 					w = nw
 					break

@@ -1,7 +1,8 @@
 // Package natsbus owns the cluster bus on NATS JetStream (nats-server 2.11
 // or newer: per-key TTL and delete markers): the key-value buckets (node
 // registry, room directory, presence, seats, bans, token keys, remembered
-// command results), the request subjects (node commands, seat requests),
+// command results, token revocations), the request subjects (node
+// commands, seat requests, console inspections),
 // the event stream, and the bounded buffer realtime nodes publish events
 // through. It implements tandem.Cluster.
 package natsbus
@@ -30,11 +31,12 @@ const (
 	bucketKeys     = "tandem_keys"
 	bucketCmdDone  = "tandem_cmd_done"
 
-	eventStream   = "TANDEM_EVENTS"
-	eventSubjects = "tandem.events."
-	cmdSubjects   = "tandem.cmd."
-	seatSubjects  = "tandem.seat."
-	queueGroup    = "tandem"
+	eventStream     = "TANDEM_EVENTS"
+	eventSubjects   = "tandem.events."
+	cmdSubjects     = "tandem.cmd."
+	seatSubjects    = "tandem.seat."
+	inspectSubjects = "tandem.inspect."
+	queueGroup      = "tandem"
 
 	// markerTTL is how long a delete marker (a removed or expired entry)
 	// stays in a bucket: long enough for a watcher that lost its
@@ -62,7 +64,7 @@ type Config struct {
 	// EventMaxAge is how long the event stream keeps events (default 7
 	// days).
 	EventMaxAge time.Duration
-	// RequestTimeout bounds SendCommand and RequestSeat (default 5s).
+	// RequestTimeout bounds SendCommand, RequestSeat and the inspections (default 5s).
 	RequestTimeout time.Duration
 	Logger         *slog.Logger
 }

@@ -224,3 +224,8 @@ func (r *Room) flushRoster() {
 // Roster returns the room's latest members and lock. Safe from any
 // goroutine; the caller must not modify the slice.
 func (r *Room) Roster() Roster { return *r.roster.v.Load() }
+
+// Inspecting reports whether the handler's Snapshot is running for an
+// operator's inspection (its result reaches no client). Room goroutine
+// only.
+func (r *Room) Inspecting() bool { return r.inspecting }

@@ -31,7 +31,9 @@ type Handler interface {
 	// Tick runs at the room type's tick rate.
 	Tick(r *Room)
 	// Snapshot returns the room's state as this player may see it. It is
-	// sent in joined and after a gap.
+	// sent in joined and after a gap. An operator's inspection of the room
+	// also calls it (then Inspecting reports true): its result then goes
+	// to no client, so it must not count as sent.
 	Snapshot(r *Room, p *tandem.Player) []byte
 	// Shutdown runs once when the room ends.
 	Shutdown(r *Room)

@@ -129,6 +129,10 @@ type input struct {
 	member  Member
 	done    chan struct{} // closed once the input is applied (nil: nobody waits)
 	notOpen *bool         // a trying join: set, instead of a reply, when the room takes no one
+	// query, when set, makes this no input at all: a read of the room's
+	// state run on the room goroutine (Inspect), neither journaled nor
+	// applied.
+	query func()
 }
 
 // member is a player in the room.
@@ -179,6 +183,9 @@ type Room struct {
 	ending  bool // End was called: the room shuts down when the current input is applied
 	closing bool
 	empty   time.Time // when the room became empty (zero: it has members)
+	// inspecting: the handler's Snapshot runs for an inspection, and what
+	// it returns reaches no client.
+	inspecting bool
 
 	info          infoCell
 	roster        rosterCell
@@ -249,6 +256,11 @@ func (r *Room) Run(ctx context.Context) {
 	for !r.closing {
 		select {
 		case in := <-r.mailbox:
+			if in.query != nil {
+				in.query()
+				close(in.done)
+				continue
+			}
 			in.At = r.cfg.Clock()
 			r.safeApply(*in)
 		case <-tick:
@@ -404,6 +416,71 @@ func (r *Room) SetLocked(ctx context.Context, locked bool) error {
 		k = InputLock
 	}
 	return r.post(ctx, input{Input: Input{Kind: k}})
+}
+
+// MemberView is one member as an inspection sees it.
+type MemberView struct {
+	PlayerID  string
+	Connected bool // as the room sees it: false between a disconnect and the rejoin
+}
+
+// Inspection is a read of a room's state for an operator.
+type Inspection struct {
+	Members []MemberView // join order
+	// Snapshot is the handler's Snapshot for the first member (nil
+	// without members).
+	Snapshot []byte
+}
+
+// Inspect reads the room's members and its first member's snapshot on the
+// room goroutine, between two inputs. It is no input: the journal does not
+// record it and the room's state does not change. ENotFound once the room
+// has ended.
+func (r *Room) Inspect(ctx context.Context) (Inspection, error) {
+	var (
+		out Inspection
+		ran bool
+	)
+	done := make(chan struct{})
+	err := r.post(ctx, input{done: done, query: func() { out, ran = r.inspect(), true }})
+	if err != nil {
+		return Inspection{}, err
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return Inspection{}, ctx.Err()
+	}
+	if !ran { // refused: the room ended first
+		return Inspection{}, r.errEnded()
+	}
+	return out, nil
+}
+
+func (r *Room) inspect() Inspection {
+	in := Inspection{Members: make([]MemberView, len(r.members))}
+	for i, m := range r.members {
+		in.Members[i] = MemberView{PlayerID: m.player.ID, Connected: m.connected}
+	}
+	if len(r.members) > 0 {
+		in.Snapshot = r.inspectSnapshot(r.members[0].player)
+	}
+	return in
+}
+
+// inspectSnapshot runs the handler's Snapshot for an inspection. A panic
+// loses the snapshot, not the room: an operator's look must not end a
+// game.
+func (r *Room) inspectSnapshot(p *tandem.Player) (b []byte) {
+	r.inspecting = true
+	defer func() {
+		r.inspecting = false
+		if v := recover(); v != nil {
+			r.log.Error("room handler panicked in an inspection's snapshot", "panic", fmt.Sprint(v))
+			b = nil
+		}
+	}()
+	return r.handler.Snapshot(r, p)
 }
 
 // refuseQueued answers the inputs left in the mailbox of an ended room.

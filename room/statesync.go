@@ -187,8 +187,10 @@ func (s *State) touch(e *entity) {
 // what Snapshot returns to p (the runtime does, in joined and gap).
 func (s *State) Snapshot(r *Room, p *tandem.Player) []byte {
 	filtered := s.Visible != nil && p != nil
+	// An inspection's snapshot reaches no client: it records nothing.
+	record := !r.inspecting
 	var v *view
-	if filtered {
+	if filtered && record {
 		v = s.view(p.ID)
 		clear(v.seen)
 	}
@@ -206,7 +208,7 @@ func (s *State) Snapshot(r *Room, p *tandem.Player) []byte {
 		}
 		n++
 		b = appendEntity(b, e)
-		if e.dirty {
+		if e.dirty && record {
 			e.shown = true
 		}
 		if v != nil {

@@ -47,6 +47,10 @@ type Session struct {
 
 	rtt     atomic.Int64 // last measured round trip, nanoseconds
 	started time.Time
+	// tokenIAT is the iat of the token the session was opened or last
+	// resumed with (0: not known yet): a revocation ends the session if
+	// it refuses that token.
+	tokenIAT atomic.Int64
 
 	rttMu      sync.Mutex
 	rttSamples []uint32 // the last rttWindow round trips in µs; allocated at the first
@@ -119,6 +123,32 @@ func (s *Session) RTTSummary() []float64 {
 		return float64(xs[max(0, min(i, len(xs)-1))]) / 1000
 	}
 	return []float64{at(0.5), at(0.99), float64(xs[len(xs)-1]) / 1000}
+}
+
+// SetTokenIssuedAt records the iat (Unix seconds) of the token the
+// session was opened or resumed with.
+func (s *Session) SetTokenIssuedAt(iat int64) { s.tokenIAT.Store(iat) }
+
+// TokenIssuedAt returns the iat SetTokenIssuedAt recorded (0: none).
+func (s *Session) TokenIssuedAt() int64 { return s.tokenIAT.Load() }
+
+// Connected reports whether a connection is attached (false: held for a
+// resume, or ended).
+func (s *Session) Connected() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conn != nil
+}
+
+// Rooms returns the ids of the rooms the session is in, in join order.
+func (s *Session) Rooms() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, len(s.rooms))
+	for i, l := range s.rooms {
+		ids[i] = l.ID()
+	}
+	return ids
 }
 
 // Started returns when the session opened.
