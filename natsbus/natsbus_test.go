@@ -451,8 +451,8 @@ func TestWatchBansGetsEntriesThenChanges(t *testing.T) {
 		t.Errorf("initial bans (-want +got):\n%s", diff)
 	}
 
-	// A ban that ended 58 s ago: kept only for the minute of grace.
-	ending := tandem.BanEntry{PlayerID: "bob x", Start: start, Until: time.Now().Add(-58 * time.Second).UTC().Truncate(time.Millisecond)}
+	// A ban that ended 55 s ago: kept only for the minute of grace.
+	ending := tandem.BanEntry{PlayerID: "bob x", Start: start, Until: time.Now().Add(-55 * time.Second).UTC().Truncate(time.Millisecond)}
 	if err := b.PutBan(ctx, ending); err != nil {
 		t.Fatal(err)
 	}
@@ -462,6 +462,8 @@ func TestWatchBansGetsEntriesThenChanges(t *testing.T) {
 	if err := b.PutBan(ctx, timed); err != nil {
 		t.Fatal(err)
 	}
+	// The lift purges alice's entry: seen only once the timed ban was.
+	r.waitFor(t, []banChange{{perm, false}, {ending, false}, {timed, false}})
 	if err := b.DeleteBan(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
