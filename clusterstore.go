@@ -114,4 +114,15 @@ type ClusterTx interface {
 	// are neither lifted nor ended at now (in force or starting later),
 	// by player then id.
 	AccountBansFrom(ctx context.Context, now time.Time) ([]*Ban, error)
+
+	// PutRevocation stores r as its player's revocation. One the player
+	// has already is kept where it reaches further: the stored
+	// IssuedBefore and ExpiresAt are the later of the two.
+	PutRevocation(ctx context.Context, r *Revocation) error
+	// RevocationsFrom returns the revocations not expired at now, by
+	// player.
+	RevocationsFrom(ctx context.Context, now time.Time) ([]Revocation, error)
+	// DeleteExpiredRevocations removes the revocations expired at now
+	// and returns how many it removed.
+	DeleteExpiredRevocations(ctx context.Context, now time.Time) (int, error)
 }

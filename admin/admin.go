@@ -116,7 +116,7 @@ func Routes(cfg Config) []web.Route {
 		route("GET", "/admin/nodes", admin, tandem.PermRoomsRead, "realtime nodes: live, draining and down", u.nodes),
 		route("POST", "/admin/nodes/{id}/drain", admin, tandem.PermRoomsManage, "drain a node (a command to it)", u.drainNode),
 		route("GET", "/admin/rooms", admin, tandem.PermRoomsRead, "live rooms by type, label and node", u.rooms),
-		route("GET", "/admin/rooms/{id}", admin, tandem.PermRoomsRead, "one live room: players, labels, recent events", u.room),
+		route("GET", "/admin/rooms/{id}", admin, tandem.PermRoomsRead, "one live room: players with their connection and RTT, its state, labels, recent events", u.room),
 		route("POST", "/admin/rooms/{id}/close", admin, tandem.PermRoomsManage, "close a room (a command to its node)", u.roomAction(tandem.CommandCloseRoom)),
 		route("POST", "/admin/rooms/{id}/lock", admin, tandem.PermRoomsManage, "lock a room: no joins (a command to its node)", u.roomAction(tandem.CommandLockRoom)),
 		route("POST", "/admin/rooms/{id}/unlock", admin, tandem.PermRoomsManage, "unlock a room (a command to its node)", u.roomAction(tandem.CommandUnlockRoom)),

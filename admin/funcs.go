@@ -21,6 +21,7 @@ func templateFuncs(assets *assetSet) template.FuncMap {
 		"roomPath":     roomPath,
 		"playerPath":   playerPath,
 		"isoTime":      func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"millis":       func(ms float64) string { return strconv.FormatFloat(ms, 'f', 1, 64) + " ms" },
 	}
 }
 

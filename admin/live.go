@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -183,6 +185,15 @@ type roomData struct {
 	Events []tandem.Event
 	// Gone: the room left the directory while the page polled it.
 	Gone bool
+	// Members are the directory's players with what the room's node says
+	// of their sessions.
+	Members []roomMember
+	// Snapshot is the room's state as text: indented JSON when it is
+	// JSON, else a line saying how many bytes it has.
+	Snapshot string
+	// InspectError says why the node did not answer: the directory's data
+	// is shown without the sessions and the snapshot.
+	InspectError string
 	// CanManage shows the actions (rooms:manage); CanSeePlayers links
 	// player ids to their pages (players:read).
 	CanManage, CanSeePlayers bool
@@ -208,8 +219,53 @@ func (u *ui) roomView(w http.ResponseWriter, r *http.Request, id string, f *Form
 		return
 	}
 	d := roomData{Room: det.Room, Path: roomPath(det.Room.ID), Age: ageText(u.now(), det.Room.CreatedAt), Events: det.Events,
+		Members: roomMembers(det), InspectError: det.InspectError,
 		CanManage: a.Can(tandem.PermRoomsManage), CanSeePlayers: a.Can(tandem.PermPlayersRead)}
+	if det.InspectError == "" {
+		d.Snapshot = snapshotText(det.Snapshot)
+	}
 	u.render(w, r, status, "room", &page{Title: "Room " + det.Room.ID, Active: "/admin/rooms", Form: f, Data: d})
+}
+
+// roomMember is a row of the room page's players table.
+type roomMember struct {
+	ID string
+	// Session is the node's account of the player's session; nil when
+	// the node did not answer or did not list the player.
+	Session *tandem.LivePlayer
+}
+
+// roomMembers lists the directory's players, in its order, with the
+// sessions the node reported.
+func roomMembers(det *service.RoomDetail) []roomMember {
+	out := make([]roomMember, 0, len(det.Room.Players))
+	for _, id := range det.Room.Players {
+		m := roomMember{ID: id}
+		for i := range det.Players {
+			if det.Players[i].PlayerID == id {
+				m.Session = &det.Players[i]
+				break
+			}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// snapshotText is how the page shows a room's state: a room type's
+// snapshot is any bytes, so only valid JSON is shown as itself (indented);
+// anything else is described, never written out raw.
+func snapshotText(b []byte) string {
+	switch {
+	case len(b) == 0:
+		return ""
+	case json.Valid(b):
+		var out bytes.Buffer
+		if err := json.Indent(&out, b, "", "  "); err == nil {
+			return out.String()
+		}
+	}
+	return fmt.Sprintf("binary state, %d bytes", len(b))
 }
 
 // roomAction answers the posts of a room page's buttons: kind is the

@@ -441,3 +441,92 @@ func TestRoomPageShowsStoredEvents(t *testing.T) {
 
 // waitABit paces a poll loop; correctness never depends on it.
 func waitABit() { <-time.After(20 * time.Millisecond) }
+
+// fakeInspector answers a node's inspections from fixed data.
+type fakeInspector struct {
+	rooms   map[string]tandem.RoomInspection
+	players map[string]tandem.LivePlayer
+}
+
+func (f fakeInspector) InspectRoom(_ context.Context, id string) (tandem.RoomInspection, error) {
+	if r, ok := f.rooms[id]; ok {
+		return r, nil
+	}
+	return tandem.RoomInspection{}, tandem.Errorf(tandem.ENotFound, "no such room")
+}
+
+func (f fakeInspector) InspectPlayer(_ context.Context, id string) (tandem.LivePlayer, error) {
+	if p, ok := f.players[id]; ok {
+		return p, nil
+	}
+	return tandem.LivePlayer{}, tandem.Errorf(tandem.ENotFound, "no such session")
+}
+
+// serveInspections makes node answer inspections with h until the test
+// ends, as a realtime node would.
+func (e *clusterEnv) serveInspections(node string, h tandem.InspectHandler) {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = e.bus.ServeInspections(ctx, node, h)
+	}()
+	e.t.Cleanup(func() { cancel(); <-done })
+	// Serving starts in the goroutine: wait until the node answers at all.
+	for deadline := time.Now().Add(10 * time.Second); ; waitABit() {
+		_, err := e.bus.InspectPlayer(ctx, node, "nobody")
+		if err == nil || tandem.ErrorCodeOf(err) == tandem.ENotFound {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s never answered inspections: %v", node, err)
+		}
+	}
+}
+
+func TestRoomAndPlayerPagesShowWhatTheNodeAnswers(t *testing.T) {
+	e := newClusterEnv(t)
+	alice := e.guest("alice-phone", "Alice").Player
+	bob := e.guest("bob-phone", "Bob").Player
+	e.twoNodesThreeRooms(alice.ID, bob.ID)
+	e.putRoom(tandem.RoomEntry{ID: "room-4", Type: "chess", Node: "node-a", Players: []string{alice.ID}})
+	claimPresence(t, e, alice.ID, "node-a", "sess-alice")
+	claimPresence(t, e, bob.ID, "node-b", "sess-bob")
+	since := time.Now().Add(-time.Minute)
+	aliceLive := tandem.LivePlayer{PlayerID: alice.ID, SessionID: "sess-alice", Connected: true, RTTMillis: 12.345, Rooms: []string{"room-1"}, Since: since}
+	bobLive := tandem.LivePlayer{PlayerID: bob.ID, SessionID: "sess-bob", RTTMillis: 80, Rooms: []string{"room-1"}, Since: since}
+	e.serveInspections("node-a", fakeInspector{
+		rooms: map[string]tandem.RoomInspection{
+			"room-1": {Players: []tandem.LivePlayer{aliceLive, bobLive}, Snapshot: []byte(`{"turn":"alice","note":"` + scriptLabel + `"}`)},
+			"room-4": {Players: []tandem.LivePlayer{aliceLive}, Snapshot: []byte{0xff, 0x00, '<', 'b', '>'}},
+		},
+		players: map[string]tandem.LivePlayer{alice.ID: aliceLive},
+	})
+	b := e.operator("oscar")
+
+	r := b.get("/admin/rooms/room-1")
+	wantStatus(t, r, http.StatusOK)
+	wantContains(t, r, `<span class="badge badge-ok">connected</span>`, "12.3 ms", `<span class="badge badge-warn">held</span>`, "80.0 ms",
+		"<pre>{\n  &#34;turn&#34;: &#34;alice&#34;,\n  &#34;note&#34;: &#34;&lt;script&gt;alert(1)&lt;/script&gt;&#34;\n}</pre>")
+	wantLacks(t, r, scriptLabel, "did not tell")
+
+	// Not JSON: described, never written out.
+	r = b.get("/admin/rooms/room-4")
+	wantContains(t, r, "<pre>binary state, 5 bytes</pre>")
+	wantLacks(t, r, "<b>")
+
+	// node-b serves no inspections: the directory's data and a note.
+	r = b.get("/admin/rooms/room-3")
+	wantStatus(t, r, http.StatusOK)
+	wantContains(t, r, "<code>node-b</code>", "The room's node did not tell its sessions and state: node node-b did not answer")
+	wantLacks(t, r, `<h2 id="state-heading">`)
+
+	r = b.get(playerURL(alice.ID))
+	wantStatus(t, r, http.StatusOK)
+	wantContains(t, r, `<dt>Connection</dt><dd><span class="badge badge-ok">connected</span></dd>`, "<dt>RTT</dt><dd>12.3 ms</dd>")
+	r = b.get(playerURL(bob.ID))
+	wantStatus(t, r, http.StatusOK)
+	wantContains(t, r, `<span class="badge badge-ok">online</span>`, "<code>sess-bob</code>", "unknown: node node-b did not answer")
+	wantLacks(t, r, "<dt>RTT</dt>")
+}

@@ -294,3 +294,45 @@ func (t *tx) AccountBansFrom(ctx context.Context, now time.Time) ([]*tandem.Ban,
 		WHERE scope = 'account' AND lifted_at IS NULL AND (ends_at IS NULL OR ends_at > $1)
 		ORDER BY player_id, id`, instantArg(now)))
 }
+
+// PutRevocation stores r, keeping the later of each time when the player
+// has a revocation already.
+func (t *tx) PutRevocation(ctx context.Context, r *tandem.Revocation) error {
+	_, err := t.tx.Exec(ctx, `INSERT INTO token_revocations (player_id, issued_before, expires_at)
+		VALUES ($1, $2, $3)
+		ON CONFLICT (player_id) DO UPDATE SET
+			issued_before = GREATEST(token_revocations.issued_before, EXCLUDED.issued_before),
+			expires_at = GREATEST(token_revocations.expires_at, EXCLUDED.expires_at)`,
+		r.PlayerID, instantArg(r.IssuedBefore), instantArg(r.ExpiresAt))
+	if err != nil {
+		return dbError(err, "put revocation", "", "")
+	}
+	return nil
+}
+
+// RevocationsFrom returns the revocations not expired at now, by player.
+func (t *tx) RevocationsFrom(ctx context.Context, now time.Time) ([]tandem.Revocation, error) {
+	rows, err := t.tx.Query(ctx, `SELECT player_id, issued_before, expires_at FROM token_revocations
+		WHERE expires_at > $1 ORDER BY player_id`, instantArg(now))
+	if err != nil {
+		return nil, dbError(err, "list revocations", "", "")
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (tandem.Revocation, error) {
+		var r tandem.Revocation
+		err := row.Scan(&r.PlayerID, scanTime(&r.IssuedBefore), scanTime(&r.ExpiresAt))
+		return r, err
+	})
+	if err != nil {
+		return nil, dbError(err, "list revocations", "", "")
+	}
+	return out, nil
+}
+
+// DeleteExpiredRevocations removes the revocations expired at now.
+func (t *tx) DeleteExpiredRevocations(ctx context.Context, now time.Time) (int, error) {
+	tag, err := t.tx.Exec(ctx, `DELETE FROM token_revocations WHERE expires_at <= $1`, instantArg(now))
+	if err != nil {
+		return 0, dbError(err, "delete expired revocations", "", "")
+	}
+	return int(tag.RowsAffected()), nil
+}

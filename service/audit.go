@@ -84,7 +84,8 @@ func (s *Service) Checkpoint(ctx context.Context) error {
 }
 
 // Sweep deletes expired admin and player sessions, login records older
-// than the retention and rate-limit counters of windows long past. Several replicas may sweep at once: deleting what is gone twice is
+// than the retention, expired token revocations and rate-limit counters
+// of windows long past. Several replicas may sweep at once: deleting what is gone twice is
 // harmless.
 func (s *Service) Sweep(ctx context.Context) error {
 	now := s.now()
@@ -99,6 +100,11 @@ func (s *Service) Sweep(ctx context.Context) error {
 			return err
 		}
 		if _, err := tx.DeleteOldUsedRefreshTokens(ctx, now.Add(-s.cfg.Players.RefreshTTL)); err != nil {
+			return err
+		}
+		// The bucket's entries expire by themselves; the rows are only the
+		// mirror's source.
+		if _, err := tx.DeleteExpiredRevocations(ctx, now); err != nil {
 			return err
 		}
 		// Windows of every counter have ended by then.

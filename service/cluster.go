@@ -115,12 +115,29 @@ type LiveStatus struct {
 	SessionID string
 	Since     time.Time
 	Rooms     []string // ids of the directory's rooms the player is in
+	// From the node holding the session, when it answers: whether the
+	// client is connected (false: the session is held for a resume) and
+	// the median of its recent pings (0 before the first).
+	Connected bool
+	RTTMillis float64
+	// InspectError says why the node did not answer; the presence data
+	// above is shown all the same.
+	InspectError string
 }
 
 // RoomDetail is a live room and its recent history.
 type RoomDetail struct {
 	Room   tandem.RoomEntry
 	Events []tandem.Event // newest first, at most roomEvents
+	// From the room's node, when it answers: the members' sessions in
+	// join order and the room's state as its first member sees it (JSON
+	// for the built-in room types, any bytes for others; nil without
+	// members).
+	Players  []tandem.LivePlayer
+	Snapshot []byte
+	// InspectError says why the node did not answer; the directory's
+	// entry and the events are shown all the same.
+	InspectError string
 }
 
 const (
@@ -225,7 +242,24 @@ func (s *Service) LiveRoom(ctx context.Context, a *Actor, id string) (*RoomDetai
 	if err != nil {
 		return nil, err
 	}
+	insp, err := s.cfg.Cluster.InspectRoom(ctx, room.Node, id)
+	if err != nil {
+		d.InspectError = s.inspectError(err, "room", id, room.Node)
+		return d, nil
+	}
+	d.Players, d.Snapshot = insp.Players, insp.Snapshot
 	return d, nil
+}
+
+// inspectError is what the console says when a node did not answer a
+// question about a room or a player (what, id): the page shows the
+// directory's data with this note instead of failing.
+func (s *Service) inspectError(err error, what, id, node string) string {
+	if tandem.ErrorCodeOf(err) == tandem.ENotFound {
+		return "node " + node + " no longer holds this " + what
+	}
+	s.log.Warn("node did not answer an inspection", what, id, "node", node, "err", err)
+	return "node " + node + " did not answer"
 }
 
 // PlayerLiveStatus tells whether and where a player is connected, and the
@@ -246,6 +280,14 @@ func (s *Service) PlayerLiveStatus(ctx context.Context, a *Actor, playerID strin
 		st.Online, st.Node, st.SessionID, st.Since = true, p.Node, p.SessionID, p.Since
 	case tandem.ErrorCodeOf(err) != tandem.ENotFound:
 		return nil, busError(err)
+	}
+	if st.Online {
+		lp, err := s.cfg.Cluster.InspectPlayer(ctx, p.Node, playerID)
+		if err != nil {
+			st.InspectError = s.inspectError(err, "player", playerID, p.Node)
+		} else {
+			st.Connected, st.RTTMillis = lp.Connected, lp.RTTMillis
+		}
 	}
 	rooms, err := s.cfg.Cluster.Rooms(ctx)
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/tandemhq/tandem"
 	"github.com/tandemhq/tandem/internal/pgtest"
 	"github.com/tandemhq/tandem/internal/servicetest"
@@ -664,4 +666,101 @@ func TestTwoReplicasOnOnePostgresDeliverOnceAndStoreOnce(t *testing.T) {
 	}
 	mu.Unlock()
 	waitFor(t, "20 events stored", func() bool { return len(storedEvents(t, store, "n1")) == 20 })
+}
+
+// fakeInspector answers a node's inspections from fixed data.
+type fakeInspector struct {
+	rooms   map[string]tandem.RoomInspection
+	players map[string]tandem.LivePlayer
+}
+
+func (f fakeInspector) InspectRoom(_ context.Context, id string) (tandem.RoomInspection, error) {
+	if r, ok := f.rooms[id]; ok {
+		return r, nil
+	}
+	return tandem.RoomInspection{}, tandem.Errorf(tandem.ENotFound, "no such room")
+}
+
+func (f fakeInspector) InspectPlayer(_ context.Context, id string) (tandem.LivePlayer, error) {
+	if p, ok := f.players[id]; ok {
+		return p, nil
+	}
+	return tandem.LivePlayer{}, tandem.Errorf(tandem.ENotFound, "no such session")
+}
+
+// serveInspections answers node's inspections with h until the test ends.
+func serveInspections(t *testing.T, bus tandem.Cluster, node string, h tandem.InspectHandler) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = bus.ServeInspections(ctx, node, h)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	// Serving starts in the goroutine: wait until the node answers at all.
+	waitFor(t, node+" answering inspections", func() bool {
+		_, err := bus.InspectPlayer(ctx, node, "nobody")
+		return err == nil || tandem.ErrorCodeOf(err) == tandem.ENotFound
+	})
+}
+
+func TestLiveRoomAndPlayerStatusCarryTheNodesAnswerOrSayItDidNotAnswer(t *testing.T) {
+	ctx := t.Context()
+	bus := connectBus(t, startNATS(t), "web")
+	e := servicetest.New(t, func(c *service.Config) { c.Cluster = bus; fastJobs(c) })
+	cli := service.CLIActor("ops")
+	now := time.Now().UTC()
+	room := tandem.RoomEntry{ID: "r1", Type: "relay", Node: "n1", Players: []string{"p1", "p2"}, CreatedAt: now}
+	players := []tandem.LivePlayer{
+		{PlayerID: "p1", SessionID: "s1", Connected: true, RTTMillis: 12.5, Rooms: []string{"r1"}, Since: now},
+		{PlayerID: "p2", SessionID: "s2", RTTMillis: 80, Rooms: []string{"r1"}, Since: now},
+	}
+	serveInspections(t, bus, "n1", fakeInspector{
+		rooms:   map[string]tandem.RoomInspection{"r1": {Room: room, Players: players, Snapshot: []byte(`{"turn":"p1"}`)}},
+		players: map[string]tandem.LivePlayer{"p1": players[0]},
+	})
+	// n2 has rooms and sessions in the buckets but no process answers for it.
+	for _, r := range []tandem.RoomEntry{room, {ID: "r2", Type: "relay", Node: "n2", Players: []string{"p3"}, CreatedAt: now}} {
+		if err := bus.PutRoom(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []tandem.Presence{{PlayerID: "p1", Node: "n1", SessionID: "s1", Since: now}, {PlayerID: "p3", Node: "n2", SessionID: "s3", Since: now}} {
+		if _, err := bus.ClaimPresence(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	d, err := e.Service.LiveRoom(ctx, cli, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.InspectError != "" || string(d.Snapshot) != `{"turn":"p1"}` {
+		t.Errorf("LiveRoom(r1): snapshot %q, inspect error %q; want the node's snapshot", d.Snapshot, d.InspectError)
+	}
+	if diff := cmp.Diff(players, d.Players); diff != "" {
+		t.Errorf("LiveRoom(r1) players (-want +got):\n%s", diff)
+	}
+	d, err = e.Service.LiveRoom(ctx, cli, "r2")
+	if err != nil {
+		t.Fatalf("LiveRoom of a room whose node does not answer: %v", err)
+	}
+	if d.InspectError == "" || d.Room.Node != "n2" || len(d.Players) != 0 || d.Snapshot != nil {
+		t.Errorf("LiveRoom(r2) = %+v, want the directory's entry and an inspect error", d)
+	}
+
+	st, err := e.Service.PlayerLiveStatus(ctx, cli, "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Online || !st.Connected || st.RTTMillis != 12.5 || st.InspectError != "" {
+		t.Errorf("PlayerLiveStatus(p1) = %+v, want connected with an RTT of 12.5 ms", st)
+	}
+	st, err = e.Service.PlayerLiveStatus(ctx, cli, "p3")
+	if err != nil {
+		t.Fatalf("PlayerLiveStatus of a player whose node does not answer: %v", err)
+	}
+	if !st.Online || st.Node != "n2" || st.Connected || st.InspectError == "" {
+		t.Errorf("PlayerLiveStatus(p3) = %+v, want online on n2 with an inspect error", st)
+	}
 }

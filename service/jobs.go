@@ -29,7 +29,7 @@ const (
 const relayBatch = 100
 
 // RunClusterJobs runs the outbox relay, the event consumer, the node-down
-// check and the ban and key mirrors until ctx ends. Without a cluster it
+// check and the ban (and revocation) and key mirrors until ctx ends. Without a cluster it
 // returns at once.
 func (s *Service) RunClusterJobs(ctx context.Context) {
 	if s.cfg.Cluster == nil {
@@ -341,11 +341,16 @@ func (s *Service) removeRoomsOf(ctx context.Context, down map[string]bool) error
 
 // runBanMirror makes the bans bucket hold, for every player with an
 // account ban in force or to come, the entry wantedBans makes, and nothing
-// else.
+// else; and, for every player with an unexpired token revocation, that
+// revocation. It is woken after every commit that changes either, and
+// reads the database whole at each pass, so a replica that stops between
+// a commit and its mirroring loses nothing: the next holder of the lease
+// mirrors it.
 func (s *Service) runBanMirror(ctx context.Context) {
 	var (
-		mu     sync.Mutex
-		bucket = map[string]tandem.BanEntry{}
+		mu      sync.Mutex
+		bucket  = map[string]tandem.BanEntry{}
+		revoked = map[string]tandem.Revocation{}
 	)
 	stop, err := s.cfg.Cluster.WatchBans(ctx, func(b tandem.BanEntry, deleted bool) {
 		mu.Lock()
@@ -363,14 +368,56 @@ func (s *Service) runBanMirror(ctx context.Context) {
 		return
 	}
 	defer stop()
+	stopRevocations, err := s.cfg.Cluster.WatchRevocations(ctx, func(r tandem.Revocation, deleted bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if deleted {
+			delete(revoked, r.PlayerID)
+		} else {
+			revoked[r.PlayerID] = r
+		}
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("ban mirror: watch revocations", "err", err)
+		}
+		return
+	}
+	defer stopRevocations()
 	every(ctx, s.cfg.ClusterJobs.BanMirrorInterval, s.cluster.banWake, func(ctx context.Context) {
 		mu.Lock()
-		seen := maps.Clone(bucket)
+		seen, seenRevoked := maps.Clone(bucket), maps.Clone(revoked)
 		mu.Unlock()
 		if err := s.mirrorBans(ctx, seen); err != nil && ctx.Err() == nil {
 			s.log.Error("ban mirror", "err", err)
 		}
+		if err := s.mirrorRevocations(ctx, seenRevoked); err != nil && ctx.Err() == nil {
+			s.log.Error("revocation mirror", "err", err)
+		}
 	})
+}
+
+// mirrorRevocations puts every unexpired revocation the bucket does not
+// hold as stored. Nothing is deleted: the bucket's entries expire with
+// the revocation.
+func (s *Service) mirrorRevocations(ctx context.Context, bucket map[string]tandem.Revocation) error {
+	var want []tandem.Revocation
+	err := s.store.View(ctx, func(tx tandem.Tx) (err error) {
+		want, err = tx.RevocationsFrom(ctx, s.now())
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range want {
+		if have, ok := bucket[r.PlayerID]; ok && have.IssuedBefore.Equal(r.IssuedBefore) && have.ExpiresAt.Equal(r.ExpiresAt) {
+			continue
+		}
+		if err := s.cfg.Cluster.PutRevocation(ctx, r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Service) mirrorBans(ctx context.Context, bucket map[string]tandem.BanEntry) error {

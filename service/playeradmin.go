@@ -252,8 +252,10 @@ func (s *Service) LiftBan(ctx context.Context, a *Actor, playerID string, banID 
 	return b, nil
 }
 
-// LogoutPlayerEverywhere ends every session of a player and returns how
-// many ended (players:ban).
+// LogoutPlayerEverywhere ends every session of a player, web and
+// realtime, and returns how many web sessions ended (players:ban). The
+// realtime sessions end through a revocation of the player's tokens
+// (revokeTokens), stored with the audit record and mirrored to the nodes.
 func (s *Service) LogoutPlayerEverywhere(ctx context.Context, a *Actor, playerID string) (int, error) {
 	if err := checkPlayerID(playerID); err != nil {
 		return 0, err
@@ -267,10 +269,31 @@ func (s *Service) LogoutPlayerEverywhere(ctx context.Context, a *Actor, playerID
 		if n, err = tx.DeletePlayerSessions(ctx, playerID); err != nil {
 			return err
 		}
-		rec.After = auditJSON(map[string]any{"sessions_ended": n})
+		r := revocation(playerID, s.now())
+		if err := tx.PutRevocation(ctx, &r); err != nil {
+			return err
+		}
+		rec.After = auditJSON(map[string]any{"sessions_ended": n, "tokens_issued_before": r.IssuedBefore})
 		return nil
 	})
-	return n, err
+	if err != nil {
+		return 0, err
+	}
+	wake(s.cluster.banWake)
+	return n, nil
+}
+
+// revocation is the revocation of the player's realtime tokens written at
+// now. A token's iat has whole seconds, so IssuedBefore is now rounded up
+// to the next whole second: a token issued in the second of the logout,
+// even just before it, is refused too. The price is that a token the
+// player gets in the rest of that second is refused as well; their client
+// logs in again and gets one from the next second.
+func revocation(playerID string, now time.Time) tandem.Revocation {
+	before := now.Truncate(time.Second).Add(time.Second)
+	// The last token the revocation refuses expires MaxTokenLifetime after
+	// its issue; the minute covers clock skew between web and nodes.
+	return tandem.Revocation{PlayerID: playerID, IssuedBefore: before, ExpiresAt: before.Add(tandem.MaxTokenLifetime + time.Minute)}
 }
 
 // EditPlayer changes a player's display name or matchmaking properties

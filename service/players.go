@@ -831,15 +831,16 @@ func (s *Service) LinkEmail(ctx context.Context, p *PlayerActor, playerID, email
 	return acct, err
 }
 
-// DeleteAccount erases the caller's personal data and ends every session;
-// the account's id stays as a tombstone. The audit log records that the
-// id deleted itself, and nothing else about it.
+// DeleteAccount erases the caller's personal data and ends every session,
+// realtime ones too (through a revocation of the player's tokens, as
+// LogoutPlayerEverywhere); the account's id stays as a tombstone. The
+// audit log records that the id deleted itself, and nothing else about it.
 func (s *Service) DeleteAccount(ctx context.Context, p *PlayerActor, playerID string) error {
 	if err := own(p, playerID); err != nil {
 		return err
 	}
 	now := s.now()
-	return s.store.Update(ctx, func(tx tandem.Tx) error {
+	err := s.store.Update(ctx, func(tx tandem.Tx) error {
 		acct, err := livePlayer(ctx, tx, playerID)
 		if err != nil {
 			return err
@@ -847,10 +848,19 @@ func (s *Service) DeleteAccount(ctx context.Context, p *PlayerActor, playerID st
 		if err := scrubPlayer(ctx, tx, acct, now); err != nil {
 			return err
 		}
+		r := revocation(playerID, now)
+		if err := tx.PutRevocation(ctx, &r); err != nil {
+			return err
+		}
 		rec := &tandem.AuditRecord{At: now, ActorKind: tandem.ActorPlayer, Action: "player.delete",
 			TargetType: "player", TargetID: playerID, Result: tandem.AuditOK}
 		return s.appendAudit(ctx, tx, rec)
 	})
+	if err != nil {
+		return err
+	}
+	wake(s.cluster.banWake)
+	return nil
 }
 
 // scrubPlayer erases an account's personal data: its fields but the id,

@@ -362,3 +362,53 @@ func (t *tx) AccountBansFrom(ctx context.Context, now time.Time) ([]*tandem.Ban,
 		WHERE scope = 'account' AND lifted_at IS NULL AND (ends_at IS NULL OR ends_at > ?)
 		ORDER BY player_id, id`, now.UnixMicro()))
 }
+
+// PutRevocation stores r, keeping the later of each time when the player
+// has a revocation already.
+func (t *tx) PutRevocation(ctx context.Context, r *tandem.Revocation) error {
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO token_revocations (player_id, issued_before, expires_at)
+		VALUES (?, ?, ?)
+		ON CONFLICT (player_id) DO UPDATE SET
+			issued_before = max(issued_before, excluded.issued_before),
+			expires_at = max(expires_at, excluded.expires_at)`,
+		r.PlayerID, r.IssuedBefore.UnixMicro(), r.ExpiresAt.UnixMicro())
+	if err != nil {
+		return fmt.Errorf("sqlite: put revocation: %w", err)
+	}
+	return nil
+}
+
+// RevocationsFrom returns the revocations not expired at now, by player.
+func (t *tx) RevocationsFrom(ctx context.Context, now time.Time) ([]tandem.Revocation, error) {
+	rows, err := t.tx.QueryContext(ctx, `SELECT player_id, issued_before, expires_at FROM token_revocations
+		WHERE expires_at > ? ORDER BY player_id`, now.UnixMicro())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list revocations: %w", err)
+	}
+	defer rows.Close()
+	var out []tandem.Revocation
+	for rows.Next() {
+		var (
+			r               tandem.Revocation
+			issued, expires sql.NullInt64
+		)
+		if err := rows.Scan(&r.PlayerID, &issued, &expires); err != nil {
+			return nil, fmt.Errorf("sqlite: list revocations: %w", err)
+		}
+		r.IssuedBefore, r.ExpiresAt = timeOf(issued), timeOf(expires)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list revocations: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteExpiredRevocations removes the revocations expired at now.
+func (t *tx) DeleteExpiredRevocations(ctx context.Context, now time.Time) (int, error) {
+	res, err := t.tx.ExecContext(ctx, `DELETE FROM token_revocations WHERE expires_at <= ?`, now.UnixMicro())
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete expired revocations: %w", err)
+	}
+	return affected(res, "delete expired revocations")
+}

@@ -25,6 +25,7 @@ func clusterTests() []struct {
 		{"ClusterNodesKeepFirstSeenAndClearDownAtWhenSeenAgain", testClusterNodes},
 		{"AccountBansFromListsBansInForceAndToCome", testAccountBansFrom},
 		{"TryLeaseIsExclusiveUntilReleased", testTryLeaseIsExclusive},
+		{"RevocationsKeepTheFurthestPerPlayerAndExpire", testRevocations},
 	}
 }
 
@@ -331,4 +332,61 @@ func testTryLeaseIsExclusive(t *testing.T, s tandem.Store) {
 		t.Fatalf("TryLease after release: ok %v, err %v", ok, err)
 	}
 	again()
+}
+
+func testRevocations(t *testing.T, s tandem.Store) {
+	ctx := t.Context()
+	put := func(rs ...tandem.Revocation) {
+		t.Helper()
+		update(t, s, func(tx tandem.Tx) error {
+			for _, r := range rs {
+				if err := tx.PutRevocation(ctx, &r); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	from := func(now time.Time) []tandem.Revocation {
+		t.Helper()
+		var got []tandem.Revocation
+		view(t, s, func(tx tandem.Tx) (err error) {
+			got, err = tx.RevocationsFrom(ctx, now)
+			return err
+		})
+		return got
+	}
+	put(
+		tandem.Revocation{PlayerID: pid(2), IssuedBefore: at(0), ExpiresAt: at(10 * time.Minute)},
+		tandem.Revocation{PlayerID: pid(1), IssuedBefore: at(time.Minute), ExpiresAt: at(11 * time.Minute)},
+		tandem.Revocation{PlayerID: pid(3), IssuedBefore: at(-time.Hour), ExpiresAt: at(-50 * time.Minute)},
+	)
+	// An older revocation of pid(1) arriving late does not shorten the
+	// stored one; a newer one of pid(2) replaces it.
+	put(
+		tandem.Revocation{PlayerID: pid(1), IssuedBefore: at(0), ExpiresAt: at(10 * time.Minute)},
+		tandem.Revocation{PlayerID: pid(2), IssuedBefore: at(2 * time.Minute), ExpiresAt: at(12 * time.Minute)},
+	)
+	want := []tandem.Revocation{
+		{PlayerID: pid(1), IssuedBefore: norm(at(time.Minute)), ExpiresAt: norm(at(11 * time.Minute))},
+		{PlayerID: pid(2), IssuedBefore: norm(at(2 * time.Minute)), ExpiresAt: norm(at(12 * time.Minute))},
+	}
+	if d := cmp.Diff(want, from(at(0)), exactTime()); d != "" {
+		t.Errorf("RevocationsFrom (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff(want[1:], from(at(11*time.Minute)), exactTime()); d != "" {
+		t.Errorf("RevocationsFrom at the first one's expiry (-want +got):\n%s", d)
+	}
+
+	var n int
+	update(t, s, func(tx tandem.Tx) (err error) {
+		n, err = tx.DeleteExpiredRevocations(ctx, at(11*time.Minute))
+		return err
+	})
+	if n != 2 {
+		t.Errorf("DeleteExpiredRevocations removed %d, want 2", n)
+	}
+	if d := cmp.Diff(want[1:], from(at(-time.Hour)), exactTime()); d != "" {
+		t.Errorf("RevocationsFrom after the sweep (-want +got):\n%s", d)
+	}
 }

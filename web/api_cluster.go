@@ -1,6 +1,7 @@
 package web
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -23,9 +24,12 @@ func ClusterAPIRoutes(svc *service.Service) []Route {
 		{Method: get, Path: p + "/rooms", Access: Admin, Permission: tandem.PermRoomsRead, API: true, Handler: a.rooms,
 			Summary: "live rooms of every node from the room directory, oldest first; query: type, label (key=value), node"},
 		{Method: get, Path: p + "/rooms/{id}", Access: Admin, Permission: tandem.PermRoomsRead, API: true, Handler: a.room,
-			Summary: "one live room with its recent events"},
+			Summary: "one live room: {room (the directory's entry), players (the node's sessions of its members: connected, rtt_ms, …), " +
+				"snapshot (the room's state as its first member sees it: the JSON itself when it is valid JSON, else a base64 string; null without members), " +
+				"events (recent, newest first), inspect_error (why the node did not answer, players and snapshot then empty; \"\" when it did)}"},
 		{Method: get, Path: p + "/players/{id}/live", Access: Admin, Permission: tandem.PermPlayersRead, API: true, Handler: a.playerLive,
-			Summary: "a player's live status: online, node, session, rooms"},
+			Summary: "a player's live status: online, node, session, rooms, and from the session's node connected (false: held for a resume) " +
+				"and rtt_ms (median of recent pings, 0 before the first); inspect_error says why the node did not answer (\"\" when it did)"},
 		{Method: get, Path: p + "/commands", Access: Admin, Permission: tandem.PermRoomsRead, API: true, Handler: a.commands,
 			Summary: "recent node commands with their delivery state (pending, delivered, failed), newest first; query: limit (1–200, default 50)"},
 		{Method: post, Path: p + "/commands", Access: Admin, Permission: tandem.PermRoomsManage, API: true,
@@ -100,10 +104,32 @@ func (a *clusterAPI) room(w http.ResponseWriter, r *http.Request) {
 	if events == nil {
 		events = []tandem.Event{}
 	}
+	players := d.Players
+	if players == nil {
+		players = []tandem.LivePlayer{}
+	}
 	WriteJSON(w, http.StatusOK, struct {
-		Room   tandem.RoomEntry `json:"room"`
-		Events []tandem.Event   `json:"events"`
-	}{d.Room, events})
+		Room         tandem.RoomEntry    `json:"room"`
+		Players      []tandem.LivePlayer `json:"players"`
+		Snapshot     json.RawMessage     `json:"snapshot"`
+		Events       []tandem.Event      `json:"events"`
+		InspectError string              `json:"inspect_error"`
+	}{d.Room, players, snapshotJSON(d.Snapshot), events, d.InspectError})
+}
+
+// snapshotJSON is how the API carries a room's state: any bytes to the
+// room type, so JSON is embedded as itself and anything else as a base64
+// string (a client tells them apart by the value's JSON type), null when
+// there is none.
+func snapshotJSON(b []byte) json.RawMessage {
+	switch {
+	case len(b) == 0:
+		return json.RawMessage("null")
+	case json.Valid(b):
+		return json.RawMessage(b)
+	}
+	enc, _ := json.Marshal(b) // a []byte marshals as a base64 string
+	return enc
 }
 
 func (a *clusterAPI) playerLive(w http.ResponseWriter, r *http.Request) {
@@ -117,12 +143,15 @@ func (a *clusterAPI) playerLive(w http.ResponseWriter, r *http.Request) {
 		rooms = []string{}
 	}
 	WriteJSON(w, http.StatusOK, struct {
-		Online    bool       `json:"online"`
-		Node      string     `json:"node"`
-		SessionID string     `json:"session_id"`
-		Since     *time.Time `json:"since"`
-		Rooms     []string   `json:"rooms"`
-	}{s.Online, s.Node, s.SessionID, optionalTime(s.Since), rooms})
+		Online       bool       `json:"online"`
+		Node         string     `json:"node"`
+		SessionID    string     `json:"session_id"`
+		Since        *time.Time `json:"since"`
+		Rooms        []string   `json:"rooms"`
+		Connected    bool       `json:"connected"`
+		RTTMillis    float64    `json:"rtt_ms"`
+		InspectError string     `json:"inspect_error"`
+	}{s.Online, s.Node, s.SessionID, optionalTime(s.Since), rooms, s.Connected, s.RTTMillis, s.InspectError})
 }
 
 func (a *clusterAPI) commands(w http.ResponseWriter, r *http.Request) {
