@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/cookiejar"
@@ -142,7 +143,7 @@ func TestClusterOfProcessesSurvivesAKilledNodeAndAKilledWebReplica(t *testing.T)
 	webA, webB := c.startWeb(t, "tandem web A"), c.startWeb(t, "tandem web B")
 	webAURL, webBURL := webA.waitStdout(t, webLine)[1], webB.waitStdout(t, webLine)[1]
 	nodeA, urlA := c.startNode(t, "a")
-	_, urlB := c.startNode(t, "b")
+	nodeB, urlB := c.startNode(t, "b")
 	opB := loginOperator(t, webBURL, "op", "operator password 1")
 
 	// Two players on node a in one room, a third on node b joins it there
@@ -197,6 +198,9 @@ func TestClusterOfProcessesSurvivesAKilledNodeAndAKilledWebReplica(t *testing.T)
 		if !slices.Contains(lost.Rooms, room.ID()) {
 			t.Errorf("%s: session lost with rooms %v, want %s", p.PlayerID(), lost.Rooms, room.ID())
 		}
+		if ce := (*client.CloseError)(nil); !errors.As(lost.Err, &ce) || ce.Code != protocol.CloseNodeGone {
+			t.Errorf("%s: session lost with %v, want node b's node_gone", p.PlayerID(), lost.Err)
+		}
 	}
 	again, err := p1.Join(withDeadline(t), client.JoinOptions{Mode: protocol.JoinMode_JOIN_MODE_CREATE, RoomType: "relay"})
 	if err != nil {
@@ -240,6 +244,15 @@ func TestClusterOfProcessesSurvivesAKilledNodeAndAKilledWebReplica(t *testing.T)
 		got := sessionsOpened(t, c.db, id1, id2, id3, id4)
 		return fmt.Sprint(got) == fmt.Sprint(wantOpened)
 	})
+
+	// A drain command from the console drains node b as SIGTERM would:
+	// its players are told node_draining and the process exits 0.
+	if code := opB.do(http.MethodPost, "/api/admin/v1/commands", map[string]string{"kind": "drain", "node": "b"}, nil); code != http.StatusAccepted {
+		t.Fatalf("drain through web B: %d", code)
+	}
+	if code := nodeB.waitExit(t); code != 0 {
+		t.Errorf("node b exited %d after a drain command, want 0", code)
+	}
 }
 
 // sessionsOpened counts the stored session.opened events of each player.
