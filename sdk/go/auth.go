@@ -339,8 +339,9 @@ func (a *Auth) RealtimeTokenSource() func(ctx context.Context) (string, error) {
 
 // RealtimeURLSource returns a Config.Locate: it asks the web server for a
 // new realtime token now, whose answer names the realtime node to use (the
-// web server's current pick of a live, lightly loaded node), and returns
-// that URL. The token it got is fresh, so the Client's next Config.Token
+// node holding the player's session while that node is registered,
+// otherwise the web server's current pick of a live, lightly loaded node),
+// and returns that URL. The token it got is fresh, so the Client's next Config.Token
 // call (RealtimeTokenSource) takes it without another request; a request
 // for new tokens already in flight is joined rather than repeated. Without
 // a URL in the answer it fails, and the Client keeps the URL it has.

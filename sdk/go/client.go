@@ -23,11 +23,20 @@ type Config struct {
 	// dial the one Locate names.
 	URL string
 	// Locate, if set, returns the realtime URL to use now. The client asks
-	// it after a reconnect attempt whose dial failed (the node is gone or
-	// draining) and uses its answer for the next attempts, until it fails
-	// to dial again; an error keeps the URL it had. Auth.RealtimeURLSource
-	// asks the web server, which names a live, lightly loaded node. nil:
-	// always the URL in use (Config.URL, or the node a move led to).
+	// it before the next reconnect attempt when the node seems gone: after
+	// an attempt whose dial failed, and after a node_draining or node_gone
+	// close (or a `moved` close no Join of this client caused). It asks at
+	// most once per second (or per backoff delay, when longer) during one
+	// disconnection, uses the answer until it has to ask again, and keeps
+	// the URL it had when Locate fails.
+	//
+	// While the player's session lives on a node, Locate must name that
+	// node: the client resumes wherever Locate says, so an answer naming
+	// another node means the session's node is gone (the client then starts
+	// a new session there). Auth.RealtimeURLSource asks the web server,
+	// which answers so: the node holding the session while it is
+	// registered, otherwise a live, lightly loaded one. nil: always the URL
+	// in use (Config.URL, or the node a move led to).
 	Locate func(ctx context.Context) (string, error)
 	// Token returns a fresh realtime token. It is called at every connect
 	// and reconnect, with a context that ends when the client is closed.
@@ -79,6 +88,7 @@ var (
 	errSeatHoldOver = errors.New("tandem: disconnected longer than the seat hold")
 	errNotResumed   = errors.New("tandem: the server started a new session instead of resuming")
 	errMoved        = errors.New("tandem: the session moved to another node")
+	errTooManyMoves = errors.New("tandem: too many seat reservations for one join")
 )
 
 // maxMoves bounds how many seat reservations one Join follows: a cluster
@@ -112,8 +122,11 @@ type Client struct {
 
 	// moves hands run the connection a Join opened to follow a seat
 	// reservation; moveEnded wakes run when a move failed instead.
+	// moveSlot (capacity 1) is held by the one Join moving the session:
+	// two moves at once would race for the session.
 	moves     chan *handoff
 	moveEnded chan struct{}
+	moveSlot  chan struct{}
 
 	heartbeat atomic.Int64 // server heartbeat interval (ns)
 	rtt       atomic.Int64 // own ping measurement (ns)
@@ -129,7 +142,7 @@ type Client struct {
 	url     string   // where to connect now
 	sess    *session // the current session
 	nextCid uint64   // across sessions, so a reply never answers a request of another
-	moving  int      // Joins connecting to another node
+	moving  bool     // a Join is connecting to another node; run may get its hand-off
 }
 
 // session is the client's state of one server session. The client has one
@@ -154,12 +167,18 @@ func newSession() *session {
 
 type reply struct {
 	env  *protocol.Envelope
-	room *Room // joined
+	room *Room    // joined
+	sess *session // the session the request was sent on
 	err  error
 }
 
-// pending is a request waiting for its reply by cid.
-type pending struct{ ch chan reply }
+// pending is a request waiting for its reply by cid in the pending map of
+// sess, the session it was sent on (set by send).
+type pending struct {
+	ch   chan reply
+	sess *session
+	cid  uint64
+}
 
 func newPending() *pending { return &pending{ch: make(chan reply, 1)} }
 
@@ -212,6 +231,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		quiet:     make(chan struct{}),
 		moves:     make(chan *handoff),
 		moveEnded: make(chan struct{}, 1),
+		moveSlot:  make(chan struct{}, 1),
 		url:       cfg.URL,
 		sess:      newSession(),
 	}
@@ -270,10 +290,24 @@ func (c *Client) Events() <-chan Event { return c.events }
 // `moved` (no Disconnected, no Closed). When the new node refuses the seat,
 // Join returns its error (a *CloseError wrapping the *ServerError, such as
 // not_found) and the old connection goes on as before.
+//
+// One Join moves the session at a time. A Join whose reservation arrives
+// while another Join moves the session, or after it did, sends its join
+// again on the session current once that move is over, instead of
+// following a reservation made for a session that is gone. A Join answered
+// with a reservation more than a few times fails.
 func (c *Client) Join(ctx context.Context, o JoinOptions) (*Room, error) {
 	env := joinFrame(o)
 	for moves := 0; ; moves++ {
 		rep, err := c.request(ctx, env)
+		if errors.Is(err, errMoved) {
+			// Sent on a session that another Join moved away, and ended
+			// before it was answered: ask the session current now.
+			if moves == maxMoves {
+				return nil, errTooManyMoves
+			}
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -281,13 +315,19 @@ func (c *Client) Join(ctx context.Context, o JoinOptions) (*Room, error) {
 			return rep.room, nil
 		}
 		sr := rep.env.GetSeatReservation()
-		if sr == nil || moves == maxMoves {
+		if sr == nil {
 			return nil, unexpectedReply(rep.env)
 		}
-		if err := c.follow(ctx, sr); err != nil {
+		if moves == maxMoves {
+			return nil, errTooManyMoves
+		}
+		followed, err := c.follow(ctx, sr, rep.sess)
+		if err != nil {
 			return nil, err
 		}
-		env = joinFrame(JoinOptions{Mode: protocol.JoinMode_JOIN_MODE_JOIN, RoomID: sr.GetRoomId(), Metadata: o.Metadata})
+		if followed {
+			env = joinFrame(JoinOptions{Mode: protocol.JoinMode_JOIN_MODE_JOIN, RoomID: sr.GetRoomId(), Metadata: o.Metadata})
+		}
 	}
 }
 
@@ -371,22 +411,26 @@ func (c *Client) request(ctx context.Context, env *protocol.Envelope) (reply, er
 		return reply{}, err
 	}
 	p := newPending()
-	cid, err := c.send(env, p, nil)
-	if err != nil {
+	if _, err := c.send(env, p, nil); err != nil {
 		return reply{}, err
 	}
 	select {
 	case rep := <-p.ch:
+		rep.sess = p.sess
 		return rep, rep.err
 	case <-ctx.Done():
-		c.forget(cid)
+		c.forget(p)
 		return reply{}, ctx.Err()
 	}
 }
 
-func (c *Client) forget(cid uint64) {
+// forget stops waiting for the reply to p, in the session p was sent on
+// (which a move may have made an old one).
+func (c *Client) forget(p *pending) {
 	c.mu.Lock()
-	delete(c.sess.pending, cid)
+	if p.sess != nil {
+		delete(p.sess.pending, p.cid)
+	}
 	c.mu.Unlock()
 }
 
@@ -443,6 +487,7 @@ func (c *Client) send(env *protocol.Envelope, p *pending, r *Room) (uint64, erro
 	}
 	s.resend.add(f)
 	if p != nil {
+		p.sess, p.cid = s, env.Cid
 		s.pending[env.Cid] = p
 	}
 	wc := c.conn

@@ -521,22 +521,6 @@ func TestFinalCloseStopsTheClient(t *testing.T) {
 	}
 }
 
-func TestMovedCloseStopsWithoutAnErrorEvent(t *testing.T) {
-	s := newFakeServer(t, protocol.CodecJSON)
-	c, p := connect(t, s, fast)
-	p.closeWith(protocol.CloseMoved, "")
-	select {
-	case ev, ok := <-c.Events():
-		if ok {
-			t.Fatalf(
-				"event %#v after moved",
-				ev)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Events not closed after moved")
-	}
-}
-
 func TestSilentConnectionIsTreatedAsLost(t *testing.T) {
 	s := newFakeServer(t, protocol.CodecJSON)
 	cfg := fast

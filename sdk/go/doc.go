@@ -25,18 +25,28 @@
 // rooms end with a Left event with LEAVE_REASON_MOVED, and the old
 // connection closes with the silent `moved` (no Disconnected, no Closed, no
 // resume). If the new node refuses the seat, Join returns the error and the
-// old connection goes on untouched.
+// old connection goes on untouched. One Join moves the session at a time: a
+// Join answered with a reservation while another Join moves the session, or
+// after it did, asks again on the session current once that move is over.
+// A `moved` close that no Join of the client caused is treated like
+// node_gone: the session is lost, and a new one starts where Config.Locate
+// says.
 //
-// When a node dies the client cannot reach it again. After a reconnect
-// attempt whose dial failed (no answer, or a refused upgrade, as from a
-// draining node), the client asks Config.Locate for the realtime URL to use
-// now, and tries there; it asks again after every failed dial, and keeps
-// the URL it has when Locate fails. The other node does not hold the
-// session (node_gone), so the client starts a new session there and emits
-// SessionLost; the application joins its rooms again. Give
-// [Auth.RealtimeURLSource] as Config.Locate: it asks the web server, whose
-// answer names a live, lightly loaded node, and the realtime token of the
-// same answer serves the next connect.
+// When a node dies the client cannot reach it again. Before the next
+// reconnect attempt after one whose dial failed (no answer, or a refused
+// upgrade, as from a draining node), or after a node_draining or node_gone
+// close, the client asks Config.Locate for the realtime URL to use now, and
+// tries there; it asks at most once per second (or per backoff delay, when
+// longer) during one disconnection, and keeps the URL it has when Locate
+// fails. While the session lives on a node, Locate must name that node: the
+// client resumes wherever Locate says, so another node's URL means the
+// session's node is gone. That node does not hold the session (node_gone),
+// so the client starts a new session there and emits SessionLost; the
+// application joins its rooms again. Give [Auth.RealtimeURLSource] as
+// Config.Locate: it asks the web server, whose answer names the node
+// holding the session while that node is registered (otherwise a live,
+// lightly loaded node), and the realtime token of the same answer serves
+// the next connect.
 //
 // # Logging in
 //

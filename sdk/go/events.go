@@ -100,7 +100,8 @@ type ErrorEvent struct {
 }
 
 // Disconnected: the connection was lost; the SDK reconnects. Err says why
-// (a network error, ErrHeartbeatTimeout, or a *CloseError).
+// (a network error, ErrHeartbeatTimeout, or a *CloseError). Resumed,
+// SessionLost or Closed follows.
 type Disconnected struct{ Err error }
 
 // Resumed: the SDK reconnected and resumed the held session; missed frames

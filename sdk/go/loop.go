@@ -137,10 +137,11 @@ func (c *Client) run(wc *wsConn) {
 	defer close(c.events)
 	defer c.quiesce()
 	var (
-		lost     *SessionLost // session lost, reported once a new session is up
-		endedAt  time.Time    // when the last connection ended
-		attempt  int
-		relocate bool // the last dial failed: ask Config.Locate where to go
+		lost       *SessionLost // session lost, reported once a new session is up
+		endedAt    time.Time    // when the last connection ended
+		attempt    int
+		relocate   bool      // the node seems gone: ask Config.Locate where to go
+		lastLocate time.Time // during this disconnection; zero: not asked yet
 	)
 	for {
 		if wc != nil {
@@ -158,8 +159,8 @@ func (c *Client) run(wc *wsConn) {
 				c.stop(ErrClosed)
 				return
 			}
-			endedAt, attempt = time.Now(), 0
-			c.log.Debug("tandem: connection lost", "err", err, "class", classOf(err))
+			endedAt, attempt, lastLocate = time.Now(), 0, time.Time{}
+			c.log.Debug("tandem: connection lost", "err", err, "class", classAfter(err))
 			if isMoved(err) {
 				// The server moved the session before the Join that
 				// follows the reservation handed run the new connection.
@@ -171,7 +172,7 @@ func (c *Client) run(wc *wsConn) {
 					continue
 				}
 			}
-			switch classOf(err) {
+			switch classAfter(err) {
 			case protocol.ClassFinal:
 				c.finish(err)
 				return
@@ -181,22 +182,20 @@ func (c *Client) run(wc *wsConn) {
 			default:
 				c.emit(&Disconnected{Err: err})
 			}
+			relocate = nodeGone(err)
 		}
 
-		h, ok := c.pause(backoff(attempt, c.cfg.MinBackoff, c.cfg.MaxBackoff, nil))
+		delay := backoff(attempt, c.cfg.MinBackoff, c.cfg.MaxBackoff, nil)
+		h, ok := c.pause(delay)
 		if !ok {
 			c.stop(ErrClosed)
 			return
 		}
 		if h != nil {
 			// A Join moved the session while the connection was down.
-			if wc = c.adopt(h, nil, nil); wc == nil {
+			if wc = c.adoptWhileDown(h, &lost); wc == nil {
 				c.stop(ErrClosed)
 				return
-			}
-			if lost != nil {
-				c.emit(lost)
-				lost = nil
 			}
 			attempt, relocate = 0, false
 			continue
@@ -207,7 +206,11 @@ func (c *Client) run(wc *wsConn) {
 			lost = c.loseSession(errSeatHoldOver)
 			resume = false
 		}
-		if relocate {
+		// Locate is asked at most once per max(1s, backoff) of one
+		// disconnection: a web server answering fast must not be asked at
+		// the rate of failing dials.
+		if relocate && (lastLocate.IsZero() || time.Since(lastLocate) >= max(time.Second, delay)) {
+			lastLocate, relocate = time.Now(), false
 			if err := c.locate(); err != nil {
 				c.finish(err)
 				return
@@ -223,9 +226,18 @@ func (c *Client) run(wc *wsConn) {
 				return
 			}
 			c.log.Debug("tandem: reconnect failed", "err", err, "resume", resume, "attempt", attempt, "url", url)
-			var de *dialError
-			relocate = errors.As(err, &de)
-			switch classOf(err) {
+			if isMoved(err) {
+				if h := c.awaitMove(); h != nil {
+					if wc = c.adoptWhileDown(h, &lost); wc == nil {
+						c.stop(ErrClosed)
+						return
+					}
+					attempt, relocate = 0, false
+					continue
+				}
+			}
+			relocate = relocate || nodeGone(err)
+			switch classAfter(err) {
 			case protocol.ClassFinal:
 				c.finish(err)
 				return
@@ -252,6 +264,55 @@ func (c *Client) run(wc *wsConn) {
 			c.emit(&Resumed{})
 		}
 	}
+}
+
+// adoptWhileDown adopts the connection a Join's move handed over while run
+// had none, and ends the disconnection with the event that follows
+// Disconnected: SessionLost when the old session was lost meanwhile,
+// Resumed otherwise (the old session's rooms end with their Left events).
+// It returns nil when the client was closed meanwhile.
+func (c *Client) adoptWhileDown(h *handoff, lost **SessionLost) *wsConn {
+	wc := c.adopt(h, nil, nil)
+	if wc == nil {
+		return nil
+	}
+	if *lost != nil {
+		c.emit(*lost)
+		*lost = nil
+	} else {
+		c.emit(&Resumed{})
+	}
+	return wc
+}
+
+// classAfter is classOf for the reconnect loop: a `moved` close that no
+// Join of this client awaits (the session moved to a node the client does
+// not know) is rejoin class: the session is lost, a new one starts.
+func classAfter(err error) protocol.CloseClass {
+	if isMoved(err) {
+		return protocol.ClassRejoin
+	}
+	return classOf(err)
+}
+
+// nodeGone reports whether err says the node the client used is gone, so
+// Config.Locate should name another: its dial failed, it drains, the
+// session's node is gone, or the session moved where the client cannot
+// tell.
+func nodeGone(err error) bool {
+	var de *dialError
+	if errors.As(err, &de) {
+		return true
+	}
+	var ce *CloseError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	switch ce.Code {
+	case protocol.CloseNodeDraining, protocol.CloseNodeGone, protocol.CloseMoved:
+		return true
+	}
+	return false
 }
 
 // locate asks Config.Locate for the URL to connect to now. It returns an

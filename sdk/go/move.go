@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
+
+	"github.com/gobwas/ws"
 
 	"github.com/tandemhq/tandem/protocol"
 )
@@ -16,7 +19,9 @@ import (
 // is committed and run takes the connection (adopt). The new connection
 // carries a new session; the old one lives on beside it, served by a drain,
 // until the old node closes it with `moved` after leaving its rooms with
-// LEAVE_REASON_MOVED.
+// LEAVE_REASON_MOVED (or, when the old node does not, until the drain's time
+// limit, when the client closes it). One Join moves the session at a time
+// (moveSlot); another Join's reservation is then stale.
 
 // handoff is the connection a move opened, on its way to run.
 type handoff struct {
@@ -27,25 +32,47 @@ type handoff struct {
 }
 
 // follow connects to the node a seat reservation names and hands the
-// connection to run. A refusal by that node (the seat is gone) changes
-// nothing: the old connection goes on.
-func (c *Client) follow(ctx context.Context, sr *protocol.SeatReservation) error {
+// connection to run. sentOn is the session the Join was answered on. It
+// reports false, without moving, when the reservation is stale: another
+// Join is moving the session (follow waits until that move is over) or
+// moved it since; the Join then asks again on the current session. A
+// refusal by the node (the seat is gone) changes nothing: the old
+// connection goes on.
+func (c *Client) follow(ctx context.Context, sr *protocol.SeatReservation, sentOn *session) (bool, error) {
 	url := sr.GetNodeUrl()
 	if url == "" {
-		return errors.New("tandem: seat reservation without a node URL")
+		return false, errors.New("tandem: seat reservation without a node URL")
 	}
+	select {
+	case c.moveSlot <- struct{}{}:
+	default:
+		select {
+		case c.moveSlot <- struct{}{}:
+			<-c.moveSlot
+			return false, nil
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-c.done:
+			return false, c.stopError()
+		}
+	}
+	defer func() { <-c.moveSlot }()
 	c.mu.Lock()
 	if err := c.stopErr; err != nil {
 		c.mu.Unlock()
-		return err
+		return false, err
 	}
-	c.moving++
+	if c.sess != sentOn {
+		c.mu.Unlock()
+		return false, nil
+	}
+	c.moving = true
 	c.mu.Unlock()
 	committed := false
 	defer func() {
 		if !committed {
 			c.mu.Lock()
-			c.moving--
+			c.moving = false
 			c.mu.Unlock()
 			select {
 			case c.moveEnded <- struct{}{}:
@@ -60,9 +87,9 @@ func (c *Client) follow(ctx context.Context, sr *protocol.SeatReservation) error
 	wc, env, err := c.handshake(hctx, url, false, sr.GetSeatToken())
 	if err != nil {
 		if c.ctx.Err() != nil {
-			return ErrClosed
+			return false, ErrClosed
 		}
-		return err
+		return false, err
 	}
 	// From here the move is done on the server's side: the old node ends
 	// the old session. So the handoff no longer heeds the Join's context.
@@ -72,9 +99,9 @@ func (c *Client) follow(ctx context.Context, sr *protocol.SeatReservation) error
 		committed = true // run counts it done
 	case <-c.done:
 		wc.nc.Close()
-		return c.stopError()
+		return false, c.stopError()
 	}
-	return <-h.done
+	return true, <-h.done
 }
 
 func (c *Client) stopError() error {
@@ -94,7 +121,7 @@ func (c *Client) awaitMove() *handoff {
 		c.mu.Lock()
 		moving := c.moving
 		c.mu.Unlock()
-		if moving == 0 {
+		if !moving {
 			return nil
 		}
 		select {
@@ -114,12 +141,15 @@ func (c *Client) awaitMove() *handoff {
 // was closed meanwhile.
 func (c *Client) adopt(h *handoff, old *wsConn, in *inbox) *wsConn {
 	c.mu.Lock()
-	c.moving--
+	c.moving = false
 	prev := c.sess
 	c.sess = newSession()
 	c.url = h.url
 	c.mu.Unlock()
 	err := c.attach(h.wc, h.env)
+	// The Join is answered before the old session's Left events, whose
+	// delivery waits for the application to read Events.
+	h.done <- err
 	if err != nil || old == nil {
 		if old != nil {
 			in.close(old)
@@ -132,7 +162,6 @@ func (c *Client) adopt(h *handoff, old *wsConn, in *inbox) *wsConn {
 			c.drain(old, in, prev)
 		}()
 	}
-	h.done <- err
 	if err != nil {
 		return nil
 	}
@@ -141,12 +170,27 @@ func (c *Client) adopt(h *handoff, old *wsConn, in *inbox) *wsConn {
 
 // drain serves the connection of a session that moved until the old node
 // closes it (with `moved`, silent), the client is closed, or run ends the
-// client.
+// client. A node that does not end the session within the heartbeat
+// timeout is sent a normal close, which ends it: the session must not live
+// on beside the new one.
 func (c *Client) drain(wc *wsConn, in *inbox, s *session) {
 	defer c.endMoved(s)
 	defer in.close(wc)
+	limit := time.NewTimer(c.hbTimeout())
+	defer limit.Stop()
+	closing := false
 	for {
 		select {
+		case <-limit.C:
+			if closing {
+				return // no close echo: in.close closes the connection
+			}
+			c.log.Debug("tandem: the old node did not end the moved session; closing it")
+			closing = true
+			c.wmu.Lock()
+			_ = wc.writeControl(ws.OpClose, ws.NewCloseFrameBody(ws.StatusNormalClosure, ""), closeWait)
+			c.wmu.Unlock()
+			limit.Reset(closeWait)
 		case m := <-in.frames:
 			if m.err != nil {
 				if !isMoved(m.err) {

@@ -86,14 +86,14 @@ func (r *Room) Leave(ctx context.Context) error {
 		return err
 	}
 	p := newPending()
-	cid, err := r.c.send(leaveFrame(r.id), p, r)
+	_, err := r.c.send(leaveFrame(r.id), p, r)
 	if errors.Is(err, ErrRoomLeft) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	defer r.c.forget(cid)
+	defer r.c.forget(p)
 	select {
 	case <-r.left:
 		if errors.Is(r.err, ErrRoomLeft) {
