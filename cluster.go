@@ -21,7 +21,10 @@ type NodeInfo struct {
 	Connections int       `json:"connections"`
 	Rooms       int       `json:"rooms"`
 	StartedAt   time.Time `json:"started_at"`
-	Heartbeat   time.Time `json:"heartbeat"` // when the node wrote this entry
+	// Heartbeat is when the node wrote this entry, by the node's clock:
+	// for display only. Liveness is the entry's presence in the registry
+	// (its TTL), never a comparison with another clock.
+	Heartbeat time.Time `json:"heartbeat"`
 }
 
 // RoomEntry is a room's entry in the room directory, written by the node
@@ -202,6 +205,12 @@ type NodeRegistry interface {
 	Nodes(ctx context.Context) ([]NodeInfo, error)
 	// Node returns one node; ENotFound when it is not registered.
 	Node(ctx context.Context, id string) (NodeInfo, error)
+	// WatchNodes calls fn with every entry present, then with every
+	// change (deleted: removed or expired; only ID is set) until ctx ends
+	// or stop is called. It returns once the present entries have been
+	// passed to fn. An entry not rewritten within the TTL is passed as
+	// deleted when the registry expires it.
+	WatchNodes(ctx context.Context, fn func(n NodeInfo, deleted bool)) (stop func(), err error)
 }
 
 // RoomDirectory is the room directory bucket.
@@ -212,6 +221,10 @@ type RoomDirectory interface {
 	Room(ctx context.Context, id string) (RoomEntry, error)
 	// Rooms lists every room, by id.
 	Rooms(ctx context.Context) ([]RoomEntry, error)
+	// WatchRooms calls fn with every entry present, then with every change
+	// (deleted: only ID is set) until ctx ends or stop is called. It
+	// returns once the present entries have been passed to fn.
+	WatchRooms(ctx context.Context, fn func(r RoomEntry, deleted bool)) (stop func(), err error)
 }
 
 // PresenceBucket holds each player's live session.
@@ -317,6 +330,18 @@ type EventStream interface {
 	ConsumeEvents(ctx context.Context, durable string, handle func(context.Context, []Event) error) error
 }
 
+// Waker carries wake-ups between the web replicas: a replica that commits
+// a change a leased job mirrors (bans, keys, commands) wakes the job on
+// whichever replica holds its lease. Best effort: the job's own interval
+// catches a lost wake-up.
+type Waker interface {
+	// Wake wakes job on every replica watching it.
+	Wake(ctx context.Context, job string) error
+	// WatchWakes calls fn for every later wake-up of job until ctx ends
+	// or stop is called. It returns once the watch is in place.
+	WatchWakes(ctx context.Context, job string, fn func()) (stop func(), err error)
+}
+
 // Cluster is everything the bus holds and carries.
 type Cluster interface {
 	NodeRegistry
@@ -330,4 +355,5 @@ type Cluster interface {
 	SeatBroker
 	Inspector
 	EventStream
+	Waker
 }

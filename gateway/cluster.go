@@ -1,10 +1,13 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,10 +25,30 @@ type EventSink interface{ Emit(tandem.Event) }
 // background loop, so a bus outage never holds a goroutine for good.
 const busTimeout = 5 * time.Second
 
+// setupTimeout bounds the cluster agent's start: loading the watched
+// buckets and registering the node.
+const setupTimeout = 2 * busTimeout
+
+// commandTimeout bounds one operator command: commands are served one at
+// a time, and a room slow to take its input must not hold up the others.
+const commandTimeout = 2 * time.Second
+
+// Retries of failed presence writes and directory writes back off
+// between these bounds.
+const (
+	retryMin = 100 * time.Millisecond
+	retryMax = 5 * time.Second
+)
+
+// releaseAttempts bounds the retries of a presence release: a release
+// that never lands leaves an entry the player's next login replaces.
+const releaseAttempts = 8
+
 // cluster is the node's agent in the cluster: the registry heartbeat, the
-// room directory writer, presence, bans, token revocations, seats, operator
-// commands and the console's inspections. It
-// exists only when Config.Cluster is set. Its goroutines stop in stop.
+// room directory writer, the watched copies of the directory and the node
+// registry, presence, bans, token revocations, seats, operator commands and
+// the console's inspections. It exists only when Config.Cluster is set. Its
+// goroutines stop in stop.
 type cluster struct {
 	g       *Gateway
 	bus     tandem.Cluster
@@ -35,8 +58,15 @@ type cluster struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	// watches stop the presence, ban and revocation watchers.
+	// watches stop the presence, ban, revocation, node and room watchers.
 	watches []func()
+
+	// view is the node's copy of the room directory and the node
+	// registry, kept by their watches: room lists and cross-node joins
+	// read it instead of the bus.
+	viewMu    sync.RWMutex
+	viewRooms map[string]tandem.RoomEntry
+	viewNodes map[string]tandem.NodeInfo
 
 	dirWake  chan struct{} // the directory has dirty rooms
 	workWake chan struct{} // the worker has jobs
@@ -49,35 +79,48 @@ type cluster struct {
 	bans        map[string]tandem.BanEntry         // by player
 	pendingBans map[string]struct{}                // bans whose Start is still ahead
 	revocations map[string]tandem.Revocation       // by player
-	seats       map[string]map[string]time.Time    // room → unused seat token → expiry
 	sessions    map[*session.Session]*sessionState // cluster state of each session
 	jobs        []job
-	stopped     bool // a clean stop ran: write nothing more
+	delayed     []job // retries, moved to jobs by the heartbeat loop when due
+	stopped     bool  // a clean stop ran: write nothing more
 }
 
 // sessionState is what the cluster knows of one local session.
 type sessionState struct {
-	claiming  bool         // its presence claim is in flight
-	recheck   bool         // a presence change arrived while it was
+	moved bool // it came with a seat reservation: its claims say moved
+	// claiming: a claim job for it is queued, running or waiting for a
+	// retry. Until the claim returns, the session's end leaves the
+	// release to the claim job, so that no claim lands after its release.
+	claiming  bool
+	claimed   bool         // a claim of it held
+	ended     bool         // it ended while claiming
 	displaced bool         // another session took its presence: release nothing
 	seat      *tandem.Seat // the reservation it came with, until used or expired
 }
 
 // job is work for the cluster worker: the bus calls that follow a watch
-// or a session's end, kept off the watchers' and sessions' goroutines.
+// or a session's start or end, kept off the watchers', sessions' and
+// connections' goroutines.
 type job struct {
 	kind    jobKind
 	player  string
-	session string // release
+	session string           // release
+	s       *session.Session // claim
+	roomID  string           // unreserve
+	seat    string           // unreserve: the seat's key
+	attempt int              // retries so far
+	due     time.Time        // a delayed retry: when it runs
 }
 
 type jobKind uint8
 
 const (
-	jobCheckPresence     jobKind = iota + 1 // does the player's local session still own its presence?
+	jobClaim             jobKind = iota + 1 // make a new session the player's live one
+	jobCheckPresence                        // does the player's local session still own its presence?
 	jobEnforceBan                           // end the banned player's session
 	jobEnforceRevocation                    // end the player's session if its token is revoked
 	jobRelease                              // release an ended session's presence
+	jobUnreserve                            // give back a room place held for an unused seat
 )
 
 // startCluster loads the bans, starts the watches and the loops, and
@@ -96,39 +139,15 @@ func (g *Gateway) startCluster() error {
 		bans:        make(map[string]tandem.BanEntry),
 		pendingBans: make(map[string]struct{}),
 		revocations: make(map[string]tandem.Revocation),
-		seats:       make(map[string]map[string]time.Time),
 		sessions:    make(map[*session.Session]*sessionState),
+		viewRooms:   make(map[string]tandem.RoomEntry),
+		viewNodes:   make(map[string]tandem.NodeInfo),
 	}
 	cl.ctx, cl.cancel = context.WithCancel(context.Background())
-	ctx, cancel := context.WithTimeout(cl.ctx, busTimeout)
-	defer cancel()
-	// Bans first: the node must refuse a banned player from its first
-	// connect on.
-	stop, err := cl.bus.WatchBans(cl.ctx, cl.onBan)
-	if err != nil {
-		cl.cancel()
-		return fmt.Errorf("gateway: watch bans: %w", err)
-	}
-	cl.watches = append(cl.watches, stop)
-	// Revocations likewise, before the first connect.
-	stop, err = cl.bus.WatchRevocations(cl.ctx, cl.onRevocation)
-	if err != nil {
+	if err := cl.setup(); err != nil {
 		cl.stopWatches()
 		cl.cancel()
-		return fmt.Errorf("gateway: watch token revocations: %w", err)
-	}
-	cl.watches = append(cl.watches, stop)
-	stop, err = cl.bus.WatchPresence(cl.ctx, cl.onPresence)
-	if err != nil {
-		cl.stopWatches()
-		cl.cancel()
-		return fmt.Errorf("gateway: watch presence: %w", err)
-	}
-	cl.watches = append(cl.watches, stop)
-	if err := cl.bus.PutNode(ctx, cl.nodeInfo()); err != nil {
-		cl.stopWatches()
-		cl.cancel()
-		return fmt.Errorf("gateway: register node: %w", err)
+		return err
 	}
 	g.cl = cl
 	cl.goLoop(cl.heartbeat)
@@ -144,6 +163,43 @@ func (g *Gateway) startCluster() error {
 		cl.serve("inspections", func(ctx context.Context) error { return cl.bus.ServeInspections(ctx, cl.node, cl) })
 	})
 	g.emit(tandem.Event{Kind: tandem.EventNodeUp, Attrs: map[string]string{"version": g.cfg.Version, "url": g.cfg.AdvertiseURL}})
+	return nil
+}
+
+// setup starts the watches (each returns once it loaded its bucket) and
+// registers the node, within setupTimeout: the watches live as long as
+// cl.ctx, so the bound cancels it rather than their contexts.
+func (cl *cluster) setup() error {
+	expired := time.AfterFunc(setupTimeout, cl.cancel)
+	ctx, cancel := context.WithTimeout(cl.ctx, busTimeout)
+	defer cancel()
+	watches := []struct {
+		what  string
+		watch func() (func(), error)
+	}{
+		// Bans and revocations first: the node must refuse a banned player
+		// or a revoked token from its first connect on.
+		{"bans", func() (func(), error) { return cl.bus.WatchBans(cl.ctx, cl.onBan) }},
+		{"token revocations", func() (func(), error) { return cl.bus.WatchRevocations(cl.ctx, cl.onRevocation) }},
+		{"presence", func() (func(), error) { return cl.bus.WatchPresence(cl.ctx, cl.onPresence) }},
+		{"node registry", func() (func(), error) { return cl.bus.WatchNodes(cl.ctx, cl.onNode) }},
+		{"room directory", func() (func(), error) { return cl.bus.WatchRooms(cl.ctx, cl.onRoom) }},
+	}
+	for _, w := range watches {
+		stop, err := w.watch()
+		if err != nil {
+			expired.Stop()
+			return fmt.Errorf("gateway: watch %s: %w", w.what, err)
+		}
+		cl.watches = append(cl.watches, stop)
+	}
+	if err := cl.bus.PutNode(ctx, cl.nodeInfo()); err != nil {
+		expired.Stop()
+		return fmt.Errorf("gateway: register node: %w", err)
+	}
+	if !expired.Stop() {
+		return fmt.Errorf("gateway: cluster setup took more than %s", setupTimeout)
+	}
 	return nil
 }
 
@@ -193,11 +249,12 @@ func (cl *cluster) stop(ctx context.Context) {
 		cl.cancel()
 		cl.wg.Wait()
 
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), busTimeout)
-		defer cancel()
+		// Each step has its own budget: a slow directory must not cost
+		// the presence releases theirs.
+		ctx = context.WithoutCancel(ctx)
 		cl.mu.Lock()
-		jobs := cl.jobs
-		cl.jobs = nil
+		jobs := append(cl.jobs, cl.delayed...)
+		cl.jobs, cl.delayed = nil, nil
 		ids := make([]string, 0, len(cl.written)+len(cl.dirty))
 		for id := range cl.written {
 			ids = append(ids, id)
@@ -209,22 +266,29 @@ func (cl *cluster) stop(ctx context.Context) {
 		}
 		cl.written, cl.dirty = map[string]struct{}{}, map[string]struct{}{}
 		cl.mu.Unlock()
-		for _, r := range cl.g.rooms.List("") {
-			ids = append(ids, r.ID)
-		}
+		ids = append(ids, cl.g.rooms.IDs()...)
+		slices.Sort(ids)
+		ids = slices.Compact(ids)
+		step, cancel := context.WithTimeout(ctx, busTimeout)
 		for _, id := range ids {
-			if err := cl.bus.RemoveRoom(ctx, id); err != nil {
+			if err := cl.bus.RemoveRoom(step, id); err != nil {
 				cl.g.log.Warn("remove room from directory", "room", id, "err", err)
 			}
 		}
+		cancel()
+		step, cancel = context.WithTimeout(ctx, busTimeout)
 		for _, j := range jobs {
 			if j.kind == jobRelease {
-				cl.do(ctx, j)
+				j.attempt = releaseAttempts // no retry: the worker is gone
+				cl.do(step, j)
 			}
 		}
-		if err := cl.bus.RemoveNode(ctx, cl.node); err != nil {
+		cancel()
+		step, cancel = context.WithTimeout(ctx, busTimeout)
+		if err := cl.bus.RemoveNode(step, cl.node); err != nil {
 			cl.g.log.Warn("remove node from registry", "err", err)
 		}
+		cancel()
 		cl.g.emit(tandem.Event{Kind: tandem.EventNodeDown, Reason: "stopped"})
 	})
 }
@@ -255,36 +319,57 @@ func (cl *cluster) heartbeat() {
 	interval := cl.g.cfg.HeartbeatInterval
 	t := time.NewTicker(min(interval, 100*time.Millisecond))
 	defer t.Stop()
-	last := time.Now()
+	last := time.Now() // the last beat
+	good := time.Now() // the last beat that was written
+	failed := false    // the last beat failed
+	beat := func(now time.Time) {
+		last = now
+		ok := cl.putNode()
+		if !ok {
+			failed = true
+			return
+		}
+		// After a failed beat or a long gap (a pause, a partition), the
+		// web server may have declared the node down and cleared its
+		// rooms from the directory: write them all again.
+		if failed || now.Sub(good) > 2*interval+busTimeout {
+			cl.rewriteDirectory()
+		}
+		failed, good = false, time.Now()
+	}
 	for {
 		select {
 		case <-cl.ctx.Done():
 			return
 		case <-cl.beatNow:
-			cl.putNode()
-			last = time.Now()
+			beat(time.Now())
 		case now := <-t.C:
 			cl.startBans(now)
+			cl.runDue(now)
 			if now.Sub(last) >= interval {
-				cl.putNode()
-				last = now
+				beat(now)
 			}
 		}
 	}
 }
 
-func (cl *cluster) putNode() {
+// putNode writes the registry entry and reports whether it was written.
+func (cl *cluster) putNode() bool {
 	cl.mu.Lock()
 	stopped := cl.stopped
 	cl.mu.Unlock()
 	if stopped {
-		return
+		return true
 	}
 	ctx, cancel := context.WithTimeout(cl.ctx, busTimeout)
 	defer cancel()
-	if err := cl.bus.PutNode(ctx, cl.nodeInfo()); err != nil && cl.ctx.Err() == nil {
-		cl.g.log.Warn("node heartbeat", "err", err)
+	if err := cl.bus.PutNode(ctx, cl.nodeInfo()); err != nil {
+		if cl.ctx.Err() == nil {
+			cl.g.log.Warn("node heartbeat", "err", err)
+		}
+		return false
 	}
+	return true
 }
 
 // draining writes the registry entry at once: other nodes stop sending
@@ -310,18 +395,22 @@ func (cl *cluster) roomChanged(id string) {
 	}
 }
 
-// roomClosed forgets a room's reservations and marks its entry stale.
-func (cl *cluster) roomClosed(id string) {
-	cl.mu.Lock()
-	delete(cl.seats, id)
-	cl.mu.Unlock()
-	cl.roomChanged(id)
+// roomClosed marks a closed room's entry stale (its writer removes it).
+func (cl *cluster) roomClosed(id string) { cl.roomChanged(id) }
+
+// rewriteDirectory marks every room of the node stale.
+func (cl *cluster) rewriteDirectory() {
+	for _, id := range cl.g.rooms.IDs() {
+		cl.roomChanged(id)
+	}
 }
 
 // writeDirectory is the one writer of this node's directory entries: it
 // takes the dirty rooms as a set, so a burst of joins to a room costs one
-// write of its latest state.
+// write of its latest state. After a failed write it waits, longer each
+// time, and warns at most once a backoff.
 func (cl *cluster) writeDirectory() {
+	backoff := time.Duration(0)
 	for {
 		select {
 		case <-cl.ctx.Done():
@@ -332,41 +421,105 @@ func (cl *cluster) writeDirectory() {
 		dirty := cl.dirty
 		cl.dirty = make(map[string]struct{})
 		cl.mu.Unlock()
+		var failed []string
+		var lastErr error
 		for id := range dirty {
-			if !cl.writeRoom(id) {
-				// Not written (the bus failed): try again on the next wake.
-				cl.roomChanged(id)
+			if err := cl.writeRoom(id); err != nil {
+				failed = append(failed, id)
+				lastErr = err
 			}
+		}
+		if len(failed) == 0 {
+			backoff = 0
+			continue
+		}
+		if cl.ctx.Err() != nil {
+			return
+		}
+		if backoff == 0 {
+			cl.g.log.Warn("write the room directory; retrying", "rooms", len(failed), "err", lastErr)
+		}
+		backoff = min(max(2*backoff, retryMin), retryMax)
+		select {
+		case <-cl.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		for _, id := range failed {
+			cl.roomChanged(id)
 		}
 	}
 }
 
-func (cl *cluster) writeRoom(id string) bool {
+// writeRoom writes or removes a room's entry.
+func (cl *cluster) writeRoom(id string) error {
 	ctx, cancel := context.WithTimeout(cl.ctx, busTimeout)
 	defer cancel()
 	r, ok := cl.g.rooms.Get(id)
 	if !ok {
 		if err := cl.bus.RemoveRoom(ctx, id); err != nil {
-			if cl.ctx.Err() == nil {
-				cl.g.log.Warn("remove room from directory", "room", id, "err", err)
-			}
-			return cl.ctx.Err() != nil
+			return err
 		}
 		cl.mu.Lock()
 		delete(cl.written, id)
 		cl.mu.Unlock()
-		return true
+		return nil
 	}
 	if err := cl.bus.PutRoom(ctx, cl.entry(r)); err != nil {
-		if cl.ctx.Err() == nil {
-			cl.g.log.Warn("write room to directory", "room", id, "err", err)
-		}
-		return cl.ctx.Err() != nil
+		return err
 	}
 	cl.mu.Lock()
 	cl.written[id] = struct{}{}
 	cl.mu.Unlock()
-	return true
+	return nil
+}
+
+// --- the watched directory and registry -------------------------------------
+
+// onRoom keeps the copy of the room directory. An entry of a room this
+// node still runs that disappears (the web server declared the node down
+// while it was cut off) is written again.
+func (cl *cluster) onRoom(e tandem.RoomEntry, deleted bool) {
+	cl.viewMu.Lock()
+	if deleted {
+		delete(cl.viewRooms, e.ID)
+	} else {
+		cl.viewRooms[e.ID] = e
+	}
+	cl.viewMu.Unlock()
+	if deleted {
+		if _, ours := cl.g.rooms.Get(e.ID); ours {
+			cl.mu.Lock()
+			stopped := cl.stopped
+			cl.mu.Unlock()
+			if !stopped {
+				cl.roomChanged(e.ID)
+			}
+		}
+	}
+}
+
+// onNode keeps the copy of the node registry.
+func (cl *cluster) onNode(n tandem.NodeInfo, deleted bool) {
+	cl.viewMu.Lock()
+	defer cl.viewMu.Unlock()
+	if deleted {
+		delete(cl.viewNodes, n.ID)
+		return
+	}
+	cl.viewNodes[n.ID] = n
+}
+
+// directoryRoom returns a room's entry and its node's, from the copies.
+func (cl *cluster) directoryRoom(id string) (tandem.RoomEntry, tandem.NodeInfo, bool, bool) {
+	cl.viewMu.RLock()
+	defer cl.viewMu.RUnlock()
+	e, ok := cl.viewRooms[id]
+	if !ok {
+		return e, tandem.NodeInfo{}, false, false
+	}
+	n, live := cl.viewNodes[e.Node]
+	return e, n, true, live
 }
 
 func (cl *cluster) entry(r *room.Room) tandem.RoomEntry {
@@ -393,9 +546,43 @@ func (cl *cluster) enqueue(j job) {
 	}
 	cl.jobs = append(cl.jobs, j)
 	cl.mu.Unlock()
+	cl.wakeWorker()
+}
+
+func (cl *cluster) wakeWorker() {
 	select {
 	case cl.workWake <- struct{}{}:
 	default:
+	}
+}
+
+// retry runs j again after a backoff that grows with its attempts.
+func (cl *cluster) retry(j job) {
+	j.attempt++
+	j.due = time.Now().Add(min(retryMin<<min(j.attempt-1, 10), retryMax))
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if cl.stopped && j.kind != jobRelease {
+		return
+	}
+	cl.delayed = append(cl.delayed, j)
+}
+
+// runDue moves the delayed jobs that are due to the worker.
+func (cl *cluster) runDue(now time.Time) {
+	cl.mu.Lock()
+	n := len(cl.jobs)
+	cl.delayed = slices.DeleteFunc(cl.delayed, func(j job) bool {
+		if now.Before(j.due) {
+			return false
+		}
+		cl.jobs = append(cl.jobs, j)
+		return true
+	})
+	moved := len(cl.jobs) > n
+	cl.mu.Unlock()
+	if moved {
+		cl.wakeWorker()
 	}
 }
 
@@ -425,6 +612,8 @@ func (cl *cluster) work() {
 
 func (cl *cluster) do(ctx context.Context, j job) {
 	switch j.kind {
+	case jobClaim:
+		cl.claim(ctx, j)
 	case jobCheckPresence:
 		cl.checkPresence(ctx, j.player)
 	case jobEnforceBan:
@@ -432,59 +621,130 @@ func (cl *cluster) do(ctx context.Context, j job) {
 	case jobEnforceRevocation:
 		cl.enforceRevocation(j.player)
 	case jobRelease:
-		if err := cl.bus.ReleasePresence(ctx, j.player, j.session); err != nil && ctx.Err() == nil {
+		if err := cl.bus.ReleasePresence(ctx, j.player, j.session); err != nil && cl.ctx.Err() == nil {
+			if j.attempt+1 < releaseAttempts {
+				cl.retry(j)
+				return
+			}
 			cl.g.log.Warn("release presence", "player", j.player, "err", err)
+		}
+	case jobUnreserve:
+		if r, ok := cl.g.rooms.Get(j.roomID); ok {
+			_ = r.Unreserve(ctx, j.seat)
 		}
 	}
 }
 
 // --- presence ---------------------------------------------------------------
 
-// claim makes s the player's live session cluster-wide. It runs on the
-// connection's reader right after the session opened; a presence change
-// seen meanwhile is checked again once the claim holds.
-func (cl *cluster) claim(s *session.Session, seat *tandem.Seat) {
+// opened runs on the connection's reader once a new session is open: its
+// presence claim is left to the worker, so the reader takes the next frame
+// at once. seat is the reservation it came with, if any.
+func (cl *cluster) opened(s *session.Session, seat *tandem.Seat) {
+	player := s.Player().ID
 	cl.mu.Lock()
-	st := cl.sessions[s]
-	if st == nil {
-		st = &sessionState{}
-		cl.sessions[s] = st
+	// Checked under cl.mu: sessionEnded takes it after the session is
+	// marked ended, so either it finds this state or this sees the end.
+	if s.Ended() {
+		cl.mu.Unlock()
+		if seat != nil {
+			cl.enqueue(job{kind: jobUnreserve, roomID: seat.RoomID, seat: seatKey(seat.Token)})
+		}
+		return
 	}
-	st.claiming, st.seat = true, seat
+	cl.sessions[s] = &sessionState{moved: seat != nil, claiming: true, seat: seat}
 	cl.mu.Unlock()
-	ctx, cancel := context.WithTimeout(cl.ctx, busTimeout)
-	defer cancel()
-	p := tandem.Presence{PlayerID: s.Player().ID, Node: cl.node, SessionID: s.ID(), Moved: seat != nil, Since: time.Now()}
-	if _, err := cl.bus.ClaimPresence(ctx, p); err != nil {
-		s.Logger().Warn("claim presence", "err", err)
-	}
-	cl.mu.Lock()
-	st.claiming = false
-	recheck := st.recheck
-	st.recheck = false
-	cl.mu.Unlock()
-	if recheck {
-		cl.enqueue(job{kind: jobCheckPresence, player: s.Player().ID})
+	cl.enqueue(job{kind: jobClaim, player: player, s: s})
+	// A ban that came in after the connect's check may have found no
+	// session to end.
+	if _, banned := cl.banned(player, time.Now()); banned {
+		cl.enqueue(job{kind: jobEnforceBan, player: player})
 	}
 }
 
-// onPresence is the presence watcher's callback: an entry naming another
-// session than this node's one for the player is checked by the worker.
-func (cl *cluster) onPresence(p tandem.Presence, deleted bool) {
-	if deleted {
+// claim makes the session of j the player's live one cluster-wide. It runs
+// on the worker, as do the presence checks, so none of them overlaps it. A
+// session that ended meanwhile is released once its claim returned; a
+// failed claim is tried again later.
+func (cl *cluster) claim(ctx context.Context, j job) {
+	s := j.s
+	cl.mu.Lock()
+	st := cl.sessions[s]
+	if st == nil {
+		cl.mu.Unlock()
 		return
 	}
+	if st.ended {
+		delete(cl.sessions, s)
+		cl.mu.Unlock()
+		if j.attempt > 0 && !st.displaced {
+			// An earlier attempt may have landed after all.
+			cl.enqueue(job{kind: jobRelease, player: j.player, session: s.ID()})
+		}
+		return
+	}
+	moved := st.moved
+	cl.mu.Unlock()
+	if j.attempt > 0 && cl.lostTo(ctx, s) {
+		return
+	}
+	p := tandem.Presence{PlayerID: j.player, Node: cl.node, SessionID: s.ID(), Moved: moved, Since: time.Now()}
+	_, err := cl.bus.ClaimPresence(ctx, p)
+	cl.mu.Lock()
+	if st.ended {
+		delete(cl.sessions, s)
+		cl.mu.Unlock()
+		if !st.displaced {
+			cl.enqueue(job{kind: jobRelease, player: j.player, session: s.ID()})
+		}
+		return
+	}
+	if err != nil {
+		cl.mu.Unlock()
+		if cl.ctx.Err() != nil {
+			return
+		}
+		if j.attempt == 0 {
+			s.Logger().Warn("claim presence; retrying", "err", err)
+		}
+		cl.retry(j)
+		return
+	}
+	st.claiming, st.claimed = false, true
+	cl.mu.Unlock()
+	// A change seen while the claim was on its way was not checked.
+	cl.enqueue(job{kind: jobCheckPresence, player: j.player})
+}
+
+// lostTo reports whether, while the claim of s was failing, a newer
+// session of the player took the presence elsewhere: s then ends as the
+// older one, as it would had its claim held.
+func (cl *cluster) lostTo(ctx context.Context, s *session.Session) bool {
+	cur, err := cl.bus.Presence(ctx, s.Player().ID)
+	if err != nil || cur.Node == cl.node || !cur.Since.After(s.Started()) {
+		return false
+	}
+	cl.displace(s, cur)
+	return true
+}
+
+// onPresence is the presence watcher's callback: an entry naming another
+// session than this node's one for the player, or an entry gone while the
+// player has a session here, is checked by the worker.
+func (cl *cluster) onPresence(p tandem.Presence, deleted bool) {
 	s, ok := cl.g.sessions.ByPlayer(p.PlayerID)
-	if !ok || s.ID() == p.SessionID {
+	if !ok || (!deleted && s.ID() == p.SessionID) {
 		return
 	}
 	cl.enqueue(job{kind: jobCheckPresence, player: p.PlayerID})
 }
 
-// checkPresence ends the player's local session if the presence entry, read
-// now, names another one. The entry is read rather than taken from the
-// watch: the watch shows every write in order, and an older write than
-// this node's claim must not end the session that replaced it.
+// checkPresence compares the presence entry, read now, with the player's
+// local session. The entry is read rather than taken from the watch: the
+// watch shows every write in order, and an older write than this node's
+// claim must not end the session that replaced it. An entry another node's
+// session took ends the local one; an entry that is missing, or names an
+// ended session of this node, is claimed again.
 func (cl *cluster) checkPresence(ctx context.Context, player string) {
 	s, ok := cl.g.sessions.ByPlayer(player)
 	if !ok {
@@ -493,30 +753,47 @@ func (cl *cluster) checkPresence(ctx context.Context, player string) {
 	cl.mu.Lock()
 	st := cl.sessions[s]
 	if st == nil || st.claiming {
-		// The claim has not begun or not returned: check after it.
-		if st == nil && !s.Ended() {
-			st = &sessionState{}
-			cl.sessions[s] = st
-		}
-		if st != nil {
-			st.recheck = true
-		}
+		// Its claim job comes, or comes again: it checks after.
 		cl.mu.Unlock()
 		return
 	}
 	cl.mu.Unlock()
 	cur, err := cl.bus.Presence(ctx, player)
-	if err != nil {
-		if tandem.ErrorCodeOf(err) != tandem.ENotFound && ctx.Err() == nil {
+	switch {
+	case err != nil && tandem.ErrorCodeOf(err) != tandem.ENotFound:
+		if ctx.Err() == nil {
 			cl.g.log.Warn("read presence", "player", player, "err", err)
 		}
 		return
-	}
-	if cur.SessionID == s.ID() {
+	case err == nil && cur.SessionID == s.ID():
+		return
+	case err != nil || cur.Node == cl.node:
+		// Gone (released by an older session's end, expired) or naming an
+		// older session of this node: the live one claims it again.
+		cl.reclaim(s, st)
 		return
 	}
+	cl.displace(s, cur)
+}
+
+// reclaim queues a new claim for a live session.
+func (cl *cluster) reclaim(s *session.Session, st *sessionState) {
 	cl.mu.Lock()
-	st.displaced = true
+	if st.ended || st.claiming || cl.sessions[s] != st {
+		cl.mu.Unlock()
+		return
+	}
+	st.claiming = true
+	cl.mu.Unlock()
+	cl.enqueue(job{kind: jobClaim, player: s.Player().ID, s: s})
+}
+
+// displace ends s, whose presence another node's session cur took.
+func (cl *cluster) displace(s *session.Session, cur tandem.Presence) {
+	cl.mu.Lock()
+	if st := cl.sessions[s]; st != nil {
+		st.displaced = true
+	}
 	cl.mu.Unlock()
 	if cur.Moved {
 		cl.g.sessions.End(cl.g.ctx, s, protocol.LeaveReason_LEAVE_REASON_MOVED, protocol.CloseMoved, "moved to node "+cur.Node)
@@ -526,19 +803,32 @@ func (cl *cluster) checkPresence(ctx context.Context, player string) {
 }
 
 // sessionEnded forgets a session and releases its presence, unless another
-// session took it.
+// session took it. While its claim is in flight the release is left to the
+// claim job, which runs it once the claim returned.
 func (cl *cluster) sessionEnded(s *session.Session) {
 	cl.mu.Lock()
 	st := cl.sessions[s]
-	delete(cl.sessions, s)
-	if st != nil && st.seat != nil {
-		cl.dropSeat(st.seat.RoomID, st.seat.Token)
-	}
-	cl.mu.Unlock()
-	if st != nil && st.displaced {
+	if st == nil {
+		cl.mu.Unlock()
 		return
 	}
-	cl.enqueue(job{kind: jobRelease, player: s.Player().ID, session: s.ID()})
+	if st.seat != nil {
+		cl.jobs = append(cl.jobs, job{kind: jobUnreserve, roomID: st.seat.RoomID, seat: seatKey(st.seat.Token)})
+		st.seat = nil
+	}
+	if st.claiming {
+		st.ended = true
+		cl.mu.Unlock()
+		cl.wakeWorker()
+		return
+	}
+	delete(cl.sessions, s)
+	cl.mu.Unlock()
+	if !st.displaced {
+		cl.enqueue(job{kind: jobRelease, player: s.Player().ID, session: s.ID()})
+	} else {
+		cl.wakeWorker()
+	}
 }
 
 // --- bans -----------------------------------------------------------------
@@ -738,6 +1028,8 @@ func livePlayer(s *session.Session) tandem.LivePlayer {
 // command applies one operator command. Room actions go through the
 // room's mailbox.
 func (cl *cluster) command(ctx context.Context, c tandem.Command) tandem.CommandResult {
+	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
+	defer cancel()
 	res := tandem.CommandResult{ID: c.ID, Node: cl.node, OK: true}
 	fail := func(format string, args ...any) tandem.CommandResult {
 		res.OK, res.Error = false, fmt.Sprintf(format, args...)
@@ -799,12 +1091,15 @@ func (cl *cluster) notice(c tandem.Command) int {
 		}
 		to = []*session.Session{s}
 	case c.RoomID != "":
-		if _, ok := g.rooms.Get(c.RoomID); !ok {
+		r, ok := g.rooms.Get(c.RoomID)
+		if !ok {
 			return -1
 		}
-		for _, s := range g.sessions.Sessions() {
-			if _, in := s.Room(c.RoomID); in {
-				to = append(to, s)
+		for _, id := range r.Roster().Players {
+			if s, ok := g.sessions.ByPlayer(id); ok {
+				if _, in := s.Room(c.RoomID); in {
+					to = append(to, s)
+				}
 			}
 		}
 	default:
@@ -820,6 +1115,8 @@ func (cl *cluster) notice(c tandem.Command) int {
 // --- seats ------------------------------------------------------------------
 
 // reserve answers another node's seat request for a room of this node.
+// The room itself holds the place (Room.Reserve), so that its own joins
+// count it.
 func (cl *cluster) reserve(ctx context.Context, req tandem.SeatRequest) (tandem.Seat, error) {
 	g := cl.g
 	if !g.Ready() {
@@ -829,50 +1126,34 @@ func (cl *cluster) reserve(ctx context.Context, req tandem.SeatRequest) (tandem.
 	if !ok {
 		return tandem.Seat{}, tandem.Errorf(tandem.ENotFound, "no room %q", req.RoomID)
 	}
-	info, ro := r.Info(), r.Roster()
-	if ro.Locked {
-		return tandem.Seat{}, tandem.Errorf(tandem.EJoinRejected, "room %s is locked", req.RoomID)
-	}
-	now := time.Now()
 	seat := tandem.Seat{
 		Token:     newSeatToken(),
 		RoomID:    req.RoomID,
 		PlayerID:  req.PlayerID,
 		Node:      cl.node,
 		NodeURL:   g.cfg.AdvertiseURL,
-		ExpiresAt: now.Add(g.cfg.SeatTTL),
+		ExpiresAt: time.Now().Add(g.cfg.SeatTTL),
 	}
-	cl.mu.Lock()
-	held := cl.seats[req.RoomID]
-	for tok, exp := range held {
-		if !now.Before(exp) {
-			delete(held, tok)
-		}
+	key := seatKey(seat.Token)
+	ctx, cancel := context.WithTimeout(ctx, busTimeout)
+	defer cancel()
+	if err := r.Reserve(ctx, key, seat.ExpiresAt); err != nil {
+		return tandem.Seat{}, err
 	}
-	if info.MaxPlayers > 0 && len(ro.Players)+len(held) >= info.MaxPlayers {
-		cl.mu.Unlock()
-		return tandem.Seat{}, tandem.Errorf(tandem.ERoomFull, "room %s is full", req.RoomID)
-	}
-	if held == nil {
-		held = make(map[string]time.Time)
-		cl.seats[req.RoomID] = held
-	}
-	held[seat.Token] = seat.ExpiresAt
-	cl.mu.Unlock()
 	if err := cl.bus.CreateSeat(ctx, seat); err != nil {
-		cl.mu.Lock()
-		cl.dropSeat(seat.RoomID, seat.Token)
-		cl.mu.Unlock()
+		uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer ucancel()
+		_ = r.Unreserve(uctx, key)
 		return tandem.Seat{}, err
 	}
 	return seat, nil
 }
 
-// dropSeat forgets a reservation (used or given up). cl.mu is held.
-func (cl *cluster) dropSeat(roomID, token string) {
-	if held := cl.seats[roomID]; held != nil {
-		delete(held, token)
-	}
+// seatKey names a seat in its room: a digest, so that the room's journal
+// and logs never hold the secret token.
+func seatKey(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return base64.RawURLEncoding.EncodeToString(sum[:12])
 }
 
 // claimSeat takes the seat a connecting client presents: it must be
@@ -895,40 +1176,31 @@ func errSeatUnknown() error {
 	return tandem.Errorf(tandem.ENotFound, "the seat reservation is unknown, used or expired")
 }
 
-// seatFor returns the reservation s holds in roomID, if it is still valid.
-func (cl *cluster) seatFor(s *session.Session, roomID string, now time.Time) (*tandem.Seat, bool) {
+// takeSeat returns the reservation s holds in roomID, if it is still
+// valid, and forgets it: a seat is tried once, whatever the join's
+// outcome (the room uses up its place when it applies the join).
+func (cl *cluster) takeSeat(s *session.Session, roomID string, now time.Time) (*tandem.Seat, bool) {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	st := cl.sessions[s]
 	if st == nil || st.seat == nil || st.seat.RoomID != roomID || !now.Before(st.seat.ExpiresAt) {
 		return nil, false
 	}
-	return st.seat, true
-}
-
-// seatUsed forgets the reservation s held once it joined the room.
-func (cl *cluster) seatUsed(s *session.Session, seat *tandem.Seat) {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	if st := cl.sessions[s]; st != nil && st.seat == seat {
-		st.seat = nil
-	}
-	cl.dropSeat(seat.RoomID, seat.Token)
+	seat := st.seat
+	st.seat = nil
+	return seat, true
 }
 
 // seatElsewhere asks the node running roomID for a seat for s's player.
+// The room and its node are looked up in the watched copies.
 func (cl *cluster) seatElsewhere(ctx context.Context, s *session.Session, roomID string) (*protocol.SeatReservation, error) {
 	ctx, cancel := context.WithTimeout(ctx, busTimeout)
 	defer cancel()
-	e, err := cl.bus.Room(ctx, roomID)
-	if err != nil || e.Node == cl.node {
-		if err != nil && tandem.ErrorCodeOf(err) != tandem.ENotFound {
-			return nil, tandem.Errorf(tandem.EUnavailable, "the room directory is not available")
-		}
+	e, n, ok, live := cl.directoryRoom(roomID)
+	if !ok || e.Node == cl.node {
 		return nil, tandem.Errorf(tandem.ENotFound, "no room %q", roomID)
 	}
-	n, err := cl.bus.Node(ctx, e.Node)
-	if err != nil || n.Draining {
+	if !live || n.Draining {
 		return nil, tandem.Errorf(tandem.EUnavailable, "the node of room %q is not taking players", roomID)
 	}
 	seat, err := cl.bus.RequestSeat(ctx, e.Node, tandem.SeatRequest{RoomID: roomID, PlayerID: s.Player().ID, FromNode: cl.node})
@@ -943,16 +1215,11 @@ func (cl *cluster) seatElsewhere(ctx context.Context, s *session.Session, roomID
 }
 
 // rooms lists the directory's rooms open to join-or-create, of a type
-// ("" for all).
-func (cl *cluster) rooms(ctx context.Context, typeName string) ([]*protocol.RoomInfo, error) {
-	ctx, cancel := context.WithTimeout(ctx, busTimeout)
-	defer cancel()
-	entries, err := cl.bus.Rooms(ctx)
-	if err != nil {
-		return nil, err
-	}
+// ("" for all), by id, from the watched copy.
+func (cl *cluster) rooms(typeName string) []*protocol.RoomInfo {
 	var out []*protocol.RoomInfo
-	for _, e := range entries {
+	cl.viewMu.RLock()
+	for _, e := range cl.viewRooms {
 		if !e.Open || e.Locked || (typeName != "" && e.Type != typeName) {
 			continue
 		}
@@ -961,7 +1228,9 @@ func (cl *cluster) rooms(ctx context.Context, typeName string) ([]*protocol.Room
 			Open: e.Open, Node: e.Node,
 		})
 	}
-	return out, nil
+	cl.viewMu.RUnlock()
+	slices.SortFunc(out, func(a, b *protocol.RoomInfo) int { return cmp.Compare(a.RoomId, b.RoomId) })
+	return out
 }
 
 func newSeatToken() string {

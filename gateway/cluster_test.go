@@ -516,16 +516,19 @@ func TestDirectoryListsTheRoomsOfEveryNode(t *testing.T) {
 			slices.Equal(ea.Players, []string{"alice"}) && slices.Equal(eb.Players, []string{"bob"}) && ea.Open
 	})
 
-	// The protocol's room list is the cluster's.
-	alice.send(&protocol.Envelope{Cid: 5, Body: &protocol.Envelope_ListRooms{ListRooms: &protocol.ListRooms{RoomType: "relay"}}})
-	list := alice.recvUntil(func(e *protocol.Envelope) bool { return e.Cid == 5 }).GetRoomList().GetRooms()
-	nodes := map[string]string{}
-	for _, r := range list {
-		nodes[r.GetRoomId()] = r.GetNode()
-	}
-	if nodes[roomA] != "a" || nodes[roomB] != "b" {
-		t.Errorf("room list %v, want %s on a and %s on b", list, roomA, roomB)
-	}
+	// The protocol's room list is the cluster's, from the node's watched
+	// copy of the directory: it follows the directory within moments.
+	cid := uint64(5)
+	waitFor(t, 10*time.Second, "both rooms in the room list", func() bool {
+		cid++
+		alice.send(&protocol.Envelope{Cid: cid, Body: &protocol.Envelope_ListRooms{ListRooms: &protocol.ListRooms{RoomType: "relay"}}})
+		list := alice.recvUntil(func(e *protocol.Envelope) bool { return e.Cid == cid }).GetRoomList().GetRooms()
+		nodes := map[string]string{}
+		for _, r := range list {
+			nodes[r.GetRoomId()] = r.GetNode()
+		}
+		return nodes[roomA] == "a" && nodes[roomB] == "b"
+	})
 
 	// A lock shows; a closed room leaves the directory.
 	if res, err := web.SendCommand(ctx, tandem.Command{ID: "lock", Node: "a", Kind: tandem.CommandLockRoom, RoomID: roomA}); err != nil || !res.OK {

@@ -318,12 +318,8 @@ func (c *conn) join(ctx context.Context, s *session.Session, cid uint64, j *prot
 			return nil
 		}
 		if g.cl != nil {
-			if seat, ok := g.cl.seatFor(s, r.ID(), time.Now()); ok {
-				err := r.JoinSeated(ctx, s, cid, j.GetMetadata())
-				if _, in := s.Room(r.ID()); in {
-					g.cl.seatUsed(s, seat)
-				}
-				return err
+			if seat, ok := g.cl.takeSeat(s, r.ID(), time.Now()); ok {
+				return r.JoinSeated(ctx, s, cid, j.GetMetadata(), seatKey(seat.Token))
 			}
 		}
 	case protocol.JoinMode_JOIN_MODE_JOIN_OR_CREATE:
@@ -391,13 +387,11 @@ func safeRPC(ctx context.Context, h tandem.RPC, p *tandem.Player, data []byte) (
 
 func (c *conn) listRooms(s *session.Session, env *protocol.Envelope) {
 	if cl := c.g.cl; cl != nil {
-		// The cluster's directory: rooms of every node.
-		rooms, err := cl.rooms(c.g.ctx, env.GetListRooms().GetRoomType())
-		if err == nil {
-			s.Reply(&protocol.Envelope{Cid: env.Cid, Body: &protocol.Envelope_RoomList{RoomList: &protocol.RoomList{Rooms: rooms}}})
-			return
-		}
-		s.Logger().Warn("list the room directory; answering with this node's rooms", "err", err)
+		// The cluster's directory (the node's watched copy): rooms of
+		// every node.
+		rooms := cl.rooms(env.GetListRooms().GetRoomType())
+		s.Reply(&protocol.Envelope{Cid: env.Cid, Body: &protocol.Envelope_RoomList{RoomList: &protocol.RoomList{Rooms: rooms}}})
+		return
 	}
 	infos := c.g.rooms.List(env.GetListRooms().GetRoomType())
 	list := &protocol.RoomList{Rooms: make([]*protocol.RoomInfo, len(infos))}
@@ -490,7 +484,12 @@ func (c *conn) connect(env *protocol.Envelope) error {
 			return closeErr{protocol.CloseKicked, tandem.ErrorMessageOf(err)}
 		}
 	}
-	s := g.sessions.Open(g.ctx, p, c.codec, c, connected)
+	// A seat moves the player: a session it has here ends as moved.
+	open := g.sessions.Open
+	if seat != nil {
+		open = g.sessions.OpenMoved
+	}
+	s := open(g.ctx, p, c.codec, c, connected)
 	c.sess.Store(s)
 	c.confirmPending = true
 	c.nextAck = ackEvery

@@ -190,6 +190,9 @@ func New(cfg Config) (*Gateway, error) {
 		Encoder:     EncodeFrame,
 		Metrics:     cfg.Metrics,
 		Logger:      cfg.Logger,
+		OnOpen: func(s *session.Session) {
+			g.emit(tandem.Event{Kind: tandem.EventSessionOpened, SessionID: s.ID(), PlayerID: s.Player().ID})
+		},
 		OnEnd: func(s *session.Session) {
 			g.limiters.Delete(s)
 			g.sessionEnded(s)
@@ -255,10 +258,11 @@ func (g *Gateway) rosterChanged(r *room.Room, c room.RosterChange) {
 
 // sessionOpened runs for a new session (not a resume). seat is the
 // reservation the client connected with, if any.
+// (session.opened is emitted by the registry's OnOpen, before anything
+// can end the session.)
 func (g *Gateway) sessionOpened(s *session.Session, seat *tandem.Seat) {
-	g.emit(tandem.Event{Kind: tandem.EventSessionOpened, SessionID: s.ID(), PlayerID: s.Player().ID})
 	if g.cl != nil {
-		g.cl.claim(s, seat)
+		g.cl.opened(s, seat)
 	}
 }
 

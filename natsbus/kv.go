@@ -27,14 +27,15 @@ func (b *Bus) RemoveNode(ctx context.Context, id string) error {
 	return b.remove(ctx, b.nodes, id)
 }
 
-// Nodes lists the live nodes by id. Entries whose heartbeat is older than
-// NodeTTL are left out even if the bucket still holds them.
+// Nodes lists the live nodes by id: every entry the registry holds. The
+// bucket's TTL removes an entry not rewritten in time, so presence is
+// liveness; the entry's Heartbeat is the node's clock and is not compared
+// with this process's (a node whose clock drifts is not declared down).
 func (b *Bus) Nodes(ctx context.Context) ([]tandem.NodeInfo, error) {
 	entries, err := listAll(ctx, b.nodes)
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
 	nodes := make([]tandem.NodeInfo, 0, len(entries))
 	for _, e := range entries {
 		var n tandem.NodeInfo
@@ -42,9 +43,7 @@ func (b *Bus) Nodes(ctx context.Context) ([]tandem.NodeInfo, error) {
 			b.log.Warn("malformed node entry", "key", e.Key(), "err", err)
 			continue
 		}
-		if b.live(n, now) {
-			nodes = append(nodes, n)
-		}
+		nodes = append(nodes, n)
 	}
 	slices.SortFunc(nodes, func(a, c tandem.NodeInfo) int { return strings.Compare(a.ID, c.ID) })
 	return nodes, nil
@@ -53,17 +52,42 @@ func (b *Bus) Nodes(ctx context.Context) ([]tandem.NodeInfo, error) {
 // Node returns one live node; ENotFound when it is not registered.
 func (b *Bus) Node(ctx context.Context, id string) (tandem.NodeInfo, error) {
 	var n tandem.NodeInfo
-	if _, err := b.getJSON(ctx, b.nodes, id, &n); err != nil {
-		return n, notFound(err, "node %q is not registered", id)
-	}
-	if !b.live(n, time.Now()) {
-		return tandem.NodeInfo{}, tandem.Errorf(tandem.ENotFound, "node %q is not registered", id)
-	}
-	return n, nil
+	_, err := b.getJSON(ctx, b.nodes, id, &n)
+	return n, notFound(err, "node %q is not registered", id)
 }
 
-func (b *Bus) live(n tandem.NodeInfo, now time.Time) bool {
-	return now.Sub(n.Heartbeat) <= b.cfg.NodeTTL
+// WatchNodes calls fn with every node entry, then with every change;
+// deletes (removed, or expired after NodeTTL) come with only ID set.
+func (b *Bus) WatchNodes(ctx context.Context, fn func(n tandem.NodeInfo, deleted bool)) (stop func(), err error) {
+	return b.watch(ctx, b.nodes, false, func(e jetstream.KeyValueEntry) {
+		if deletion(e) {
+			fn(tandem.NodeInfo{ID: idOf(e.Key())}, true)
+			return
+		}
+		var n tandem.NodeInfo
+		if err := json.Unmarshal(e.Value(), &n); err != nil {
+			b.log.Warn("malformed node entry", "key", e.Key(), "err", err)
+			return
+		}
+		fn(n, false)
+	})
+}
+
+// WatchRooms calls fn with every directory entry, then with every change;
+// deletes come with only ID set.
+func (b *Bus) WatchRooms(ctx context.Context, fn func(r tandem.RoomEntry, deleted bool)) (stop func(), err error) {
+	return b.watch(ctx, b.rooms, false, func(e jetstream.KeyValueEntry) {
+		if deletion(e) {
+			fn(tandem.RoomEntry{ID: idOf(e.Key())}, true)
+			return
+		}
+		var r tandem.RoomEntry
+		if err := json.Unmarshal(e.Value(), &r); err != nil {
+			b.log.Warn("malformed room entry", "key", e.Key(), "err", err)
+			return
+		}
+		fn(r, false)
+	})
 }
 
 // PutRoom writes r's directory entry.
@@ -452,7 +476,9 @@ func listAll(ctx context.Context, kv jetstream.KeyValue) ([]jetstream.KeyValueEn
 // after the call; otherwise for the present entries (not deletes), before
 // returning, and then for every change. The watch outlives a lost
 // connection or server restart: when nats.go gives up its subscription,
-// the watch starts again after the last revision it passed on.
+// the watch starts again after the last revision it passed on; when the
+// bucket's stream starts again below that revision (the server lost its
+// store, the bucket was recreated), from the beginning.
 func (b *Bus) watch(ctx context.Context, kv jetstream.KeyValue, updatesOnly bool, fn func(jetstream.KeyValueEntry)) (stop func(), err error) {
 	return b.watchKeys(ctx, kv, jetstream.AllKeys, updatesOnly, fn)
 }
@@ -509,13 +535,27 @@ func (b *Bus) watchKeys(ctx context.Context, kv jetstream.KeyValue, filter strin
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer func() { stopWatcher(w) }()
+		check := time.NewTicker(resetCheck)
+		defer check.Stop()
 		for {
 			select {
 			case <-wctx.Done():
 				return
+			case <-check.C:
+				// nats.go rides out a lost store without ending the watch,
+				// and then waits for revisions after the old last: never
+				// seen until the new stream grows past it.
+				if last == 0 || restartPoint(wctx, kv, last) != 0 {
+					continue
+				}
+				b.log.Warn("a bucket's stream started again (its store was lost?): watching it from the start", "bucket", kv.Bucket())
+				stopWatcher(w)
 			case e, ok := <-w.Updates():
 				if ok {
-					if e != nil && e.Revision() > last { // nil: an initial-values mark
+					// nil: an initial-values mark. A revision not after the
+					// last is a redelivery, unless the stream started again
+					// (the store was lost): then it is new.
+					if e != nil && (e.Revision() > last || restartPoint(wctx, kv, last) == 0) {
 						last = e.Revision()
 						fn(e)
 					}
@@ -532,6 +572,7 @@ func (b *Bus) watchKeys(ctx context.Context, kv jetstream.KeyValue, filter strin
 				if sleep(wctx, backoff(n)) != nil || b.nc.IsClosed() {
 					return
 				}
+				last = restartPoint(wctx, kv, last)
 				nw, err := kv.Watch(wctx, filter, jetstream.IncludeHistory(), jetstream.ResumeFromRevision(last+1))
 				if err == nil {
 					w = nw
@@ -548,6 +589,25 @@ func (b *Bus) watchKeys(ctx context.Context, kv jetstream.KeyValue, filter strin
 			wg.Wait()
 		})
 	}, nil
+}
+
+// resetCheck is how often a watch checks that its bucket's stream has not
+// started again below the revisions it has seen.
+const resetCheck = 5 * time.Second
+
+// restartPoint is the revision a restarted watch resumes after: last,
+// unless the bucket's stream now ends before it (the store was lost or
+// the bucket recreated), in which case the watch starts again from the
+// beginning: resuming after last would skip every entry written since.
+func restartPoint(ctx context.Context, kv jetstream.KeyValue, last uint64) uint64 {
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return last // the next attempt asks again
+	}
+	if s, ok := st.(*jetstream.KeyValueBucketStatus); ok && s.StreamInfo().State.LastSeq < last {
+		return 0
+	}
+	return last
 }
 
 // stopWatcher stops w and drains its channel until nats.go closes it:

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -36,6 +37,7 @@ const (
 	cmdSubjects     = "tandem.cmd."
 	seatSubjects    = "tandem.seat."
 	inspectSubjects = "tandem.inspect."
+	wakeSubjects    = "tandem.wake."
 	queueGroup      = "tandem"
 
 	// markerTTL is how long a delete marker (a removed or expired entry)
@@ -212,6 +214,40 @@ func (b *Bus) setUp(ctx context.Context) error {
 	}
 	b.events = s
 	return nil
+}
+
+// Wake publishes a wake-up of job to every replica watching it: a plain
+// message, lost if no one listens (the job's interval covers that).
+func (b *Bus) Wake(ctx context.Context, job string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return b.nc.Publish(wakeSubjects+key(job), nil)
+}
+
+// WatchWakes calls fn for every later wake-up of job until ctx ends or
+// stop is called. fn runs on the subscription's goroutine, one call at a
+// time.
+func (b *Bus) WatchWakes(ctx context.Context, job string, fn func()) (stop func(), err error) {
+	sub, err := b.nc.Subscribe(wakeSubjects+key(job), func(*nats.Msg) { fn() })
+	if err != nil {
+		return nil, err
+	}
+	// The subscription is registered with the server before returning,
+	// so a wake published after the call is seen.
+	fctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+	defer cancel()
+	if err := b.nc.FlushWithContext(fctx); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, err
+	}
+	var once sync.Once
+	unsubscribe := func() { once.Do(func() { _ = sub.Unsubscribe() }) }
+	stopAfter := context.AfterFunc(ctx, unsubscribe)
+	return func() {
+		stopAfter()
+		unsubscribe()
+	}, nil
 }
 
 // retryCreate retries create a few times: two processes creating the same

@@ -207,24 +207,59 @@ func TestNodeRegistryForgetsASilentNode(t *testing.T) {
 	wantCode(t, err, tandem.ENotFound)
 }
 
-func TestNodesSkipsAStaleHeartbeat(t *testing.T) {
+func TestNodesTrustTheRegistryNotTheNodesClock(t *testing.T) {
 	b, _ := newBus(t)
 	ctx := t.Context()
-	if err := b.PutNode(ctx, tandem.NodeInfo{ID: "old", Heartbeat: time.Now().Add(-time.Hour)}); err != nil {
+	// A node whose clock is an hour behind is live while its entry is.
+	if err := b.PutNode(ctx, tandem.NodeInfo{ID: "skewed", Heartbeat: time.Now().Add(-time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.PutNode(ctx, tandem.NodeInfo{ID: "live", Heartbeat: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	nodes, err := b.Nodes(ctx)
-	if err != nil || len(nodes) != 1 || nodes[0].ID != "live" {
-		t.Errorf("Nodes = %v, %v; want only live", nodes, err)
+	if err != nil || len(nodes) != 2 || nodes[0].ID != "live" || nodes[1].ID != "skewed" {
+		t.Errorf("Nodes = %v, %v; want live and skewed", nodes, err)
+	}
+	if _, err := b.Node(ctx, "skewed"); err != nil {
+		t.Errorf("Node(skewed) = %v", err)
 	}
 	if err := b.RemoveNode(ctx, "live"); err != nil {
 		t.Fatal(err)
 	}
 	_, err = b.Node(ctx, "live")
 	wantCode(t, err, tandem.ENotFound)
+}
+
+func TestWakeReachesEveryWatcherOfItsJob(t *testing.T) {
+	srv := startServer(t, "", "")
+	a := connect(t, natsbus.Config{Server: srv, Name: "web-1"})
+	b := connect(t, natsbus.Config{Server: srv, Name: "web-2"})
+	ctx := t.Context()
+	var mu sync.Mutex
+	woken := map[string]int{}
+	for _, job := range []string{"bans", "keys"} {
+		stop, err := b.WatchWakes(ctx, job, func() {
+			mu.Lock()
+			woken[job]++
+			mu.Unlock()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stop()
+	}
+	if err := a.Wake(ctx, "bans"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if woken["bans"] != 1 || woken["keys"] != 0 {
+			return fmt.Errorf("woken = %v, want bans once", woken)
+		}
+		return nil
+	})
 }
 
 func TestPresenceClaimReleaseAndWatch(t *testing.T) {

@@ -150,12 +150,15 @@ type Info struct {
 type infoCell struct{ v atomic.Pointer[Info] }
 
 func (r *Room) publishInfo() {
+	if len(r.reserved) > 0 {
+		r.pruneReserved()
+	}
 	next := Info{
 		ID:         r.cfg.ID,
 		Type:       r.cfg.Type.Name,
 		Players:    len(r.members),
 		MaxPlayers: r.cfg.Type.MaxPlayers,
-		Open:       !r.locked && !r.closing && (r.cfg.Type.MaxPlayers == 0 || len(r.members) < r.cfg.Type.MaxPlayers),
+		Open:       !r.locked && !r.closing && (r.cfg.Type.MaxPlayers == 0 || len(r.members)+len(r.reserved) < r.cfg.Type.MaxPlayers),
 	}
 	if cur := r.info.v.Load(); cur != nil && *cur == next {
 		return

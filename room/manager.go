@@ -176,6 +176,17 @@ func (m *Manager) List(typeName string) []Info {
 	return infos
 }
 
+// IDs returns the ids of every running room, oldest first.
+func (m *Manager) IDs() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ids := make([]string, len(m.order))
+	for i, r := range m.order {
+		ids[i] = r.cfg.ID
+	}
+	return ids
+}
+
 // Count returns the number of running rooms per type.
 func (m *Manager) Count() map[string]int {
 	m.mu.Lock()

@@ -106,6 +106,10 @@ const (
 	InputClose
 	InputLock
 	InputUnlock
+	// InputReserve holds a place for a player who is on the way with a
+	// seat reservation (Seat, until Until); InputUnreserve gives it up.
+	InputReserve
+	InputUnreserve
 )
 
 // Input is one thing that happened to a room, as recorded in its journal.
@@ -120,8 +124,13 @@ type Input struct {
 	Reason   protocol.LeaveReason
 	Pos      *protocol.StreamPos // rejoin: the client's position, if it has one
 	// Seated marks a join that holds a seat reservation: it passes the
-	// lock and the player limit (JoinAttempt still runs).
+	// lock (JoinAttempt and the player limit still apply). Its Seat, if
+	// the room holds it, is used up by the join, whatever the outcome.
 	Seated bool
+	// Seat names a reservation (reserve, unreserve, seated join): a key
+	// derived from the seat's token, never the token itself.
+	Seat  string
+	Until time.Time // reserve: when the reservation lapses
 }
 
 type input struct {
@@ -129,6 +138,7 @@ type input struct {
 	member  Member
 	done    chan struct{} // closed once the input is applied (nil: nobody waits)
 	notOpen *bool         // a trying join: set, instead of a reply, when the room takes no one
+	result  *error        // reserve: set to the refusal, if any
 	// query, when set, makes this no input at all: a read of the room's
 	// state run on the room goroutine (Inspect), neither journaled nor
 	// applied.
@@ -180,9 +190,13 @@ type Room struct {
 	members []*member // join order
 	buffer  *ReplayBuffer[*frame]
 	locked  bool
-	ending  bool // End was called: the room shuts down when the current input is applied
-	closing bool
-	empty   time.Time // when the room became empty (zero: it has members)
+	// reserved holds the places promised to seat reservations, by seat
+	// key, until their expiry: they count against MaxPlayers for every
+	// join but the seated one that uses them. Nil until the first.
+	reserved map[string]time.Time
+	ending   bool // End was called: the room shuts down when the current input is applied
+	closing  bool
+	empty    time.Time // when the room became empty (zero: it has members)
 	// inspecting: the handler's Snapshot runs for an inspection, and what
 	// it returns reaches no client.
 	inspecting bool
@@ -324,11 +338,12 @@ func (r *Room) Join(ctx context.Context, m Member, cid uint64, metadata []byte) 
 	return err
 }
 
-// JoinSeated is Join for a player holding a seat reservation in this room:
-// the lock and the player limit do not apply to it.
-func (r *Room) JoinSeated(ctx context.Context, m Member, cid uint64, metadata []byte) error {
+// JoinSeated is Join for a player holding the seat reservation seat (its
+// key, as given to Reserve) in this room: the lock does not apply to it,
+// and its reserved place makes room for it under the player limit.
+func (r *Room) JoinSeated(ctx context.Context, m Member, cid uint64, metadata []byte, seat string) error {
 	done := make(chan struct{})
-	in := input{Input: Input{Kind: InputJoin, Player: *m.Player(), Cid: cid, Metadata: metadata, Seated: true}, member: m, done: done}
+	in := input{Input: Input{Kind: InputJoin, Player: *m.Player(), Cid: cid, Metadata: metadata, Seated: true, Seat: seat}, member: m, done: done}
 	if err := r.post(ctx, in); err != nil {
 		return err
 	}
@@ -407,6 +422,35 @@ func (r *Room) Leave(ctx context.Context, m Member, reason protocol.LeaveReason)
 // Close ends the room: members leave with ROOM_CLOSED and Shutdown runs.
 func (r *Room) Close(ctx context.Context) error {
 	return r.post(ctx, input{Input: Input{Kind: InputClose}})
+}
+
+// Reserve holds a place in the room for a seat reservation (seat is its
+// key) until until, or refuses: EJoinRejected when the room is locked,
+// ERoomFull when its members and reservations fill it, ENotFound once it
+// has ended. The place counts against every join but the seated one that
+// uses it.
+func (r *Room) Reserve(ctx context.Context, seat string, until time.Time) error {
+	done := make(chan struct{})
+	var res error
+	if err := r.post(ctx, input{Input: Input{Kind: InputReserve, Seat: seat, Until: until}, done: done, result: &res}); err != nil {
+		return err
+	}
+	select {
+	case <-done:
+		return res
+	case <-ctx.Done():
+		// It may yet be applied: give the place back after it.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		_ = r.Unreserve(uctx, seat)
+		return ctx.Err()
+	}
+}
+
+// Unreserve gives up a place held by Reserve (the seat was not created,
+// or its player went away). It does not wait for the room.
+func (r *Room) Unreserve(ctx context.Context, seat string) error {
+	return r.post(ctx, input{Input: Input{Kind: InputUnreserve, Seat: seat}})
 }
 
 // SetLocked locks (no joins) or unlocks the room.
@@ -601,6 +645,38 @@ func (r *Room) applyMember(in input) {
 		r.setLocked(true)
 	case InputUnlock:
 		r.setLocked(false)
+	case InputReserve:
+		if err := r.reserve(in.Seat, in.Until); err != nil && in.result != nil {
+			*in.result = err
+		}
+	case InputUnreserve:
+		delete(r.reserved, in.Seat)
+	}
+}
+
+func (r *Room) reserve(seat string, until time.Time) error {
+	r.pruneReserved()
+	switch max := r.cfg.Type.MaxPlayers; {
+	case r.closing:
+		return r.errEnded()
+	case r.locked:
+		return tandem.Errorf(tandem.EJoinRejected, "room %s is locked", r.cfg.ID)
+	case max > 0 && len(r.members)+len(r.reserved) >= max:
+		return tandem.Errorf(tandem.ERoomFull, "room %s is full", r.cfg.ID)
+	}
+	if r.reserved == nil {
+		r.reserved = make(map[string]time.Time)
+	}
+	r.reserved[seat] = until
+	return nil
+}
+
+// pruneReserved drops the reservations that lapsed by the room clock.
+func (r *Room) pruneReserved() {
+	for k, until := range r.reserved {
+		if !r.now.Before(until) {
+			delete(r.reserved, k)
+		}
 	}
 }
 
@@ -611,6 +687,19 @@ func (r *Room) member(playerID string) *member {
 		}
 	}
 	return nil
+}
+
+// taken counts the places a join finds taken: the members, and the
+// reservations other than the one a seated join uses (used up here).
+func (r *Room) taken(in input) int {
+	if len(r.reserved) == 0 {
+		return len(r.members)
+	}
+	r.pruneReserved()
+	if in.Seated {
+		delete(r.reserved, in.Seat)
+	}
+	return len(r.members) + len(r.reserved)
 }
 
 func (r *Room) join(in input) {
@@ -634,7 +723,7 @@ func (r *Room) join(in input) {
 	case r.locked && !in.Seated:
 		closed(tandem.Errorf(tandem.EJoinRejected, "room %s is locked", r.cfg.ID))
 		return
-	case !in.Seated && r.cfg.Type.MaxPlayers > 0 && len(r.members) >= r.cfg.Type.MaxPlayers:
+	case r.cfg.Type.MaxPlayers > 0 && r.taken(in) >= r.cfg.Type.MaxPlayers:
 		closed(tandem.Errorf(tandem.ERoomFull, "room %s is full", r.cfg.ID))
 		return
 	}

@@ -3,6 +3,7 @@ package room
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/tandemhq/tandem"
@@ -39,9 +40,10 @@ func TestRosterReportsJoinsLeavesAndLocksAfterTheInput(t *testing.T) {
 	}
 }
 
-func TestSeatedJoinPassesTheLockAndThePlayerLimit(t *testing.T) {
-	s := newScript(t, Config{Type: recorderType("duel", 1, 0)})
+func TestSeatedJoinPassesTheLockButNotThePlayerLimit(t *testing.T) {
+	s := newScript(t, Config{Type: recorderType("duel", 2, 0)})
 	s.join("alice", protocol.CodecJSON)
+	s.apply(Input{Kind: InputReserve, Seat: "k1", Until: s.now.Add(time.Hour)}, nil)
 	s.apply(Input{Kind: InputLock}, nil)
 
 	bob := newMember(t, "bob", protocol.CodecJSON)
@@ -49,11 +51,54 @@ func TestSeatedJoinPassesTheLockAndThePlayerLimit(t *testing.T) {
 	if got := tandem.ErrorCode(bob.lastReply(t).GetError().GetCode()); got != tandem.EJoinRejected {
 		t.Errorf("join of a locked room: code %v, want join_rejected", got)
 	}
-	s.apply(Input{Kind: InputJoin, Player: bob.player, Cid: 8, Seated: true}, bob)
+	s.apply(Input{Kind: InputJoin, Player: bob.player, Cid: 8, Seated: true, Seat: "k1"}, bob)
 	if got := bob.lastReply(t); got.GetJoined() == nil || got.Cid != 8 {
 		t.Errorf("seated join: %v, want joined", got)
 	}
+	carol := newMember(t, "carol", protocol.CodecJSON)
+	s.apply(Input{Kind: InputJoin, Player: carol.player, Cid: 9, Seated: true, Seat: "k2"}, carol)
+	if got := tandem.ErrorCode(carol.lastReply(t).GetError().GetCode()); got != tandem.ERoomFull {
+		t.Errorf("seated join of a full room: code %v, want room_full", got)
+	}
 	if diff := cmp.Diff([]string{"alice", "bob"}, s.r.Roster().Players); diff != "" {
 		t.Errorf("players (-want +got):\n%s", diff)
+	}
+}
+
+func TestReservationsCountAgainstTheLimitUntilUsedOrLapsed(t *testing.T) {
+	s := newScript(t, Config{Type: recorderType("trio", 3, 0)})
+	s.join("alice", protocol.CodecJSON)
+	var errs []error
+	reserve := func(key string, until time.Time) {
+		var err error
+		s.now = s.now.Add(time.Millisecond)
+		s.r.apply(input{Input: Input{Kind: InputReserve, At: s.now, Seat: key, Until: until}, result: &err})
+		errs = append(errs, err)
+	}
+	reserve("k1", s.now.Add(time.Minute))
+	reserve("k2", s.now.Add(time.Second))
+	reserve("k3", s.now.Add(time.Minute))
+	if got := tandem.ErrorCodeOf(errs[2]); errs[0] != nil || errs[1] != nil || got != tandem.ERoomFull {
+		t.Fatalf("reserve 1, 2, 3 of a room of 3 with a member: %v, want ok, ok, room_full", errs)
+	}
+	if s.r.Info().Open {
+		t.Errorf("a room whose places are all member or reserved is open")
+	}
+	bob := newMember(t, "bob", protocol.CodecJSON)
+	s.apply(Input{Kind: InputJoin, Player: bob.player, Cid: 7}, bob)
+	if got := tandem.ErrorCode(bob.lastReply(t).GetError().GetCode()); got != tandem.ERoomFull {
+		t.Errorf("unseated join while the other places are reserved: code %v, want room_full", got)
+	}
+	// k2 lapses: its place is free again.
+	s.now = s.now.Add(2 * time.Second)
+	s.apply(Input{Kind: InputJoin, Player: bob.player, Cid: 8}, bob)
+	if got := bob.lastReply(t); got.GetJoined() == nil {
+		t.Errorf("join once a reservation lapsed: %v, want joined", got)
+	}
+	// k1 is given up: the room has a place for one more.
+	s.apply(Input{Kind: InputUnreserve, Seat: "k1"}, nil)
+	reserve("k4", s.now.Add(time.Minute))
+	if errs[3] != nil {
+		t.Errorf("reserve after an unreserve: %v", errs[3])
 	}
 }

@@ -24,6 +24,9 @@ type Config struct {
 	Encoder room.Encoder
 	Metrics *observe.Realtime
 	Logger  *slog.Logger
+	// OnOpen, if set, runs for a new session before anything can end it:
+	// whatever it records comes before OnEnd's record.
+	OnOpen func(s *Session)
 	// OnEnd, if set, runs once when a session ends for good.
 	OnEnd func(s *Session)
 }
@@ -64,6 +67,17 @@ type Connected func(s *Session, resumeToken string, resumed bool, ack uint64, ro
 // Open starts a new session for p on connection c. A session the player
 // already has on this node ends with duplicate_session.
 func (g *Registry) Open(ctx context.Context, p *tandem.Player, codec protocol.CodecID, c Conn, connected Connected) *Session {
+	return g.open(ctx, p, codec, c, connected, false)
+}
+
+// OpenMoved is Open for a player who followed a seat reservation: a
+// session the player already has on this node ends with moved, as one on
+// another node would.
+func (g *Registry) OpenMoved(ctx context.Context, p *tandem.Player, codec protocol.CodecID, c Conn, connected Connected) *Session {
+	return g.open(ctx, p, codec, c, connected, true)
+}
+
+func (g *Registry) open(ctx context.Context, p *tandem.Player, codec protocol.CodecID, c Conn, connected Connected, moved bool) *Session {
 	s := &Session{
 		id:       newID(),
 		player:   p,
@@ -74,6 +88,9 @@ func (g *Registry) Open(ctx context.Context, p *tandem.Player, codec protocol.Co
 	s.log = g.cfg.Logger.With("session", s.id, "player", p.ID)
 	token := newToken(g.cfg.Node)
 	s.tokens = []string{token}
+	if g.cfg.OnOpen != nil {
+		g.cfg.OnOpen(s)
+	}
 
 	g.mu.Lock()
 	old := g.byPlayer[p.ID]
@@ -84,7 +101,10 @@ func (g *Registry) Open(ctx context.Context, p *tandem.Player, codec protocol.Co
 	g.mu.Unlock()
 
 	s.log.Info("session opened", "codec", codec.Codec().Name())
-	if old != nil {
+	switch {
+	case old != nil && moved:
+		g.end(ctx, old, protocol.LeaveReason_LEAVE_REASON_MOVED, protocol.CloseMoved, "moved")
+	case old != nil:
 		g.end(ctx, old, protocol.LeaveReason_LEAVE_REASON_SESSION_ENDED, protocol.CloseDuplicateSession, "duplicate session")
 	}
 	return s

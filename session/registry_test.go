@@ -197,3 +197,16 @@ func TestAJoinThatArrivesAfterTheSessionEndedIsRefused(t *testing.T) {
 		t.Error("an ended session accepted a room: the room would keep a member nobody removes")
 	}
 }
+
+func TestOpenMovedEndsThePlayersSessionHereAsMoved(t *testing.T) {
+	g := newRegistry(time.Minute)
+	_, first, _ := open(t, g, "p")
+	c := new(conn)
+	g.OpenMoved(context.Background(), &tandem.Player{ID: "p"}, protocol.CodecBinary, c, connected)
+	if got := first.closeCode(); got != protocol.CloseMoved {
+		t.Errorf("first connection closed with %v, want moved", got)
+	}
+	if got := c.closeCode(); got != 0 {
+		t.Errorf("second connection closed with %v", got)
+	}
+}

@@ -101,6 +101,11 @@ func (s *Session) SetRTT(d time.Duration) {
 	s.rttMu.Lock()
 	defer s.rttMu.Unlock()
 	if len(s.rttSamples) < rttWindow {
+		if s.rttSamples == nil {
+			// The whole window at once: growing it by append would
+			// allocate some seven times a session.
+			s.rttSamples = make([]uint32, 0, rttWindow)
+		}
 		s.rttSamples = append(s.rttSamples, us)
 		return
 	}
