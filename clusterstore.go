@@ -50,7 +50,7 @@ type ClusterNode struct {
 	URL           string
 	Version       string
 	FirstSeen     time.Time
-	LastHeartbeat time.Time
+	LastHeartbeat time.Time // when a web server last saw it in the registry, by the web server's clock
 	DownAt        time.Time // when it was declared down; zero while live
 }
 
@@ -71,10 +71,13 @@ type ClusterTx interface {
 	// Command returns one command; ENotFound when unknown.
 	Command(ctx context.Context, id string) (*CommandRecord, error)
 	// UpdateCommand writes State, Attempts, LastError, ResultOK,
-	// ResultError and DeliveredAt.
+	// ResultError and DeliveredAt of a command still pending: one
+	// already delivered or failed (by another relay) is left as it is
+	// and the call is EConflict; ENotFound when unknown.
 	UpdateCommand(ctx context.Context, c *CommandRecord) error
-	// PendingCommands returns up to limit pending commands, oldest first.
-	PendingCommands(ctx context.Context, limit int) ([]*CommandRecord, error)
+	// PendingCommands returns up to limit pending commands, oldest
+	// first, leaving out those addressed to a node in skipNodes.
+	PendingCommands(ctx context.Context, limit int, skipNodes []string) ([]*CommandRecord, error)
 	// Commands returns up to limit commands (default 100, at most 1000),
 	// newest first.
 	Commands(ctx context.Context, limit int) ([]*CommandRecord, error)
@@ -98,9 +101,16 @@ type ClusterTx interface {
 	// RealtimeSessions returns up to limit sessions of the player, newest
 	// first.
 	RealtimeSessions(ctx context.Context, playerID string, limit int) ([]*RealtimeSession, error)
-	// CloseNodeSessions closes every open session of node at at, with
-	// close code 0 and reason, and returns how many it closed.
-	CloseNodeSessions(ctx context.Context, node string, at time.Time, reason string) (int, error)
+	// CloseNodeSessions closes every open session of node opened at or
+	// before at (or whose opening was never seen), at at, with close
+	// code 0 and reason, and returns them (ID, Node and PlayerID set).
+	// A session opened after at belongs to a later life of the node.
+	CloseNodeSessions(ctx context.Context, node string, at time.Time, reason string) ([]*RealtimeSession, error)
+
+	// DeleteOldClusterHistory removes the events older than before, the
+	// delivered and failed commands created before it and the sessions
+	// closed before it, and returns how many rows it removed.
+	DeleteOldClusterHistory(ctx context.Context, before time.Time) (int, error)
 
 	// PutClusterNode records a live node: URL, Version and LastHeartbeat
 	// are written, FirstSeen kept from the first time, DownAt cleared.

@@ -57,8 +57,9 @@ type webConfig struct {
 	PlayerLoginRetention time.Duration
 
 	// The cluster.
-	CommandGiveUp time.Duration
-	NodeTTL       time.Duration // from --node-ttl, registered with the NATS flags
+	CommandGiveUp    time.Duration
+	ClusterRetention time.Duration
+	NodeTTL          time.Duration // from --node-ttl, registered with the NATS flags
 }
 
 // registerWebFlags registers the web server's flags, shared by `tandem web`
@@ -117,6 +118,8 @@ func registerWebFlags(f *flagSet, c *webConfig) {
 		"how long records of player logins (time, address, user agent) are kept for the admin's player page")
 	f.Duration(&c.CommandGiveUp, "command-give-up", 10*time.Minute,
 		"a command to a realtime node (kick, notice, close or lock a room, drain) not acknowledged by its node this long after it was sent is marked failed")
+	f.Duration(&c.ClusterRetention, "cluster-retention", 30*24*time.Hour,
+		"how long the cluster's history is kept: node events, finished commands and closed realtime sessions older than this are deleted")
 }
 
 // registerCORSFlag registers --cors-origins: in tandem dev one flag serves
@@ -161,6 +164,7 @@ func (c *webConfig) check() error {
 		{"--realtime-token-ttl", c.RealtimeTokenTTL}, {"--player-access-ttl", c.PlayerAccessTTL},
 		{"--player-refresh-ttl", c.PlayerRefreshTTL}, {"--token-key-rotation", c.TokenKeyRotation},
 		{"--player-limit-window", c.PlayerLimitWindow}, {"--player-login-retention", c.PlayerLoginRetention},
+		{"--command-give-up", c.CommandGiveUp}, {"--cluster-retention", c.ClusterRetention},
 	} {
 		if d.v <= 0 {
 			return fmt.Errorf("%s must be positive, not %s", d.flag, d.v)
@@ -251,7 +255,7 @@ func startWeb(ln net.Listener, db database, c webConfig, keys webKeys, cluster t
 			LoginRetention:   c.PlayerLoginRetention,
 		},
 		Cluster:     cluster,
-		ClusterJobs: service.ClusterConfig{CommandGiveUp: c.CommandGiveUp, NodeTTL: c.NodeTTL},
+		ClusterJobs: service.ClusterConfig{CommandGiveUp: c.CommandGiveUp, NodeTTL: c.NodeTTL, Retention: c.ClusterRetention},
 	})
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -60,25 +61,37 @@ func (t *tx) Command(ctx context.Context, id string) (*tandem.CommandRecord, err
 	return c, nil
 }
 
-// UpdateCommand writes the delivery fields of c.
+// UpdateCommand writes the delivery fields of c while it is pending: a
+// relay that lost its lease must not overwrite what the next one wrote.
 func (t *tx) UpdateCommand(ctx context.Context, c *tandem.CommandRecord) error {
 	tag, err := t.tx.Exec(ctx, `UPDATE node_commands SET state = $1, attempts = $2, last_error = $3,
-		result_ok = $4, result_error = $5, delivered_at = $6 WHERE id = $7`,
-		c.State, c.Attempts, c.LastError, c.ResultOK, c.ResultError, timeArg(c.DeliveredAt), c.ID)
+		result_ok = $4, result_error = $5, delivered_at = $6 WHERE id = $7 AND state = 'pending'`,
+		c.State, c.Attempts, noNUL(c.LastError), c.ResultOK, noNUL(c.ResultError), timeArg(c.DeliveredAt), c.ID)
 	if err != nil {
 		return dbError(err, "update command", "", "")
 	}
-	if tag.RowsAffected() == 0 {
-		return tandem.Errorf(tandem.ENotFound, "no such command")
+	if tag.RowsAffected() > 0 {
+		return nil
 	}
-	return nil
+	if _, err := t.Command(ctx, c.ID); err != nil {
+		return err
+	}
+	return tandem.Errorf(tandem.EConflict, "the command is no longer pending")
 }
 
-// PendingCommands returns up to limit pending commands, oldest first.
-func (t *tx) PendingCommands(ctx context.Context, limit int) ([]*tandem.CommandRecord, error) {
+// PendingCommands returns up to limit pending commands, oldest first,
+// except those for skipNodes.
+func (t *tx) PendingCommands(ctx context.Context, limit int, skipNodes []string) ([]*tandem.CommandRecord, error) {
+	if skipNodes == nil {
+		skipNodes = []string{}
+	}
 	return collectCommands(t.tx.Query(ctx, `SELECT `+commandColumns+` FROM node_commands
-		WHERE state = 'pending' ORDER BY created_at, id LIMIT $1`, listLimit(limit)))
+		WHERE state = 'pending' AND NOT (node = ANY($2)) ORDER BY created_at, id LIMIT $1`, listLimit(limit), skipNodes))
 }
+
+// noNUL drops NUL characters, which PostgreSQL's text refuses: events
+// carry raw log messages and attributes of realtime nodes.
+func noNUL(s string) string { return strings.ReplaceAll(s, "\x00", "") }
 
 // Commands returns up to limit commands, newest first.
 func (t *tx) Commands(ctx context.Context, limit int) ([]*tandem.CommandRecord, error) {
@@ -127,8 +140,9 @@ func (t *tx) InsertEvents(ctx context.Context, events []tandem.Event) (int, erro
 		tag, err := t.tx.Exec(ctx, `INSERT INTO cluster_events (id, node, kind, at, session_id, player_id,
 			room_id, room_type, reason, close_code, duration, rtt_ms, level, attrs)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (id) DO NOTHING`,
-			e.ID, e.Node, string(e.Kind), instantArg(e.At), e.SessionID, e.PlayerID, e.RoomID, e.RoomType,
-			e.Reason, e.CloseCode, e.Duration.Microseconds(), jsonList(e.RTTMillis), e.Level, jsonMap(e.Attrs))
+			noNUL(e.ID), noNUL(e.Node), noNUL(string(e.Kind)), instantArg(e.At), noNUL(e.SessionID), noNUL(e.PlayerID),
+			noNUL(e.RoomID), noNUL(e.RoomType), noNUL(e.Reason), e.CloseCode, e.Duration.Microseconds(),
+			jsonList(e.RTTMillis), noNUL(e.Level), noNUL(jsonMap(e.Attrs)))
 		if err != nil {
 			return n, dbError(err, "insert events", "", "")
 		}
@@ -183,7 +197,7 @@ func (t *tx) NodeEvents(ctx context.Context, node string, limit int) ([]tandem.E
 // OpenRealtimeSession records an opened session unless recorded already.
 func (t *tx) OpenRealtimeSession(ctx context.Context, s *tandem.RealtimeSession) error {
 	_, err := t.tx.Exec(ctx, `INSERT INTO realtime_sessions (id, node, player_id, opened_at)
-		VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING`, s.ID, s.Node, s.PlayerID, timeArg(s.OpenedAt))
+		VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING`, noNUL(s.ID), noNUL(s.Node), noNUL(s.PlayerID), timeArg(s.OpenedAt))
 	if err != nil {
 		return dbError(err, "open realtime session", "", "")
 	}
@@ -198,7 +212,7 @@ func (t *tx) CloseRealtimeSession(ctx context.Context, s *tandem.RealtimeSession
 		ON CONFLICT (id) DO UPDATE SET closed_at = excluded.closed_at, close_code = excluded.close_code,
 			reason = excluded.reason, duration = excluded.duration, rtt_ms = excluded.rtt_ms
 		WHERE realtime_sessions.closed_at IS NULL OR realtime_sessions.reason = 'node_down'`,
-		s.ID, s.Node, s.PlayerID, timeArg(s.OpenedAt), timeArg(s.ClosedAt), s.CloseCode, s.Reason,
+		noNUL(s.ID), noNUL(s.Node), noNUL(s.PlayerID), timeArg(s.OpenedAt), timeArg(s.ClosedAt), s.CloseCode, noNUL(s.Reason),
 		s.Duration.Microseconds(), jsonList(s.RTTMillis))
 	if err != nil {
 		return dbError(err, "close realtime session", "", "")
@@ -233,16 +247,45 @@ func (t *tx) RealtimeSessions(ctx context.Context, playerID string, limit int) (
 	return out, nil
 }
 
-// CloseNodeSessions closes every open session of node at at.
-func (t *tx) CloseNodeSessions(ctx context.Context, node string, at time.Time, reason string) (int, error) {
-	tag, err := t.tx.Exec(ctx, `UPDATE realtime_sessions SET closed_at = $1, close_code = 0, reason = $2,
-		duration = CASE WHEN opened_at IS NULL OR opened_at > $1 THEN 0
+// CloseNodeSessions closes the open sessions of node opened by at and
+// returns them. Later ones belong to the node's next life (a restart with
+// the same id).
+func (t *tx) CloseNodeSessions(ctx context.Context, node string, at time.Time, reason string) ([]*tandem.RealtimeSession, error) {
+	rows, err := t.tx.Query(ctx, `UPDATE realtime_sessions SET closed_at = $1, close_code = 0, reason = $2,
+		duration = CASE WHEN opened_at IS NULL THEN 0
 			ELSE (extract(epoch FROM $1 - opened_at) * 1000000)::bigint END
-		WHERE node = $3 AND closed_at IS NULL`, instantArg(at), reason, node)
+		WHERE node = $3 AND closed_at IS NULL AND (opened_at IS NULL OR opened_at <= $1)
+		RETURNING id, node, player_id`, instantArg(at), reason, node)
 	if err != nil {
-		return 0, dbError(err, "close node sessions", "", "")
+		return nil, dbError(err, "close node sessions", "", "")
 	}
-	return int(tag.RowsAffected()), nil
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*tandem.RealtimeSession, error) {
+		var s tandem.RealtimeSession
+		err := r.Scan(&s.ID, &s.Node, &s.PlayerID)
+		return &s, err
+	})
+	if err != nil {
+		return nil, dbError(err, "close node sessions", "", "")
+	}
+	return out, nil
+}
+
+// DeleteOldClusterHistory removes the events, finished commands and
+// closed sessions older than before.
+func (t *tx) DeleteOldClusterHistory(ctx context.Context, before time.Time) (int, error) {
+	total := 0
+	for _, q := range []string{
+		`DELETE FROM cluster_events WHERE at < $1`,
+		`DELETE FROM node_commands WHERE state <> 'pending' AND created_at < $1`,
+		`DELETE FROM realtime_sessions WHERE closed_at IS NOT NULL AND closed_at < $1`,
+	} {
+		tag, err := t.tx.Exec(ctx, q, instantArg(before))
+		if err != nil {
+			return total, dbError(err, "delete old cluster history", "", "")
+		}
+		total += int(tag.RowsAffected())
+	}
+	return total, nil
 }
 
 // PutClusterNode records a live node.

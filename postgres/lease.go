@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"hash/fnv"
+	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -32,7 +34,7 @@ func leaseKey(name string) int32 {
 // at once. The connection is pinged every Config.LeaseCheck; when it
 // breaks, lost is closed. When ctx ends the lease is released too.
 func (s *Store) TryLease(ctx context.Context, name string) (func(), <-chan struct{}, bool, error) {
-	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	conn, err := pgx.ConnectConfig(ctx, leaseConnConfig(s.pool.Config().ConnConfig))
 	if err != nil {
 		return nil, nil, false, dbError(err, "lease: connect", "", "")
 	}
@@ -53,6 +55,48 @@ func (s *Store) TryLease(ctx context.Context, name string) (func(), <-chan struc
 		<-done
 	}
 	return release, lost, true, nil
+}
+
+// The lease connection's keepalives. The lock lives as long as the
+// server believes the connection does: a holder cut off from the network
+// (not closed) would keep it until the kernel's default keepalive gave up
+// (about 2 h), stopping the job cluster-wide. With these the server drops
+// the connection, and the lock, within about 20 s of silence, and the
+// holder's side gives up as fast.
+const (
+	leaseKeepAliveIdle     = 5 * time.Second
+	leaseKeepAliveInterval = 5 * time.Second
+	leaseKeepAliveCount    = 3
+	leaseUserTimeout       = 20 * time.Second
+)
+
+// leaseConnConfig is the pool's connection configuration with keepalives
+// tight enough for a lease on both ends: the server's (tcp_keepalives_*,
+// tcp_user_timeout) and ours (the dialer's).
+func leaseConnConfig(base *pgx.ConnConfig) *pgx.ConnConfig {
+	c := base.Copy()
+	params := map[string]string{
+		"tcp_keepalives_idle":     strconv.Itoa(int(leaseKeepAliveIdle / time.Second)),
+		"tcp_keepalives_interval": strconv.Itoa(int(leaseKeepAliveInterval / time.Second)),
+		"tcp_keepalives_count":    strconv.Itoa(leaseKeepAliveCount),
+		"tcp_user_timeout":        strconv.Itoa(int(leaseUserTimeout / time.Millisecond)),
+	}
+	if c.RuntimeParams == nil {
+		c.RuntimeParams = map[string]string{}
+	}
+	for k, v := range params {
+		if _, set := c.RuntimeParams[k]; !set {
+			c.RuntimeParams[k] = v
+		}
+	}
+	d := &net.Dialer{
+		Timeout: c.ConnectTimeout,
+		KeepAliveConfig: net.KeepAliveConfig{
+			Enable: true, Idle: leaseKeepAliveIdle, Interval: leaseKeepAliveInterval, Count: leaseKeepAliveCount,
+		},
+	}
+	c.DialFunc = d.DialContext
+	return c
 }
 
 // holdLease owns conn while the lease is held: it pings it, and unlocks

@@ -84,8 +84,8 @@ func (s *Service) Checkpoint(ctx context.Context) error {
 }
 
 // Sweep deletes expired admin and player sessions, login records older
-// than the retention, expired token revocations and rate-limit counters
-// of windows long past. Several replicas may sweep at once: deleting what is gone twice is
+// than the retention, expired token revocations, cluster history older
+// than ClusterJobs.Retention and rate-limit counters of windows long past. Several replicas may sweep at once: deleting what is gone twice is
 // harmless.
 func (s *Service) Sweep(ctx context.Context) error {
 	now := s.now()
@@ -105,6 +105,10 @@ func (s *Service) Sweep(ctx context.Context) error {
 		// The bucket's entries expire by themselves; the rows are only the
 		// mirror's source.
 		if _, err := tx.DeleteExpiredRevocations(ctx, now); err != nil {
+			return err
+		}
+		// Node WARN logs alone would grow the events without limit.
+		if _, err := tx.DeleteOldClusterHistory(ctx, now.Add(-s.cfg.ClusterJobs.Retention)); err != nil {
 			return err
 		}
 		// Windows of every counter have ended by then.

@@ -41,6 +41,9 @@ type ClusterConfig struct {
 	// EventConsumer names the durable consumer of the event stream
 	// (default "tandem-web").
 	EventConsumer string
+	// Retention is how long the sweep keeps cluster events, delivered
+	// and failed commands and closed realtime sessions (default 30 days).
+	Retention time.Duration
 }
 
 func (c *ClusterConfig) setDefaults() {
@@ -56,6 +59,7 @@ func (c *ClusterConfig) setDefaults() {
 	def(&c.BanMirrorInterval, 30*time.Second)
 	def(&c.LeaseRetry, 5*time.Second)
 	def(&c.NodeCache, time.Second)
+	def(&c.Retention, 30*24*time.Hour)
 	if c.EventConsumer == "" {
 		c.EventConsumer = "tandem-web"
 	}
@@ -79,6 +83,27 @@ func newClusterState() clusterState {
 		relayWake: make(chan struct{}, 1),
 		banWake:   make(chan struct{}, 1),
 		keyWake:   make(chan struct{}, 1),
+	}
+}
+
+// wakeJob wakes job here and, through the bus, on whichever replica holds
+// its lease: called after a commit that changes what the job mirrors or
+// delivers.
+func (s *Service) wakeJob(ctx context.Context, job string) {
+	switch job {
+	case jobRelay:
+		wake(s.cluster.relayWake)
+	case jobBans:
+		wake(s.cluster.banWake)
+	case jobKeys:
+		wake(s.cluster.keyWake)
+	}
+	if s.cfg.Cluster == nil {
+		return
+	}
+	// Best effort: the job's interval catches a lost wake-up.
+	if err := s.cfg.Cluster.Wake(context.WithoutCancel(ctx), job); err != nil {
+		s.log.Warn("cluster wake-up not sent", "job", job, "err", err)
 	}
 }
 
@@ -274,7 +299,7 @@ func (s *Service) PlayerLiveStatus(ctx context.Context, a *Actor, playerID strin
 	if s.cfg.Cluster == nil {
 		return st, nil
 	}
-	p, err := s.cfg.Cluster.Presence(ctx, playerID)
+	p, err := s.livePresence(ctx, playerID)
 	switch {
 	case err == nil:
 		st.Online, st.Node, st.SessionID, st.Since = true, p.Node, p.SessionID, p.Since
@@ -299,6 +324,22 @@ func (s *Service) PlayerLiveStatus(ctx context.Context, a *Actor, playerID strin
 		}
 	}
 	return st, nil
+}
+
+// livePresence is the player's presence entry if it names a live node;
+// ENotFound when there is none or its node is gone (a node killed outright
+// leaves its entries behind until the node check purges them).
+func (s *Service) livePresence(ctx context.Context, playerID string) (tandem.Presence, error) {
+	p, err := s.cfg.Cluster.Presence(ctx, playerID)
+	if err != nil {
+		return p, err
+	}
+	if _, err := s.cfg.Cluster.Node(ctx, p.Node); tandem.ErrorCodeOf(err) == tandem.ENotFound {
+		return tandem.Presence{}, tandem.Errorf(tandem.ENotFound, "player %q is offline", playerID)
+	} else if err != nil {
+		return tandem.Presence{}, err
+	}
+	return p, nil
 }
 
 // busError passes the bus's own tandem errors (ENotFound) on and makes

@@ -60,12 +60,13 @@ func (in CommandRequest) check() error {
 // everyone) and wakes the relay (rooms:manage). The records come back
 // pending; Commands shows how their delivery went.
 func (s *Service) SendCommand(ctx context.Context, a *Actor, in CommandRequest) ([]CommandRecord, error) {
-	if err := in.check(); err != nil {
-		return nil, err
-	}
 	o := op{action: "node.command", perm: tandem.PermRoomsManage, targetType: "node", targetID: in.Node}
 	if err := s.authorize(a, o); err != nil {
 		s.auditDenied(ctx, s.newRecord(a, o), err)
+		return nil, err
+	}
+	if err := in.check(); err != nil {
+		s.auditFailure(ctx, s.newRecord(a, o), err)
 		return nil, err
 	}
 	if s.cfg.Cluster == nil {
@@ -120,18 +121,24 @@ func (s *Service) SendCommand(ctx context.Context, a *Actor, in CommandRequest) 
 	if err != nil {
 		return nil, err
 	}
-	wake(s.cluster.relayWake)
+	s.wakeJob(ctx, jobRelay)
 	return out, nil
 }
 
 // commandNodes resolves the nodes a command goes to.
 func (s *Service) commandNodes(ctx context.Context, in CommandRequest) ([]string, error) {
 	if in.Node != "" {
+		// A typo would sit pending until CommandGiveUp.
+		if _, err := s.cfg.Cluster.Node(ctx, in.Node); tandem.ErrorCodeOf(err) == tandem.ENotFound {
+			return nil, tandem.Errorf(tandem.ENotFound, "node %q is not live", in.Node)
+		} else if err != nil {
+			return nil, busError(err)
+		}
 		return []string{in.Node}, nil
 	}
 	switch {
 	case in.PlayerID != "" && (in.Kind == tandem.CommandKick || in.Kind == tandem.CommandNotice):
-		p, err := s.cfg.Cluster.Presence(ctx, in.PlayerID)
+		p, err := s.livePresence(ctx, in.PlayerID)
 		if tandem.ErrorCodeOf(err) == tandem.ENotFound {
 			return nil, tandem.Errorf(tandem.ENotFound, "the player is not connected")
 		} else if err != nil {

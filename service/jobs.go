@@ -2,8 +2,8 @@ package service
 
 import (
 	"context"
-	"crypto/ed25519"
 	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -23,6 +23,13 @@ const (
 	leaseNodeCheck = "tandem.cluster.nodes"
 	leaseBans      = "tandem.cluster.bans"
 	leaseKeys      = "tandem.cluster.keys"
+)
+
+// The jobs' names on the bus's wake-up subjects.
+const (
+	jobRelay = "relay"
+	jobBans  = "bans"
+	jobKeys  = "keys"
 )
 
 // relayBatch is how many pending commands one relay pass reads.
@@ -110,6 +117,7 @@ func every(ctx context.Context, interval time.Duration, woken <-chan struct{}, p
 
 // runRelay delivers the outbox.
 func (s *Service) runRelay(ctx context.Context) {
+	defer s.watchWakes(ctx, jobRelay, s.cluster.relayWake)()
 	every(ctx, s.cfg.ClusterJobs.RelayInterval, s.cluster.relayWake, func(ctx context.Context) {
 		if err := s.relayPass(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("command relay", "err", err)
@@ -118,21 +126,23 @@ func (s *Service) runRelay(ctx context.Context) {
 }
 
 // relayPass sends every pending command once, oldest first. A node that
-// did not take one command is not tried again in this pass: its later
-// commands keep their order and the pass is not held up by a dead node.
-// A command sent but not marked (the relay died in between) is sent again
-// with the same id; the node answers with its first result.
+// did not take one command is not tried again in this pass, and its
+// commands are left out of the later reads: its later commands keep their
+// order and the pass is held up neither by a dead node nor by a backlog
+// of commands for it. A command sent but not marked (the relay died in
+// between) is sent again with the same id; the node answers with its
+// first result.
 func (s *Service) relayPass(ctx context.Context) error {
+	failedNodes := map[string]bool{}
 	for {
 		var pending []*tandem.CommandRecord
 		err := s.store.View(ctx, func(tx tandem.Tx) (err error) {
-			pending, err = tx.PendingCommands(ctx, relayBatch)
+			pending, err = tx.PendingCommands(ctx, relayBatch, slices.Sorted(maps.Keys(failedNodes)))
 			return err
 		})
 		if err != nil {
 			return err
 		}
-		failedNodes := map[string]bool{}
 		progressed := false
 		for _, c := range pending {
 			if ctx.Err() != nil {
@@ -162,8 +172,8 @@ func (s *Service) relayPass(ctx context.Context) error {
 				c.LastError = err.Error()
 			} else {
 				c.State, c.ResultOK, c.ResultError, c.DeliveredAt = tandem.CommandDelivered, res.OK, res.Error, s.now()
-				progressed = true
 			}
+			progressed = true // delivered, or its node left out from now on
 			if err := s.markCommand(ctx, c); err != nil {
 				return err
 			}
@@ -174,10 +184,18 @@ func (s *Service) relayPass(ctx context.Context) error {
 	}
 }
 
+// markCommand writes how c's delivery went. A command another relay has
+// marked since it was read (this replica's lease was lost meanwhile) is
+// left as that relay wrote it.
 func (s *Service) markCommand(ctx context.Context, c *tandem.CommandRecord) error {
 	// Marked even when ctx has just ended: the node has acted.
 	ctx = context.WithoutCancel(ctx)
-	return s.store.Update(ctx, func(tx tandem.Tx) error { return tx.UpdateCommand(ctx, c) })
+	err := s.store.Update(ctx, func(tx tandem.Tx) error { return tx.UpdateCommand(ctx, c) })
+	if tandem.ErrorCodeOf(err) == tandem.EConflict {
+		s.log.Info("command already marked by another relay", "command", c.ID)
+		return nil
+	}
+	return err
 }
 
 // runEventConsumer stores the event stream, consuming again after a
@@ -197,9 +215,49 @@ func (s *Service) runEventConsumer(ctx context.Context) {
 
 // storeEvents stores a batch in one transaction. Inserts skip ids already
 // stored and the session rows are written the same whatever the number of
-// deliveries, so a batch redelivered changes nothing.
+// deliveries, so a batch redelivered changes nothing. A batch the
+// database refuses is stored again one event at a time, and an event
+// refused on its own is logged and dropped: one bad event must not hold
+// the stream up for ever.
 func (s *Service) storeEvents(ctx context.Context, events []tandem.Event) error {
-	return s.store.Update(ctx, func(tx tandem.Tx) error {
+	err := s.storeEventBatch(ctx, events)
+	if err == nil || len(events) == 1 || ctx.Err() != nil {
+		return s.dropRefused(ctx, events, err)
+	}
+	s.log.Warn("event batch refused, storing its events one at a time", "events", len(events), "err", err)
+	for _, e := range events {
+		if err := s.dropRefused(ctx, []tandem.Event{e}, s.storeEventBatch(ctx, []tandem.Event{e})); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dropRefused turns the failure to store a single event into a log
+// record, so the event is acknowledged, when the database answers
+// otherwise (the event itself was refused); a failure with ctx ending, of
+// a bigger batch or of an unreachable database is returned (the batch is
+// redelivered).
+func (s *Service) dropRefused(ctx context.Context, events []tandem.Event, err error) error {
+	if err == nil || len(events) != 1 || ctx.Err() != nil {
+		return err
+	}
+	probe := s.store.View(ctx, func(tx tandem.Tx) error {
+		_, err := tx.ClusterNodes(ctx)
+		return err
+	})
+	if probe != nil {
+		return err
+	}
+	e := events[0]
+	s.log.Error("cluster event refused by the database, dropped", "event", e.ID, "node", e.Node, "kind", e.Kind, "err", err)
+	return nil
+}
+
+func (s *Service) storeEventBatch(ctx context.Context, events []tandem.Event) error {
+	var stale []*tandem.RealtimeSession
+	err := s.store.Update(ctx, func(tx tandem.Tx) error {
+		stale = nil
 		if _, err := tx.InsertEvents(ctx, events); err != nil {
 			return err
 		}
@@ -217,35 +275,66 @@ func (s *Service) storeEvents(ctx context.Context, events []tandem.Event) error 
 				return err
 			}
 		}
-		return closeOnDownNodes(ctx, tx, events)
+		var err error
+		stale, err = closeOnDownNodes(ctx, tx, events)
+		return err
 	})
+	if err == nil {
+		s.releasePresence(ctx, stale)
+	}
+	return err
 }
 
 // closeOnDownNodes closes the sessions just opened on a node already
 // declared down (the consumer lagged behind the node check): they ended
-// with the node, at its last heartbeat.
-func closeOnDownNodes(ctx context.Context, tx tandem.Tx, events []tandem.Event) error {
-	opened := map[string]bool{}
+// with the node, at its last heartbeat. A session opened after that
+// heartbeat is the node's next life (restarted with the same id before
+// the node check saw it again) and stays open.
+func closeOnDownNodes(ctx context.Context, tx tandem.Tx, events []tandem.Event) ([]*tandem.RealtimeSession, error) {
+	opened := map[string][]time.Time{}
 	for _, e := range events {
 		if e.Kind == tandem.EventSessionOpened {
-			opened[e.Node] = true
+			opened[e.Node] = append(opened[e.Node], e.At)
 		}
 	}
 	if len(opened) == 0 {
-		return nil
+		return nil, nil
 	}
 	nodes, err := tx.ClusterNodes(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var closed []*tandem.RealtimeSession
 	for _, n := range nodes {
-		if opened[n.ID] && !n.DownAt.IsZero() {
-			if _, err := tx.CloseNodeSessions(ctx, n.ID, n.LastHeartbeat, "node_down"); err != nil {
-				return err
+		if n.DownAt.IsZero() || !slices.ContainsFunc(opened[n.ID], func(at time.Time) bool { return !at.After(n.LastHeartbeat) }) {
+			continue
+		}
+		c, err := tx.CloseNodeSessions(ctx, n.ID, n.LastHeartbeat, "node_down")
+		if err != nil {
+			return nil, err
+		}
+		closed = append(closed, c...)
+	}
+	return closed, nil
+}
+
+// releasePresence deletes the presence entries of sessions ended with
+// their node, each only while it still names that session (a newer login
+// elsewhere is left alone): otherwise the player would look connected to a
+// dead node, and commands would be sent there. Best effort: a presence
+// naming a node not live is treated as offline anyway.
+func (s *Service) releasePresence(ctx context.Context, sessions []*tandem.RealtimeSession) {
+	for _, rs := range sessions {
+		if rs.PlayerID == "" || rs.ID == "" {
+			continue
+		}
+		if err := s.cfg.Cluster.ReleasePresence(ctx, rs.PlayerID, rs.ID); err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("presence of a session ended with its node not released", "player", rs.PlayerID, "session", rs.ID, "err", err)
 			}
+			return
 		}
 	}
-	return nil
 }
 
 // runNodeCheck compares the registry with the nodes the database knows.
@@ -257,10 +346,13 @@ func (s *Service) runNodeCheck(ctx context.Context) {
 	})
 }
 
-// checkNodes records the live nodes and declares down every known node
-// gone from the registry for longer than NodeTTL: its open sessions close
-// at its last heartbeat and a node.down event is stored, whose id is made
-// from the node and that heartbeat, so a second declaration stores none.
+// checkNodes records the live nodes (those the registry holds: its TTL
+// says which are live, not their clocks) with this server's time as their
+// last heartbeat, and declares down every known node gone from the
+// registry for longer than NodeTTL: its open sessions close at its last
+// heartbeat, their presence entries go, and a node.down event is stored,
+// whose id is made from the node and that heartbeat, so a second
+// declaration stores none.
 func (s *Service) checkNodes(ctx context.Context) error {
 	live, err := s.cfg.Cluster.Nodes(ctx)
 	if err != nil {
@@ -268,16 +360,14 @@ func (s *Service) checkNodes(ctx context.Context) error {
 	}
 	now := s.now()
 	isLive := make(map[string]bool, len(live))
-	down := map[string]bool{} // nodes declared down, now or before
+	down := map[string]time.Time{} // nodes declared down, now or before: their last heartbeat
+	var ended []*tandem.RealtimeSession
 	err = s.store.Update(ctx, func(tx tandem.Tx) error {
+		ended = nil
 		for _, n := range live {
 			isLive[n.ID] = true
-			hb := n.Heartbeat
-			if hb.IsZero() {
-				hb = now
-			}
 			if err := tx.PutClusterNode(ctx, &tandem.ClusterNode{ID: n.ID, URL: n.URL, Version: n.Version,
-				FirstSeen: now, LastHeartbeat: hb}); err != nil {
+				FirstSeen: now, LastHeartbeat: now}); err != nil {
 				return err
 			}
 		}
@@ -287,12 +377,12 @@ func (s *Service) checkNodes(ctx context.Context) error {
 		}
 		for _, k := range known {
 			if !isLive[k.ID] && !k.DownAt.IsZero() {
-				down[k.ID] = true
+				down[k.ID] = k.LastHeartbeat
 			}
 			if isLive[k.ID] || !k.DownAt.IsZero() || now.Sub(k.LastHeartbeat) <= s.cfg.ClusterJobs.NodeTTL {
 				continue
 			}
-			down[k.ID] = true
+			down[k.ID] = k.LastHeartbeat
 			if err := tx.MarkNodeDown(ctx, k.ID, now); err != nil {
 				return err
 			}
@@ -300,35 +390,57 @@ func (s *Service) checkNodes(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			ended = append(ended, closed...)
 			down := tandem.Event{
 				ID:   "down." + k.ID + "." + strconv.FormatInt(k.LastHeartbeat.Unix(), 10),
 				Node: k.ID, Kind: tandem.EventNodeDown, At: k.LastHeartbeat, Reason: "no heartbeat",
-				Attrs: map[string]string{"declared_by": "web", "sessions_closed": strconv.Itoa(closed)},
+				Attrs: map[string]string{"declared_by": "web", "sessions_closed": strconv.Itoa(len(closed))},
 			}
 			if _, err := tx.InsertEvents(ctx, []tandem.Event{down}); err != nil {
 				return err
 			}
-			s.log.Warn("realtime node declared down", "node", k.ID, "last_heartbeat", k.LastHeartbeat, "sessions_closed", closed)
+			s.log.Warn("realtime node declared down", "node", k.ID, "last_heartbeat", k.LastHeartbeat, "sessions_closed", len(closed))
 		}
 		return nil
 	})
-	if err != nil || len(down) == 0 {
+	if err != nil {
 		return err
+	}
+	s.releasePresence(ctx, ended)
+	if len(down) == 0 {
+		return nil
 	}
 	return s.removeRoomsOf(ctx, down)
 }
 
 // removeRoomsOf takes the rooms of nodes declared down out of the
 // directory: a node killed without a clean stop leaves its entries behind,
-// and no one may be sent to them. Only declared nodes: a node that started
-// after the registry was read may already have rooms.
-func (s *Service) removeRoomsOf(ctx context.Context, down map[string]bool) error {
+// and no one may be sent to them. Only rooms created by the node's last
+// heartbeat (down maps each node to it): a room created later belongs to
+// the node restarted with the same id. And only while the node is still
+// absent from the registry, asked again just before: a node back since
+// (or wrongly declared down) keeps its rooms.
+func (s *Service) removeRoomsOf(ctx context.Context, down map[string]time.Time) error {
 	rooms, err := s.cfg.Cluster.Rooms(ctx)
 	if err != nil {
 		return err
 	}
+	absent := map[string]bool{}
 	for _, r := range rooms {
-		if !down[r.Node] {
+		lastHeartbeat, ok := down[r.Node]
+		if !ok || r.CreatedAt.After(lastHeartbeat) {
+			continue
+		}
+		gone, asked := absent[r.Node]
+		if !asked {
+			_, err := s.cfg.Cluster.Node(ctx, r.Node)
+			if err != nil && tandem.ErrorCodeOf(err) != tandem.ENotFound {
+				return err
+			}
+			gone = err != nil
+			absent[r.Node] = gone
+		}
+		if !gone {
 			continue
 		}
 		if err := s.cfg.Cluster.RemoveRoom(ctx, r.ID); err != nil {
@@ -384,6 +496,7 @@ func (s *Service) runBanMirror(ctx context.Context) {
 		return
 	}
 	defer stopRevocations()
+	defer s.watchWakes(ctx, jobBans, s.cluster.banWake)()
 	every(ctx, s.cfg.ClusterJobs.BanMirrorInterval, s.cluster.banWake, func(ctx context.Context) {
 		mu.Lock()
 		seen, seenRevoked := maps.Clone(bucket), maps.Clone(revoked)
@@ -505,9 +618,11 @@ func sameBan(a, b tandem.BanEntry) bool {
 
 // runKeyMirror publishes the token verification keys to the key bucket at
 // start, after every rotation and every BanMirrorInterval (keys also leave
-// the set when their rollover ends).
+// the set when their rollover ends). The set is put at every pass, changed
+// or not: a bus that lost its store gets it back within an interval.
 func (s *Service) runKeyMirror(ctx context.Context) {
-	var last map[string]ed25519.PublicKey
+	stop := s.watchWakes(ctx, jobKeys, s.cluster.keyWake)
+	defer stop()
 	every(ctx, s.cfg.ClusterJobs.BanMirrorInterval, s.cluster.keyWake, func(ctx context.Context) {
 		keys, err := s.SigningPublicKeys(ctx)
 		if err != nil {
@@ -516,15 +631,23 @@ func (s *Service) runKeyMirror(ctx context.Context) {
 			}
 			return
 		}
-		if last != nil && maps.EqualFunc(keys, last, func(a, b ed25519.PublicKey) bool { return a.Equal(b) }) {
-			return
+		if err := s.cfg.Cluster.PutKeys(ctx, keys); err != nil && ctx.Err() == nil {
+			s.log.Error("key mirror", "err", err)
 		}
-		if err := s.cfg.Cluster.PutKeys(ctx, keys); err != nil {
-			if ctx.Err() == nil {
-				s.log.Error("key mirror", "err", err)
-			}
-			return
-		}
-		last = keys
 	})
+}
+
+// watchWakes wakes the local job channel c on every cluster-wide wake-up
+// of job (another replica committed a change), until ctx ends or the
+// returned stop is called. Without the watch the job still runs at its
+// interval.
+func (s *Service) watchWakes(ctx context.Context, job string, c chan struct{}) (stop func()) {
+	stop, err := s.cfg.Cluster.WatchWakes(ctx, job, func() { wake(c) })
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("cluster wake-ups not watched: the job runs at its interval", "job", job, "err", err)
+		}
+		return func() {}
+	}
+	return stop
 }

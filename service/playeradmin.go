@@ -204,7 +204,7 @@ func (s *Service) BanPlayer(ctx context.Context, a *Actor, in BanRequest) (*tand
 	}
 	if b.Scope == tandem.BanAccount {
 		// Realtime nodes learn of account bans from the bans bucket.
-		wake(s.cluster.banWake)
+		s.wakeJob(ctx, jobBans)
 	}
 	return b, nil
 }
@@ -247,7 +247,7 @@ func (s *Service) LiftBan(ctx context.Context, a *Actor, playerID string, banID 
 		return nil, err
 	}
 	if b.Scope == tandem.BanAccount {
-		wake(s.cluster.banWake)
+		s.wakeJob(ctx, jobBans)
 	}
 	return b, nil
 }
@@ -279,7 +279,7 @@ func (s *Service) LogoutPlayerEverywhere(ctx context.Context, a *Actor, playerID
 	if err != nil {
 		return 0, err
 	}
-	wake(s.cluster.banWake)
+	s.wakeJob(ctx, jobBans)
 	return n, nil
 }
 

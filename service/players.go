@@ -859,7 +859,7 @@ func (s *Service) DeleteAccount(ctx context.Context, p *PlayerActor, playerID st
 	if err != nil {
 		return err
 	}
-	wake(s.cluster.banWake)
+	s.wakeJob(ctx, jobBans)
 	return nil
 }
 

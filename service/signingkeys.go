@@ -228,7 +228,7 @@ func (s *Service) RotateSigningKeys(ctx context.Context) error {
 	if err == nil {
 		// The key bucket follows at once: nodes must know a key before
 		// tokens signed with it reach them.
-		wake(s.cluster.keyWake)
+		s.wakeJob(ctx, jobKeys)
 	}
 	return err
 }

@@ -106,21 +106,35 @@ func (t *tx) Command(ctx context.Context, id string) (*tandem.CommandRecord, err
 	return c, nil
 }
 
-// UpdateCommand writes the delivery fields of c.
+// UpdateCommand writes the delivery fields of c while it is pending: a
+// relay that lost its lease must not overwrite what the next one wrote.
 func (t *tx) UpdateCommand(ctx context.Context, c *tandem.CommandRecord) error {
 	res, err := t.tx.ExecContext(ctx, `UPDATE node_commands SET state = ?, attempts = ?, last_error = ?,
-		result_ok = ?, result_error = ?, delivered_at = ? WHERE id = ?`,
+		result_ok = ?, result_error = ?, delivered_at = ? WHERE id = ? AND state = 'pending'`,
 		c.State, c.Attempts, c.LastError, c.ResultOK, c.ResultError, micros(c.DeliveredAt), c.ID)
 	if err != nil {
 		return fmt.Errorf("sqlite: update command: %w", err)
 	}
-	return mustAffect(res, "update command", "no such command")
+	n, err := affected(res, "update command")
+	if err != nil || n > 0 {
+		return err
+	}
+	if _, err := t.Command(ctx, c.ID); err != nil {
+		return err
+	}
+	return tandem.Errorf(tandem.EConflict, "the command is no longer pending")
 }
 
-// PendingCommands returns up to limit pending commands, oldest first.
-func (t *tx) PendingCommands(ctx context.Context, limit int) ([]*tandem.CommandRecord, error) {
+// PendingCommands returns up to limit pending commands, oldest first,
+// except those for skipNodes.
+func (t *tx) PendingCommands(ctx context.Context, limit int, skipNodes []string) ([]*tandem.CommandRecord, error) {
+	if skipNodes == nil {
+		skipNodes = []string{} // json_each of null is one NULL row, and NOT IN (NULL) excludes all
+	}
+	skip, _ := json.Marshal(skipNodes)
 	return collectCommands(t.tx.QueryContext(ctx, `SELECT `+commandColumns+` FROM node_commands
-		WHERE state = 'pending' ORDER BY created_at, id LIMIT ?`, listLimit(limit)))
+		WHERE state = 'pending' AND node NOT IN (SELECT value FROM json_each(?))
+		ORDER BY created_at, id LIMIT ?`, string(skip), listLimit(limit)))
 }
 
 // Commands returns up to limit commands, newest first.
@@ -297,15 +311,52 @@ func (t *tx) RealtimeSessions(ctx context.Context, playerID string, limit int) (
 	return out, nil
 }
 
-// CloseNodeSessions closes every open session of node at at.
-func (t *tx) CloseNodeSessions(ctx context.Context, node string, at time.Time, reason string) (int, error) {
-	res, err := t.tx.ExecContext(ctx, `UPDATE realtime_sessions SET closed_at = ?, close_code = 0, reason = ?,
-		duration = CASE WHEN opened_at IS NULL OR opened_at > ? THEN 0 ELSE ? - opened_at END
-		WHERE node = ? AND closed_at IS NULL`, at.UnixMicro(), reason, at.UnixMicro(), at.UnixMicro(), node)
+// CloseNodeSessions closes the open sessions of node opened by at and
+// returns them. Later ones belong to the node's next life (a restart with
+// the same id).
+func (t *tx) CloseNodeSessions(ctx context.Context, node string, at time.Time, reason string) ([]*tandem.RealtimeSession, error) {
+	rows, err := t.tx.QueryContext(ctx, `UPDATE realtime_sessions SET closed_at = ?, close_code = 0, reason = ?,
+		duration = CASE WHEN opened_at IS NULL THEN 0 ELSE ? - opened_at END
+		WHERE node = ? AND closed_at IS NULL AND (opened_at IS NULL OR opened_at <= ?)
+		RETURNING id, node, player_id`, at.UnixMicro(), reason, at.UnixMicro(), node, at.UnixMicro())
 	if err != nil {
-		return 0, fmt.Errorf("sqlite: close node sessions: %w", err)
+		return nil, fmt.Errorf("sqlite: close node sessions: %w", err)
 	}
-	return affected(res, "close node sessions")
+	defer rows.Close()
+	var out []*tandem.RealtimeSession
+	for rows.Next() {
+		s := &tandem.RealtimeSession{}
+		if err := rows.Scan(&s.ID, &s.Node, &s.PlayerID); err != nil {
+			return nil, fmt.Errorf("sqlite: close node sessions: %w", err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: close node sessions: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteOldClusterHistory removes the events, finished commands and
+// closed sessions older than before.
+func (t *tx) DeleteOldClusterHistory(ctx context.Context, before time.Time) (int, error) {
+	total := 0
+	for _, q := range []string{
+		`DELETE FROM cluster_events WHERE at < ?`,
+		`DELETE FROM node_commands WHERE state <> 'pending' AND created_at < ?`,
+		`DELETE FROM realtime_sessions WHERE closed_at IS NOT NULL AND closed_at < ?`,
+	} {
+		res, err := t.tx.ExecContext(ctx, q, before.UnixMicro())
+		if err != nil {
+			return total, fmt.Errorf("sqlite: delete old cluster history: %w", err)
+		}
+		n, err := affected(res, "delete old cluster history")
+		if err != nil {
+			return total, err
+		}
+		total += n
+	}
+	return total, nil
 }
 
 // PutClusterNode records a live node.

@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,6 +28,8 @@ func clusterTests() []struct {
 		{"AccountBansFromListsBansInForceAndToCome", testAccountBansFrom},
 		{"TryLeaseIsExclusiveUntilReleased", testTryLeaseIsExclusive},
 		{"RevocationsKeepTheFurthestPerPlayerAndExpire", testRevocations},
+		{"EventsWithNULCharactersAreStored", testEventsWithNUL},
+		{"DeleteOldClusterHistoryKeepsPendingAndOpenAndRecent", testDeleteOldClusterHistory},
 	}
 }
 
@@ -81,12 +85,19 @@ func testCommandsRoundTrip(t *testing.T, s tandem.Store) {
 		if d := cmp.Diff(&want, got, exactTime()); d != "" {
 			t.Errorf("updated Command (-want +got):\n%s", d)
 		}
-		pending, err := tx.PendingCommands(ctx, 10)
+		pending, err := tx.PendingCommands(ctx, 10, nil)
 		if err != nil {
 			return err
 		}
 		if d := cmp.Diff([]string{"c2", "c3"}, commandIDs(pending)); d != "" {
 			t.Errorf("PendingCommands (-want +got):\n%s", d)
+		}
+		pending, err = tx.PendingCommands(ctx, 10, []string{"n1", "n9"})
+		if err != nil {
+			return err
+		}
+		if d := cmp.Diff([]string{"c2"}, commandIDs(pending)); d != "" {
+			t.Errorf("PendingCommands skipping n1 (-want +got):\n%s", d)
 		}
 		all, err := tx.Commands(ctx, 2)
 		if err != nil {
@@ -94,6 +105,24 @@ func testCommandsRoundTrip(t *testing.T, s tandem.Store) {
 		}
 		if d := cmp.Diff([]string{"c3", "c2"}, commandIDs(all)); d != "" {
 			t.Errorf("Commands(2) (-want +got):\n%s", d)
+		}
+		return nil
+	})
+
+	// A relay that lost its lease must not overwrite a delivered command
+	// with its own failure.
+	stale := *c1
+	stale.State, stale.LastError, stale.DeliveredAt = tandem.CommandFailed, "not delivered in time", time.Time{}
+	wantCode(t, s, tandem.EConflict, "UpdateCommand of a delivered command", func(ctx context.Context, tx tandem.Tx) error {
+		return tx.UpdateCommand(ctx, &stale)
+	})
+	view(t, s, func(tx tandem.Tx) error {
+		got, err := tx.Command(ctx, "c1")
+		if err != nil {
+			return err
+		}
+		if got.State != tandem.CommandDelivered || got.LastError != "timeout" {
+			t.Errorf("c1 after a stale update: %+v, want delivered as marked first", got)
 		}
 		return nil
 	})
@@ -187,13 +216,21 @@ func testRealtimeSessions(t *testing.T, s tandem.Store) {
 			OpenedAt: at(0), ClosedAt: at(30 * time.Second), CloseCode: 4501, Reason: "kicked",
 			Duration: 30 * time.Second, RTTMillis: []float64{1, 2, 3}})
 	})
-	var n int
+	// s4 opened after the node's last heartbeat: the node restarted with
+	// the same id, and the session belongs to its new life.
+	update(t, s, func(tx tandem.Tx) error {
+		return tx.OpenRealtimeSession(ctx, &tandem.RealtimeSession{ID: "s4", Node: "n1", PlayerID: pid(3), OpenedAt: at(3 * time.Minute)})
+	})
+	var closed []*tandem.RealtimeSession
 	update(t, s, func(tx tandem.Tx) (err error) {
-		n, err = tx.CloseNodeSessions(ctx, "n1", at(2*time.Minute), "node_down")
+		closed, err = tx.CloseNodeSessions(ctx, "n1", at(2*time.Minute), "node_down")
 		return err
 	})
-	if n != 1 {
-		t.Errorf("CloseNodeSessions closed %d, want 1 (s2)", n)
+	if d := cmp.Diff([]*tandem.RealtimeSession{{ID: "s2", Node: "n1", PlayerID: pid(1)}}, closed); d != "" {
+		t.Errorf("CloseNodeSessions closed (-want +got):\n%s", d)
+	}
+	if got := sessionsOf(t, s, pid(3)); len(got) != 1 || !got[0].ClosedAt.IsZero() {
+		t.Errorf("sessions of player 3 = %+v, want s4 still open", got)
 	}
 	want := []*tandem.RealtimeSession{
 		{ID: "s2", Node: "n1", PlayerID: pid(1), OpenedAt: norm(at(time.Minute)), ClosedAt: norm(at(2 * time.Minute)),
@@ -388,5 +425,99 @@ func testRevocations(t *testing.T, s tandem.Store) {
 	}
 	if d := cmp.Diff(want[1:], from(at(-time.Hour)), exactTime()); d != "" {
 		t.Errorf("RevocationsFrom after the sweep (-want +got):\n%s", d)
+	}
+}
+
+// A node's log message is raw text: PostgreSQL's text refuses NUL, which
+// the store drops rather than refuse the event (and hold up the stream).
+func testEventsWithNUL(t *testing.T, s tandem.Store) {
+	ctx := t.Context()
+	e := tandem.Event{ID: "n1.b.1", Node: "n1", Kind: tandem.EventNodeLog, At: at(0), Level: "WARN",
+		Reason: "bad\x00byte", Attrs: map[string]string{"k\x00": "v\x00"}}
+	closedWithNUL := &tandem.RealtimeSession{ID: "s\x001", Node: "n1", PlayerID: pid(1), OpenedAt: at(0),
+		ClosedAt: at(time.Second), Reason: "x\x00y"}
+	update(t, s, func(tx tandem.Tx) error {
+		if _, err := tx.InsertEvents(ctx, []tandem.Event{e}); err != nil {
+			return err
+		}
+		return tx.CloseRealtimeSession(ctx, closedWithNUL)
+	})
+	got := nodeEvents(t, s, "n1")
+	if len(got) != 1 || strings.ReplaceAll(got[0].Reason, "\x00", "") != "badbyte" ||
+		strings.ReplaceAll(got[0].Attrs["k\x00"]+got[0].Attrs["k"], "\x00", "") != "v" {
+		t.Errorf("stored events = %+v, want the log record (NUL dropped or kept)", got)
+	}
+	if got := sessionsOf(t, s, pid(1)); len(got) != 1 || strings.ReplaceAll(got[0].Reason, "\x00", "") != "xy" {
+		t.Errorf("sessions = %+v, want the closed session", got)
+	}
+}
+
+func nodeEvents(t *testing.T, s tandem.Store, node string) []tandem.Event {
+	t.Helper()
+	var out []tandem.Event
+	view(t, s, func(tx tandem.Tx) (err error) {
+		out, err = tx.NodeEvents(t.Context(), node, 100)
+		return err
+	})
+	return out
+}
+
+func testDeleteOldClusterHistory(t *testing.T, s tandem.Store) {
+	ctx := t.Context()
+	old, recent := at(0), at(48*time.Hour)
+	cutoff := at(24 * time.Hour)
+	update(t, s, func(tx tandem.Tx) error {
+		if _, err := tx.InsertEvents(ctx, []tandem.Event{
+			{ID: "e-old", Node: "n1", Kind: tandem.EventNodeLog, At: old},
+			{ID: "e-new", Node: "n1", Kind: tandem.EventNodeLog, At: recent},
+		}); err != nil {
+			return err
+		}
+		pendingOld, deliveredOld, failedOld, deliveredNew := newCommand("c-pending", "n1", old), newCommand("c-delivered", "n1", old),
+			newCommand("c-failed", "n1", old), newCommand("c-new", "n1", recent)
+		deliveredOld.State, failedOld.State, deliveredNew.State = tandem.CommandDelivered, tandem.CommandFailed, tandem.CommandDelivered
+		for _, c := range []*tandem.CommandRecord{pendingOld, deliveredOld, failedOld, deliveredNew} {
+			if err := tx.CreateCommand(ctx, c); err != nil {
+				return err
+			}
+		}
+		for _, rs := range []*tandem.RealtimeSession{
+			{ID: "s-closed-old", Node: "n1", PlayerID: pid(1), OpenedAt: old, ClosedAt: old.Add(time.Minute)},
+			{ID: "s-closed-new", Node: "n1", PlayerID: pid(1), OpenedAt: old, ClosedAt: recent},
+		} {
+			if err := tx.CloseRealtimeSession(ctx, rs); err != nil {
+				return err
+			}
+		}
+		return tx.OpenRealtimeSession(ctx, &tandem.RealtimeSession{ID: "s-open-old", Node: "n1", PlayerID: pid(1), OpenedAt: old})
+	})
+	var n int
+	update(t, s, func(tx tandem.Tx) (err error) {
+		n, err = tx.DeleteOldClusterHistory(ctx, cutoff)
+		return err
+	})
+	if n != 4 {
+		t.Errorf("DeleteOldClusterHistory removed %d rows, want 4", n)
+	}
+	if got := nodeEvents(t, s, "n1"); len(got) != 1 || got[0].ID != "e-new" {
+		t.Errorf("events left = %+v, want e-new", got)
+	}
+	view(t, s, func(tx tandem.Tx) error {
+		cs, err := tx.Commands(ctx, 100)
+		if err != nil {
+			return err
+		}
+		if d := cmp.Diff([]string{"c-new", "c-pending"}, commandIDs(cs)); d != "" {
+			t.Errorf("commands left (-want +got):\n%s", d)
+		}
+		return nil
+	})
+	var ids []string
+	for _, rs := range sessionsOf(t, s, pid(1)) {
+		ids = append(ids, rs.ID)
+	}
+	slices.Sort(ids)
+	if d := cmp.Diff([]string{"s-closed-new", "s-open-old"}, ids); d != "" {
+		t.Errorf("sessions left (-want +got):\n%s", d)
 	}
 }

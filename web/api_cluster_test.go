@@ -100,6 +100,10 @@ func TestRoomAndPlayerLiveAPIsCarryTheNodesAnswer(t *testing.T) {
 	if _, err := bus.ClaimPresence(ctx, tandem.Presence{PlayerID: "p1", Node: "n1", SessionID: "s1", Since: now}); err != nil {
 		t.Fatal(err)
 	}
+	// A presence counts only on a live node.
+	if err := bus.PutNode(ctx, tandem.NodeInfo{ID: "n1", URL: "ws://n1/ws", Heartbeat: now}); err != nil {
+		t.Fatal(err)
+	}
 	secret, _ := e.apiKey("ops", e.roles[tandem.RoleViewer])
 	c := e.client()
 	bearer := []string{"Authorization", "Bearer " + secret}
