@@ -106,15 +106,20 @@ func TestPlayerRefreshUsesEachSessionsNewTokenAndNeverReusesOne(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := map[string]float64{}
-		for _, name := range []string{"requests sent", "refresh samples", "answers other than 200",
-			"requests without an answer", "refreshes answered 401 (would mean a reused token)", "sessions retired after a failure"} {
+		for _, name := range []string{"answers other than 200", "requests without an answer",
+			"refreshes answered 401 (would mean a reused token)", "sessions retired after a failure"} {
 			got[name] = measure(t, rep, name)
 		}
-		want := map[string]float64{"requests sent": 60, "refresh samples": 50, "answers other than 200": 0,
-			"requests without an answer": 0, "refreshes answered 401 (would mean a reused token)": 0,
-			"sessions retired after a failure": 0}
+		want := map[string]float64{"answers other than 200": 0, "requests without an answer": 0,
+			"refreshes answered 401 (would mean a reused token)": 0, "sessions retired after a failure": 0}
 		if d := cmp.Diff(want, got); d != "" {
 			t.Errorf("measures (-want +got):\n%s\nlog:\n%s", d, log.String())
+		}
+		// How many requests found a session free depends on how fast the
+		// machine answers (a session still refreshing is skipped, never
+		// used twice at once): some, and never more than scheduled.
+		if sent, samples := measure(t, rep, "requests sent"), measure(t, rep, "refresh samples"); sent < 1 || sent > 60 || samples < 1 || samples > 50 {
+			t.Errorf("%v requests sent and %v measured, want 1 to 60 and 1 to 50\nlog:\n%s", sent, samples, log.String())
 		}
 	})
 }

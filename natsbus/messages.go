@@ -165,7 +165,10 @@ func (b *Bus) serve(ctx context.Context, subject string, workers int, handle fun
 	defer func() { _ = sub.Unsubscribe() }()
 	// Requests must not be lost to a subscription not yet known to the
 	// server when this returns to the first caller's retry.
-	if err := b.nc.FlushWithContext(ctx); err != nil && ctx.Err() == nil {
+	fctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+	err = b.nc.FlushWithContext(fctx)
+	cancel()
+	if err != nil && ctx.Err() == nil {
 		b.log.Warn("flush after subscribing", "subject", subject, "err", err)
 	}
 	var wg sync.WaitGroup
