@@ -159,10 +159,7 @@ func TestClusterOfProcessesSurvivesAKilledNodeAndAKilledWebReplica(t *testing.T)
 	if _, err := p2.Join(ctx, client.JoinOptions{RoomID: room.ID()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p3.Join(ctx, client.JoinOptions{RoomID: room.ID()}); err != nil {
-		t.Fatalf("player 3 on node b joining a room of node a: %v", err)
-	}
-	roomListed := func(want bool) func() bool {
+	roomListed := func(want bool, players int) func() bool {
 		return func() bool {
 			var rooms []struct {
 				ID      string   `json:"id"`
@@ -182,17 +179,23 @@ func TestClusterOfProcessesSurvivesAKilledNodeAndAKilledWebReplica(t *testing.T)
 			if !want {
 				return i < 0
 			}
-			return i >= 0 && rooms[i].Node == "a" && len(rooms[i].Players) == 3
+			return i >= 0 && rooms[i].Node == "a" && len(rooms[i].Players) == players
 		}
 	}
-	waitFor(t, "room of node a with three players in the directory", roomListed(true))
+	// The directory is written a moment after the room changes: player 3
+	// looks the room up once it is listed, as a player told its id would.
+	waitFor(t, "room of node a with two players in the directory", roomListed(true, 2))
+	if _, err := p3.Join(ctx, client.JoinOptions{RoomID: room.ID()}); err != nil {
+		t.Fatalf("player 3 on node b joining a room of node a: %v", err)
+	}
+	waitFor(t, "room of node a with three players in the directory", roomListed(true, 3))
 
 	// SIGKILL node a: its room leaves the directory, and each of its
 	// players, failing to reach it, is sent to node b by the web server,
 	// told node_gone there, and starts a new session on node b.
 	nodeA.signal(t, syscall.SIGKILL)
 	nodeA.waitExit(t)
-	waitFor(t, "killed node's room gone from the directory", roomListed(false))
+	waitFor(t, "killed node's room gone from the directory", roomListed(false, 0))
 	for _, p := range []*client.Client{p1, p2, p3} {
 		lost := next[*client.SessionLost](t, p)
 		if !slices.Contains(lost.Rooms, room.ID()) {
@@ -240,10 +243,14 @@ func TestClusterOfProcessesSurvivesAKilledNodeAndAKilledWebReplica(t *testing.T)
 	// Every session the players opened is stored once: p1 and p2 opened one
 	// on a and one on b; p3 one on b, one on a (the move) and one on b.
 	wantOpened := map[string]int{id1: 2, id2: 2, id3: 3, id4: 1}
-	waitFor(t, "every session.opened event stored once", func() bool {
-		got := sessionsOpened(t, c.db, id1, id2, id3, id4)
-		return fmt.Sprint(got) == fmt.Sprint(wantOpened)
-	})
+	var got map[string]int
+	for end := time.Now().Add(deadline); fmt.Sprint(got) != fmt.Sprint(wantOpened); {
+		if time.Now().After(end) {
+			t.Fatalf("session.opened events stored per player: %v, want %v\nstored events:\n%s", got, wantOpened, dumpEvents(t, c.db))
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+		got = sessionsOpened(t, c.db, id1, id2, id3, id4)
+	}
 
 	// A drain command from the console drains node b as SIGTERM would:
 	// its players are told node_draining and the process exits 0.
@@ -272,4 +279,27 @@ func sessionsOpened(t *testing.T, db string, players ...string) map[string]int {
 		got[p] = n
 	}
 	return got
+}
+
+// dumpEvents lists the stored events, for a failure's message.
+func dumpEvents(t *testing.T, db string) string {
+	conn, err := pgx.Connect(context.Background(), db)
+	if err != nil {
+		return err.Error()
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(context.Background(), `SELECT id, node, kind, player_id, at FROM cluster_events ORDER BY at`)
+	if err != nil {
+		return err.Error()
+	}
+	var b bytes.Buffer
+	for rows.Next() {
+		var id, node, kind, player string
+		var at time.Time
+		if err := rows.Scan(&id, &node, &kind, &player, &at); err != nil {
+			return err.Error()
+		}
+		fmt.Fprintf(&b, "%s %s %s %s %s\n", at.Format("15:04:05.000"), node, kind, player, id)
+	}
+	return b.String()
 }

@@ -522,6 +522,16 @@ func (cl *cluster) directoryRoom(id string) (tandem.RoomEntry, tandem.NodeInfo, 
 	return e, n, true, live
 }
 
+// readDirectoryRoom is directoryRoom read from the buckets.
+func (cl *cluster) readDirectoryRoom(ctx context.Context, id string) (tandem.RoomEntry, tandem.NodeInfo, bool, bool) {
+	e, err := cl.bus.Room(ctx, id)
+	if err != nil {
+		return e, tandem.NodeInfo{}, false, false
+	}
+	n, err := cl.bus.Node(ctx, e.Node)
+	return e, n, true, err == nil
+}
+
 func (cl *cluster) entry(r *room.Room) tandem.RoomEntry {
 	info, ro := r.Info(), r.Roster()
 	return tandem.RoomEntry{
@@ -1197,6 +1207,11 @@ func (cl *cluster) seatElsewhere(ctx context.Context, s *session.Session, roomID
 	ctx, cancel := context.WithTimeout(ctx, busTimeout)
 	defer cancel()
 	e, n, ok, live := cl.directoryRoom(roomID)
+	if !ok {
+		// The watched copy lags the bucket by a moment: a room created a
+		// moment ago on another node is read from the bucket itself.
+		e, n, ok, live = cl.readDirectoryRoom(ctx, roomID)
+	}
 	if !ok || e.Node == cl.node {
 		return nil, tandem.Errorf(tandem.ENotFound, "no room %q", roomID)
 	}

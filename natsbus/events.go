@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,7 +21,11 @@ import (
 const (
 	eventBatch     = 256
 	eventFetchWait = time.Second
-	eventAckWait   = time.Minute
+	// eventAckWait is how soon events fetched by a consumer that died
+	// before acknowledging them (a web replica killed mid-batch) go to
+	// another; a slow handler keeps its batch with progress reports, so a
+	// replica that takes the lease over meanwhile does not get it too.
+	eventAckWait = 5 * time.Second
 )
 
 // PublishEvent stores e in the event stream; the stream drops a second
@@ -111,7 +116,7 @@ func (b *Bus) consumeBatch(ctx context.Context, cons jetstream.Consumer, handle 
 	if len(msgs) == 0 {
 		return false, nil
 	}
-	if err := handle(ctx, events); err != nil {
+	if err := handleReportingProgress(ctx, msgs, events, handle); err != nil {
 		if ctx.Err() == nil {
 			b.log.Warn("event handler failed, the batch will be redelivered", "events", len(events), "err", err)
 		}
@@ -134,6 +139,32 @@ func (b *Bus) consumeBatch(ctx context.Context, cons jetstream.Consumer, handle 
 		b.log.Info("acknowledging events failed; they may be delivered again", "err", err)
 	}
 	return true, nil
+}
+
+// handleReportingProgress runs handle, telling the server the batch is
+// still being worked on while it runs longer than a fraction of the ack
+// wait, so a slow database does not get the batch delivered twice.
+func handleReportingProgress(ctx context.Context, msgs []jetstream.Msg, events []tandem.Event, handle func(context.Context, []tandem.Event) error) error {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(eventAckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				for _, m := range msgs {
+					_ = m.InProgress()
+				}
+			}
+		}
+	})
+	err := handle(ctx, events)
+	close(done)
+	wg.Wait()
+	return err
 }
 
 // EventBufferConfig configures an EventBuffer.

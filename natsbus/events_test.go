@@ -219,3 +219,34 @@ func counterValue(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestEventsOfAConsumerThatDiedMidBatchGoToAnother: a web replica killed
+// while it stores a batch never acknowledges it; the batch goes to the
+// replica that takes over within the ack wait (seconds, not minutes).
+func TestEventsOfAConsumerThatDiedMidBatchGoToAnother(t *testing.T) {
+	srv := startServer(t, "", "")
+	dying := connect(t, natsbus.Config{Server: srv, Name: "web-1"})
+	publish(t, dying, 0, 5)
+	got, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	consume(t, dying, "web", func(ctx context.Context, _ []tandem.Event) error {
+		once.Do(func() { close(got) })
+		select { // stuck in its database until the test ends
+		case <-release:
+		case <-ctx.Done():
+		}
+		return errors.New("never stored")
+	})
+	<-got
+	// The replica dies: its connection goes, and no ack or progress report
+	// will ever come from it.
+	if err := dying.Close(); err != nil {
+		t.Fatal(err)
+	}
+	defer close(release)
+
+	var l eventLog
+	consume(t, connect(t, natsbus.Config{Server: srv, Name: "web-2"}), "web", l.handle)
+	l.waitFor(t, 5)
+	l.checkEachOnce(t, 5)
+}
