@@ -93,24 +93,18 @@ var errHandle = errors.New("the event handler failed")
 // consumeBatch fetches one batch and hands it to handle. ok is false when
 // there was nothing to fetch.
 func (b *Bus) consumeBatch(ctx context.Context, cons jetstream.Consumer, handle func(context.Context, []tandem.Event) error) (ok bool, err error) {
-	batch, err := cons.Fetch(eventBatch, jetstream.FetchMaxWait(eventFetchWait))
-	if err != nil {
-		return false, err
-	}
-	var msgs []jetstream.Msg
-	events := make([]tandem.Event, 0, eventBatch)
-	for m := range batch.Messages() {
-		var e tandem.Event
-		if err := json.Unmarshal(m.Data(), &e); err != nil {
-			// Redelivering it would not help: acknowledge and skip it.
-			b.log.Warn("malformed event skipped", "subject", m.Subject(), "err", err)
-			_ = m.Ack()
-			continue
+	// What is waiting, at once; when nothing is, the next event as soon
+	// as it comes (a full-batch fetch would hold a lone event for the
+	// whole fetch wait), with whatever came along with it.
+	msgs, events, err := b.fetchEvents(cons.FetchNoWait(eventBatch))
+	if err == nil && len(msgs) == 0 {
+		msgs, events, err = b.fetchEvents(cons.Fetch(1, jetstream.FetchMaxWait(eventFetchWait)))
+		if err == nil && len(msgs) > 0 {
+			more, moreEvents, _ := b.fetchEvents(cons.FetchNoWait(eventBatch - 1))
+			msgs, events = append(msgs, more...), append(events, moreEvents...)
 		}
-		msgs = append(msgs, m)
-		events = append(events, e)
 	}
-	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && len(msgs) == 0 {
+	if err != nil {
 		return false, err
 	}
 	if len(msgs) == 0 {
@@ -139,6 +133,30 @@ func (b *Bus) consumeBatch(ctx context.Context, cons jetstream.Consumer, handle 
 		b.log.Info("acknowledging events failed; they may be delivered again", "err", err)
 	}
 	return true, nil
+}
+
+// fetchEvents reads one fetch's messages and decodes them. A malformed
+// event is acknowledged and skipped: redelivering it would not help.
+func (b *Bus) fetchEvents(batch jetstream.MessageBatch, err error) ([]jetstream.Msg, []tandem.Event, error) {
+	if err != nil {
+		return nil, nil, err
+	}
+	var msgs []jetstream.Msg
+	var events []tandem.Event
+	for m := range batch.Messages() {
+		var e tandem.Event
+		if err := json.Unmarshal(m.Data(), &e); err != nil {
+			b.log.Warn("malformed event skipped", "subject", m.Subject(), "err", err)
+			_ = m.Ack()
+			continue
+		}
+		msgs = append(msgs, m)
+		events = append(events, e)
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && len(msgs) == 0 {
+		return nil, nil, err
+	}
+	return msgs, events, nil
 }
 
 // handleReportingProgress runs handle, telling the server the batch is

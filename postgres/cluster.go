@@ -135,18 +135,28 @@ func decodeJSON(s string, dst any) error {
 
 // InsertEvents stores the events not stored yet and returns how many.
 func (t *tx) InsertEvents(ctx context.Context, events []tandem.Event) (int, error) {
-	n := 0
+	// One round trip for the whole batch: the inserts are pipelined.
+	var b pgx.Batch
 	for _, e := range events {
-		tag, err := t.tx.Exec(ctx, `INSERT INTO cluster_events (id, node, kind, at, session_id, player_id,
+		b.Queue(`INSERT INTO cluster_events (id, node, kind, at, session_id, player_id,
 			room_id, room_type, reason, close_code, duration, rtt_ms, level, attrs)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (id) DO NOTHING`,
 			noNUL(e.ID), noNUL(e.Node), noNUL(string(e.Kind)), instantArg(e.At), noNUL(e.SessionID), noNUL(e.PlayerID),
 			noNUL(e.RoomID), noNUL(e.RoomType), noNUL(e.Reason), e.CloseCode, e.Duration.Microseconds(),
 			jsonList(e.RTTMillis), noNUL(e.Level), noNUL(jsonMap(e.Attrs)))
+	}
+	br := t.tx.SendBatch(ctx, &b)
+	n := 0
+	for range events {
+		tag, err := br.Exec()
 		if err != nil {
+			_ = br.Close()
 			return n, dbError(err, "insert events", "", "")
 		}
 		n += int(tag.RowsAffected())
+	}
+	if err := br.Close(); err != nil {
+		return n, dbError(err, "insert events", "", "")
 	}
 	return n, nil
 }
