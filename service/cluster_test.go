@@ -127,6 +127,11 @@ func serveNode(t *testing.T, bus tandem.Cluster, id string) *fakeNode {
 		})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
+	// Serving once a probe is answered: the subscription is in place.
+	waitFor(t, "node "+id+" serving", func() bool {
+		_, err := bus.SendCommand(t.Context(), tandem.Command{ID: "probe-" + id, Node: id, Kind: tandem.CommandNotice, Text: "probe"})
+		return err == nil
+	})
 	return n
 }
 
