@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/tandemhq/tandem"
+	"github.com/tandemhq/tandem/internal/clustertest"
 	"github.com/tandemhq/tandem/natsbus"
 	"github.com/tandemhq/tandem/service"
 )
@@ -26,18 +27,9 @@ type clusterEnv struct {
 
 func newClusterEnv(t *testing.T) *clusterEnv {
 	t.Helper()
-	emb, err := natsbus.StartEmbedded(natsbus.EmbeddedConfig{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Shutdown)
 	// A long node TTL: the registry entries the tests write are never
 	// rewritten, and must not expire on a slow machine.
-	bus, err := natsbus.Connect(context.Background(), natsbus.Config{Server: emb, Name: "web", NodeTTL: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bus.Close() })
+	bus := clustertest.Connect(t, clustertest.StartNATS(t), natsbus.Config{Name: "web", NodeTTL: time.Hour})
 	return &clusterEnv{testEnv: newEnvWith(t, func(c *service.Config) { c.Cluster = bus }), bus: bus}
 }
 
@@ -442,49 +434,6 @@ func TestRoomPageShowsStoredEvents(t *testing.T) {
 // waitABit paces a poll loop; correctness never depends on it.
 func waitABit() { <-time.After(20 * time.Millisecond) }
 
-// fakeInspector answers a node's inspections from fixed data.
-type fakeInspector struct {
-	rooms   map[string]tandem.RoomInspection
-	players map[string]tandem.LivePlayer
-}
-
-func (f fakeInspector) InspectRoom(_ context.Context, id string) (tandem.RoomInspection, error) {
-	if r, ok := f.rooms[id]; ok {
-		return r, nil
-	}
-	return tandem.RoomInspection{}, tandem.Errorf(tandem.ENotFound, "no such room")
-}
-
-func (f fakeInspector) InspectPlayer(_ context.Context, id string) (tandem.LivePlayer, error) {
-	if p, ok := f.players[id]; ok {
-		return p, nil
-	}
-	return tandem.LivePlayer{}, tandem.Errorf(tandem.ENotFound, "no such session")
-}
-
-// serveInspections makes node answer inspections with h until the test
-// ends, as a realtime node would.
-func (e *clusterEnv) serveInspections(node string, h tandem.InspectHandler) {
-	e.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = e.bus.ServeInspections(ctx, node, h)
-	}()
-	e.t.Cleanup(func() { cancel(); <-done })
-	// Serving starts in the goroutine: wait until the node answers at all.
-	for deadline := time.Now().Add(10 * time.Second); ; waitABit() {
-		_, err := e.bus.InspectPlayer(ctx, node, "nobody")
-		if err == nil || tandem.ErrorCodeOf(err) == tandem.ENotFound {
-			return
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("%s never answered inspections: %v", node, err)
-		}
-	}
-}
-
 func TestRoomAndPlayerPagesShowWhatTheNodeAnswers(t *testing.T) {
 	e := newClusterEnv(t)
 	alice := e.guest("alice-phone", "Alice").Player
@@ -496,12 +445,12 @@ func TestRoomAndPlayerPagesShowWhatTheNodeAnswers(t *testing.T) {
 	since := time.Now().Add(-time.Minute)
 	aliceLive := tandem.LivePlayer{PlayerID: alice.ID, SessionID: "sess-alice", Connected: true, RTTMillis: 12.345, Rooms: []string{"room-1"}, Since: since}
 	bobLive := tandem.LivePlayer{PlayerID: bob.ID, SessionID: "sess-bob", RTTMillis: 80, Rooms: []string{"room-1"}, Since: since}
-	e.serveInspections("node-a", fakeInspector{
-		rooms: map[string]tandem.RoomInspection{
+	clustertest.ServeInspections(e.t, e.bus, "node-a", clustertest.Inspector{
+		Rooms: map[string]tandem.RoomInspection{
 			"room-1": {Players: []tandem.LivePlayer{aliceLive, bobLive}, Snapshot: []byte(`{"turn":"alice","note":"` + scriptLabel + `"}`)},
 			"room-4": {Players: []tandem.LivePlayer{aliceLive}, Snapshot: []byte{0xff, 0x00, '<', 'b', '>'}},
 		},
-		players: map[string]tandem.LivePlayer{alice.ID: aliceLive},
+		Players: map[string]tandem.LivePlayer{alice.ID: aliceLive},
 	})
 	b := e.operator("oscar")
 

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tandemhq/tandem"
+	"github.com/tandemhq/tandem/internal/clustertest"
 	"github.com/tandemhq/tandem/internal/pgtest"
 	"github.com/tandemhq/tandem/internal/servicetest"
 	"github.com/tandemhq/tandem/natsbus"
@@ -18,26 +19,11 @@ import (
 )
 
 // startNATS starts an embedded NATS server for the test.
-func startNATS(t *testing.T) *natsbus.Embedded {
-	t.Helper()
-	emb, err := natsbus.StartEmbedded(natsbus.EmbeddedConfig{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Shutdown)
-	return emb
-}
+func startNATS(t *testing.T) *natsbus.Embedded { return clustertest.StartNATS(t) }
 
 // connectBus connects a bus client to emb, closed at the test's end.
 func connectBus(t *testing.T, emb *natsbus.Embedded, name string) *natsbus.Bus {
-	t.Helper()
-	bus, err := natsbus.Connect(t.Context(), natsbus.Config{Server: emb, Name: name, NodeTTL: time.Second,
-		RequestTimeout: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bus.Close() })
-	return bus
+	return clustertest.Connect(t, emb, natsbus.Config{Name: name, NodeTTL: time.Second, RequestTimeout: 200 * time.Millisecond})
 }
 
 // fastJobs makes every cluster job run within milliseconds.
@@ -718,42 +704,6 @@ func TestTwoReplicasOnOnePostgresDeliverOnceAndStoreOnce(t *testing.T) {
 	waitFor(t, "20 events stored", func() bool { return len(storedEvents(t, store, "n1")) == 20 })
 }
 
-// fakeInspector answers a node's inspections from fixed data.
-type fakeInspector struct {
-	rooms   map[string]tandem.RoomInspection
-	players map[string]tandem.LivePlayer
-}
-
-func (f fakeInspector) InspectRoom(_ context.Context, id string) (tandem.RoomInspection, error) {
-	if r, ok := f.rooms[id]; ok {
-		return r, nil
-	}
-	return tandem.RoomInspection{}, tandem.Errorf(tandem.ENotFound, "no such room")
-}
-
-func (f fakeInspector) InspectPlayer(_ context.Context, id string) (tandem.LivePlayer, error) {
-	if p, ok := f.players[id]; ok {
-		return p, nil
-	}
-	return tandem.LivePlayer{}, tandem.Errorf(tandem.ENotFound, "no such session")
-}
-
-// serveInspections answers node's inspections with h until the test ends.
-func serveInspections(t *testing.T, bus tandem.Cluster, node string, h tandem.InspectHandler) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = bus.ServeInspections(ctx, node, h)
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	// Serving starts in the goroutine: wait until the node answers at all.
-	waitFor(t, node+" answering inspections", func() bool {
-		_, err := bus.InspectPlayer(ctx, node, "nobody")
-		return err == nil || tandem.ErrorCodeOf(err) == tandem.ENotFound
-	})
-}
-
 func TestLiveRoomAndPlayerStatusCarryTheNodesAnswerOrSayItDidNotAnswer(t *testing.T) {
 	ctx := t.Context()
 	bus := connectBus(t, startNATS(t), "web")
@@ -766,9 +716,9 @@ func TestLiveRoomAndPlayerStatusCarryTheNodesAnswerOrSayItDidNotAnswer(t *testin
 		{PlayerID: "p1", SessionID: "s1", Connected: true, RTTMillis: 12.5, Rooms: []string{"r1"}, Since: now},
 		{PlayerID: "p2", SessionID: "s2", RTTMillis: 80, Rooms: []string{"r1"}, Since: now},
 	}
-	serveInspections(t, bus, "n1", fakeInspector{
-		rooms:   map[string]tandem.RoomInspection{"r1": {Room: room, Players: players, Snapshot: []byte(`{"turn":"p1"}`)}},
-		players: map[string]tandem.LivePlayer{"p1": players[0]},
+	clustertest.ServeInspections(t, bus, "n1", clustertest.Inspector{
+		Rooms:   map[string]tandem.RoomInspection{"r1": {Room: room, Players: players, Snapshot: []byte(`{"turn":"p1"}`)}},
+		Players: map[string]tandem.LivePlayer{"p1": players[0]},
 	})
 	// n2 has rooms and sessions in the buckets but no process answers for it.
 	for _, r := range []tandem.RoomEntry{room, {ID: "r2", Type: "relay", Node: "n2", Players: []string{"p3"}, CreatedAt: now}} {

@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"log/slog"
@@ -11,59 +10,19 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem"
+	"github.com/tandemhq/tandem/internal/clustertest"
 	"github.com/tandemhq/tandem/internal/servicetest"
 	"github.com/tandemhq/tandem/natsbus"
 	"github.com/tandemhq/tandem/service"
 	"github.com/tandemhq/tandem/web"
 )
 
-// roomInspector answers inspections about fixed rooms and players.
-type roomInspector struct {
-	rooms   map[string]tandem.RoomInspection
-	players map[string]tandem.LivePlayer
-}
-
-func (f roomInspector) InspectRoom(_ context.Context, id string) (tandem.RoomInspection, error) {
-	if r, ok := f.rooms[id]; ok {
-		return r, nil
-	}
-	return tandem.RoomInspection{}, tandem.Errorf(tandem.ENotFound, "no such room")
-}
-
-func (f roomInspector) InspectPlayer(_ context.Context, id string) (tandem.LivePlayer, error) {
-	if p, ok := f.players[id]; ok {
-		return p, nil
-	}
-	return tandem.LivePlayer{}, tandem.Errorf(tandem.ENotFound, "no such session")
-}
-
 // newClusterEnv is newEnv with a bus on an embedded NATS server, and a
 // node n1 answering inspections with h.
 func newClusterEnv(t *testing.T, h tandem.InspectHandler) (*testEnv, *natsbus.Bus) {
 	t.Helper()
-	emb, err := natsbus.StartEmbedded(natsbus.EmbeddedConfig{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Shutdown)
-	bus, err := natsbus.Connect(t.Context(), natsbus.Config{Server: emb, Name: "web", NodeTTL: time.Hour, RequestTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bus.Close() })
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = bus.ServeInspections(ctx, "n1", h) }()
-	t.Cleanup(func() { cancel(); <-done })
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		_, err := bus.InspectPlayer(ctx, "n1", "nobody")
-		if err == nil || tandem.ErrorCodeOf(err) == tandem.ENotFound {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("n1 never answered inspections: %v", err)
-		}
-	}
+	bus := clustertest.Connect(t, clustertest.StartNATS(t), natsbus.Config{Name: "web", NodeTTL: time.Hour, RequestTimeout: time.Second})
+	clustertest.ServeInspections(t, bus, "n1", h)
 
 	log := slog.New(slog.DiscardHandler)
 	se := servicetest.New(t, func(c *service.Config) { c.Logger = log; c.Cluster = bus })
@@ -80,12 +39,12 @@ func newClusterEnv(t *testing.T, h tandem.InspectHandler) (*testEnv, *natsbus.Bu
 func TestRoomAndPlayerLiveAPIsCarryTheNodesAnswer(t *testing.T) {
 	now := time.Now().UTC()
 	p1 := tandem.LivePlayer{PlayerID: "p1", SessionID: "s1", Connected: true, RTTMillis: 12.5, Rooms: []string{"r1"}, Since: now}
-	e, bus := newClusterEnv(t, roomInspector{
-		rooms: map[string]tandem.RoomInspection{
+	e, bus := newClusterEnv(t, clustertest.Inspector{
+		Rooms: map[string]tandem.RoomInspection{
 			"r1": {Players: []tandem.LivePlayer{p1}, Snapshot: []byte(`{"turn":"p1"}`)},
 			"r2": {Players: []tandem.LivePlayer{p1}, Snapshot: []byte{0xff, 0x00}},
 		},
-		players: map[string]tandem.LivePlayer{"p1": p1},
+		Players: map[string]tandem.LivePlayer{"p1": p1},
 	})
 	ctx := t.Context()
 	for _, r := range []tandem.RoomEntry{
