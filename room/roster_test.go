@@ -12,8 +12,7 @@ import (
 
 func TestRosterReportsJoinsLeavesAndLocksAfterTheInput(t *testing.T) {
 	var seen []string
-	var s *script
-	s = newScript(t, Config{
+	s := newScript(t, Config{
 		Type: recorderType("duel", 2, 0),
 		OnRoster: func(r *Room, c RosterChange) {
 			// Info is already the state after the input.

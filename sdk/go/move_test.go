@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -359,8 +360,15 @@ func closeCodeFrom(t *testing.T, p *peer) ws.StatusCode {
 	t.Helper()
 	for {
 		p.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-		f, err := ws.ReadFrame(p.nc)
+		h, err := ws.ReadHeader(p.nc)
 		if err != nil {
+			t.Fatalf("reading the client: %v", err)
+		}
+		if h.Length > 1<<16 {
+			t.Fatalf("a client frame of %d bytes", h.Length)
+		}
+		f := ws.Frame{Header: h, Payload: make([]byte, h.Length)}
+		if _, err := io.ReadFull(p.nc, f.Payload); err != nil {
 			t.Fatalf("reading the client: %v", err)
 		}
 		if f.Header.OpCode != ws.OpClose {
