@@ -248,9 +248,11 @@ type PresenceBucket interface {
 type SeatBucket interface {
 	// CreateSeat stores s under s.Token until s.ExpiresAt.
 	CreateSeat(ctx context.Context, s Seat) error
-	// ClaimSeat takes the seat of token once (compare-and-swap delete):
-	// ENotFound when it is unknown, expired or already claimed.
-	ClaimSeat(ctx context.Context, token string) (Seat, error)
+	// ClaimSeat takes the seat of token for playerID on node, once
+	// (compare-and-swap delete): ENotFound when it is unknown, expired,
+	// already claimed, or another player's or node's — which leaves it to
+	// its owner.
+	ClaimSeat(ctx context.Context, token, playerID, node string) (Seat, error)
 }
 
 // BanBucket holds account bans and the realtime keys nodes trust.

@@ -542,6 +542,7 @@ func (cl *cluster) entry(r *room.Room) tandem.RoomEntry {
 		MaxPlayers: info.MaxPlayers,
 		Open:       info.Open,
 		Locked:     ro.Locked,
+		Labels:     ro.Labels,
 		CreatedAt:  ro.Created,
 	}
 }
@@ -1171,8 +1172,8 @@ func seatKey(token string) string {
 func (cl *cluster) claimSeat(token, player string) (*tandem.Seat, error) {
 	ctx, cancel := context.WithTimeout(cl.ctx, busTimeout)
 	defer cancel()
-	seat, err := cl.bus.ClaimSeat(ctx, token)
-	if err != nil || seat.PlayerID != player || seat.Node != cl.node || !time.Now().Before(seat.ExpiresAt) {
+	seat, err := cl.bus.ClaimSeat(ctx, token, player, cl.node)
+	if err != nil {
 		if err != nil && tandem.ErrorCodeOf(err) != tandem.ENotFound {
 			cl.g.log.Warn("claim seat", "err", err)
 		}
@@ -1230,12 +1231,18 @@ func (cl *cluster) seatElsewhere(ctx context.Context, s *session.Session, roomID
 }
 
 // rooms lists the directory's rooms open to join-or-create, of a type
-// ("" for all), by id, from the watched copy.
+// ("" for all), by id, from the watched copy, leaving out the rooms of
+// other nodes that are gone or draining.
 func (cl *cluster) rooms(typeName string) []*protocol.RoomInfo {
 	var out []*protocol.RoomInfo
 	cl.viewMu.RLock()
 	for _, e := range cl.viewRooms {
 		if !e.Open || e.Locked || (typeName != "" && e.Type != typeName) {
+			continue
+		}
+		// A room of a node gone from the registry (not yet declared down)
+		// or draining takes no one: not offered.
+		if n, live := cl.viewNodes[e.Node]; e.Node != cl.node && (!live || n.Draining) {
 			continue
 		}
 		out = append(out, &protocol.RoomInfo{

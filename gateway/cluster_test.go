@@ -261,6 +261,11 @@ func TestSeatOfAnotherPlayerIsRefused(t *testing.T) {
 		t.Errorf("closed with %d, want session_expired", got)
 	}
 	alice.alive()
+	// Mallory's try did not use the seat up: it is still alice's.
+	follower := dialRaw(t, res.GetNodeUrl(), protocol.CodecJSON)
+	if env := follower.connectSeat(tc.token("alice"), res.GetSeatToken()); env.GetConnected() == nil {
+		t.Errorf("alice following her seat after mallory's try: %v", env)
+	}
 }
 
 func TestTwoLoginsOnTwoNodesLeaveExactlyOne(t *testing.T) {
@@ -518,6 +523,11 @@ func TestDirectoryListsTheRoomsOfEveryNode(t *testing.T) {
 
 	// The protocol's room list is the cluster's, from the node's watched
 	// copy of the directory: it follows the directory within moments.
+	// A room whose node is gone from the registry (killed, not yet declared
+	// down) is not offered.
+	if err := web.PutRoom(ctx, tandem.RoomEntry{ID: "ghost-room", Type: "relay", Node: "ghost", Open: true}); err != nil {
+		t.Fatal(err)
+	}
 	cid := uint64(5)
 	waitFor(t, 10*time.Second, "both rooms in the room list", func() bool {
 		cid++
@@ -526,6 +536,9 @@ func TestDirectoryListsTheRoomsOfEveryNode(t *testing.T) {
 		nodes := map[string]string{}
 		for _, r := range list {
 			nodes[r.GetRoomId()] = r.GetNode()
+		}
+		if _, ghost := nodes["ghost-room"]; ghost {
+			t.Fatalf("the room list offers a room of a node gone from the registry: %v", list)
 		}
 		return nodes[roomA] == "a" && nodes[roomB] == "b"
 	})

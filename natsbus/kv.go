@@ -236,9 +236,10 @@ func (b *Bus) CreateSeat(ctx context.Context, s tandem.Seat) error {
 }
 
 // ClaimSeat takes the seat of token once: of many concurrent claimers,
-// one wins the compare-and-swap delete; the others, and anyone after the
-// seat expired, get ENotFound.
-func (b *Bus) ClaimSeat(ctx context.Context, token string) (tandem.Seat, error) {
+// one wins the compare-and-swap delete; the others, anyone after the seat
+// expired, and a player or node the seat is not for, get ENotFound (the
+// last leaving the seat to its owner).
+func (b *Bus) ClaimSeat(ctx context.Context, token, playerID, node string) (tandem.Seat, error) {
 	gone := tandem.Errorf(tandem.ENotFound, "no such seat reservation (unknown, expired or already used)")
 	k := key(token)
 	e, err := b.seats.Get(ctx, k)
@@ -254,6 +255,9 @@ func (b *Bus) ClaimSeat(ctx context.Context, token string) (tandem.Seat, error) 
 	}
 	if !time.Now().Before(s.ExpiresAt) {
 		return tandem.Seat{}, gone // the TTL removes it
+	}
+	if s.PlayerID != playerID || s.Node != node {
+		return tandem.Seat{}, gone // shown by someone else: still its owner's
 	}
 	if err := b.seats.Purge(ctx, k, jetstream.LastRevision(e.Revision()), jetstream.PurgeTTL(markerTTL)); err != nil {
 		if casLost(err) {

@@ -144,9 +144,10 @@ func (b *Bus) request(ctx context.Context, subject string, data []byte, node str
 		return m.Data, nil
 	case errors.Is(err, nats.ErrNoResponders):
 		return nil, tandem.Errorf(tandem.EUnavailable, "node %s is not connected", node)
-	case ctx.Err() != nil:
-		return nil, ctx.Err()
+	case errors.Is(ctx.Err(), context.Canceled):
+		return nil, ctx.Err() // the caller gave up
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
+		// The caller's deadline or ours: either way the node was too slow.
 		return nil, tandem.Errorf(tandem.ETimeout, "node %s did not answer within %s", node, b.cfg.RequestTimeout)
 	default:
 		return nil, tandem.Errorf(tandem.EUnavailable, "request to node %s: %v", node, err)

@@ -384,11 +384,17 @@ func TestSeatIsClaimedExactlyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantCode(t, b.CreateSeat(ctx, s), tandem.EConflict)
+	// Shown by another player, or to another node, the seat stays its
+	// owner's.
+	_, err := b.ClaimSeat(ctx, s.Token, "mallory", "n1")
+	wantCode(t, err, tandem.ENotFound)
+	_, err = b.ClaimSeat(ctx, s.Token, "alice", "n2")
+	wantCode(t, err, tandem.ENotFound)
 	var wg sync.WaitGroup
 	results := make([]error, 10)
 	seats := make([]tandem.Seat, 10)
 	for i := range 10 {
-		wg.Go(func() { seats[i], results[i] = b.ClaimSeat(ctx, s.Token) })
+		wg.Go(func() { seats[i], results[i] = b.ClaimSeat(ctx, s.Token, "alice", "n1") })
 	}
 	wg.Wait()
 	wins := 0
@@ -407,7 +413,7 @@ func TestSeatIsClaimedExactlyOnce(t *testing.T) {
 	if wins != 1 {
 		t.Errorf("%d claims won, want 1", wins)
 	}
-	_, err := b.ClaimSeat(ctx, "unknown")
+	_, err = b.ClaimSeat(ctx, "unknown", "alice", "n1")
 	wantCode(t, err, tandem.ENotFound)
 }
 
@@ -424,7 +430,7 @@ func TestExpiredSeatCannotBeClaimed(t *testing.T) {
 		}
 		return nil
 	})
-	_, err := b.ClaimSeat(ctx, "t1")
+	_, err := b.ClaimSeat(ctx, "t1", "alice", "")
 	wantCode(t, err, tandem.ENotFound)
 }
 
