@@ -2,10 +2,12 @@ package room
 
 import (
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tandemhq/tandem"
 	"github.com/tandemhq/tandem/protocol"
@@ -118,6 +120,44 @@ func (r *Room) End() { r.ending = true }
 func (r *Room) Lock()   { r.setLocked(true) }
 func (r *Room) Unlock() { r.setLocked(false) }
 
+// Limits of a room's labels.
+const (
+	MaxLabels          = 16
+	MaxLabelKeyBytes   = 64
+	MaxLabelValueBytes = 256
+)
+
+// SetLabel sets a label of the room (an empty value removes it): the
+// game's description of the room (map, mode, region), shown in the room
+// directory and the operations console, where operators filter rooms by
+// label. Call it from the room's hooks (Init for the room's start).
+func (r *Room) SetLabel(key, value string) error {
+	switch {
+	case key == "" || len(key) > MaxLabelKeyBytes:
+		return tandem.Errorf(tandem.EInvalid, "a room label's key is 1 to %d bytes, not %d", MaxLabelKeyBytes, len(key))
+	case len(value) > MaxLabelValueBytes:
+		return tandem.Errorf(tandem.EInvalid, "a room label's value is at most %d bytes, not %d", MaxLabelValueBytes, len(value))
+	case !utf8.ValidString(key) || !utf8.ValidString(value):
+		return tandem.Errorf(tandem.EInvalid, "a room label is UTF-8 text")
+	}
+	if cur, ok := r.labels[key]; ok == (value != "") && cur == value {
+		return nil
+	}
+	if value == "" {
+		delete(r.labels, key)
+	} else {
+		if _, ok := r.labels[key]; !ok && len(r.labels) >= MaxLabels {
+			return tandem.Errorf(tandem.EInvalid, "a room has at most %d labels", MaxLabels)
+		}
+		if r.labels == nil {
+			r.labels = map[string]string{}
+		}
+		r.labels[key] = value
+	}
+	r.rosterChanged(RosterChange{Kind: RosterLabeled})
+	return nil
+}
+
 func (r *Room) setLocked(locked bool) {
 	if r.locked == locked {
 		return
@@ -178,6 +218,7 @@ const (
 	RosterLeft
 	RosterLocked
 	RosterUnlocked
+	RosterLabeled // a label set or removed
 )
 
 // RosterChange is one change of a room's members or lock.
@@ -193,6 +234,7 @@ type Roster struct {
 	Players []string
 	Locked  bool
 	Created time.Time
+	Labels  map[string]string // nil without labels; do not modify
 }
 
 // rosterCell publishes the room's Roster to readers on other goroutines. It
@@ -200,7 +242,7 @@ type Roster struct {
 type rosterCell struct{ v atomic.Pointer[Roster] }
 
 func (r *Room) publishRoster() {
-	r.roster.v.Store(&Roster{Players: r.playerIDs(), Locked: r.locked, Created: r.cfg.Start})
+	r.roster.v.Store(&Roster{Players: r.playerIDs(), Locked: r.locked, Created: r.cfg.Start, Labels: maps.Clone(r.labels)})
 }
 
 // rosterChanged notes a change; flushRoster reports it once the input is

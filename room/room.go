@@ -190,6 +190,7 @@ type Room struct {
 	members []*member // join order
 	buffer  *ReplayBuffer[*frame]
 	locked  bool
+	labels  map[string]string // SetLabel
 	// reserved holds the places promised to seat reservations, by seat
 	// key, until their expiry: they count against MaxPlayers for every
 	// join but the seated one that uses them. Nil until the first.

@@ -2,6 +2,7 @@ package room
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,5 +100,48 @@ func TestReservationsCountAgainstTheLimitUntilUsedOrLapsed(t *testing.T) {
 	reserve("k4", s.now.Add(time.Minute))
 	if errs[3] != nil {
 		t.Errorf("reserve after an unreserve: %v", errs[3])
+	}
+}
+
+func TestLabelsAreInTheRosterAndReportedWhenTheyChange(t *testing.T) {
+	var kinds []RosterKind
+	s := newScript(t, Config{
+		Type:     recorderType("duel", 2, 0),
+		OnRoster: func(_ *Room, c RosterChange) { kinds = append(kinds, c.Kind) },
+	})
+	// The test goroutine is the room's here: hooks would call SetLabel.
+	if err := s.r.SetLabel("map", "dust"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.r.SetLabel("mode", "ranked"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.r.SetLabel("mode", ""); err != nil { // removed
+		t.Fatal(err)
+	}
+	if err := s.r.SetLabel("map", "dust"); err != nil { // unchanged: no report
+		t.Fatal(err)
+	}
+	s.r.flushRoster()
+	if diff := cmp.Diff(map[string]string{"map": "dust"}, s.r.Roster().Labels); diff != "" {
+		t.Errorf("labels (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]RosterKind{RosterLabeled, RosterLabeled, RosterLabeled}, kinds); diff != "" {
+		t.Errorf("roster reports (-want +got):\n%s", diff)
+	}
+
+	for _, bad := range [][2]string{{"", "x"}, {strings.Repeat("k", MaxLabelKeyBytes+1), "x"},
+		{"k", strings.Repeat("v", MaxLabelValueBytes+1)}, {"k", "\xff"}} {
+		if err := s.r.SetLabel(bad[0], bad[1]); tandem.ErrorCodeOf(err) != tandem.EInvalid {
+			t.Errorf("SetLabel(%q, %q) = %v, want invalid", bad[0], bad[1], err)
+		}
+	}
+	for i := len(s.r.Roster().Labels); i < MaxLabels; i++ {
+		if err := s.r.SetLabel(fmt.Sprint("k", i), "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.r.SetLabel("one-too-many", "v"); tandem.ErrorCodeOf(err) != tandem.EInvalid {
+		t.Errorf("label %d: %v, want invalid", MaxLabels+1, err)
 	}
 }

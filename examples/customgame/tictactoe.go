@@ -103,6 +103,9 @@ func (t *ticTacToe) Join(r *room.Room, p *tandem.Player) {
 	}
 	if t.game.X != "" && t.game.O != "" {
 		t.game.Turn = t.game.X
+		// A label operators see in the console's room list (and filter
+		// by: label phase=playing).
+		_ = r.SetLabel("phase", "playing")
 	}
 	t.broadcast(r)
 }
