@@ -3,10 +3,12 @@ package admin
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -60,6 +62,15 @@ func ageText(now, t time.Time) string {
 	}
 	return fmt.Sprintf("%dd %dh ago", int(d/(24*time.Hour)), int(d%(24*time.Hour)/time.Hour))
 }
+
+// isPoll reports whether r is the poll of the fragment target.
+func isPoll(r *http.Request, target string) bool {
+	return isHTMX(r) && r.Header.Get("HX-Target") == target
+}
+
+// pollStop is the status that answers a poll and ends it: htmx stops
+// polling an element on 286 and swaps its content in all the same.
+const pollStop = 286
 
 // unavailable splits off the error of a cluster that cannot be read
 // now, which a page shows in place of its table.
@@ -128,6 +139,9 @@ type roomsData struct {
 	Unavailable string
 	// Self is the page's URL with its filter: what the table polls.
 	Self string
+	// FilterError says what is wrong with the filter: the table shows it
+	// instead of rooms and does not poll (each poll would only repeat it).
+	FilterError string
 }
 
 type roomRow struct {
@@ -146,10 +160,16 @@ func (u *ui) rooms(w http.ResponseWriter, r *http.Request) {
 	d := roomsData{Filter: filter, Self: roomsURL(filter)}
 	list, err := u.svc.LiveRooms(r.Context(), a, filter)
 	d.Unavailable, err = unavailable(err)
-	switch tandem.ErrorCodeOf(err) {
+	switch code := tandem.ErrorCodeOf(err); code {
 	case 0:
 	case tandem.EValidation, tandem.EInvalid:
-		f, status = formFromError("filter", q, err), tandem.ErrorCodeOf(err).HTTPStatus()
+		f, d.FilterError = formFromError("filter", q, err), filterError(err)
+		status = code.HTTPStatus()
+		if isPoll(r, "rooms-live") {
+			// An error status would put the page, form and all, over
+			// the filter the admin is typing: answer in place, and stop.
+			status = pollStop
+		}
 	default:
 		u.fail(w, r, err)
 		return
@@ -159,6 +179,19 @@ func (u *ui) rooms(w http.ResponseWriter, r *http.Request) {
 		d.Rooms = append(d.Rooms, roomRow{RoomEntry: e, Path: roomPath(e.ID), Age: ageText(now, e.CreatedAt)})
 	}
 	u.render(w, r, status, "rooms", &page{Title: "Rooms", Active: "/admin/rooms", Form: f, Data: d})
+}
+
+// filterError is the rooms table's note on a filter the service refused.
+func filterError(err error) string {
+	var te *tandem.Error
+	if errors.As(err, &te) && len(te.Fields) > 0 {
+		parts := make([]string, 0, len(te.Fields))
+		for _, fe := range te.Fields {
+			parts = append(parts, fe.Field+": "+fe.Message)
+		}
+		return strings.Join(parts, "; ")
+	}
+	return tandem.ErrorMessageOf(err)
 }
 
 // roomsURL is the rooms page with filter f.
@@ -194,6 +227,10 @@ type roomData struct {
 	// InspectError says why the node did not answer: the directory's data
 	// is shown without the sessions and the snapshot.
 	InspectError string
+	// Unavailable says why the directory cannot be read (the bus is
+	// down): the page says so in place of the room and keeps polling
+	// until it is back, as the nodes and rooms pages do.
+	Unavailable string
 	// CanManage shows the actions (rooms:manage); CanSeePlayers links
 	// player ids to their pages (players:read).
 	CanManage, CanSeePlayers bool
@@ -206,15 +243,22 @@ func (u *ui) room(w http.ResponseWriter, r *http.Request) {
 func (u *ui) roomView(w http.ResponseWriter, r *http.Request, id string, f *Form, status int) {
 	a := web.ActorFrom(r.Context())
 	det, err := u.svc.LiveRoom(r.Context(), a, id)
-	if tandem.ErrorCodeOf(err) == tandem.ENotFound && isHTMX(r) && r.Header.Get("HX-Target") == "room-live" {
+	switch code := tandem.ErrorCodeOf(err); {
+	case code == tandem.ENotFound && isPoll(r, "room-live"):
 		// The poll of a room that has just closed: say so in place and
-		// stop polling (htmx stops on 286) instead of swapping an error
-		// page over the actions the admin was looking at.
-		u.render(w, r, 286, "room", &page{Title: "Room " + id, Active: "/admin/rooms",
+		// stop polling instead of swapping an error page over the
+		// actions the admin was looking at.
+		u.render(w, r, pollStop, "room", &page{Title: "Room " + id, Active: "/admin/rooms",
 			Data: roomData{Room: tandem.RoomEntry{ID: id}, Path: roomPath(id), Gone: true}})
 		return
-	}
-	if err != nil {
+	case code == tandem.EUnavailable:
+		// status stays what the caller asked: after a refused action it
+		// is the refusal's, shown next to its form.
+		u.render(w, r, status, "room", &page{Title: "Room " + id, Active: "/admin/rooms", Form: f,
+			Data: roomData{Room: tandem.RoomEntry{ID: id}, Path: roomPath(id), Unavailable: tandem.ErrorMessageOf(err),
+				CanManage: a.Can(tandem.PermRoomsManage), CanSeePlayers: a.Can(tandem.PermPlayersRead)}})
+		return
+	case err != nil:
 		u.fail(w, r, err)
 		return
 	}
@@ -331,8 +375,9 @@ type playerLive struct {
 	// Error says why the status could not be read (the bus is down); the
 	// rest of the player page is shown all the same.
 	Error string
-	// CanManage shows kick and notice (rooms:manage); CanSeeRooms links
-	// the rooms to their pages (rooms:read).
+	// CanManage shows kick and notice (rooms:manage); CanSeeRooms shows
+	// the rooms the player is in (rooms:read, without which the service
+	// leaves them out).
 	CanManage, CanSeeRooms bool
 }
 
@@ -413,12 +458,14 @@ func commandNotice(ids []string) string {
 	case 1:
 		return "Command " + ok[0] + " sent: pending until its node acknowledges it."
 	}
-	more := ""
+	// The count is of the ids shown, never of the URL's: anyone can
+	// write a URL with a thousand of them.
+	count, more := strconv.Itoa(len(ok)), ""
 	if len(ids) > len(ok) {
-		more = ", …"
+		count, more = count+"…", ", …"
 	}
-	return fmt.Sprintf("%d commands sent, one to each node (%s%s): pending until each node acknowledges its own.",
-		len(ids), strings.Join(ok, ", "), more)
+	return fmt.Sprintf("%s commands sent, one to each node (%s%s): pending until each node acknowledges its own.",
+		count, strings.Join(ok, ", "), more)
 }
 
 // noticeOf turns the query of a redirect after a successful post into

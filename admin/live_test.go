@@ -27,10 +27,21 @@ type clusterEnv struct {
 
 func newClusterEnv(t *testing.T) *clusterEnv {
 	t.Helper()
+	return newClusterEnvWith(t, nil)
+}
+
+// newClusterEnvWith is newClusterEnv whose service sees the bus through
+// wrap (nil: as it is).
+func newClusterEnvWith(t *testing.T, wrap func(*natsbus.Bus) tandem.Cluster) *clusterEnv {
+	t.Helper()
 	// A long node TTL: the registry entries the tests write are never
 	// rewritten, and must not expire on a slow machine.
 	bus := clustertest.Connect(t, clustertest.StartNATS(t), natsbus.Config{Name: "web", NodeTTL: time.Hour})
-	return &clusterEnv{testEnv: newEnvWith(t, func(c *service.Config) { c.Cluster = bus }), bus: bus}
+	var cluster tandem.Cluster = bus
+	if wrap != nil {
+		cluster = wrap(bus)
+	}
+	return &clusterEnv{testEnv: newEnvWith(t, func(c *service.Config) { c.Cluster = cluster }), bus: bus}
 }
 
 func (e *clusterEnv) putNode(n tandem.NodeInfo) {
@@ -162,6 +173,31 @@ func TestRoomsPageFiltersByTypeLabelAndNode(t *testing.T) {
 		`hx-get="/admin/rooms?node=node-a" hx-trigger="every 2s"`)
 	r = b.get("/admin/rooms?node=node-b")
 	wantContains(t, r, `<span class="badge badge-warn">locked</span>`)
+
+	// A room's labels are shown, as text.
+	r = b.get("/admin/rooms")
+	row := roomRow(t, r, "room-1")
+	for _, want := range []string{"<code>mode=ranked</code>", "<code>note=&lt;script&gt;alert(1)&lt;/script&gt;</code>"} {
+		if !strings.Contains(row, want) {
+			t.Errorf("room-1's row lacks %q:\n%s", want, row)
+		}
+	}
+	wantLacks(t, r, scriptLabel)
+	if row := roomRow(t, r, "room-3"); strings.Contains(row, `<ul class="tags">`) {
+		t.Errorf("room-3 has no labels, its row shows some:\n%s", row)
+	}
+}
+
+// roomRow returns the rooms table's row of room id.
+func roomRow(t *testing.T, r response, id string) string {
+	t.Helper()
+	link := strings.Index(r.body, `<a href="/admin/rooms/`+id+`">`)
+	if link < 0 {
+		t.Fatalf("no row for room %s:\n%s", id, r.body)
+	}
+	start := strings.LastIndex(r.body[:link], "<tr>")
+	end := strings.Index(r.body[link:], "</tr>")
+	return r.body[start : link+end]
 }
 
 func TestRoomPageShowsTheRoomAndItsPlayersAsText(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -135,6 +136,9 @@ func (r *Room) SetLabel(key, value string) error {
 	switch {
 	case key == "" || len(key) > MaxLabelKeyBytes:
 		return tandem.Errorf(tandem.EInvalid, "a room label's key is 1 to %d bytes, not %d", MaxLabelKeyBytes, len(key))
+	case strings.ContainsAny(key, "= \t\n"):
+		// Operators filter by "key=value".
+		return tandem.Errorf(tandem.EInvalid, "a room label's key has no '=' and no white space: %q", key)
 	case len(value) > MaxLabelValueBytes:
 		return tandem.Errorf(tandem.EInvalid, "a room label's value is at most %d bytes, not %d", MaxLabelValueBytes, len(value))
 	case !utf8.ValidString(key) || !utf8.ValidString(value):

@@ -131,7 +131,7 @@ func TestLabelsAreInTheRosterAndReportedWhenTheyChange(t *testing.T) {
 	}
 
 	for _, bad := range [][2]string{{"", "x"}, {strings.Repeat("k", MaxLabelKeyBytes+1), "x"},
-		{"k", strings.Repeat("v", MaxLabelValueBytes+1)}, {"k", "\xff"}} {
+		{"k", strings.Repeat("v", MaxLabelValueBytes+1)}, {"k", "\xff"}, {"a=b", "x"}, {"a b", "x"}} {
 		if err := s.r.SetLabel(bad[0], bad[1]); tandem.ErrorCodeOf(err) != tandem.EInvalid {
 			t.Errorf("SetLabel(%q, %q) = %v, want invalid", bad[0], bad[1], err)
 		}

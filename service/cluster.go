@@ -139,7 +139,7 @@ type LiveStatus struct {
 	Node      string
 	SessionID string
 	Since     time.Time
-	Rooms     []string // ids of the directory's rooms the player is in
+	Rooms     []string // ids of the directory's rooms the player is in; nil without rooms:read
 	// From the node holding the session, when it answers: whether the
 	// client is connected (false: the session is held for a resume) and
 	// the median of its recent pings (0 before the first).
@@ -288,7 +288,8 @@ func (s *Service) inspectError(err error, what, id, node string) string {
 }
 
 // PlayerLiveStatus tells whether and where a player is connected, and the
-// directory's rooms they are in (players:read).
+// directory's rooms they are in (players:read; the rooms only with
+// rooms:read).
 func (s *Service) PlayerLiveStatus(ctx context.Context, a *Actor, playerID string) (*LiveStatus, error) {
 	o := op{action: "player.live", perm: tandem.PermPlayersRead, targetType: "player", targetID: playerID}
 	if err := s.authorize(a, o); err != nil {
@@ -313,6 +314,11 @@ func (s *Service) PlayerLiveStatus(ctx context.Context, a *Actor, playerID strin
 		} else {
 			st.Connected, st.RTTMillis = lp.Connected, lp.RTTMillis
 		}
+	}
+	if !a.Can(tandem.PermRoomsRead) {
+		// Which rooms exist is rooms:read data: an actor reading players
+		// only is told where the player is connected, not where they play.
+		return st, nil
 	}
 	rooms, err := s.cfg.Cluster.Rooms(ctx)
 	if err != nil {

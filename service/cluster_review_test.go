@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem"
+	"github.com/tandemhq/tandem/internal/clustertest"
 	"github.com/tandemhq/tandem/internal/servicetest"
 	"github.com/tandemhq/tandem/service"
 )
@@ -336,5 +337,40 @@ func TestSendCommandAuthorizesFirstAndAuditsRefusedInput(t *testing.T) {
 	}
 	if results[string(tandem.AuditDenied)] != 1 || results[string(tandem.AuditFailed)] != 2 {
 		t.Errorf("node.command audit results = %v, want 1 denied and 2 failed", results)
+	}
+}
+
+func TestPlayerLiveStatusListsRoomsOnlyWithRoomsRead(t *testing.T) {
+	ctx := t.Context()
+	bus := connectBus(t, startNATS(t), "web")
+	e := servicetest.New(t, func(c *service.Config) { c.Cluster = bus })
+	keepRegistered(t, bus, "n1")
+	now := time.Now().UTC()
+	clustertest.ServeInspections(t, bus, "n1", clustertest.Inspector{
+		Players: map[string]tandem.LivePlayer{"p1": {PlayerID: "p1", SessionID: "s1", Connected: true, Rooms: []string{"r1"}, Since: now}},
+	})
+	if err := bus.PutRoom(ctx, tandem.RoomEntry{ID: "r1", Type: "relay", Node: "n1", Players: []string{"p1"}, CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.ClaimPresence(ctx, tandem.Presence{PlayerID: "p1", Node: "n1", SessionID: "s1", Since: now}); err != nil {
+		t.Fatal(err)
+	}
+	actor := func(perms ...tandem.Permission) *service.Actor {
+		return &service.Actor{Kind: tandem.ActorAdmin, ID: 9, Name: "pat", Role: &tandem.Role{Name: "custom", Permissions: perms}}
+	}
+
+	st, err := e.Service.PlayerLiveStatus(ctx, actor(tandem.PermPlayersRead, tandem.PermRoomsRead), "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Online || !slices.Equal(st.Rooms, []string{"r1"}) {
+		t.Errorf("PlayerLiveStatus with rooms:read = %+v, want online in r1", st)
+	}
+	st, err = e.Service.PlayerLiveStatus(ctx, actor(tandem.PermPlayersRead), "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Online || st.Node != "n1" || st.Rooms != nil {
+		t.Errorf("PlayerLiveStatus without rooms:read = %+v, want online on n1 and no rooms", st)
 	}
 }

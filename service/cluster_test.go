@@ -363,6 +363,10 @@ func TestSendCommandWithoutAClusterIsUnavailable(t *testing.T) {
 	e := servicetest.New(t, nil)
 	_, err := e.Service.SendCommand(t.Context(), service.CLIActor("ops"), service.CommandRequest{Kind: tandem.CommandDrain, Node: "n1"})
 	wantCode(t, err, tandem.EUnavailable)
+	// Refused for want of a cluster is a failed action like any other.
+	if recs := auditOf(t, e.DB, "node.command"); len(recs) != 1 || recs[0].Result != tandem.AuditFailed {
+		t.Errorf("node.command audit records without a cluster = %+v, want one failed", recs)
+	}
 	nodes, err := e.Service.Nodes(t.Context(), service.CLIActor("ops"))
 	if err != nil || len(nodes) != 0 {
 		t.Errorf("Nodes without a cluster = %v, %v; want none", nodes, err)

@@ -70,12 +70,13 @@ func (s *Service) SendCommand(ctx context.Context, a *Actor, in CommandRequest) 
 		return nil, err
 	}
 	if s.cfg.Cluster == nil {
-		return nil, tandem.Errorf(tandem.EUnavailable, "this server runs without a cluster")
+		err := tandem.Errorf(tandem.EUnavailable, "this server runs without a cluster")
+		s.auditFailure(ctx, s.newRecord(a, o), err)
+		return nil, err
 	}
 	nodes, err := s.commandNodes(ctx, in)
 	if err != nil {
-		rec := s.newRecord(a, o)
-		s.auditFailure(ctx, rec, err)
+		s.auditFailure(ctx, s.newRecord(a, o), err)
 		return nil, err
 	}
 	if len(nodes) == 1 {

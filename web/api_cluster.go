@@ -28,7 +28,7 @@ func ClusterAPIRoutes(svc *service.Service) []Route {
 				"snapshot (the room's state as its first member sees it: the JSON itself when it is valid JSON, else a base64 string; null without members), " +
 				"events (recent, newest first), inspect_error (why the node did not answer, players and snapshot then empty; \"\" when it did)}"},
 		{Method: get, Path: p + "/players/{id}/live", Access: Admin, Permission: tandem.PermPlayersRead, API: true, Handler: a.playerLive,
-			Summary: "a player's live status: online, node, session, rooms, and from the session's node connected (false: held for a resume) " +
+			Summary: "a player's live status: online, node, session, rooms (empty without rooms:read), and from the session's node connected (false: held for a resume) " +
 				"and rtt_ms (median of recent pings, 0 before the first); inspect_error says why the node did not answer (\"\" when it did)"},
 		{Method: get, Path: p + "/commands", Access: Admin, Permission: tandem.PermRoomsRead, API: true, Handler: a.commands,
 			Summary: "recent node commands with their delivery state (pending, delivered, failed), newest first; query: limit (1–200, default 50)"},

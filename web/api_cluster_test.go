@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -95,13 +96,26 @@ func TestRoomAndPlayerLiveAPIsCarryTheNodesAnswer(t *testing.T) {
 		t.Errorf("room r3 = %+v (snapshot %s), want the directory's entry and an inspect error", room, room.Snapshot)
 	}
 
-	var live struct {
-		Online    bool    `json:"online"`
-		Connected bool    `json:"connected"`
-		RTTMillis float64 `json:"rtt_ms"`
+	type liveOut struct {
+		Online    bool     `json:"online"`
+		Connected bool     `json:"connected"`
+		RTTMillis float64  `json:"rtt_ms"`
+		Rooms     []string `json:"rooms"`
 	}
+	var live liveOut
 	get("/api/admin/v1/players/p1/live", &live)
-	if !live.Online || !live.Connected || live.RTTMillis != 12.5 {
-		t.Errorf("p1 live = %+v, want online, connected, 12.5 ms", live)
+	if !live.Online || !live.Connected || live.RTTMillis != 12.5 || !slices.Equal(live.Rooms, []string{"r1", "r2"}) {
+		t.Errorf("p1 live = %+v, want online, connected, 12.5 ms, in r1 and r2", live)
+	}
+
+	// The rooms a player is in are rooms:read data: a key reading players
+	// only is told where the player is connected, and no room.
+	playersOnly, _ := e.apiKey("helpdesk", e.createRole("helpdesk", tandem.PermPlayersRead))
+	r := e.do(c, "GET", "/api/admin/v1/players/p1/live", nil, "Authorization", "Bearer "+playersOnly)
+	wantStatus(t, r, http.StatusOK)
+	live = liveOut{}
+	r.decode(t, &live)
+	if !live.Online || live.Rooms == nil || len(live.Rooms) != 0 {
+		t.Errorf("p1 live without rooms:read = %+v, want online and rooms []", live)
 	}
 }
