@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/url"
 	"path/filepath"
 	"sync"
 	"time"
@@ -124,6 +125,13 @@ func (c nodeClusterConfig) check(n natsConfig) error {
 	if c.EventBuffer < 1 {
 		return fmt.Errorf("--event-buffer must be at least 1, not %d", c.EventBuffer)
 	}
+	if c.AdvertiseURL != "" {
+		// The web server hands it to clients as is: a URL they cannot dial
+		// would strand every player sent to this node.
+		if u, err := url.Parse(c.AdvertiseURL); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+			return fmt.Errorf("--advertise-url %q is not a ws:// or wss:// URL with a host", c.AdvertiseURL)
+		}
+	}
 	return nil
 }
 
@@ -167,8 +175,10 @@ func eventLogSink(events *natsbus.EventBuffer) func(observe.LogRecord) {
 
 // bucketKeys returns a node's key set read from the cluster's key bucket,
 // and the goroutine that keeps it current: it watches the bucket, and the
-// key set reads what the watch saw last (at its refresh, and at once for
-// a token naming a key it does not hold).
+// key set reads what the watch saw last whenever the watch sees a change
+// (so a node started before the web server is ready as soon as the first
+// key is published, and a removed key stops verifying at once), besides
+// its periodic refresh.
 func bucketKeys(bus tandem.KeyBucket, c keyRefreshConfig, log *slog.Logger) (gateway.Verifier, func(context.Context), error) {
 	cache := new(busKeys)
 	keys := remoteKeys(cache.fetch, c, log)
@@ -181,7 +191,10 @@ func bucketKeys(bus tandem.KeyBucket, c keyRefreshConfig, log *slog.Logger) (gat
 				return
 			case <-retry.C:
 			}
-			stop, err := bus.WatchKeys(ctx, cache.set)
+			stop, err := bus.WatchKeys(ctx, func(k map[string]ed25519.PublicKey) {
+				cache.set(k)
+				keys.RefreshSoon()
+			})
 			if err == nil {
 				defer stop()
 				break

@@ -54,6 +54,9 @@ func runDev(ctx context.Context, args []string, env Env, stdio Stdio, opts Optio
 	if err := c.Cluster.check(c.NATS); err != nil {
 		return usageError{err}
 	}
+	if err := checkNATSListen(c.NATSListen); err != nil {
+		return usageError{err}
+	}
 	// The dev key is trusted only when asked for: without --dev-tokens the
 	// node takes exactly the tokens the web server issues.
 	var devSigner *token.Signer
@@ -150,10 +153,53 @@ web:      %s/admin
 realtime: %s
 %s%s%s`, web.url, node.URL(), natsLine(emb), firstAdmin, devTokens)
 
+	return runDevServers(ctx, web, node, stdio)
+}
+
+// runDevServers runs the web server and the node until ctx ends or either
+// stops on its own; then the other stops too, rather than serve half a
+// dev cluster (logins handing out the URL of a node that is gone).
+func runDevServers(ctx context.Context, web *webServer, node *realtimeNode, stdio Stdio) error {
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
 	webDone := make(chan error, 1)
-	go func() { webDone <- web.run(ctx) }()
-	runErr := node.run(ctx)
-	return errors.Join(runErr, <-webDone)
+	go func() {
+		err := web.run(runCtx)
+		if ctx.Err() == nil && runCtx.Err() == nil {
+			fmt.Fprintf(stdio.Stderr, "tandem dev: the web server stopped (%v); tandem dev stops\n", err)
+		}
+		stop()
+		webDone <- err
+	}()
+	nodeErr := node.run(runCtx)
+	if ctx.Err() == nil && runCtx.Err() == nil {
+		if node.drainCommanded && nodeErr == nil {
+			fmt.Fprintln(stdio.Stderr, "tandem dev: the node drained (a drain command); tandem dev stops")
+		} else {
+			fmt.Fprintf(stdio.Stderr, "tandem dev: the node stopped (%v); tandem dev stops\n", nodeErr)
+		}
+	}
+	stop()
+	return errors.Join(nodeErr, <-webDone)
+}
+
+// checkNATSListen refuses a --nats-listen other than this machine's: the
+// embedded server has no authentication, and whoever reaches it could
+// publish token keys (forge tokens), send commands and read presence.
+func checkNATSListen(listen string) error {
+	if listen == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("--nats-listen %q is not host:port: %w", listen, err)
+	}
+	if !isLoopbackHost(host) {
+		return fmt.Errorf("--nats-listen %q is not a loopback address (127.0.0.1, ::1 or localhost): "+
+			"the embedded NATS server has no authentication, and anyone reaching it could forge tokens and send commands; "+
+			"for a cluster across machines run nats-server with credentials, tandem web --nats and tandem realtime --nats", listen)
+	}
+	return nil
 }
 
 // natsLine tells where the embedded NATS server listens, if it does.

@@ -80,7 +80,8 @@ func registerNodeFlags(f *flagSet, c *nodeConfig) {
 	f.Duration(&c.EmptyRoomTimeout, "empty-room-timeout", 30*time.Second,
 		"how long a room without players lives before it closes")
 	f.Duration(&c.DrainTimeout, "drain-timeout", 30*time.Second,
-		"on SIGTERM, how long rooms may run on before the remaining sessions are closed")
+		"on SIGTERM (or a drain command), how long rooms may run on before the remaining sessions are closed; "+
+			"the node then takes up to 10s to close them and up to 10s to publish its last events to the cluster, so a termination grace period should cover all three")
 	f.Int(&c.ReplayCount, "replay-count", 1024,
 		"messages kept per stream for replay on resume")
 	f.Int(&c.ReplayBytes, "replay-bytes", 1<<20,

@@ -35,8 +35,9 @@ type realtimeNode struct {
 	stopKeys context.CancelFunc
 	keysDone chan struct{}
 	// drainCmd receives a drain command from the cluster: the node drains
-	// as on SIGTERM.
-	drainCmd chan struct{}
+	// as on SIGTERM. drainCommanded tells, once run returned, that it did.
+	drainCmd       chan struct{}
+	drainCommanded bool
 	// events is the node's event buffer (nil alone); its goroutine runs
 	// until eventsDone, after the gateway closed.
 	events     *natsbus.EventBuffer
@@ -51,9 +52,7 @@ type realtimeNode struct {
 // closes. cl, if not nil, makes the node a member of the cluster.
 func startRealtime(ln net.Listener, nodeID string, nc nodeConfig, verifier gateway.Verifier, keepCurrent func(context.Context), opts Options, log *slog.Logger, cl *nodeCluster) (*realtimeNode, error) {
 	if nodeID == "" {
-		var b [4]byte
-		_, _ = rand.Read(b[:])
-		nodeID = "node-" + hex.EncodeToString(b[:])
+		nodeID = newNodeID()
 	}
 	reg := observe.NewRegistry()
 	drainCmd := make(chan struct{}, 1)
@@ -61,6 +60,7 @@ func startRealtime(ln net.Listener, nodeID string, nc nodeConfig, verifier gatew
 	if cl != nil {
 		events = natsbus.NewEventBuffer(natsbus.EventBufferConfig{
 			Stream: cl.bus, Node: nodeID, Size: cl.cfg.EventBuffer, Metrics: observe.NewBus(reg), Logger: log,
+			FlushTimeout: eventFlushTimeout,
 		})
 		// The node's warnings go to the web server as node.log events too.
 		log = slog.New(observe.TeeWarnings(log.Handler(), eventLogSink(events)))
@@ -162,6 +162,23 @@ func startRealtime(ln net.Listener, nodeID string, nc nodeConfig, verifier gatew
 	return n, nil
 }
 
+// newNodeID returns a node id for a node started without --node-id.
+func newNodeID() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return "node-" + hex.EncodeToString(b[:])
+}
+
+// closeTimeout bounds closing the gateway and the HTTP server after the
+// drain; eventFlushTimeout bounds publishing the node's last events after
+// that (the session.closed events of a drain's end, node.down). A clean
+// stop takes up to --drain-timeout plus both: the termination grace period
+// must cover them, or the last events are lost to a SIGKILL.
+const (
+	closeTimeout      = 10 * time.Second
+	eventFlushTimeout = 10 * time.Second
+)
+
 // URL returns the node's WebSocket URL.
 func (n *realtimeNode) URL() string { return "ws://" + n.ln.Addr().String() + "/ws" }
 
@@ -171,13 +188,16 @@ func (n *realtimeNode) URL() string { return "ws://" + n.ln.Addr().String() + "/
 func (n *realtimeNode) run(ctx context.Context) error {
 	select {
 	case err := <-n.serveErr:
-		_ = n.gw.Close(context.Background())
+		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		_ = n.gw.Close(ctx)
+		cancel()
 		n.stopKeys()
 		<-n.keysDone
 		n.stopEventBuffer()
 		return fmt.Errorf("realtime server: %w", err)
 	case <-ctx.Done():
 	case <-n.drainCmd:
+		n.drainCommanded = true
 		n.log.Info("drain command received")
 	}
 	n.log.Info("draining", "timeout", n.drain.String())
@@ -188,7 +208,7 @@ func (n *realtimeNode) run(ctx context.Context) error {
 }
 
 func (n *realtimeNode) close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	gwErr := n.gw.Close(ctx)
 	srvErr := n.srv.Shutdown(ctx)
@@ -221,6 +241,10 @@ func runRealtime(ctx context.Context, args []string, env Env, stdio Stdio, opts 
 	if err != nil {
 		return usageError{fmt.Errorf("--log-level: %w", err)}
 	}
+	// The id before the connection, which is named after it.
+	if c.NodeID == "" {
+		c.NodeID = newNodeID()
+	}
 	var cl *nodeCluster
 	if c.NATS.URL != "" {
 		if err := c.NATS.check(); err != nil {
@@ -249,7 +273,11 @@ func runRealtime(ctx context.Context, args []string, env Env, stdio Stdio, opts 
 		return err
 	}
 	if keys, ok := verifier.(*token.RemoteKeySet); ok {
-		waitForKeys(ctx, keys, c.JWKSWait, log)
+		source := "--jwks-url"
+		if c.JWKSURL == "" {
+			source = "the cluster's key bucket"
+		}
+		waitForKeys(ctx, keys, c.JWKSWait, source, log)
 	}
 	fmt.Fprintf(stdio.Stdout, "realtime: %s\n", n.URL())
 	return n.run(ctx)
@@ -264,12 +292,14 @@ const defaultJWKSWait = 5 * time.Second
 // refuses connects as temporary and /readyz answers 503 until a fetch
 // succeeds, so the wait only keeps the node from announcing itself before
 // it can verify a token.
-func waitForKeys(ctx context.Context, keys *token.RemoteKeySet, wait time.Duration, log *slog.Logger) bool {
+//
+// source names where the keys come from, for the warning.
+func waitForKeys(ctx context.Context, keys *token.RemoteKeySet, wait time.Duration, source string, log *slog.Logger) bool {
 	waitCtx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	if err := keys.WaitReady(waitCtx); err != nil {
 		if ctx.Err() == nil {
-			log.Warn("no token keys yet: connects are refused as unavailable (node_draining) until a fetch of --jwks-url succeeds",
+			log.Warn("no token keys yet: connects are refused as unavailable (node_draining) until a fetch of "+source+" succeeds",
 				"waited", wait.String())
 		}
 		return false

@@ -339,11 +339,11 @@ func TestWaitForKeysWaitsForTheFirstFetchAtMostTheGivenTime(t *testing.T) {
 	go func() { defer close(done); keys.Run(ctx) }()
 	t.Cleanup(func() { stop(); <-done })
 
-	if waitForKeys(t.Context(), keys, 20*time.Millisecond, log) {
+	if waitForKeys(t.Context(), keys, 20*time.Millisecond, "--jwks-url", log) {
 		t.Fatal("waitForKeys reported keys while the web server is down")
 	}
 	webUp.Store(true)
-	if !waitForKeys(t.Context(), keys, 10*time.Second, log) {
+	if !waitForKeys(t.Context(), keys, 10*time.Second, "--jwks-url", log) {
 		t.Fatal("waitForKeys gave up with the web server up")
 	}
 }

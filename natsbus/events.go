@@ -187,21 +187,49 @@ func handleReportingProgress(ctx context.Context, msgs []jetstream.Msg, events [
 
 // EventBufferConfig configures an EventBuffer.
 type EventBufferConfig struct {
-	Stream  tandem.EventStream
-	Node    string // the node's id: every event's Node, and its ids' prefix
-	Size    int    // events held while the bus is slow or away (default 4096)
-	Metrics *observe.Bus
-	Logger  *slog.Logger
+	Stream tandem.EventStream
+	Node   string // the node's id: every event's Node, and its ids' prefix
+	Size   int    // events held while the bus is slow or away (default 4096)
+	// Window is how many published events may await the server's ack at
+	// once (default 256): a node stopping with thousands of events queued
+	// publishes them in a few round trips, not one each.
+	Window int
+	// FlushTimeout bounds the last publishing when Run's context ends
+	// (default 10s): what is still queued or unacknowledged then is
+	// counted as dropped. The node's stop waits for it, so it belongs in
+	// the shutdown budget (a termination grace period).
+	FlushTimeout time.Duration
+	Metrics      *observe.Bus
+	Logger       *slog.Logger
 }
+
+// The defaults of EventBufferConfig, and how long one published event
+// waits for its ack before it is published again.
+const (
+	DefaultEventWindow       = 256
+	DefaultEventFlushTimeout = 10 * time.Second
+	eventPublishAckWait      = 5 * time.Second
+)
 
 // EventBuffer is the bounded asynchronous buffer a realtime node publishes
 // events through: Emit never blocks (a room tick calls it), Run publishes.
+//
+// Events are published in emit order, up to Window of them awaiting their
+// acks at once. One whose publish failed (a lost connection, a timeout) is
+// published again, with backoff, before any later event is sent; the ones
+// already in flight behind it may be stored first, so the stream keeps
+// emit order except around a failure. A second copy never lands: every
+// event has a message id the stream deduplicates.
 type EventBuffer struct {
 	cfg    EventBufferConfig
 	log    *slog.Logger
 	ch     chan tandem.Event
 	prefix string // node id + boot random: ids unique across restarts
 	seq    atomic.Uint64
+	// js publishes asynchronously on the bus's connection; nil for a
+	// Stream other than a *Bus, whose PublishEvent calls are made from
+	// up to Window goroutines instead.
+	js jetstream.JetStream
 }
 
 // NewEventBuffer returns an empty buffer; Run publishes what it holds.
@@ -209,17 +237,35 @@ func NewEventBuffer(c EventBufferConfig) *EventBuffer {
 	if c.Size <= 0 {
 		c.Size = 4096
 	}
+	if c.Window <= 0 {
+		c.Window = DefaultEventWindow
+	}
+	if c.FlushTimeout <= 0 {
+		c.FlushTimeout = DefaultEventFlushTimeout
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	boot := make([]byte, 6)
 	_, _ = rand.Read(boot)
-	return &EventBuffer{
+	b := &EventBuffer{
 		cfg:    c,
 		log:    c.Logger,
 		ch:     make(chan tandem.Event, c.Size),
 		prefix: c.Node + "-" + hex.EncodeToString(boot) + "-",
 	}
+	if bus, ok := c.Stream.(*Bus); ok {
+		// A JetStream context of its own: its ack timeout frees the window
+		// of a publish whose ack was lost, and its pending acks are only
+		// the buffer's.
+		js, err := jetstream.New(bus.nc,
+			jetstream.WithPublishAsyncMaxPending(c.Window),
+			jetstream.WithPublishAsyncTimeout(eventPublishAckWait))
+		if err == nil {
+			b.js = js
+		}
+	}
+	return b
 }
 
 // Emit queues e without blocking. It sets e.Node, e.At (when zero) and e.ID
@@ -243,100 +289,174 @@ func (b *EventBuffer) Emit(e tandem.Event) {
 	}
 }
 
-// Run publishes queued events in order until ctx ends, retrying a failed
-// publish with backoff. Then it makes one last attempt, bounded by a few
-// seconds, to publish what is left.
+// Run publishes queued events until ctx ends, retrying failed publishes
+// with backoff. Then it goes on publishing what is queued, for at most
+// FlushTimeout, and counts what is left as dropped.
 func (b *EventBuffer) Run(ctx context.Context) {
-	failing := false
+	// The fallback publishers' context: they end with Run.
+	pubCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p := &eventPump{b: b, ctx: pubCtx}
+	p.run(ctx, false)
+	flushCtx, cancelFlush := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.FlushTimeout)
+	p.run(flushCtx, true)
+	cancelFlush()
+	cancel()
+	p.wg.Wait()
+	p.abandon()
+}
+
+// inflight is one published event awaiting its ack: exactly one of ok and
+// err delivers.
+type inflight struct {
+	e   tandem.Event
+	ok  <-chan *jetstream.PubAck
+	err <-chan error
+}
+
+// eventPump is Run's state: the events awaiting acks in publish order,
+// and the failed ones to publish again before anything newer.
+type eventPump struct {
+	b        *EventBuffer
+	ctx      context.Context // of the fallback publishers
+	wg       sync.WaitGroup  // the fallback publishers
+	inflight []inflight
+	retry    []tandem.Event
+	failures int       // consecutive failures: the backoff
+	resumeAt time.Time // nothing is sent before (a backoff)
+	failing  bool      // logged as failing
+}
+
+// run publishes until ctx ends or, when stopping, until nothing is left.
+func (p *eventPump) run(ctx context.Context, stopping bool) {
+	backoff := time.NewTimer(time.Hour)
+	backoff.Stop()
 	for {
+		if stopping && len(p.inflight) == 0 && len(p.retry) == 0 && len(p.b.ch) == 0 {
+			return
+		}
+		var in <-chan tandem.Event
+		var wake <-chan time.Time
+		// A send that fails sets a backoff, which stops this loop.
+		for len(p.retry) > 0 && len(p.inflight) < p.b.cfg.Window && !p.backingOff() {
+			e := p.retry[0]
+			p.retry = p.retry[1:]
+			if err := p.send(e); err != nil && p.failed(err) {
+				p.retry = append([]tandem.Event{e}, p.retry...) // still first
+			}
+		}
+		if wait := time.Until(p.resumeAt); wait > 0 {
+			backoff.Reset(wait)
+			wake = backoff.C
+		} else if len(p.retry) == 0 && len(p.inflight) < p.b.cfg.Window {
+			in = p.b.ch
+		}
+		var okC <-chan *jetstream.PubAck
+		var errC <-chan error
+		if len(p.inflight) > 0 {
+			okC, errC = p.inflight[0].ok, p.inflight[0].err
+		}
 		select {
 		case <-ctx.Done():
-			b.flush()
 			return
-		case e := <-b.ch:
-			for n := 0; ; n++ {
-				err := b.publish(ctx, e)
-				if err == nil {
-					if failing {
-						b.log.Info("publishing events again")
-						failing = false
-					}
-					break
-				}
-				if ctx.Err() != nil {
-					b.flushWith(e)
-					return
-				}
-				if !failing {
-					b.log.Info("publishing events failed, retrying", "err", err)
-					failing = true
-				}
-				if !retryable(err) {
-					b.dropped()
-					break
-				}
-				if sleep(ctx, backoff(n)) != nil {
-					b.flushWith(e)
-					return
-				}
+		case e := <-in:
+			if err := p.send(e); err != nil && p.failed(err) {
+				p.retry = append(p.retry, e)
 			}
+		case <-okC:
+			p.acked()
+		case err := <-errC:
+			e := p.inflight[0].e
+			p.inflight = p.inflight[1:]
+			if p.failed(err) {
+				p.retry = append(p.retry, e)
+			}
+		case <-wake:
 		}
+		backoff.Stop()
 	}
 }
 
-// flushWith makes the last attempt, starting with e (already dequeued).
-func (b *EventBuffer) flushWith(e tandem.Event) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if b.publish(ctx, e) != nil {
-		b.dropped()
-		b.dropRest()
-		return
+func (p *eventPump) backingOff() bool { return time.Now().Before(p.resumeAt) }
+
+// send publishes e without waiting for its ack; an error means it was not
+// sent.
+func (p *eventPump) send(e tandem.Event) error {
+	data, err := json.Marshal(e)
+	if err != nil {
+		p.b.dropped()
+		return nil
 	}
-	b.flushCtx(ctx)
-}
-
-func (b *EventBuffer) flush() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	b.flushCtx(ctx)
-}
-
-func (b *EventBuffer) flushCtx(ctx context.Context) {
-	for {
-		select {
-		case e := <-b.ch:
-			if b.publish(ctx, e) != nil {
-				b.dropped()
-				b.dropRest()
+	if p.b.js == nil {
+		ok, errC := make(chan *jetstream.PubAck, 1), make(chan error, 1)
+		p.wg.Go(func() {
+			ctx, cancel := context.WithTimeout(p.ctx, eventPublishAckWait)
+			defer cancel()
+			if err := p.b.cfg.Stream.PublishEvent(ctx, e); err != nil {
+				errC <- err
 				return
 			}
-		default:
-			return
-		}
+			ok <- &jetstream.PubAck{}
+		})
+		p.inflight = append(p.inflight, inflight{e: e, ok: ok, err: errC})
+		return nil
 	}
-}
-
-// dropRest counts what is still queued as dropped (the node is stopping).
-func (b *EventBuffer) dropRest() {
-	for {
-		select {
-		case <-b.ch:
-			b.dropped()
-		default:
-			return
-		}
-	}
-}
-
-func (b *EventBuffer) publish(ctx context.Context, e tandem.Event) error {
-	if err := b.cfg.Stream.PublishEvent(ctx, e); err != nil {
+	f, err := p.b.js.PublishAsync(eventSubjects+key(e.Node), data, jetstream.WithMsgID(e.ID))
+	if err != nil {
 		return err
 	}
-	if b.cfg.Metrics != nil {
-		b.cfg.Metrics.EventsPublished.Inc()
-	}
+	p.inflight = append(p.inflight, inflight{e: e, ok: f.Ok(), err: f.Err()})
 	return nil
+}
+
+func (p *eventPump) acked() {
+	p.inflight = p.inflight[1:]
+	if p.b.cfg.Metrics != nil {
+		p.b.cfg.Metrics.EventsPublished.Inc()
+	}
+	p.failures = 0
+	if p.failing {
+		p.b.log.Info("publishing events again")
+		p.failing = false
+	}
+}
+
+// failed reports whether an event whose publish failed with err should be
+// published again (the caller queues it), and if so starts a backoff;
+// otherwise it counts the event as dropped. Events still in flight behind
+// it arrive or fail on their own: a connection lost fails them all, and
+// they are queued behind it in order.
+func (p *eventPump) failed(err error) bool {
+	if !p.failing {
+		p.b.log.Info("publishing events failed, retrying", "err", err)
+		p.failing = true
+	}
+	if !retryable(err) {
+		p.b.dropped()
+		return false
+	}
+	if !p.backingOff() {
+		p.resumeAt = time.Now().Add(backoff(p.failures))
+		p.failures++
+	}
+	return true
+}
+
+// abandon counts what was not published within the flush timeout as
+// dropped: the node is stopping. An event awaiting its ack may still have
+// been stored.
+func (p *eventPump) abandon() {
+	for range len(p.inflight) + len(p.retry) {
+		p.b.dropped()
+	}
+	p.inflight, p.retry = nil, nil
+	for {
+		select {
+		case <-p.b.ch:
+			p.b.dropped()
+		default:
+			return
+		}
+	}
 }
 
 func (b *EventBuffer) dropped() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -179,7 +180,9 @@ func TestEventBufferNeverBlocksAndCountsDrops(t *testing.T) {
 	srv := startServer(t, "", "")
 	b := connect(t, natsbus.Config{Server: srv})
 	m := observe.NewBus(prometheus.NewRegistry())
-	buf := natsbus.NewEventBuffer(natsbus.EventBufferConfig{Stream: b, Node: "n1", Size: 4, Metrics: m})
+	buf := natsbus.NewEventBuffer(natsbus.EventBufferConfig{
+		Stream: b, Node: "n1", Size: 4, Window: 1, FlushTimeout: 500 * time.Millisecond, Metrics: m,
+	})
 	srv.Shutdown() // the publisher can publish nothing
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
@@ -196,7 +199,8 @@ func TestEventBufferNeverBlocksAndCountsDrops(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Emit blocked")
 	}
-	// At most the buffer and the one event in the publisher's hands wait.
+	// At most the buffer and the window (one event) in the publisher's
+	// hands wait.
 	if n := counterValue(m.EventsDropped); n < 95 {
 		t.Errorf("dropped counter %v, want at least 95", n)
 	}
@@ -210,6 +214,90 @@ func TestEventBufferNeverBlocksAndCountsDrops(t *testing.T) {
 	nb := natsbus.NewEventBuffer(natsbus.EventBufferConfig{Stream: b, Node: "n1", Size: 1})
 	nb.Emit(tandem.Event{})
 	nb.Emit(tandem.Event{})
+}
+
+// TestEventBufferFlushesEverythingAtStop: the events of a node's last
+// moments (thousands of sessions closed at the end of a drain) are all
+// published when it stops cleanly, within the flush timeout.
+func TestEventBufferFlushesEverythingAtStop(t *testing.T) {
+	b, _ := newBus(t)
+	m := observe.NewBus(prometheus.NewRegistry())
+	const n = 5000
+	buf := natsbus.NewEventBuffer(natsbus.EventBufferConfig{Stream: b, Node: "n1", Size: 8192, Metrics: m})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { buf.Run(ctx); close(done) }()
+	for i := range n {
+		buf.Emit(tandem.Event{Kind: tandem.EventSessionClosed, SessionID: fmt.Sprint("s", i)})
+	}
+	cancel()
+	<-done
+	if d, p := counterValue(m.EventsDropped), counterValue(m.EventsPublished); d != 0 || p != n {
+		t.Errorf("dropped %v, published %v; want 0 and %d", d, p, n)
+	}
+	var mu sync.Mutex
+	var got []tandem.Event
+	consume(t, b, "web", func(_ context.Context, es []tandem.Event) error {
+		mu.Lock()
+		got = append(got, es...)
+		mu.Unlock()
+		return nil
+	})
+	eventually(t, 20*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(got) < n {
+			return fmt.Errorf("%d events in the stream, want %d", len(got), n)
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	// Nothing failed, so the stream holds them in emit order, each once.
+	for i, e := range got {
+		if want := fmt.Sprint("s", i); e.SessionID != want {
+			t.Fatalf("event %d is of session %s, want %s (%d events)", i, e.SessionID, want, len(got))
+		}
+	}
+}
+
+// TestEventBufferRepublishesAfterTheServerComesBack: events published while
+// the server is away are published again when it is back, each once.
+func TestEventBufferRepublishesAfterTheServerComesBack(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, dir, "127.0.0.1:0")
+	u, err := url.Parse(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := connect(t, natsbus.Config{URL: srv.ClientURL()})
+	m := observe.NewBus(prometheus.NewRegistry())
+	buf := natsbus.NewEventBuffer(natsbus.EventBufferConfig{Stream: b, Node: "n1", Window: 16, Metrics: m})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { buf.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	for i := range 50 {
+		buf.Emit(tandem.Event{Kind: tandem.EventRoomCreated, RoomID: fmt.Sprint("a", i)})
+	}
+	srv.Shutdown()
+	for i := range 50 {
+		buf.Emit(tandem.Event{Kind: tandem.EventRoomCreated, RoomID: fmt.Sprint("b", i)})
+	}
+	startServer(t, dir, u.Host)
+	eventually(t, 30*time.Second, func() error {
+		if p := counterValue(m.EventsPublished); p < 100 {
+			return fmt.Errorf("%v published", p)
+		}
+		return nil
+	})
+	var l eventLog
+	consume(t, b, "web", l.handle)
+	l.waitFor(t, 100)
+	l.checkEachOnce(t, 100)
+	if d := counterValue(m.EventsDropped); d != 0 {
+		t.Errorf("dropped %v, want 0", d)
+	}
 }
 
 func counterValue(c prometheus.Counter) float64 {

@@ -67,6 +67,8 @@ type RemoteKeySet struct {
 	keys KeySet
 	// ready is closed when a fetch has succeeded for the first time.
 	ready chan struct{}
+	// kick holds a RefreshSoon request for Run (one is as good as many).
+	kick chan struct{}
 
 	mu sync.Mutex
 	// inflight is the fetch under way, nil when none: every caller that
@@ -113,7 +115,7 @@ func NewRemoteKeySet(cfg RemoteConfig) *RemoteKeySet {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &RemoteKeySet{cfg: cfg, log: log, ready: make(chan struct{})}
+	return &RemoteKeySet{cfg: cfg, log: log, ready: make(chan struct{}), kick: make(chan struct{}, 1)}
 }
 
 // KeysUnavailableMessage is the message of the error Verify returns for a
@@ -227,24 +229,61 @@ func (r *RemoteKeySet) Refresh(ctx context.Context) error {
 	return call.err
 }
 
-// Run refreshes the keys at once and then every Refresh until ctx ends; a
-// failed refresh is retried after MinInterval (or Refresh, if shorter)
-// rather than a whole period later. It is the set's only goroutine, owned by
-// the caller, and returns when ctx ends.
+// RefreshSoon asks Run to fetch the keys now, without waiting for it: for
+// a key source that learns when the keys change (the cluster's key
+// bucket), so a new key verifies and a removed one stops verifying at
+// once rather than at the next periodic refresh. Run's fetch starts after
+// the call (not joining one in flight, which may have read the old keys).
+func (r *RemoteKeySet) RefreshSoon() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run refreshes the keys at once and then every Refresh until ctx ends, and
+// when RefreshSoon asks; a failed refresh is retried after MinInterval (or
+// Refresh, if shorter) rather than a whole period later. It is the set's
+// only goroutine, owned by the caller, and returns when ctx ends.
 func (r *RemoteKeySet) Run(ctx context.Context) {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
+		var err error
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			err = r.Refresh(ctx)
+		case <-r.kick:
+			err = r.refreshAfter(ctx)
 		}
 		next := r.cfg.Refresh
-		if err := r.Refresh(ctx); err != nil && ctx.Err() == nil {
+		if err != nil && ctx.Err() == nil {
 			next = min(r.cfg.MinInterval, r.cfg.Refresh)
 		}
 		t.Reset(next)
+	}
+}
+
+// refreshAfter is Refresh with a fetch that starts now: it waits for the
+// fetch in flight, if any, and then fetches again.
+func (r *RemoteKeySet) refreshAfter(ctx context.Context) error {
+	for {
+		r.mu.Lock()
+		call := r.inflight
+		if call == nil {
+			call = r.startLocked()
+			r.mu.Unlock()
+			r.fetch(ctx, call, "key source changed")
+			return call.err
+		}
+		r.mu.Unlock()
+		select {
+		case <-call.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 

@@ -590,3 +590,42 @@ func TestJWKSFetcherFollowsRedirectsOnlyWithinItsOrigin(t *testing.T) {
 		t.Error("JWKSFetcher changed the client it was given")
 	}
 }
+
+// TestRemoteKeySetRefreshSoonFetchesAtOnce: a key source that knows its keys
+// changed has them fetched now, not at the next periodic refresh; a fetch in
+// flight when it asks (which may have read the old keys) does not count.
+func TestRemoteKeySetRefreshSoonFetchesAtOnce(t *testing.T) {
+	srv := newJWKSServer(t, 1)
+	keys := token.NewRemoteKeySet(token.RemoteConfig{
+		Fetch:       srv.fetcher(),
+		Refresh:     time.Hour, // only the first refresh and RefreshSoon fetch
+		MinInterval: time.Hour,
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); keys.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "first fetch", keys.Ready)
+	old := tokenOf(t, 1)
+
+	// An unknown-key fetch is in flight, held, when the keys change.
+	release := srv.hold()
+	verified := make(chan error, 1)
+	go func() { _, err := keys.Verify(tokenOf(t, 3), now, tandem.AudienceRealtime); verified <- err }()
+	waitFor(t, "the held fetch", func() bool { return srv.requests.Load() >= 2 })
+	keys.RefreshSoon()
+	keys.RefreshSoon() // one pending request is enough
+	srv.setKeys(2)
+	release()
+	wantUnknownKey(t, <-verified)
+
+	var err error
+	waitFor(t, "refusal of the removed key", func() bool {
+		_, err = keys.Verify(old, now, tandem.AudienceRealtime)
+		return err != nil
+	})
+	wantUnknownKey(t, err)
+	if _, err := keys.Verify(tokenOf(t, 2), now, tandem.AudienceRealtime); err != nil {
+		t.Errorf("Verify a token of the new key: %v", err)
+	}
+}
