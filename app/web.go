@@ -117,7 +117,7 @@ func registerWebFlags(f *flagSet, c *webConfig) {
 	f.Duration(&c.PlayerLoginRetention, "player-login-retention", 90*24*time.Hour,
 		"how long records of player logins (time, address, user agent) are kept for the admin's player page")
 	f.Duration(&c.CommandGiveUp, "command-give-up", 10*time.Minute,
-		"a command to a realtime node (kick, notice, close or lock a room, drain) not acknowledged by its node this long after it was sent is marked failed")
+		"a command to a realtime node (kick, notice, close or lock a room, drain) not acknowledged by its node this long after an operator gave it is marked failed (it is retried until then)")
 	f.Duration(&c.ClusterRetention, "cluster-retention", 30*24*time.Hour,
 		"how long the cluster's history is kept: node events, finished commands and closed realtime sessions older than this are deleted")
 }
