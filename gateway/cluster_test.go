@@ -181,6 +181,18 @@ func seatFor(c *raw, roomID string) *protocol.SeatReservation {
 	return res
 }
 
+// waitSeat asks for roomID on c's node until the answer is a seat
+// reservation (the directory learns of a room a moment after it starts).
+func waitSeat(t *testing.T, c *raw, roomID string) *protocol.SeatReservation {
+	t.Helper()
+	var res *protocol.SeatReservation
+	waitFor(t, 10*time.Second, "a seat reservation for room "+roomID, func() bool {
+		res = seatFor(c, roomID)
+		return res != nil
+	})
+	return res
+}
+
 func errorCode(env *protocol.Envelope) tandem.ErrorCode {
 	return tandem.ErrorCode(env.GetError().GetCode())
 }
@@ -201,11 +213,7 @@ func TestCrossNodeJoinMovesThePlayerWithASeat(t *testing.T) {
 	alice.join(&protocol.Join{Mode: protocol.JoinMode_JOIN_MODE_CREATE, RoomType: "rec"})
 
 	// The directory learns of bob's room asynchronously.
-	var res *protocol.SeatReservation
-	waitFor(t, 10*time.Second, "a seat reservation for bob's room", func() bool {
-		res = seatFor(alice, roomB)
-		return res != nil
-	})
+	res := waitSeat(t, alice, roomB)
 	if res.GetNodeUrl() != b.url || res.GetRoomId() != roomB || res.GetSeatToken() == "" {
 		t.Fatalf("seat reservation %v, want room %s on %s", res, roomB, b.url)
 	}
@@ -248,11 +256,7 @@ func TestSeatOfAnotherPlayerIsRefused(t *testing.T) {
 	roomB := bob.join(&protocol.Join{RoomType: "relay"}).GetRoomId()
 	alice := a.dial(t)
 	alice.connect(tc.token("alice"))
-	var res *protocol.SeatReservation
-	waitFor(t, 10*time.Second, "a seat reservation", func() bool {
-		res = seatFor(alice, roomB)
-		return res != nil
-	})
+	res := waitSeat(t, alice, roomB)
 	mallory := dialRaw(t, res.GetNodeUrl(), protocol.CodecJSON)
 	if env := mallory.connectSeat(tc.token("mallory"), res.GetSeatToken()); errorCode(env) != tandem.ENotFound {
 		t.Errorf("a seat used by another player: %v, want not_found", env)
@@ -662,11 +666,7 @@ func TestSeatPassesALockMadeAfterTheReservation(t *testing.T) {
 	roomB := bob.join(&protocol.Join{RoomType: "relay"}).GetRoomId()
 	alice := a.dial(t)
 	alice.connect(tc.token("alice"))
-	var res *protocol.SeatReservation
-	waitFor(t, 10*time.Second, "a seat reservation", func() bool {
-		res = seatFor(alice, roomB)
-		return res != nil
-	})
+	res := waitSeat(t, alice, roomB)
 	if r, err := web.SendCommand(context.Background(), tandem.Command{ID: "lock", Node: "b", Kind: tandem.CommandLockRoom, RoomID: roomB}); err != nil || !r.OK {
 		t.Fatalf("lock: %+v %v", r, err)
 	}

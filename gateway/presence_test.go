@@ -128,11 +128,7 @@ func TestSeatReservationsKeepARoomFromOverfilling(t *testing.T) {
 	roomB := bob.join(&protocol.Join{Mode: protocol.JoinMode_JOIN_MODE_CREATE, RoomType: "two"}).GetRoomId()
 	alice := a.dial(t)
 	alice.connect(tc.token("alice"))
-	var res *protocol.SeatReservation
-	waitFor(t, 10*time.Second, "a seat reservation", func() bool {
-		res = seatFor(alice, roomB)
-		return res != nil
-	})
+	res := waitSeat(t, alice, roomB)
 	// Bob and alice's seat fill the room: a local join is refused.
 	carol := b.dial(t)
 	carol.connect(tc.token("carol"))

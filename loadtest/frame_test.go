@@ -98,8 +98,13 @@ func TestClientFramesAreValidMaskedFrames(t *testing.T) {
 			"append":   appendClientFrame(nil, ws.OpBinary, mask, payload),
 			"in place": maskInPlace(inPlace, ws.OpBinary, mask),
 		} {
-			f, err := ws.ReadFrame(bytes.NewReader(frame))
+			r := bytes.NewReader(frame)
+			h, err := ws.ReadHeader(r)
 			if err != nil {
+				t.Fatalf("%s, %d bytes: %v", name, n, err)
+			}
+			f := ws.Frame{Header: h, Payload: make([]byte, h.Length)}
+			if _, err := io.ReadFull(r, f.Payload); err != nil {
 				t.Fatalf("%s, %d bytes: %v", name, n, err)
 			}
 			if !f.Header.Masked || !f.Header.Fin || f.Header.OpCode != ws.OpBinary {
