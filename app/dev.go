@@ -160,26 +160,38 @@ realtime: %s
 // stops on its own; then the other stops too, rather than serve half a
 // dev cluster (logins handing out the URL of a node that is gone).
 func runDevServers(ctx context.Context, web *webServer, node *realtimeNode, stdio Stdio) error {
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
+	return runDevPair(ctx, web.run, node.run, func() bool { return node.drainCommanded }, stdio)
+}
+
+// runDevPair is runDevServers on the servers' run functions. When ctx ends
+// the node drains first and the web server stops only once it returned:
+// the node's key source reads the web server's database, and its last
+// events (sessions closed by the drain) go to the stream meanwhile, where
+// the web server's consumer finds them now or at the next start.
+func runDevPair(ctx context.Context, runWeb, runNode func(context.Context) error, drainCommanded func() bool, stdio Stdio) error {
+	nodeCtx, stopNode := context.WithCancel(ctx)
+	defer stopNode()
+	// Not ctx's child: Ctrl-C reaches the web server through the node.
+	webCtx, stopWeb := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWeb()
 	webDone := make(chan error, 1)
 	go func() {
-		err := web.run(runCtx)
-		if ctx.Err() == nil && runCtx.Err() == nil {
+		err := runWeb(webCtx)
+		if webCtx.Err() == nil {
 			fmt.Fprintf(stdio.Stderr, "tandem dev: the web server stopped (%v); tandem dev stops\n", err)
+			stopNode()
 		}
-		stop()
 		webDone <- err
 	}()
-	nodeErr := node.run(runCtx)
-	if ctx.Err() == nil && runCtx.Err() == nil {
-		if node.drainCommanded && nodeErr == nil {
+	nodeErr := runNode(nodeCtx)
+	if nodeCtx.Err() == nil {
+		if drainCommanded() && nodeErr == nil {
 			fmt.Fprintln(stdio.Stderr, "tandem dev: the node drained (a drain command); tandem dev stops")
 		} else {
 			fmt.Fprintf(stdio.Stderr, "tandem dev: the node stopped (%v); tandem dev stops\n", nodeErr)
 		}
 	}
-	stop()
+	stopWeb()
 	return errors.Join(nodeErr, <-webDone)
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -140,5 +141,79 @@ func TestBucketKeysFollowTheBucketAtOnce(t *testing.T) {
 	})
 	if _, err := keys.Verify(issue(t, s2, "p2"), time.Now(), tandem.AudienceRealtime); err != nil {
 		t.Errorf("a token of the new key: %v", err)
+	}
+}
+
+// TestDevCtrlCDrainsTheNodeBeforeStoppingTheWebServer: on Ctrl-C the web
+// server keeps running while the node drains (the node's key source reads
+// its database, and its consumer takes the drain's events), and stops
+// once the node returned.
+func TestDevCtrlCDrainsTheNodeBeforeStoppingTheWebServer(t *testing.T) {
+	ctx, ctrlC := context.WithCancel(t.Context())
+	webCtx := make(chan context.Context, 1)
+	webStopped := make(chan struct{})
+	runWeb := func(ctx context.Context) error {
+		webCtx <- ctx
+		<-ctx.Done()
+		close(webStopped)
+		return nil
+	}
+	webUpWhileDraining := false
+	runNode := func(ctx context.Context) error {
+		<-ctx.Done()
+		webUpWhileDraining = (<-webCtx).Err() == nil
+		return nil
+	}
+	var stderr lockedBuffer
+	ctrlC()
+	err := runDevPair(ctx, runWeb, runNode, func() bool { return false }, Stdio{Stderr: &stderr})
+	if err != nil {
+		t.Errorf("runDevPair: %v, want nil", err)
+	}
+	if !webUpWhileDraining {
+		t.Error("the web server stopped before the node drained")
+	}
+	select {
+	case <-webStopped:
+	default:
+		t.Error("the web server still runs after runDevPair returned")
+	}
+	if s := stderr.String(); strings.Contains(s, "tandem dev stops") {
+		t.Errorf("a Ctrl-C is reported as a server stopping on its own:\n%s", s)
+	}
+}
+
+// TestDevStopsBothServersWhenEitherStops: a server stopping on its own
+// stops the other; a failure makes the result an error, a drain command
+// does not.
+func TestDevStopsBothServersWhenEitherStops(t *testing.T) {
+	failure := errors.New("listener gone")
+	untilStopped := func(ctx context.Context) error { <-ctx.Done(); return nil }
+	failing := func(context.Context) error { return failure }
+	drained := func(context.Context) error { return nil }
+	for _, c := range []struct {
+		name            string
+		runWeb, runNode func(context.Context) error
+		commanded       bool
+		wantErr         bool
+		wantSays        string
+	}{
+		{"the web server fails", failing, untilStopped, false, true, "the web server stopped (listener gone)"},
+		{"the node fails", untilStopped, failing, false, true, "the node stopped (listener gone)"},
+		{"the node drains on command", untilStopped, drained, true, false, "the node drained (a drain command)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var stderr lockedBuffer
+			err := runDevPair(t.Context(), c.runWeb, c.runNode, func() bool { return c.commanded }, Stdio{Stderr: &stderr})
+			if c.wantErr != (err != nil) {
+				t.Errorf("runDevPair: %v, want an error %v", err, c.wantErr)
+			}
+			if c.wantErr && !errors.Is(err, failure) {
+				t.Errorf("runDevPair: %v, want the server's failure", err)
+			}
+			if s := stderr.String(); !strings.Contains(s, c.wantSays) {
+				t.Errorf("stderr does not say %q:\n%s", c.wantSays, s)
+			}
+		})
 	}
 }

@@ -226,6 +226,11 @@ type EventBuffer struct {
 	ch     chan tandem.Event
 	prefix string // node id + boot random: ids unique across restarts
 	seq    atomic.Uint64
+	// closed is set once Run stopped taking events out of ch: what Emit
+	// queues after that would never be published, so it is counted as
+	// dropped instead (warnings logged late in a stop reach Emit through
+	// observe.TeeWarnings).
+	closed atomic.Bool
 	// js publishes asynchronously on the bus's connection; nil for a
 	// Stream other than a *Bus, whose PublishEvent calls are made from
 	// up to Window goroutines instead.
@@ -269,7 +274,8 @@ func NewEventBuffer(c EventBufferConfig) *EventBuffer {
 }
 
 // Emit queues e without blocking. It sets e.Node, e.At (when zero) and e.ID
-// (when empty). When the buffer is full, e is dropped and counted.
+// (when empty). When the buffer is full, or Run has returned, e is dropped
+// and counted.
 func (b *EventBuffer) Emit(e tandem.Event) {
 	e.Node = b.cfg.Node
 	if e.At.IsZero() {
@@ -278,13 +284,27 @@ func (b *EventBuffer) Emit(e tandem.Event) {
 	if e.ID == "" {
 		e.ID = b.prefix + strconv.FormatUint(b.seq.Add(1), 10)
 	}
+	// No log on a drop: warnings become events (observe.TeeWarnings), and
+	// a full or stopped buffer would feed itself.
+	if b.closed.Load() {
+		b.dropped()
+		return
+	}
 	select {
 	case b.ch <- e:
 	default:
-		// No log here: warnings become events (observe.TeeWarnings), and
-		// a full buffer would feed itself.
-		if b.cfg.Metrics != nil {
-			b.cfg.Metrics.EventsDropped.Inc()
+		b.dropped()
+		return
+	}
+	// Run may have closed the buffer and emptied ch between the check
+	// above and the send: then this event (or another sent as late, which
+	// its own Emit no longer finds) is taken back and counted. Run sets
+	// closed before emptying ch, so a send its emptying missed sees it.
+	if b.closed.Load() {
+		select {
+		case <-b.ch:
+			b.dropped()
+		default:
 		}
 	}
 }
@@ -302,7 +322,13 @@ func (b *EventBuffer) Run(ctx context.Context) {
 	cancelFlush()
 	cancel()
 	p.wg.Wait()
+	b.closed.Store(true)
 	p.abandon()
+	if b.js != nil {
+		// The publisher's reply subscription and status listener would
+		// otherwise stay until the bus's connection closes.
+		b.js.CleanupPublisher()
+	}
 }
 
 // inflight is one published event awaiting its ack: exactly one of ok and
@@ -410,9 +436,7 @@ func (p *eventPump) send(e tandem.Event) error {
 
 func (p *eventPump) acked() {
 	p.inflight = p.inflight[1:]
-	if p.b.cfg.Metrics != nil {
-		p.b.cfg.Metrics.EventsPublished.Inc()
-	}
+	p.published()
 	p.failures = 0
 	if p.failing {
 		p.b.log.Info("publishing events again")
@@ -426,13 +450,16 @@ func (p *eventPump) acked() {
 // it arrive or fail on their own: a connection lost fails them all, and
 // they are queued behind it in order.
 func (p *eventPump) failed(err error) bool {
+	if !retryable(err) {
+		// Info, not Warn: a warning becomes an event, and one the server
+		// refuses the same way would feed itself.
+		p.b.log.Info("an event was refused by the server; it is dropped", "err", err)
+		p.b.dropped()
+		return false
+	}
 	if !p.failing {
 		p.b.log.Info("publishing events failed, retrying", "err", err)
 		p.failing = true
-	}
-	if !retryable(err) {
-		p.b.dropped()
-		return false
 	}
 	if !p.backingOff() {
 		p.resumeAt = time.Now().Add(backoff(p.failures))
@@ -442,10 +469,19 @@ func (p *eventPump) failed(err error) bool {
 }
 
 // abandon counts what was not published within the flush timeout as
-// dropped: the node is stopping. An event awaiting its ack may still have
-// been stored.
+// dropped: the node is stopping. An ack that arrived but was not read yet
+// counts as published; an event still awaiting its ack may have been
+// stored anyway.
 func (p *eventPump) abandon() {
-	for range len(p.inflight) + len(p.retry) {
+	for _, f := range p.inflight {
+		select {
+		case <-f.ok:
+			p.published()
+		default:
+			p.b.dropped()
+		}
+	}
+	for range p.retry {
 		p.b.dropped()
 	}
 	p.inflight, p.retry = nil, nil
@@ -456,6 +492,12 @@ func (p *eventPump) abandon() {
 		default:
 			return
 		}
+	}
+}
+
+func (p *eventPump) published() {
+	if p.b.cfg.Metrics != nil {
+		p.b.cfg.Metrics.EventsPublished.Inc()
 	}
 }
 
@@ -477,7 +519,7 @@ func retryable(err error) bool {
 		case jetstream.JSErrCodeStreamNotFound, jetstream.JSErrCodeJetStreamNotEnabled, jetstream.JSErrCodeJetStreamNotEnabledForAccount:
 			return true
 		}
-		return apiErr.Code >= 500 || apiErr.Code == 503
+		return apiErr.Code >= 500
 	}
 	return true
 }

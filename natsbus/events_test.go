@@ -338,3 +338,72 @@ func TestEventsOfAConsumerThatDiedMidBatchGoToAnother(t *testing.T) {
 	l.waitFor(t, 5)
 	l.checkEachOnce(t, 5)
 }
+
+// TestEventBufferCountsEventsEmittedAfterItStopped: warnings logged late in
+// a node's stop still reach Emit (observe.TeeWarnings); once Run returned
+// nothing publishes them, so each is counted as dropped, including those
+// emitted while Run was stopping.
+func TestEventBufferCountsEventsEmittedAfterItStopped(t *testing.T) {
+	b, _ := newBus(t)
+	m := observe.NewBus(prometheus.NewRegistry())
+	buf := natsbus.NewEventBuffer(natsbus.EventBufferConfig{Stream: b, Node: "n1", Metrics: m})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { buf.Run(ctx); close(done) }()
+
+	const emitters, each = 4, 500
+	var wg sync.WaitGroup
+	for range emitters {
+		wg.Go(func() {
+			for range each {
+				buf.Emit(tandem.Event{Kind: tandem.EventRoomCreated})
+			}
+		})
+	}
+	cancel() // stops while they emit
+	<-done
+	wg.Wait()
+	for range 10 {
+		buf.Emit(tandem.Event{Kind: tandem.EventRoomCreated})
+	}
+	const total = emitters*each + 10
+	if n := counterValue(m.EventsDropped) + counterValue(m.EventsPublished); n != total {
+		t.Errorf("dropped %v + published %v = %v, want %d: events emitted around the stop were lost",
+			counterValue(m.EventsDropped), counterValue(m.EventsPublished), n, total)
+	}
+	if d := counterValue(m.EventsDropped); d < 10 {
+		t.Errorf("dropped %v, want at least the 10 emitted after Run returned", d)
+	}
+}
+
+// slowStream publishes at once every event but the ones of room "stuck",
+// whose publish lasts until its context ends.
+type slowStream struct{ tandem.EventStream }
+
+func (slowStream) PublishEvent(ctx context.Context, e tandem.Event) error {
+	if e.RoomID == "stuck" {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return nil
+}
+
+// TestEventBufferCountsAnAckThatCameAsPublishedAtStop: when the flush
+// timeout passes while the oldest event still awaits its ack, the newer
+// ones whose acks did arrive were stored, and count as published, not
+// dropped.
+func TestEventBufferCountsAnAckThatCameAsPublishedAtStop(t *testing.T) {
+	m := observe.NewBus(prometheus.NewRegistry())
+	buf := natsbus.NewEventBuffer(natsbus.EventBufferConfig{
+		Stream: slowStream{}, Node: "n1", FlushTimeout: 200 * time.Millisecond, Metrics: m,
+	})
+	buf.Emit(tandem.Event{Kind: tandem.EventRoomCreated, RoomID: "stuck"})
+	buf.Emit(tandem.Event{Kind: tandem.EventRoomCreated, RoomID: "r2"})
+	buf.Emit(tandem.Event{Kind: tandem.EventRoomCreated, RoomID: "r3"})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel() // straight to the flush, which the stuck event outlasts
+	buf.Run(ctx)
+	if d, p := counterValue(m.EventsDropped), counterValue(m.EventsPublished); d != 1 || p != 2 {
+		t.Errorf("dropped %v, published %v; want 1 (the stuck event) and 2", d, p)
+	}
+}
