@@ -50,7 +50,7 @@ type Presence struct {
 	Node      string    `json:"node"`
 	SessionID string    `json:"session_id"`
 	Moved     bool      `json:"moved,omitempty"`
-	Since     time.Time `json:"since"`
+	Since     time.Time `json:"since"` // the session's start: of two sessions, the later start wins
 }
 
 // Seat is a seat reserved in a room for one player, created by the room's
@@ -231,7 +231,9 @@ type RoomDirectory interface {
 type PresenceBucket interface {
 	// ClaimPresence makes p the player's live session (compare-and-swap,
 	// retried until it holds) and returns the entry it replaced (zero
-	// when none).
+	// when none). The newest session wins: when the entry names another
+	// session whose Since (its start) is after p.Since, it is left alone
+	// and returned with an EConflict error.
 	ClaimPresence(ctx context.Context, p Presence) (Presence, error)
 	// ReleasePresence deletes the player's entry if it still names
 	// sessionID; a newer session's entry is left alone.

@@ -278,10 +278,16 @@ func (cl *cluster) stop(ctx context.Context) {
 		cancel()
 		step, cancel = context.WithTimeout(ctx, busTimeout)
 		for _, j := range jobs {
-			if j.kind == jobRelease {
-				j.attempt = releaseAttempts // no retry: the worker is gone
-				cl.do(step, j)
+			switch {
+			case j.kind == jobClaim && j.attempt > 0:
+				// An earlier attempt may have landed; the session ended
+				// with the node (a newer session's entry is left alone).
+				j = job{kind: jobRelease, player: j.player, session: j.s.ID()}
+			case j.kind != jobRelease:
+				continue
 			}
+			j.attempt = releaseAttempts - 1 // no retry: the worker is gone
+			cl.do(step, j)
 		}
 		cancel()
 		step, cancel = context.WithTimeout(ctx, busTimeout)
@@ -522,14 +528,31 @@ func (cl *cluster) directoryRoom(id string) (tandem.RoomEntry, tandem.NodeInfo, 
 	return e, n, true, live
 }
 
-// readDirectoryRoom is directoryRoom read from the buckets.
-func (cl *cluster) readDirectoryRoom(ctx context.Context, id string) (tandem.RoomEntry, tandem.NodeInfo, bool, bool) {
-	e, err := cl.bus.Room(ctx, id)
-	if err != nil {
-		return e, tandem.NodeInfo{}, false, false
+// readDirectoryRoom is directoryRoom read from the buckets: ENotFound
+// when the directory has no such room, EUnavailable when a bucket cannot
+// be read (the client may try again; the room may well exist).
+func (cl *cluster) readDirectoryRoom(ctx context.Context, id string) (e tandem.RoomEntry, n tandem.NodeInfo, live bool, err error) {
+	e, err = cl.bus.Room(ctx, id)
+	switch {
+	case tandem.ErrorCodeOf(err) == tandem.ENotFound:
+		return e, n, false, tandem.Errorf(tandem.ENotFound, "no room %q", id)
+	case err != nil:
+		cl.g.log.Warn("read the room directory", "room", id, "err", err)
+		return e, n, false, errDirectoryUnavailable()
 	}
-	n, err := cl.bus.Node(ctx, e.Node)
-	return e, n, true, err == nil
+	n, err = cl.bus.Node(ctx, e.Node)
+	switch {
+	case tandem.ErrorCodeOf(err) == tandem.ENotFound:
+		return e, n, false, nil
+	case err != nil:
+		cl.g.log.Warn("read the node registry", "node", e.Node, "err", err)
+		return e, n, false, errDirectoryUnavailable()
+	}
+	return e, n, true, nil
+}
+
+func errDirectoryUnavailable() error {
+	return tandem.Errorf(tandem.EUnavailable, "the room directory cannot be read now; try again")
 }
 
 func (cl *cluster) entry(r *room.Room) tandem.RoomEntry {
@@ -632,13 +655,18 @@ func (cl *cluster) do(ctx context.Context, j job) {
 	case jobEnforceRevocation:
 		cl.enforceRevocation(j.player)
 	case jobRelease:
-		if err := cl.bus.ReleasePresence(ctx, j.player, j.session); err != nil && cl.ctx.Err() == nil {
-			if j.attempt+1 < releaseAttempts {
-				cl.retry(j)
-				return
-			}
-			cl.g.log.Warn("release presence", "player", j.player, "err", err)
+		err := cl.bus.ReleasePresence(ctx, j.player, j.session)
+		if err == nil {
+			return
 		}
+		// retry keeps a release even after a clean stop began, and stop
+		// replays the delayed jobs: a release cut short by stop's cancel
+		// runs again there.
+		if j.attempt+1 < releaseAttempts {
+			cl.retry(j)
+			return
+		}
+		cl.g.log.Warn("release presence", "player", j.player, "err", err)
 	case jobUnreserve:
 		if r, ok := cl.g.rooms.Get(j.roomID); ok {
 			_ = r.Unreserve(ctx, j.seat)
@@ -676,7 +704,8 @@ func (cl *cluster) opened(s *session.Session, seat *tandem.Seat) {
 // claim makes the session of j the player's live one cluster-wide. It runs
 // on the worker, as do the presence checks, so none of them overlaps it. A
 // session that ended meanwhile is released once its claim returned; a
-// failed claim is tried again later.
+// failed claim is tried again later; a claim refused because the player
+// started a newer session (here or elsewhere) ends this one.
 func (cl *cluster) claim(ctx context.Context, j job) {
 	s := j.s
 	cl.mu.Lock()
@@ -696,18 +725,26 @@ func (cl *cluster) claim(ctx context.Context, j job) {
 	}
 	moved := st.moved
 	cl.mu.Unlock()
-	if j.attempt > 0 && cl.lostTo(ctx, s) {
-		return
-	}
-	p := tandem.Presence{PlayerID: j.player, Node: cl.node, SessionID: s.ID(), Moved: moved, Since: time.Now()}
-	_, err := cl.bus.ClaimPresence(ctx, p)
+	// Since is the session's start, not the claim's: a claim that waited
+	// in the queue or failed for a while must still lose to a session the
+	// player started later, on whichever node.
+	p := tandem.Presence{PlayerID: j.player, Node: cl.node, SessionID: s.ID(), Moved: moved, Since: s.Started()}
+	cur, err := cl.bus.ClaimPresence(ctx, p)
+	refused := tandem.ErrorCodeOf(err) == tandem.EConflict
 	cl.mu.Lock()
 	if st.ended {
 		delete(cl.sessions, s)
 		cl.mu.Unlock()
-		if !st.displaced {
+		if !st.displaced && !refused {
 			cl.enqueue(job{kind: jobRelease, player: j.player, session: s.ID()})
 		}
+		return
+	}
+	if refused {
+		// A newer session holds the presence: this one is the duplicate.
+		st.claiming, st.displaced = false, true
+		cl.mu.Unlock()
+		cl.displace(s, cur)
 		return
 	}
 	if err != nil {
@@ -725,18 +762,6 @@ func (cl *cluster) claim(ctx context.Context, j job) {
 	cl.mu.Unlock()
 	// A change seen while the claim was on its way was not checked.
 	cl.enqueue(job{kind: jobCheckPresence, player: j.player})
-}
-
-// lostTo reports whether, while the claim of s was failing, a newer
-// session of the player took the presence elsewhere: s then ends as the
-// older one, as it would had its claim held.
-func (cl *cluster) lostTo(ctx context.Context, s *session.Session) bool {
-	cur, err := cl.bus.Presence(ctx, s.Player().ID)
-	if err != nil || cur.Node == cl.node || !cur.Since.After(s.Started()) {
-		return false
-	}
-	cl.displace(s, cur)
-	return true
 }
 
 // onPresence is the presence watcher's callback: an entry naming another
@@ -807,10 +832,19 @@ func (cl *cluster) displace(s *session.Session, cur tandem.Presence) {
 	}
 	cl.mu.Unlock()
 	if cur.Moved {
-		cl.g.sessions.End(cl.g.ctx, s, protocol.LeaveReason_LEAVE_REASON_MOVED, protocol.CloseMoved, "moved to node "+cur.Node)
+		cl.endSession(s, protocol.LeaveReason_LEAVE_REASON_MOVED, protocol.CloseMoved, "moved to node "+cur.Node)
 		return
 	}
-	cl.g.sessions.End(cl.g.ctx, s, protocol.LeaveReason_LEAVE_REASON_SESSION_ENDED, protocol.CloseDuplicateSession, "duplicate session")
+	cl.endSession(s, protocol.LeaveReason_LEAVE_REASON_SESSION_ENDED, protocol.CloseDuplicateSession, "duplicate session")
+}
+
+// endSession ends s from the worker. Its rooms get the leave within
+// commandTimeout: a room whose mailbox stays full must not stall every
+// claim, release and ban behind it (the session ends all the same).
+func (cl *cluster) endSession(s *session.Session, reason protocol.LeaveReason, code protocol.CloseCode, why string) {
+	ctx, cancel := context.WithTimeout(cl.g.ctx, commandTimeout)
+	defer cancel()
+	cl.g.sessions.End(ctx, s, reason, code, why)
 }
 
 // sessionEnded forgets a session and releases its presence, unless another
@@ -921,7 +955,7 @@ func (cl *cluster) enforceBan(player string) {
 	// The error rides the session stream ahead of the close, so a live
 	// client reads why; a held session just ends.
 	s.Reply(errorEnvelope(0, berr))
-	cl.g.sessions.End(cl.g.ctx, s, protocol.LeaveReason_LEAVE_REASON_KICKED, protocol.CloseBanned, "banned")
+	cl.endSession(s, protocol.LeaveReason_LEAVE_REASON_KICKED, protocol.CloseBanned, "banned")
 }
 
 // --- token revocations ------------------------------------------------------
@@ -977,7 +1011,7 @@ func (cl *cluster) enforceRevocation(player string) {
 	// As for a ban, the error rides the session stream ahead of the close;
 	// a held session just ends.
 	s.Reply(errorEnvelope(0, errRevoked()))
-	cl.g.sessions.End(cl.g.ctx, s, protocol.LeaveReason_LEAVE_REASON_SESSION_ENDED, protocol.CloseBadToken, "token revoked")
+	cl.endSession(s, protocol.LeaveReason_LEAVE_REASON_SESSION_ENDED, protocol.CloseBadToken, "token revoked")
 }
 
 // --- inspections ----------------------------------------------------------
@@ -1053,7 +1087,7 @@ func (cl *cluster) command(ctx context.Context, c tandem.Command) tandem.Command
 		if !ok {
 			return fail("player %q has no session on node %s", c.PlayerID, cl.node)
 		}
-		g.sessions.End(g.ctx, s, protocol.LeaveReason_LEAVE_REASON_KICKED, protocol.CloseKicked, "kicked by an operator")
+		g.sessions.End(ctx, s, protocol.LeaveReason_LEAVE_REASON_KICKED, protocol.CloseKicked, "kicked by an operator")
 	case tandem.CommandNotice:
 		if n := cl.notice(c); n < 0 {
 			if c.PlayerID != "" {
@@ -1208,12 +1242,16 @@ func (cl *cluster) seatElsewhere(ctx context.Context, s *session.Session, roomID
 	ctx, cancel := context.WithTimeout(ctx, busTimeout)
 	defer cancel()
 	e, n, ok, live := cl.directoryRoom(roomID)
-	if !ok {
-		// The watched copy lags the bucket by a moment: a room created a
-		// moment ago on another node is read from the bucket itself.
-		e, n, ok, live = cl.readDirectoryRoom(ctx, roomID)
+	if !ok || (!live && e.Node != cl.node) {
+		// The watched copies lag the buckets by a moment: a room created,
+		// or a node registered, a moment ago is read from the buckets
+		// themselves.
+		var err error
+		if e, n, live, err = cl.readDirectoryRoom(ctx, roomID); err != nil {
+			return nil, err
+		}
 	}
-	if !ok || e.Node == cl.node {
+	if e.Node == cl.node {
 		return nil, tandem.Errorf(tandem.ENotFound, "no room %q", roomID)
 	}
 	if !live || n.Draining {

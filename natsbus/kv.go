@@ -127,7 +127,11 @@ func (b *Bus) Rooms(ctx context.Context) ([]tandem.RoomEntry, error) {
 }
 
 // ClaimPresence makes p the player's live session by compare-and-swap,
-// retried until it holds, and returns the entry it replaced.
+// retried until it holds, and returns the entry it replaced. The newest
+// session wins: an entry naming another session that started after p
+// (Since) is left in place and returned with an EConflict error, so that
+// an older session's claim delayed on its way never pushes out a newer
+// one.
 func (b *Bus) ClaimPresence(ctx context.Context, p tandem.Presence) (tandem.Presence, error) {
 	k := key(p.PlayerID)
 	data, err := json.Marshal(p)
@@ -156,6 +160,9 @@ func (b *Bus) ClaimPresence(ctx context.Context, p tandem.Presence) (tandem.Pres
 		if err := json.Unmarshal(e.Value(), &prev); err != nil {
 			b.log.Warn("malformed presence entry replaced", "player", p.PlayerID, "err", err)
 			prev = tandem.Presence{}
+		}
+		if prev.SessionID != p.SessionID && prev.Since.After(p.Since) {
+			return prev, tandem.Errorf(tandem.EConflict, "player %q has a newer session", p.PlayerID)
 		}
 		if _, err = b.presence.Update(ctx, k, data, e.Revision()); err == nil {
 			return prev, nil
