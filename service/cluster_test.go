@@ -543,34 +543,41 @@ func TestNodeDownClosesItsOpenSessionsAtItsLastHeartbeat(t *testing.T) {
 	})
 }
 
+// watchBanBucket follows the bans bucket until the test ends and returns
+// a reader of the entry it holds for a player.
+func watchBanBucket(t *testing.T, bus tandem.BanBucket) func(playerID string) (tandem.BanEntry, bool) {
+	t.Helper()
+	var (
+		mu     sync.Mutex
+		bucket = map[string]tandem.BanEntry{}
+	)
+	stop, err := bus.WatchBans(t.Context(), func(b tandem.BanEntry, deleted bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if deleted {
+			delete(bucket, b.PlayerID)
+		} else {
+			bucket[b.PlayerID] = b
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return func(id string) (tandem.BanEntry, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		b, ok := bucket[id]
+		return b, ok
+	}
+}
+
 func TestBanMirrorFollowsBanPlayerAndLiftBan(t *testing.T) {
 	forEachStore(t, func(t *testing.T, store tandem.Store) {
 		ctx := t.Context()
 		bus := connectBus(t, startNATS(t), "web")
 		e := clusterEnv(t, store, bus) // BanMirrorInterval is an hour: only the wake-ups propagate
-		var (
-			mu     sync.Mutex
-			bucket = map[string]tandem.BanEntry{}
-		)
-		stopWatch, err := bus.WatchBans(ctx, func(b tandem.BanEntry, deleted bool) {
-			mu.Lock()
-			defer mu.Unlock()
-			if deleted {
-				delete(bucket, b.PlayerID)
-			} else {
-				bucket[b.PlayerID] = b
-			}
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer stopWatch()
-		entry := func(id string) (tandem.BanEntry, bool) {
-			mu.Lock()
-			defer mu.Unlock()
-			b, ok := bucket[id]
-			return b, ok
-		}
+		entry := watchBanBucket(t, bus)
 		// A stale entry of a player with no ban goes at the mirror's start.
 		if err := bus.PutBan(ctx, tandem.BanEntry{PlayerID: "stale", Start: time.Now()}); err != nil {
 			t.Fatal(err)

@@ -189,29 +189,8 @@ func TestBanOnAnotherReplicaWakesTheMirror(t *testing.T) {
 		bus := connectBus(t, emb, "web-1")
 		holder := clusterEnv(t, store, bus)
 		other := clusterEnv(t, store, connectBus(t, emb, "web-2"))
-		var (
-			mu     sync.Mutex
-			bucket = map[string]tandem.BanEntry{}
-		)
-		stopWatch, err := bus.WatchBans(ctx, func(b tandem.BanEntry, deleted bool) {
-			mu.Lock()
-			defer mu.Unlock()
-			if deleted {
-				delete(bucket, b.PlayerID)
-			} else {
-				bucket[b.PlayerID] = b
-			}
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer stopWatch()
-		has := func(id string) bool {
-			mu.Lock()
-			defer mu.Unlock()
-			_, ok := bucket[id]
-			return ok
-		}
+		entry := watchBanBucket(t, bus)
+		has := func(id string) bool { _, ok := entry(id); return ok }
 		if err := bus.PutBan(ctx, tandem.BanEntry{PlayerID: "stale", Start: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
