@@ -132,6 +132,12 @@ func (tc *testCluster) startNode(id string, edit func(*gateway.Config)) *cluster
 		})
 	}
 	t.Cleanup(n.stop)
+	// The node answers commands from goroutines it starts: a test sends
+	// its own once a probe is delivered (a notice to nobody: not applied).
+	waitFor(t, 10*time.Second, "node "+id+" serving commands", func() bool {
+		_, err := b.SendCommand(context.Background(), tandem.Command{ID: "probe-" + id, Node: id, Kind: tandem.CommandNotice, PlayerID: "nobody", Text: "probe"})
+		return err == nil
+	})
 	return n
 }
 
