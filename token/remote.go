@@ -162,17 +162,18 @@ func (r *RemoteKeySet) current() bool {
 // succeeded yet, or the latest failed), the error is tandem.EUnavailable
 // with the message KeysUnavailableMessage: the token may well be good.
 func (r *RemoteKeySet) Verify(token string, now time.Time, audience string) (tandem.Claims, error) {
+	// Whether the key was held is read before verifying: read after, a
+	// fetch finishing in between would make "unknown key" look like a
+	// failure of a held key, and a good token would be refused.
+	kid, ok := headerKeyID(token)
+	_, known := r.keys.key(kid)
 	c, err := r.keys.Verify(token, now, audience)
 	if err == nil {
 		return c, nil
 	}
-	// Only a well-formed header naming a key the set lacks is worth a
+	// Only a well-formed header naming a key the set lacked is worth a
 	// fetch; every other failure stays what it is.
-	kid, ok := headerKeyID(token)
-	if !ok {
-		return c, err
-	}
-	if _, known := r.keys.key(kid); known {
+	if !ok || known {
 		return c, err
 	}
 	if r.fetchForUnknownKey() {
