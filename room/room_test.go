@@ -842,8 +842,11 @@ func TestBroadcastAllocatesNothingPerRecipient(t *testing.T) {
 		r := broadcastRoom(t, n)
 		return testing.AllocsPerRun(200, func() { r.Broadcast("tick", data) })
 	}
+	// One allocation per recipient would show as 498 more for the large
+	// room; a pool emptied by a GC during a run (a loaded machine) moves
+	// the averages by one either way.
 	small, large := allocs(2), allocs(500)
-	if large != small {
+	if large-small > 2 {
 		t.Errorf("a broadcast allocates %.1f times to 2 members and %.1f times to 500", small, large)
 	}
 }
