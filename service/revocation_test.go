@@ -71,6 +71,7 @@ func TestLogoutEverywhereAndAccountDeletionRevokeRealtimeTokensThroughTheBus(t *
 		if _, err := e.Service.LogoutPlayerEverywhere(ctx, service.CLIActor("ops"), loggedOut.Player.ID); err != nil {
 			t.Fatal(err)
 		}
+		after := e.Clock.Now()
 		// An expired revocation, in the database only: never mirrored (only
 		// the mirror's own filter keeps it out, the bus would take it).
 		stale := tandem.Revocation{PlayerID: "stale-player", IssuedBefore: time.Now().Add(-time.Minute), ExpiresAt: time.Now().Add(time.Hour)}
@@ -81,15 +82,17 @@ func TestLogoutEverywhereAndAccountDeletionRevokeRealtimeTokensThroughTheBus(t *
 		stop := runJobs(t, e.Service)
 		waitFor(t, "the logout's revocation mirrored", func() bool { _, ok := w.get(loggedOut.Player.ID); return ok })
 		r, _ := w.get(loggedOut.Player.ID)
-		// Rounded up to the next whole second: a token issued in the
-		// second of the logout, even before it, is refused.
-		wantBefore := before.Truncate(time.Second).Add(time.Second)
-		want := tandem.Revocation{PlayerID: loggedOut.Player.ID, IssuedBefore: wantBefore,
-			ExpiresAt: wantBefore.Add(tandem.MaxTokenLifetime + time.Minute)}
-		if !r.IssuedBefore.Equal(want.IssuedBefore) || !r.ExpiresAt.Equal(want.ExpiresAt) {
-			t.Errorf("mirrored revocation %+v, want %+v", r, want)
+		// Rounded up to the next whole second after the logout: a token
+		// issued in the second of the logout, even before it, is refused.
+		// The service's clock runs on meanwhile: the logout fell between
+		// before and after.
+		lo, hi := before.Truncate(time.Second).Add(time.Second), after.Truncate(time.Second).Add(time.Second)
+		if r.IssuedBefore.Before(lo) || r.IssuedBefore.After(hi) || !r.IssuedBefore.Equal(r.IssuedBefore.Truncate(time.Second)) ||
+			!r.ExpiresAt.Equal(r.IssuedBefore.Add(tandem.MaxTokenLifetime+time.Minute)) {
+			t.Errorf("mirrored revocation %+v, want issued_before a whole second in [%v, %v], expiring %v later",
+				r, lo, hi, tandem.MaxTokenLifetime+time.Minute)
 		}
-		if !r.Revokes(before.Unix()) || r.Revokes(wantBefore.Unix()) {
+		if !r.Revokes(before.Unix()) || r.Revokes(r.IssuedBefore.Unix()) {
 			t.Errorf("revocation %+v: want tokens of the logout's second refused and later ones accepted", r)
 		}
 		recs := auditOf(t, store, "player.logout_all")
