@@ -63,6 +63,9 @@ type Seat struct {
 	Node      string    `json:"node"`
 	NodeURL   string    `json:"node_url"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// Queue is set on a match's seat: taking it seats the player's
+	// ticket in that queue.
+	Queue string `json:"queue,omitempty"`
 }
 
 // SeatRequest asks a room's node to reserve a seat for a player who is

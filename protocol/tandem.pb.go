@@ -959,12 +959,15 @@ func (x *Connected) GetRooms() []string {
 }
 
 type Join struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Mode          JoinMode               `protobuf:"varint,1,opt,name=mode,proto3,enum=tandem.v1.JoinMode" json:"mode,omitempty"`
-	RoomId        string                 `protobuf:"bytes,2,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
-	RoomType      string                 `protobuf:"bytes,3,opt,name=room_type,json=roomType,proto3" json:"room_type,omitempty"`
-	Options       []byte                 `protobuf:"bytes,4,opt,name=options,proto3" json:"options,omitempty"`   // creation options, given to the room's Init
-	Metadata      []byte                 `protobuf:"bytes,5,opt,name=metadata,proto3" json:"metadata,omitempty"` // given to the room's JoinAttempt
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Mode     JoinMode               `protobuf:"varint,1,opt,name=mode,proto3,enum=tandem.v1.JoinMode" json:"mode,omitempty"`
+	RoomId   string                 `protobuf:"bytes,2,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	RoomType string                 `protobuf:"bytes,3,opt,name=room_type,json=roomType,proto3" json:"room_type,omitempty"`
+	Options  []byte                 `protobuf:"bytes,4,opt,name=options,proto3" json:"options,omitempty"`   // creation options, given to the room's Init
+	Metadata []byte                 `protobuf:"bytes,5,opt,name=metadata,proto3" json:"metadata,omitempty"` // given to the room's JoinAttempt
+	// a seat reservation for a room of this node (matchmaking): the seat is
+	// claimed and the join passes everything but a lock
+	SeatToken     string `protobuf:"bytes,6,opt,name=seat_token,json=seatToken,proto3" json:"seat_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1032,6 +1035,13 @@ func (x *Join) GetMetadata() []byte {
 		return x.Metadata
 	}
 	return nil
+}
+
+func (x *Join) GetSeatToken() string {
+	if x != nil {
+		return x.SeatToken
+	}
+	return ""
 }
 
 type Joined struct {
@@ -2077,6 +2087,7 @@ type SeatReservation struct {
 	NodeUrl       string                 `protobuf:"bytes,2,opt,name=node_url,json=nodeUrl,proto3" json:"node_url,omitempty"`
 	SeatToken     string                 `protobuf:"bytes,3,opt,name=seat_token,json=seatToken,proto3" json:"seat_token,omitempty"`
 	ExpiresAtMs   int64                  `protobuf:"varint,4,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"` // Unix milliseconds
+	Node          string                 `protobuf:"bytes,5,opt,name=node,proto3" json:"node,omitempty"`                                     // the room's node id: when it is the client's own node, join with seat_token instead of moving
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2139,12 +2150,26 @@ func (x *SeatReservation) GetExpiresAtMs() int64 {
 	return 0
 }
 
+func (x *SeatReservation) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+// Puts the player in a matchmaking queue (docs/matchmaking.md). The reply
+// (same cid) is a ticket_status, or an error. Properties the realtime
+// token's mm claim carries always come from the claim; a client may set
+// only the properties its queue allows.
 type TicketCreate struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	Queue             string                 `protobuf:"bytes,1,opt,name=queue,proto3" json:"queue,omitempty"`
 	StringProperties  map[string]string      `protobuf:"bytes,2,rep,name=string_properties,json=stringProperties,proto3" json:"string_properties,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	NumericProperties map[string]float64     `protobuf:"bytes,3,rep,name=numeric_properties,json=numericProperties,proto3" json:"numeric_properties,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
-	Query             string                 `protobuf:"bytes,4,opt,name=query,proto3" json:"query,omitempty"`
+	Must              []*MatchTerm           `protobuf:"bytes,5,rep,name=must,proto3" json:"must,omitempty"`                             // required: every player of the match satisfies them
+	Should            []*MatchTerm           `protobuf:"bytes,6,rep,name=should,proto3" json:"should,omitempty"`                         // optional: raise a candidate's score
+	Party             string                 `protobuf:"bytes,7,opt,name=party,proto3" json:"party,omitempty"`                           // tickets with the same party land in one match and team
+	PartySize         uint32                 `protobuf:"varint,8,opt,name=party_size,json=partySize,proto3" json:"party_size,omitempty"` // the party's ticket count: matched once all are in
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -2200,23 +2225,124 @@ func (x *TicketCreate) GetNumericProperties() map[string]float64 {
 	return nil
 }
 
-func (x *TicketCreate) GetQuery() string {
+func (x *TicketCreate) GetMust() []*MatchTerm {
 	if x != nil {
-		return x.Query
+		return x.Must
+	}
+	return nil
+}
+
+func (x *TicketCreate) GetShould() []*MatchTerm {
+	if x != nil {
+		return x.Should
+	}
+	return nil
+}
+
+func (x *TicketCreate) GetParty() string {
+	if x != nil {
+		return x.Party
 	}
 	return ""
 }
 
+func (x *TicketCreate) GetPartySize() uint32 {
+	if x != nil {
+		return x.PartySize
+	}
+	return 0
+}
+
+// One term of a ticket's query, on another ticket's property.
+type MatchTerm struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Property      string                 `protobuf:"bytes,1,opt,name=property,proto3" json:"property,omitempty"`
+	OneOf         []string               `protobuf:"bytes,2,rep,name=one_of,json=oneOf,proto3" json:"one_of,omitempty"` // the string value is one of these (one value: equals)
+	Min           *float64               `protobuf:"fixed64,3,opt,name=min,proto3,oneof" json:"min,omitempty"`          // the numeric value is at least min
+	Max           *float64               `protobuf:"fixed64,4,opt,name=max,proto3,oneof" json:"max,omitempty"`          // the numeric value is at most max
+	Weight        float64                `protobuf:"fixed64,5,opt,name=weight,proto3" json:"weight,omitempty"`          // optional terms: added to the score (0 counts as 1)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MatchTerm) Reset() {
+	*x = MatchTerm{}
+	mi := &file_tandem_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MatchTerm) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MatchTerm) ProtoMessage() {}
+
+func (x *MatchTerm) ProtoReflect() protoreflect.Message {
+	mi := &file_tandem_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MatchTerm.ProtoReflect.Descriptor instead.
+func (*MatchTerm) Descriptor() ([]byte, []int) {
+	return file_tandem_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *MatchTerm) GetProperty() string {
+	if x != nil {
+		return x.Property
+	}
+	return ""
+}
+
+func (x *MatchTerm) GetOneOf() []string {
+	if x != nil {
+		return x.OneOf
+	}
+	return nil
+}
+
+func (x *MatchTerm) GetMin() float64 {
+	if x != nil && x.Min != nil {
+		return *x.Min
+	}
+	return 0
+}
+
+func (x *MatchTerm) GetMax() float64 {
+	if x != nil && x.Max != nil {
+		return *x.Max
+	}
+	return 0
+}
+
+func (x *MatchTerm) GetWeight() float64 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+// Takes the player's ticket out of a queue. The reply is a ticket_status
+// (cancelled), or an error when the ticket is being matched or is gone.
 type TicketCancel struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	TicketId      string                 `protobuf:"bytes,1,opt,name=ticket_id,json=ticketId,proto3" json:"ticket_id,omitempty"`
+	TicketId      string                 `protobuf:"bytes,1,opt,name=ticket_id,json=ticketId,proto3" json:"ticket_id,omitempty"` // unused: a player has one ticket per queue
+	Queue         string                 `protobuf:"bytes,2,opt,name=queue,proto3" json:"queue,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TicketCancel) Reset() {
 	*x = TicketCancel{}
-	mi := &file_tandem_proto_msgTypes[24]
+	mi := &file_tandem_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2228,7 +2354,7 @@ func (x *TicketCancel) String() string {
 func (*TicketCancel) ProtoMessage() {}
 
 func (x *TicketCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_tandem_proto_msgTypes[24]
+	mi := &file_tandem_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2241,7 +2367,7 @@ func (x *TicketCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TicketCancel.ProtoReflect.Descriptor instead.
 func (*TicketCancel) Descriptor() ([]byte, []int) {
-	return file_tandem_proto_rawDescGZIP(), []int{24}
+	return file_tandem_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *TicketCancel) GetTicketId() string {
@@ -2251,17 +2377,33 @@ func (x *TicketCancel) GetTicketId() string {
 	return ""
 }
 
+func (x *TicketCancel) GetQueue() string {
+	if x != nil {
+		return x.Queue
+	}
+	return ""
+}
+
+// Client -> server: asks for the player's ticket in queue (reply: the
+// ticket_status, same cid). Server -> client: a ticket changed (sent on
+// every change while the player is connected, in the session stream).
 type TicketStatus struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TicketId      string                 `protobuf:"bytes,1,opt,name=ticket_id,json=ticketId,proto3" json:"ticket_id,omitempty"`
-	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"` // searching, claimed, matched, seated, done, cancelled, expired
+	Queue         string                 `protobuf:"bytes,3,opt,name=queue,proto3" json:"queue,omitempty"`
+	CreatedAtMs   int64                  `protobuf:"varint,4,opt,name=created_at_ms,json=createdAtMs,proto3" json:"created_at_ms,omitempty"` // waiting started (Unix milliseconds)
+	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`                                 // cancelled, expired: why
+	MatchId       string                 `protobuf:"bytes,6,opt,name=match_id,json=matchId,proto3" json:"match_id,omitempty"`
+	Seat          *SeatReservation       `protobuf:"bytes,7,opt,name=seat,proto3" json:"seat,omitempty"` // matched: follow it (same node: join with its seat token)
+	Team          uint32                 `protobuf:"varint,8,opt,name=team,proto3" json:"team,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TicketStatus) Reset() {
 	*x = TicketStatus{}
-	mi := &file_tandem_proto_msgTypes[25]
+	mi := &file_tandem_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2273,7 +2415,7 @@ func (x *TicketStatus) String() string {
 func (*TicketStatus) ProtoMessage() {}
 
 func (x *TicketStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tandem_proto_msgTypes[25]
+	mi := &file_tandem_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2286,7 +2428,7 @@ func (x *TicketStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TicketStatus.ProtoReflect.Descriptor instead.
 func (*TicketStatus) Descriptor() ([]byte, []int) {
-	return file_tandem_proto_rawDescGZIP(), []int{25}
+	return file_tandem_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TicketStatus) GetTicketId() string {
@@ -2301,6 +2443,48 @@ func (x *TicketStatus) GetState() string {
 		return x.State
 	}
 	return ""
+}
+
+func (x *TicketStatus) GetQueue() string {
+	if x != nil {
+		return x.Queue
+	}
+	return ""
+}
+
+func (x *TicketStatus) GetCreatedAtMs() int64 {
+	if x != nil {
+		return x.CreatedAtMs
+	}
+	return 0
+}
+
+func (x *TicketStatus) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *TicketStatus) GetMatchId() string {
+	if x != nil {
+		return x.MatchId
+	}
+	return ""
+}
+
+func (x *TicketStatus) GetSeat() *SeatReservation {
+	if x != nil {
+		return x.Seat
+	}
+	return nil
+}
+
+func (x *TicketStatus) GetTeam() uint32 {
+	if x != nil {
+		return x.Team
+	}
+	return 0
 }
 
 var File_tandem_proto protoreflect.FileDescriptor
@@ -2362,13 +2546,15 @@ const file_tandem_proto_rawDesc = "" +
 	"seatHoldMs\x12\x12\n" +
 	"\x04node\x18\a \x01(\tR\x04node\x12&\n" +
 	"\x0fmax_frame_bytes\x18\b \x01(\rR\rmaxFrameBytes\x12\x14\n" +
-	"\x05rooms\x18\t \x03(\tR\x05rooms\"\x9b\x01\n" +
+	"\x05rooms\x18\t \x03(\tR\x05rooms\"\xba\x01\n" +
 	"\x04Join\x12'\n" +
 	"\x04mode\x18\x01 \x01(\x0e2\x13.tandem.v1.JoinModeR\x04mode\x12\x17\n" +
 	"\aroom_id\x18\x02 \x01(\tR\x06roomId\x12\x1b\n" +
 	"\troom_type\x18\x03 \x01(\tR\broomType\x12\x18\n" +
 	"\aoptions\x18\x04 \x01(\fR\aoptions\x12\x1a\n" +
-	"\bmetadata\x18\x05 \x01(\fR\bmetadata\"\x96\x01\n" +
+	"\bmetadata\x18\x05 \x01(\fR\bmetadata\x12\x1d\n" +
+	"\n" +
+	"seat_token\x18\x06 \x01(\tR\tseatToken\"\x96\x01\n" +
 	"\x06Joined\x12\x17\n" +
 	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12\x1b\n" +
 	"\troom_type\x18\x02 \x01(\tR\broomType\x12\x14\n" +
@@ -2437,29 +2623,49 @@ const file_tandem_proto_rawDesc = "" +
 	"\x04open\x18\x05 \x01(\bR\x04open\x12\x12\n" +
 	"\x04node\x18\x06 \x01(\tR\x04node\"5\n" +
 	"\bRoomList\x12)\n" +
-	"\x05rooms\x18\x01 \x03(\v2\x13.tandem.v1.RoomInfoR\x05rooms\"\x88\x01\n" +
+	"\x05rooms\x18\x01 \x03(\v2\x13.tandem.v1.RoomInfoR\x05rooms\"\x9c\x01\n" +
 	"\x0fSeatReservation\x12\x17\n" +
 	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12\x19\n" +
 	"\bnode_url\x18\x02 \x01(\tR\anodeUrl\x12\x1d\n" +
 	"\n" +
 	"seat_token\x18\x03 \x01(\tR\tseatToken\x12\"\n" +
-	"\rexpires_at_ms\x18\x04 \x01(\x03R\vexpiresAtMs\"\x80\x03\n" +
+	"\rexpires_at_ms\x18\x04 \x01(\x03R\vexpiresAtMs\x12\x12\n" +
+	"\x04node\x18\x05 \x01(\tR\x04node\"\xfd\x03\n" +
 	"\fTicketCreate\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x12Z\n" +
 	"\x11string_properties\x18\x02 \x03(\v2-.tandem.v1.TicketCreate.StringPropertiesEntryR\x10stringProperties\x12]\n" +
-	"\x12numeric_properties\x18\x03 \x03(\v2..tandem.v1.TicketCreate.NumericPropertiesEntryR\x11numericProperties\x12\x14\n" +
-	"\x05query\x18\x04 \x01(\tR\x05query\x1aC\n" +
+	"\x12numeric_properties\x18\x03 \x03(\v2..tandem.v1.TicketCreate.NumericPropertiesEntryR\x11numericProperties\x12(\n" +
+	"\x04must\x18\x05 \x03(\v2\x14.tandem.v1.MatchTermR\x04must\x12,\n" +
+	"\x06should\x18\x06 \x03(\v2\x14.tandem.v1.MatchTermR\x06should\x12\x14\n" +
+	"\x05party\x18\a \x01(\tR\x05party\x12\x1d\n" +
+	"\n" +
+	"party_size\x18\b \x01(\rR\tpartySize\x1aC\n" +
 	"\x15StringPropertiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aD\n" +
 	"\x16NumericPropertiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"+\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01J\x04\b\x04\x10\x05\"\x94\x01\n" +
+	"\tMatchTerm\x12\x1a\n" +
+	"\bproperty\x18\x01 \x01(\tR\bproperty\x12\x15\n" +
+	"\x06one_of\x18\x02 \x03(\tR\x05oneOf\x12\x15\n" +
+	"\x03min\x18\x03 \x01(\x01H\x00R\x03min\x88\x01\x01\x12\x15\n" +
+	"\x03max\x18\x04 \x01(\x01H\x01R\x03max\x88\x01\x01\x12\x16\n" +
+	"\x06weight\x18\x05 \x01(\x01R\x06weightB\x06\n" +
+	"\x04_minB\x06\n" +
+	"\x04_max\"A\n" +
 	"\fTicketCancel\x12\x1b\n" +
-	"\tticket_id\x18\x01 \x01(\tR\bticketId\"A\n" +
+	"\tticket_id\x18\x01 \x01(\tR\bticketId\x12\x14\n" +
+	"\x05queue\x18\x02 \x01(\tR\x05queue\"\xf2\x01\n" +
 	"\fTicketStatus\x12\x1b\n" +
 	"\tticket_id\x18\x01 \x01(\tR\bticketId\x12\x14\n" +
-	"\x05state\x18\x02 \x01(\tR\x05state*m\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x14\n" +
+	"\x05queue\x18\x03 \x01(\tR\x05queue\x12\"\n" +
+	"\rcreated_at_ms\x18\x04 \x01(\x03R\vcreatedAtMs\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x19\n" +
+	"\bmatch_id\x18\x06 \x01(\tR\amatchId\x12.\n" +
+	"\x04seat\x18\a \x01(\v2\x1a.tandem.v1.SeatReservationR\x04seat\x12\x12\n" +
+	"\x04team\x18\b \x01(\rR\x04team*m\n" +
 	"\bJoinMode\x12\x19\n" +
 	"\x15JOIN_MODE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eJOIN_MODE_JOIN\x10\x01\x12\x14\n" +
@@ -2498,7 +2704,7 @@ func file_tandem_proto_rawDescGZIP() []byte {
 }
 
 var file_tandem_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_tandem_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_tandem_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_tandem_proto_goTypes = []any{
 	(JoinMode)(0),           // 0: tandem.v1.JoinMode
 	(LeaveReason)(0),        // 1: tandem.v1.LeaveReason
@@ -2528,10 +2734,11 @@ var file_tandem_proto_goTypes = []any{
 	(*RoomList)(nil),        // 25: tandem.v1.RoomList
 	(*SeatReservation)(nil), // 26: tandem.v1.SeatReservation
 	(*TicketCreate)(nil),    // 27: tandem.v1.TicketCreate
-	(*TicketCancel)(nil),    // 28: tandem.v1.TicketCancel
-	(*TicketStatus)(nil),    // 29: tandem.v1.TicketStatus
-	nil,                     // 30: tandem.v1.TicketCreate.StringPropertiesEntry
-	nil,                     // 31: tandem.v1.TicketCreate.NumericPropertiesEntry
+	(*MatchTerm)(nil),       // 28: tandem.v1.MatchTerm
+	(*TicketCancel)(nil),    // 29: tandem.v1.TicketCancel
+	(*TicketStatus)(nil),    // 30: tandem.v1.TicketStatus
+	nil,                     // 31: tandem.v1.TicketCreate.StringPropertiesEntry
+	nil,                     // 32: tandem.v1.TicketCreate.NumericPropertiesEntry
 }
 var file_tandem_proto_depIdxs = []int32{
 	6,  // 0: tandem.v1.Envelope.connect:type_name -> tandem.v1.Connect
@@ -2555,8 +2762,8 @@ var file_tandem_proto_depIdxs = []int32{
 	25, // 18: tandem.v1.Envelope.room_list:type_name -> tandem.v1.RoomList
 	26, // 19: tandem.v1.Envelope.seat_reservation:type_name -> tandem.v1.SeatReservation
 	27, // 20: tandem.v1.Envelope.ticket_create:type_name -> tandem.v1.TicketCreate
-	28, // 21: tandem.v1.Envelope.ticket_cancel:type_name -> tandem.v1.TicketCancel
-	29, // 22: tandem.v1.Envelope.ticket_status:type_name -> tandem.v1.TicketStatus
+	29, // 21: tandem.v1.Envelope.ticket_cancel:type_name -> tandem.v1.TicketCancel
+	30, // 22: tandem.v1.Envelope.ticket_status:type_name -> tandem.v1.TicketStatus
 	5,  // 23: tandem.v1.Connect.positions:type_name -> tandem.v1.StreamPos
 	0,  // 24: tandem.v1.Join.mode:type_name -> tandem.v1.JoinMode
 	1,  // 25: tandem.v1.Leave.reason:type_name -> tandem.v1.LeaveReason
@@ -2565,13 +2772,16 @@ var file_tandem_proto_depIdxs = []int32{
 	3,  // 28: tandem.v1.RoomEvent.kind:type_name -> tandem.v1.RoomEventKind
 	1,  // 29: tandem.v1.RoomEvent.reason:type_name -> tandem.v1.LeaveReason
 	24, // 30: tandem.v1.RoomList.rooms:type_name -> tandem.v1.RoomInfo
-	30, // 31: tandem.v1.TicketCreate.string_properties:type_name -> tandem.v1.TicketCreate.StringPropertiesEntry
-	31, // 32: tandem.v1.TicketCreate.numeric_properties:type_name -> tandem.v1.TicketCreate.NumericPropertiesEntry
-	33, // [33:33] is the sub-list for method output_type
-	33, // [33:33] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	31, // 31: tandem.v1.TicketCreate.string_properties:type_name -> tandem.v1.TicketCreate.StringPropertiesEntry
+	32, // 32: tandem.v1.TicketCreate.numeric_properties:type_name -> tandem.v1.TicketCreate.NumericPropertiesEntry
+	28, // 33: tandem.v1.TicketCreate.must:type_name -> tandem.v1.MatchTerm
+	28, // 34: tandem.v1.TicketCreate.should:type_name -> tandem.v1.MatchTerm
+	26, // 35: tandem.v1.TicketStatus.seat:type_name -> tandem.v1.SeatReservation
+	36, // [36:36] is the sub-list for method output_type
+	36, // [36:36] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_tandem_proto_init() }
@@ -2604,13 +2814,14 @@ func file_tandem_proto_init() {
 		(*Envelope_TicketCancel)(nil),
 		(*Envelope_TicketStatus)(nil),
 	}
+	file_tandem_proto_msgTypes[24].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tandem_proto_rawDesc), len(file_tandem_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   28,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
