@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/tandemhq/tandem/protocol"
+	"google.golang.org/protobuf/proto"
 )
 
 // example is one named envelope. The examples cover every body of the
@@ -53,6 +54,11 @@ func examples() []example {
 			RoomType: "arena",
 			Options:  []byte(`{"map":"small"}`),
 			Metadata: []byte{0x00, 0xff, 0x10, 0x80},
+		}}}},
+		{"join_seated", &protocol.Envelope{Cid: 3, Seq: 2, Body: &protocol.Envelope_Join{Join: &protocol.Join{
+			Mode:      protocol.JoinMode_JOIN_MODE_JOIN,
+			RoomId:    exRoom,
+			SeatToken: "seat.def",
 		}}}},
 		{"joined", &protocol.Envelope{Cid: 2, Seq: 1, Body: &protocol.Envelope_Joined{Joined: &protocol.Joined{
 			RoomId:   exRoom,
@@ -158,19 +164,36 @@ func examples() []example {
 			NodeUrl:     "wss://rt2.example.com/ws",
 			SeatToken:   "seat.abc",
 			ExpiresAtMs: 1767225630000,
+			Node:        "rt2",
 		}}}},
 		{"ticket_create", &protocol.Envelope{Cid: 9, Seq: 7, Body: &protocol.Envelope_TicketCreate{TicketCreate: &protocol.TicketCreate{
 			Queue:             "ranked-2v2",
 			StringProperties:  map[string]string{"region": "eu", "mode": "ctf"},
 			NumericProperties: map[string]float64{"skill": 1520.5, "level": 30},
-			Query:             "+region:eu skill>=1400",
+			Must: []*protocol.MatchTerm{
+				{Property: "region", OneOf: []string{"eu", "us"}},
+				{Property: "level", Min: proto.Float64(10), Max: proto.Float64(60)},
+			},
+			Should:    []*protocol.MatchTerm{{Property: "mode", OneOf: []string{"ctf"}, Weight: 2}},
+			Party:     "p-7f3a",
+			PartySize: 2,
 		}}}},
 		{"ticket_cancel", &protocol.Envelope{Cid: 10, Seq: 8, Body: &protocol.Envelope_TicketCancel{TicketCancel: &protocol.TicketCancel{
-			TicketId: "t-42",
+			Queue: "ranked-2v2",
+		}}}},
+		{"ticket_expired", &protocol.Envelope{Seq: 9, Body: &protocol.Envelope_TicketStatus{TicketStatus: &protocol.TicketStatus{
+			TicketId: "t-42", State: "expired", Queue: "ranked-2v2", Reason: "seat_expired",
 		}}}},
 		{"ticket_status", &protocol.Envelope{Seq: 8, Body: &protocol.Envelope_TicketStatus{TicketStatus: &protocol.TicketStatus{
-			TicketId: "t-42",
-			State:    "searching",
+			TicketId:    "t-42",
+			State:       "matched",
+			Queue:       "ranked-2v2",
+			CreatedAtMs: 1767225600000,
+			MatchId:     "m-9",
+			Team:        1,
+			Seat: &protocol.SeatReservation{
+				RoomId: exRoom, NodeUrl: "wss://rt2.example.com/ws", SeatToken: "seat.def", ExpiresAtMs: 1767225630000, Node: "rt2",
+			},
 		}}}},
 		// 64-bit values beyond what a JSON number (an IEEE double) holds
 		// exactly: JSON carries them as strings.

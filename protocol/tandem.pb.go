@@ -2334,7 +2334,6 @@ func (x *MatchTerm) GetWeight() float64 {
 // (cancelled), or an error when the ticket is being matched or is gone.
 type TicketCancel struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	TicketId      string                 `protobuf:"bytes,1,opt,name=ticket_id,json=ticketId,proto3" json:"ticket_id,omitempty"` // unused: a player has one ticket per queue
 	Queue         string                 `protobuf:"bytes,2,opt,name=queue,proto3" json:"queue,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2368,13 +2367,6 @@ func (x *TicketCancel) ProtoReflect() protoreflect.Message {
 // Deprecated: Use TicketCancel.ProtoReflect.Descriptor instead.
 func (*TicketCancel) Descriptor() ([]byte, []int) {
 	return file_tandem_proto_rawDescGZIP(), []int{25}
-}
-
-func (x *TicketCancel) GetTicketId() string {
-	if x != nil {
-		return x.TicketId
-	}
-	return ""
 }
 
 func (x *TicketCancel) GetQueue() string {
@@ -2653,10 +2645,9 @@ const file_tandem_proto_rawDesc = "" +
 	"\x03max\x18\x04 \x01(\x01H\x01R\x03max\x88\x01\x01\x12\x16\n" +
 	"\x06weight\x18\x05 \x01(\x01R\x06weightB\x06\n" +
 	"\x04_minB\x06\n" +
-	"\x04_max\"A\n" +
-	"\fTicketCancel\x12\x1b\n" +
-	"\tticket_id\x18\x01 \x01(\tR\bticketId\x12\x14\n" +
-	"\x05queue\x18\x02 \x01(\tR\x05queue\"\xf2\x01\n" +
+	"\x04_max\"*\n" +
+	"\fTicketCancel\x12\x14\n" +
+	"\x05queue\x18\x02 \x01(\tR\x05queueJ\x04\b\x01\x10\x02\"\xf2\x01\n" +
 	"\fTicketStatus\x12\x1b\n" +
 	"\tticket_id\x18\x01 \x01(\tR\bticketId\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x14\n" +
