@@ -128,7 +128,8 @@ type MatchTicket struct {
 	MatchID   string      `json:"match_id,omitempty"` // claimed and later
 	ClaimedAt time.Time   `json:"claimed_at,omitzero"`
 	Team      int         `json:"team,omitempty"`
-	Seat      *MatchSeat  `json:"seat,omitempty"` // matched: where to go
+	Backfill  bool        `json:"backfill,omitempty"` // the match seats it in a room already running
+	Seat      *MatchSeat  `json:"seat,omitempty"`     // matched: where to go
 	UpdatedAt time.Time   `json:"updated_at,omitzero"`
 
 	// Revision is the bucket entry's revision when read: UpdateTicket

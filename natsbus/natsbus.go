@@ -1,10 +1,11 @@
 // Package natsbus owns the cluster bus on NATS JetStream (nats-server 2.11
 // or newer: per-key TTL and delete markers): the key-value buckets (node
 // registry, room directory, presence, seats, bans, token keys, remembered
-// command results, token revocations), the request subjects (node
-// commands, seat requests, console inspections),
-// the event stream, and the bounded buffer realtime nodes publish events
-// through. It implements tandem.Cluster.
+// command results, token revocations, and matchmaking's queues, tickets
+// and matcher leases), the request subjects (node commands, seat
+// requests, console inspections, match room requests), the event stream,
+// and the bounded buffer realtime nodes publish events through. It
+// implements tandem.Cluster and tandem.Matchmaking.
 package natsbus
 
 import (
@@ -31,12 +32,16 @@ const (
 	bucketBans     = "tandem_bans"
 	bucketKeys     = "tandem_keys"
 	bucketCmdDone  = "tandem_cmd_done"
+	bucketQueues   = "tandem_mm_queues"
+	bucketTickets  = "tandem_mm_tickets"
+	bucketLeases   = "tandem_mm_leases"
 
 	eventStream     = "TANDEM_EVENTS"
 	eventSubjects   = "tandem.events."
 	cmdSubjects     = "tandem.cmd."
 	seatSubjects    = "tandem.seat."
 	inspectSubjects = "tandem.inspect."
+	matchSubjects   = "tandem.match."
 	wakeSubjects    = "tandem.wake."
 	queueGroup      = "tandem"
 
@@ -50,6 +55,9 @@ const (
 	// banGrace keeps a ban entry a little past its end, so a node whose
 	// clock is behind still sees the ban until it ends by its own clock.
 	banGrace = time.Minute
+	// ticketMemory bounds a ticket's life: one not written for this long
+	// (a matcher that never came, a node that died) goes.
+	ticketMemory = time.Hour
 )
 
 // Config configures a connection to the cluster bus.
@@ -66,7 +74,12 @@ type Config struct {
 	// EventMaxAge is how long the event stream keeps events (default 7
 	// days).
 	EventMaxAge time.Duration
-	// RequestTimeout bounds SendCommand, RequestSeat and the inspections (default 5s).
+	// MatchLeaseTTL: a matcher lease not renewed for this long expires
+	// (default 5s, at least 1s). Every process must agree on it: the
+	// last to connect sets the bucket's limit.
+	MatchLeaseTTL time.Duration
+	// RequestTimeout bounds SendCommand, RequestSeat, CreateMatchRoom and
+	// the inspections (default 5s).
 	RequestTimeout time.Duration
 	Logger         *slog.Logger
 }
@@ -80,6 +93,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.EventMaxAge <= 0 {
 		c.EventMaxAge = 7 * 24 * time.Hour
+	}
+	if c.MatchLeaseTTL <= 0 {
+		c.MatchLeaseTTL = 5 * time.Second
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = 5 * time.Second
@@ -97,10 +113,14 @@ type Bus struct {
 	js  jetstream.JetStream
 
 	nodes, rooms, presence, seats, bans, keys, cmdDone jetstream.KeyValue
+	queues, tickets, leases                            jetstream.KeyValue
 	events                                             jetstream.Stream
 }
 
-var _ tandem.Cluster = (*Bus)(nil)
+var (
+	_ tandem.Cluster     = (*Bus)(nil)
+	_ tandem.Matchmaking = (*Bus)(nil)
+)
 
 // Connect connects to NATS and creates or updates every bucket and the
 // event stream (two processes doing so at once both succeed). The first
@@ -110,6 +130,9 @@ func Connect(ctx context.Context, c Config) (*Bus, error) {
 	c.setDefaults()
 	if c.NodeTTL < time.Second {
 		return nil, tandem.Errorf(tandem.EInvalid, "node TTL must be at least 1s, not %s", c.NodeTTL)
+	}
+	if c.MatchLeaseTTL < time.Second {
+		return nil, tandem.Errorf(tandem.EInvalid, "match lease TTL must be at least 1s, not %s", c.MatchLeaseTTL)
 	}
 	log := c.Logger
 	opts := []nats.Option{
@@ -182,6 +205,9 @@ func (b *Bus) setUp(ctx context.Context) error {
 		{&b.bans, jetstream.KeyValueConfig{Bucket: bucketBans, Description: "account bans in force", LimitMarkerTTL: markerTTL}},
 		{&b.keys, jetstream.KeyValueConfig{Bucket: bucketKeys, Description: "public keys of realtime tokens"}},
 		{&b.cmdDone, jetstream.KeyValueConfig{Bucket: bucketCmdDone, Description: "results of node commands, by command id", TTL: commandMemory}},
+		{&b.queues, jetstream.KeyValueConfig{Bucket: bucketQueues, Description: "matchmaking queue configurations", LimitMarkerTTL: markerTTL}},
+		{&b.tickets, jetstream.KeyValueConfig{Bucket: bucketTickets, Description: "matchmaking tickets, by queue and player", TTL: ticketMemory, LimitMarkerTTL: markerTTL}},
+		{&b.leases, jetstream.KeyValueConfig{Bucket: bucketLeases, Description: "matcher leases, one per queue", TTL: b.cfg.MatchLeaseTTL, LimitMarkerTTL: markerTTL}},
 	}
 	for _, bk := range buckets {
 		bk.cfg.Storage = jetstream.FileStorage
