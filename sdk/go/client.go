@@ -143,6 +143,10 @@ type Client struct {
 	sess    *session // the current session
 	nextCid uint64   // across sessions, so a reply never answers a request of another
 	moving  bool     // a Join is connecting to another node; run may get its hand-off
+
+	// tickets: the Matchmake calls waiting for their ticket's pushed
+	// statuses, by queue (matchmaking.go). Guarded by mu.
+	tickets map[string]*ticketWait
 }
 
 // session is the client's state of one server session. The client has one
@@ -151,6 +155,7 @@ type Client struct {
 type session struct {
 	id          string
 	playerID    string
+	node        string // the node holding the session (connected.node)
 	resumeToken string
 	seatHold    time.Duration
 	maxFrame    int
@@ -234,6 +239,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		moveSlot:  make(chan struct{}, 1),
 		url:       cfg.URL,
 		sess:      newSession(),
+		tickets:   map[string]*ticketWait{},
 	}
 	c.heartbeat.Store(int64(defaultHeartbeat))
 	c.ctx, c.cancel = context.WithCancel(context.Background())

@@ -97,6 +97,8 @@ func (c *Client) dispatchSession(s *session, env *protocol.Envelope) *ServerErro
 		s.leftRoom(r)
 		c.mu.Unlock()
 		c.emit(&Left{Room: r, Reason: b.Leave.GetReason(), Missed: b.Leave.GetMissed(), State: b.Leave.GetState()})
+	case *protocol.Envelope_TicketStatus:
+		c.dispatchTicket(s, env, b.TicketStatus)
 	default:
 		p := s.takePending(env.GetCid())
 		c.mu.Unlock()
@@ -107,6 +109,36 @@ func (c *Client) dispatchSession(s *session, env *protocol.Envelope) *ServerErro
 		c.log.Debug("tandem: session frame ignored", "body", fmt.Sprintf("%T", b), "cid", env.GetCid())
 	}
 	return nil
+}
+
+// dispatchTicket handles a ticket_status: the reply to a ticket request
+// (cid set), or the server's push of a change (cid 0), which goes to the
+// Matchmake waiting in its queue before it becomes a TicketUpdate event, so
+// that Matchmake never waits for the application to read Events. Progress
+// sees both, in stream order. The caller holds mu; dispatchTicket releases
+// it.
+func (c *Client) dispatchTicket(s *session, env *protocol.Envelope, ts *protocol.TicketStatus) {
+	p := s.takePending(env.GetCid())
+	w := c.tickets[ts.GetQueue()]
+	c.mu.Unlock()
+	status := ticketStatusOf(ts)
+	// Progress sees a status before Matchmake acts on it.
+	if w != nil && w.progress != nil && (p != nil || env.GetCid() == 0) {
+		w.progress(status)
+	}
+	if w != nil && env.GetCid() == 0 {
+		c.mu.Lock()
+		w.push(ts)
+		c.mu.Unlock()
+	}
+	switch {
+	case p != nil:
+		p.resolve(reply{env: env})
+	case env.GetCid() == 0:
+		c.emit(&TicketUpdate{Status: status})
+	default:
+		c.log.Debug("tandem: unanswered ticket_status ignored", "cid", env.GetCid())
+	}
 }
 
 // dispatchRoom handles a room-stream frame: dropped if it is a duplicate or

@@ -48,6 +48,20 @@
 // lightly loaded node), and the realtime token of the same answer serves
 // the next connect.
 //
+// # Matchmaking
+//
+// [Client.Matchmake] puts the player in a queue and follows the ticket to
+// its room: it reports every status to TicketRequest.Progress (searching,
+// claimed, matched…), and on a match takes the seat by itself — on the
+// session's own node it joins the room with the seat token; on another node
+// it moves the session there exactly as Join follows a seat reservation,
+// then joins — and returns the room. A seat that cannot be taken leaves the
+// ticket to the server (back in the queue, or ended); an ended ticket
+// returns a [*TicketEndedError]; ending the context cancels the ticket.
+// [Client.CreateTicket], [Client.CancelTicket] and [Client.Ticket] are the
+// single requests; every status the server pushes is also a [TicketUpdate]
+// event.
+//
 // # Logging in
 //
 // A player logs in at the web server's player API (/api/v1) with

@@ -12,9 +12,9 @@ import "github.com/tandemhq/tandem/protocol"
 //	case *client.Closed:      ... // final
 //	}
 //
-// Room events (Joined … Left) come from the room's stream; Notice and
-// ErrorEvent from the session stream; Disconnected, Resumed, SessionLost and
-// Closed describe the connection.
+// Room events (Joined … Left) come from the room's stream; Notice,
+// ErrorEvent and TicketUpdate from the session stream; Disconnected,
+// Resumed, SessionLost and Closed describe the connection.
 type Event interface{ event() }
 
 // Joined: the session joined a room (the answer to Join; also for a Join
@@ -90,6 +90,13 @@ type Notice struct {
 	Text string
 }
 
+// TicketUpdate: the player's matchmaking ticket in Status.Queue changed (the
+// server's push; one per change, in order, also while Matchmake waits for
+// it).
+type TicketUpdate struct {
+	Status TicketStatus
+}
+
 // ErrorEvent is an error frame that answers no waiting request: a refused
 // Room.Send (Room and Topic are set when the SDK still knows the frame, for
 // example rate_limited or not_in_room), or a session-level error.
@@ -133,6 +140,7 @@ func (*Gap) event()          {}
 func (*Left) event()         {}
 func (*Notice) event()       {}
 func (*ErrorEvent) event()   {}
+func (*TicketUpdate) event() {}
 func (*Disconnected) event() {}
 func (*Resumed) event()      {}
 func (*SessionLost) event()  {}

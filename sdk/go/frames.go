@@ -48,3 +48,23 @@ func pingFrame(timeUS int64) *protocol.Envelope {
 func pongFrame(timeUS int64) *protocol.Envelope {
 	return &protocol.Envelope{Body: &protocol.Envelope_Pong{Pong: &protocol.Pong{TimeUs: timeUS}}}
 }
+
+// seatJoinFrame joins the room of a seat reservation made on the session's
+// own node: the seat token claims the seat.
+func seatJoinFrame(sr *protocol.SeatReservation, metadata []byte) *protocol.Envelope {
+	return &protocol.Envelope{Body: &protocol.Envelope_Join{Join: &protocol.Join{
+		Mode: protocol.JoinMode_JOIN_MODE_JOIN, RoomId: sr.GetRoomId(), SeatToken: sr.GetSeatToken(), Metadata: metadata,
+	}}}
+}
+
+func ticketCreateFrame(t *protocol.TicketCreate) *protocol.Envelope {
+	return &protocol.Envelope{Body: &protocol.Envelope_TicketCreate{TicketCreate: t}}
+}
+
+func ticketCancelFrame(queue string) *protocol.Envelope {
+	return &protocol.Envelope{Body: &protocol.Envelope_TicketCancel{TicketCancel: &protocol.TicketCancel{Queue: queue}}}
+}
+
+func ticketStatusFrame(queue string) *protocol.Envelope {
+	return &protocol.Envelope{Body: &protocol.Envelope_TicketStatus{TicketStatus: &protocol.TicketStatus{Queue: queue}}}
+}

@@ -103,6 +103,7 @@ func (c *Client) attach(wc *wsConn, env *protocol.Envelope) error {
 	}
 	s := c.sess
 	s.id, s.playerID, s.resumeToken = cd.GetSessionId(), cd.GetPlayerId(), cd.GetResumeToken()
+	s.node = cd.GetNode()
 	if hb := cd.GetHeartbeatMs(); hb > 0 {
 		c.heartbeat.Store(int64(time.Duration(hb) * time.Millisecond))
 	}
