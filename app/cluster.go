@@ -99,6 +99,8 @@ type nodeClusterConfig struct {
 	HeartbeatInterval time.Duration
 	SeatTTL           time.Duration
 	EventBuffer       int
+	MatchTick         time.Duration
+	MatchClaimTimeout time.Duration
 }
 
 func registerNodeClusterFlags(f *flagSet, c *nodeClusterConfig, withAdvertise bool) {
@@ -113,6 +115,10 @@ func registerNodeClusterFlags(f *flagSet, c *nodeClusterConfig, withAdvertise bo
 		"how long a seat reservation (a hand-off to a room on this node) waits to be claimed")
 	f.Int(&c.EventBuffer, "event-buffer", 4096,
 		"events (sessions, rooms, warnings) the node queues for the bus; when full, new ones are dropped and counted in tandem_bus_events_dropped_total")
+	f.Duration(&c.MatchTick, "match-tick", time.Second,
+		"how often a matcher (on the node holding a queue's lease) runs over its queue")
+	f.Duration(&c.MatchClaimTimeout, "match-claim-timeout", 10*time.Second,
+		"a ticket claimed for a match by a matcher that stopped before finishing it goes back to searching after this long")
 }
 
 func (c nodeClusterConfig) check(n natsConfig) error {
@@ -125,6 +131,9 @@ func (c nodeClusterConfig) check(n natsConfig) error {
 	if c.EventBuffer < 1 {
 		return fmt.Errorf("--event-buffer must be at least 1, not %d", c.EventBuffer)
 	}
+	if c.MatchTick <= 0 || c.MatchClaimTimeout <= c.MatchTick {
+		return fmt.Errorf("--match-tick must be positive and under --match-claim-timeout (%s), not %s", c.MatchClaimTimeout, c.MatchTick)
+	}
 	if c.AdvertiseURL != "" {
 		// The web server hands it to clients as is: a URL they cannot dial
 		// would strand every player sent to this node.
@@ -135,10 +144,17 @@ func (c nodeClusterConfig) check(n natsConfig) error {
 	return nil
 }
 
+// clusterBus is the whole bus: the cluster's state and messages, and
+// matchmaking (natsbus.Bus).
+type clusterBus interface {
+	tandem.Cluster
+	tandem.Matchmaking
+}
+
 // nodeCluster is what a realtime node needs of the cluster: the bus and
 // its settings.
 type nodeCluster struct {
-	bus tandem.Cluster
+	bus clusterBus
 	cfg nodeClusterConfig
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/tandemhq/tandem"
 	"github.com/tandemhq/tandem/gateway"
+	mmservice "github.com/tandemhq/tandem/matchmaker/service"
 	"github.com/tandemhq/tandem/natsbus"
 	"github.com/tandemhq/tandem/observe"
 	"github.com/tandemhq/tandem/token"
@@ -107,6 +108,19 @@ func startRealtime(ln net.Listener, nodeID string, nc nodeConfig, verifier gatew
 		}
 		cc.HeartbeatInterval = cl.cfg.HeartbeatInterval
 		cc.SeatTTL = cl.cfg.SeatTTL
+		cc.Matchmaking = mmservice.New(mmservice.Config{
+			Node:    nodeID,
+			Bus:     cl.bus,
+			Cluster: cl.bus,
+			Emit: func(e tandem.Event) {
+				e.Node = nodeID
+				events.Emit(e)
+			},
+			Metrics:      observe.NewMatchmaking(reg),
+			Logger:       log.With("node", nodeID),
+			Tick:         cl.cfg.MatchTick,
+			ClaimTimeout: cl.cfg.MatchClaimTimeout,
+		})
 	}
 	gw, err := gateway.New(cc)
 	if err != nil {

@@ -108,6 +108,7 @@ type job struct {
 	s       *session.Session // claim
 	roomID  string           // unreserve
 	seat    string           // unreserve: the seat's key
+	queue   string           // seated: the match's queue
 	attempt int              // retries so far
 	due     time.Time        // a delayed retry: when it runs
 }
@@ -121,6 +122,8 @@ const (
 	jobEnforceRevocation                    // end the player's session if its token is revoked
 	jobRelease                              // release an ended session's presence
 	jobUnreserve                            // give back a room place held for an unused seat
+	jobSeated                               // a player took the seat of a match: tell its ticket
+	jobCancelTickets                        // a session ended: cancel its player's searching tickets
 )
 
 // startCluster loads the bans, starts the watches and the loops, and
@@ -162,6 +165,11 @@ func (g *Gateway) startCluster() error {
 	cl.goLoop(func() {
 		cl.serve("inspections", func(ctx context.Context) error { return cl.bus.ServeInspections(ctx, cl.node, cl) })
 	})
+	if err := cl.startMatchmaking(); err != nil {
+		cl.stop(context.Background())
+		g.cl = nil
+		return fmt.Errorf("gateway: matchmaking: %w", err)
+	}
 	g.emit(tandem.Event{Kind: tandem.EventNodeUp, Attrs: map[string]string{"version": g.cfg.Version, "url": g.cfg.AdvertiseURL}})
 	return nil
 }
@@ -242,6 +250,10 @@ func (cl *cluster) serve(what string, run func(context.Context) error) {
 // node.down is published. Idempotent.
 func (cl *cluster) stop(ctx context.Context) {
 	cl.stopOnce.Do(func() {
+		if mm := cl.g.cfg.Matchmaking; mm != nil {
+			// First: its matchers give their leases up to another node.
+			mm.Stop(ctx)
+		}
 		cl.mu.Lock()
 		cl.stopped = true
 		cl.mu.Unlock()
@@ -671,6 +683,12 @@ func (cl *cluster) do(ctx context.Context, j job) {
 		if r, ok := cl.g.rooms.Get(j.roomID); ok {
 			_ = r.Unreserve(ctx, j.seat)
 		}
+	case jobSeated:
+		if err := cl.g.cfg.Matchmaking.Seated(ctx, j.player, j.queue, j.roomID); err != nil {
+			cl.g.log.Warn("seat a match's ticket", "player", j.player, "queue", j.queue, "err", err)
+		}
+	case jobCancelTickets:
+		cl.g.cfg.Matchmaking.SessionEnded(ctx, j.player)
 	}
 }
 
@@ -860,6 +878,11 @@ func (cl *cluster) sessionEnded(s *session.Session) {
 	if st.seat != nil {
 		cl.jobs = append(cl.jobs, job{kind: jobUnreserve, roomID: st.seat.RoomID, seat: seatKey(st.seat.Token)})
 		st.seat = nil
+	}
+	if !st.displaced && cl.g.cfg.Matchmaking != nil {
+		// Ended for good (not moved, not replaced by a newer login): its
+		// tickets go with it.
+		cl.jobs = append(cl.jobs, job{kind: jobCancelTickets, player: s.Player().ID})
 	}
 	if st.claiming {
 		st.ended = true
@@ -1171,13 +1194,21 @@ func (cl *cluster) reserve(ctx context.Context, req tandem.SeatRequest) (tandem.
 	if !ok {
 		return tandem.Seat{}, tandem.Errorf(tandem.ENotFound, "no room %q", req.RoomID)
 	}
+	return cl.reserveSeat(ctx, r, req.PlayerID, "")
+}
+
+// reserveSeat holds a place in r for a player and creates its seat (queue:
+// the match's queue, if it is a match's seat).
+func (cl *cluster) reserveSeat(ctx context.Context, r *room.Room, player, queue string) (tandem.Seat, error) {
+	g := cl.g
 	seat := tandem.Seat{
 		Token:     newSeatToken(),
-		RoomID:    req.RoomID,
-		PlayerID:  req.PlayerID,
+		RoomID:    r.ID(),
+		PlayerID:  player,
 		Node:      cl.node,
 		NodeURL:   g.cfg.AdvertiseURL,
 		ExpiresAt: time.Now().Add(g.cfg.SeatTTL),
+		Queue:     queue,
 	}
 	key := seatKey(seat.Token)
 	ctx, cancel := context.WithTimeout(ctx, busTimeout)

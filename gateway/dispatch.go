@@ -278,6 +278,8 @@ func (c *conn) apply(s *session.Session, cid uint64, body any) {
 		}
 	case *protocol.Envelope_Rpc:
 		c.rpc(ctx, s, cid, b.Rpc)
+	case *protocol.Envelope_TicketCreate, *protocol.Envelope_TicketCancel, *protocol.Envelope_TicketStatus:
+		c.ticket(ctx, s, cid, b)
 	case *protocol.Envelope_ListRooms:
 		c.listRooms(s, &protocol.Envelope{Cid: cid, Body: b})
 	default:
@@ -304,6 +306,9 @@ func (c *conn) join(ctx context.Context, s *session.Session, cid uint64, j *prot
 	var r *room.Room
 	switch mode {
 	case protocol.JoinMode_JOIN_MODE_JOIN:
+		if tok := j.GetSeatToken(); tok != "" {
+			return c.joinSeated(ctx, s, cid, j)
+		}
 		var ok bool
 		if r, ok = g.rooms.Get(j.GetRoomId()); !ok {
 			if g.cl == nil {
@@ -319,6 +324,7 @@ func (c *conn) join(ctx context.Context, s *session.Session, cid uint64, j *prot
 		}
 		if g.cl != nil {
 			if seat, ok := g.cl.takeSeat(s, r.ID(), time.Now()); ok {
+				g.cl.seated(s, seat)
 				return r.JoinSeated(ctx, s, cid, j.GetMetadata(), seatKey(seat.Token))
 			}
 		}
@@ -350,6 +356,26 @@ func (c *conn) join(ctx context.Context, s *session.Session, cid uint64, j *prot
 		return tandem.Errorf(tandem.EInvalid, "unknown join mode %d", mode)
 	}
 	return r.Join(ctx, s, cid, j.GetMetadata())
+}
+
+// joinSeated joins a room of this node with a seat reservation for it (a
+// match's seat, for a player already on the room's node): the seat is
+// claimed, used once, and the join passes everything but a lock.
+func (c *conn) joinSeated(ctx context.Context, s *session.Session, cid uint64, j *protocol.Join) error {
+	g := c.g
+	r, ok := g.rooms.Get(j.GetRoomId())
+	if g.cl == nil || !ok {
+		return tandem.Errorf(tandem.ENotFound, "no room %q on this node", j.GetRoomId())
+	}
+	seat, err := g.cl.claimSeat(j.GetSeatToken(), s.Player().ID)
+	if err != nil {
+		return err
+	}
+	if seat.RoomID != r.ID() {
+		return tandem.Errorf(tandem.EInvalid, "the seat reservation is for another room")
+	}
+	g.cl.seated(s, seat)
+	return r.JoinSeated(ctx, s, cid, j.GetMetadata(), seatKey(seat.Token))
 }
 
 func (c *conn) rpc(ctx context.Context, s *session.Session, cid uint64, call *protocol.Rpc) {

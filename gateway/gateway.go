@@ -25,6 +25,7 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/tandemhq/tandem"
+	mmservice "github.com/tandemhq/tandem/matchmaker/service"
 	"github.com/tandemhq/tandem/observe"
 	"github.com/tandemhq/tandem/protocol"
 	"github.com/tandemhq/tandem/room"
@@ -80,6 +81,9 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// SeatTTL is the lifetime of a seat reservation (default 15 s).
 	SeatTTL time.Duration
+	// Matchmaking is the node's matchmaking (nil: none); it needs Cluster.
+	// The gateway starts and stops it with its cluster membership.
+	Matchmaking *mmservice.Service
 	// OnDrainCommand is called when an operator's drain command arrives;
 	// it must start the drain and return without waiting for it.
 	OnDrainCommand func()

@@ -80,6 +80,12 @@ func (m *Manager) TypeNames() []string {
 
 // Create makes and starts a room of the named type.
 func (m *Manager) Create(typeName string, options []byte) (*Room, error) {
+	return m.CreateLabeled(typeName, options, nil)
+}
+
+// CreateLabeled is Create for a room that starts with labels (a match's
+// room: its queue and match), set before its Init runs.
+func (m *Manager) CreateLabeled(typeName string, options []byte, labels map[string]string) (*Room, error) {
 	t, ok := m.types[typeName]
 	if !ok {
 		return nil, tandem.Errorf(tandem.ENotFound, "unknown room type %q", typeName)
@@ -97,6 +103,7 @@ func (m *Manager) Create(typeName string, options []byte) (*Room, error) {
 		Seed:         randomSeed(),
 		Start:        time.Now(),
 		Options:      options,
+		Labels:       labels,
 		Encoder:      m.cfg.Encoder,
 		ReplayCount:  m.cfg.ReplayCount,
 		ReplayBytes:  m.cfg.ReplayBytes,

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"runtime/debug"
 	"slices"
@@ -86,6 +87,9 @@ type Config struct {
 	OnGap func()
 	// TickObserver, if set, gets the duration of every tick.
 	TickObserver func(took, interval time.Duration)
+	// Labels are set before Init (SetLabel's limits apply): a match's
+	// room is created with its queue and match.
+	Labels map[string]string
 	// OnRoster, if set, runs on the room goroutine after a member joined or
 	// left or the room was locked or unlocked. It must not block: it runs
 	// inside the room's inputs, ticks included.
@@ -241,6 +245,11 @@ func New(cfg Config) (*Room, error) {
 		now:     cfg.Start,
 	}
 	r.empty = r.now
+	for _, k := range slices.Sorted(maps.Keys(cfg.Labels)) {
+		if err := r.SetLabel(k, cfg.Labels[k]); err != nil {
+			return nil, err
+		}
+	}
 	r.publishInfo()
 	r.publishRoster()
 	if err := r.handler.Init(r, cfg.Options); err != nil {
@@ -285,7 +294,9 @@ func (r *Room) Run(ctx context.Context) {
 				r.cfg.TickObserver(r.cfg.Clock().Sub(start), r.cfg.Type.TickInterval())
 			}
 		case now := <-sweep:
-			if len(r.members) == 0 && now.Sub(r.empty) >= r.cfg.EmptyTimeout {
+			// A seat reserved (a match's players on their way) keeps an
+			// empty room open until it lapses.
+			if len(r.members) == 0 && !r.seatsReserved(r.cfg.Clock()) && now.Sub(r.empty) >= r.cfg.EmptyTimeout {
 				r.safeApply(input{Input: Input{Kind: InputClose, At: r.cfg.Clock()}})
 			}
 		case <-ctx.Done():
@@ -670,6 +681,16 @@ func (r *Room) reserve(seat string, until time.Time) error {
 	}
 	r.reserved[seat] = until
 	return nil
+}
+
+// seatsReserved reports whether a reservation is still good at now.
+func (r *Room) seatsReserved(now time.Time) bool {
+	for _, until := range r.reserved {
+		if now.Before(until) {
+			return true
+		}
+	}
+	return false
 }
 
 // pruneReserved drops the reservations that lapsed by the room clock.
