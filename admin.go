@@ -17,6 +17,7 @@ const (
 	PermPlayersWrite      Permission = "players:write"
 	PermRoomsRead         Permission = "rooms:read"
 	PermRoomsManage       Permission = "rooms:manage"
+	PermMatchmakingManage Permission = "matchmaking:manage"
 	PermContentWrite      Permission = "content:write"
 	PermCommerceWrite     Permission = "commerce:write"
 	PermCommerceRefund    Permission = "commerce:refund"
@@ -45,6 +46,7 @@ var permissionTable = []PermissionInfo{
 	{PermPlayersWrite, "edit players' names, matchmaking properties and notes", false},
 	{PermRoomsRead, "see rooms and realtime nodes", false},
 	{PermRoomsManage, "close rooms and kick players", false},
+	{PermMatchmakingManage, "create, edit and delete matchmaking queues", false},
 	{PermContentWrite, "edit content", false},
 	{PermCommerceWrite, "edit products and prices", false},
 	{PermCommerceRefund, "refund purchases", true},
@@ -113,8 +115,8 @@ func BuiltinRoles() []Role {
 	roles := []Role{
 		{Name: RoleOwner, Description: "everything", Permissions: all},
 		{Name: RoleOperator, Description: "runs the game: players, rooms, content, reservations", Permissions: []Permission{
-			PermPlayersRead, PermPlayersBan, PermPlayersWrite, PermRoomsRead, PermRoomsManage, PermContentWrite,
-			PermReservationsWrite, PermStatsRead, PermAuditRead,
+			PermPlayersRead, PermPlayersBan, PermPlayersWrite, PermRoomsRead, PermRoomsManage, PermMatchmakingManage,
+			PermContentWrite, PermReservationsWrite, PermStatsRead, PermAuditRead,
 		}},
 		{Name: RoleSupport, Description: "helps players", Permissions: []Permission{
 			PermPlayersRead, PermPlayersBan, PermPlayersWrite, PermRoomsRead, PermReservationsWrite,

@@ -54,6 +54,27 @@ type ClusterNode struct {
 	DownAt        time.Time // when it was declared down; zero while live
 }
 
+// MatchQueueRecord is a matchmaking queue's configuration as the database
+// keeps it: the source the queue mirror copies to the bus's queue bucket.
+type MatchQueueRecord struct {
+	MatchQueue
+	UpdatedBy string // the admin's name (or the API key's, the CLI user's)
+}
+
+// MatchRecord is a committed match as the event consumer stores it from
+// its EventMatch.
+type MatchRecord struct {
+	ID     string // the match id
+	Queue  string
+	RoomID string
+	Node   string // the node that published the event
+	// Teams are the players' ids by team (free-for-all: one team).
+	Teams    [][]string
+	WaitMS   int64 // the longest wait of the match's tickets
+	Backfill bool  // into an existing room
+	At       time.Time
+}
+
 // Lease is a named lease on background work, so that of the web replicas
 // sharing a database only one runs a job at a time.
 type Lease interface {
@@ -135,4 +156,23 @@ type ClusterTx interface {
 	// DeleteExpiredRevocations removes the revocations expired at now
 	// and returns how many it removed.
 	DeleteExpiredRevocations(ctx context.Context, now time.Time) (int, error)
+
+	// PutMatchQueue stores q, replacing the queue of the same name.
+	PutMatchQueue(ctx context.Context, q *MatchQueueRecord) error
+	// DeleteMatchQueue removes a queue; ENotFound when unknown.
+	DeleteMatchQueue(ctx context.Context, name string) error
+	// MatchQueues returns every queue, by name.
+	MatchQueues(ctx context.Context) ([]*MatchQueueRecord, error)
+	// MatchQueue returns one queue; ENotFound when unknown.
+	MatchQueue(ctx context.Context, name string) (*MatchQueueRecord, error)
+
+	// InsertMatches stores the matches whose ids are not stored yet and
+	// returns how many it stored: a match delivered twice is stored once.
+	InsertMatches(ctx context.Context, matches []MatchRecord) (int, error)
+	// RecentMatches returns up to limit matches of queue (default 100,
+	// at most 1000), newest first.
+	RecentMatches(ctx context.Context, queue string, limit int) ([]MatchRecord, error)
+	// MatchWaits returns the WaitMS of every match of queue made at or
+	// after since, in no particular order.
+	MatchWaits(ctx context.Context, queue string, since time.Time) ([]int64, error)
 }

@@ -236,9 +236,9 @@ type Matchmaking interface {
 }
 
 // EventMatch is published by a matcher for every committed match: RoomID,
-// Attrs queue, match, players (comma-separated, by team), teams (team
-// sizes, comma-separated), wait_ms (the longest wait of its tickets,
-// milliseconds) and backfill ("true" when into an existing room).
+// Attrs queue, match, node (the room's), players (by team: teams separated
+// by '|', players by ','), wait_ms (the longest wait of its tickets,
+// milliseconds) and backfill ("true" when into a room already running).
 const EventMatch EventKind = "match.committed"
 
 // EventMatchExpired is published when a match falls through: Attrs queue,

@@ -124,5 +124,11 @@ func Routes(cfg Config) []web.Route {
 		route("POST", "/admin/rooms/{id}/kick", admin, tandem.PermRoomsManage, "end a room player's realtime session (a command to its node)", u.roomAction(tandem.CommandKick)),
 		route("GET", "/admin/commands", admin, tandem.PermRoomsRead, "recent node commands and their delivery", u.commands),
 		route("POST", "/admin/commands/notice", admin, tandem.PermRoomsManage, "send a system notice to every session of every node", u.noticeEveryone),
+
+		route("GET", "/admin/matchmaking", admin, tandem.PermRoomsRead, "matchmaking queues: shape, depth, matches and waits of the last hour; the new queue form", u.queues),
+		route("POST", "/admin/matchmaking", admin, tandem.PermMatchmakingManage, "create a matchmaking queue", u.createQueue),
+		route("GET", "/admin/matchmaking/{queue}", admin, tandem.PermRoomsRead, "one queue: depth by ticket state, waits, recent matches, its configuration", u.queue),
+		route("POST", "/admin/matchmaking/{queue}", admin, tandem.PermMatchmakingManage, "replace a queue's configuration (JSON)", u.saveQueue),
+		route("POST", "/admin/matchmaking/{queue}/delete", admin, tandem.PermMatchmakingManage, "delete a queue", u.deleteQueue),
 	}
 }

@@ -30,9 +30,9 @@ func TestNavShowsOnlyWhatTheAdminMayUse(t *testing.T) {
 		b    *browser
 		want []string
 	}{
-		{"owner", owner, []string{"/admin", "/admin/players", "/admin/nodes", "/admin/rooms", "/admin/commands", "/admin/admins", "/admin/roles", "/admin/api-keys", "/admin/audit", "/admin/account"}},
-		{"viewer", viewer, []string{"/admin", "/admin/players", "/admin/nodes", "/admin/rooms", "/admin/commands", "/admin/roles", "/admin/audit", "/admin/account"}},
-		{"support", support, []string{"/admin", "/admin/players", "/admin/nodes", "/admin/rooms", "/admin/commands", "/admin/roles", "/admin/account"}},
+		{"owner", owner, []string{"/admin", "/admin/players", "/admin/nodes", "/admin/rooms", "/admin/commands", "/admin/matchmaking", "/admin/admins", "/admin/roles", "/admin/api-keys", "/admin/audit", "/admin/account"}},
+		{"viewer", viewer, []string{"/admin", "/admin/players", "/admin/nodes", "/admin/rooms", "/admin/commands", "/admin/matchmaking", "/admin/roles", "/admin/audit", "/admin/account"}},
+		{"support", support, []string{"/admin", "/admin/players", "/admin/nodes", "/admin/rooms", "/admin/commands", "/admin/matchmaking", "/admin/roles", "/admin/account"}},
 	} {
 		r := c.b.get("/admin")
 		wantStatus(t, r, http.StatusOK)
@@ -147,7 +147,7 @@ func TestAdminRowsChangeRolePasswordAndStatus(t *testing.T) {
 	// The role change takes effect on vera's next request.
 	r := b.post(veraPath, url.Values{"action": {"role"}, "role_id": {strconv.FormatInt(e.roles[tandem.RoleSupport], 10)}})
 	wantStatus(t, r, http.StatusSeeOther)
-	if diff := cmp.Diff([]string{"/admin", "/admin/players", "/admin/nodes", "/admin/rooms", "/admin/commands", "/admin/roles", "/admin/account"}, navLinks(t, other.get("/admin").body)); diff != "" {
+	if diff := cmp.Diff([]string{"/admin", "/admin/players", "/admin/nodes", "/admin/rooms", "/admin/commands", "/admin/matchmaking", "/admin/roles", "/admin/account"}, navLinks(t, other.get("/admin").body)); diff != "" {
 		t.Errorf("vera's navigation after the role change (-want +got):\n%s", diff)
 	}
 

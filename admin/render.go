@@ -49,7 +49,8 @@ func newPageSet(assets *assetSet) *pageSet {
 // of the audit log and the player search, and the polled tables of the
 // live console.
 func isFragment(name string) bool {
-	return name == "main" || name == "audit-results" || name == "player-results" || slices.Contains(liveFragments, name)
+	return name == "main" || name == "audit-results" || name == "player-results" || slices.Contains(liveFragments, name) ||
+		slices.Contains(matchmakingFragments, name)
 }
 
 // page is what the layout renders around every page's content.
@@ -140,6 +141,7 @@ func navFor(a *service.Actor, active string) []navItem {
 		{"/admin/nodes", "Nodes", tandem.PermRoomsRead},
 		{"/admin/rooms", "Rooms", tandem.PermRoomsRead},
 		{"/admin/commands", "Commands", tandem.PermRoomsRead},
+		{"/admin/matchmaking", "Matchmaking", tandem.PermRoomsRead},
 		{"/admin/admins", "Admins", tandem.PermAdminsManage},
 		{"/admin/roles", "Roles", ""},
 		{"/admin/api-keys", "API keys", tandem.PermAdminsManage},
@@ -403,6 +405,10 @@ func noticeText(key string) string {
 		return "Every session of the player has ended."
 	case "note-added":
 		return "Note added."
+	case "queue-saved":
+		return "Queue saved. Realtime nodes get it within seconds."
+	case "queue-deleted":
+		return "Queue deleted. Nodes stop matching it; its tickets are left to expire."
 	}
 	return ""
 }

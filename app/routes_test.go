@@ -70,6 +70,10 @@ var expectedRoutes = map[string]routeRule{
 	"GET /api/admin/v1/rooms/{id}":                    {adm, tandem.PermRoomsRead},
 	"GET /api/admin/v1/commands":                      {adm, tandem.PermRoomsRead},
 	"POST /api/admin/v1/commands":                     {adm, tandem.PermRoomsManage},
+	"GET /api/admin/v1/matchmaking/queues":            {adm, tandem.PermRoomsRead},
+	"GET /api/admin/v1/matchmaking/queues/{name}":     {adm, tandem.PermRoomsRead},
+	"PUT /api/admin/v1/matchmaking/queues/{name}":     {adm, tandem.PermMatchmakingManage},
+	"DELETE /api/admin/v1/matchmaking/queues/{name}":  {adm, tandem.PermMatchmakingManage},
 
 	// Player API and the realtime token keys.
 	"GET /.well-known/jwks.json":                               {public, ""},
@@ -137,6 +141,11 @@ var expectedRoutes = map[string]routeRule{
 	"POST /admin/rooms/{id}/kick":                 {adm, tandem.PermRoomsManage},
 	"GET /admin/commands":                         {adm, tandem.PermRoomsRead},
 	"POST /admin/commands/notice":                 {adm, tandem.PermRoomsManage},
+	"GET /admin/matchmaking":                      {adm, tandem.PermRoomsRead},
+	"POST /admin/matchmaking":                     {adm, tandem.PermMatchmakingManage},
+	"GET /admin/matchmaking/{queue}":              {adm, tandem.PermRoomsRead},
+	"POST /admin/matchmaking/{queue}":             {adm, tandem.PermMatchmakingManage},
+	"POST /admin/matchmaking/{queue}/delete":      {adm, tandem.PermMatchmakingManage},
 }
 
 // ownsNothing stands for a route declaring OwnsNothing in expectedOwnership.

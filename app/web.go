@@ -229,6 +229,7 @@ func startWeb(ln net.Listener, db database, c webConfig, keys webKeys, cluster t
 	if u, err := url.Parse(publicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, usageError{fmt.Errorf("--public-url %q is not an http:// or https:// URL", c.PublicURL)}
 	}
+	matchmaking, _ := cluster.(tandem.Matchmaking) // the bus, which holds the queues and tickets too
 	svc, err := service.New(service.Config{
 		Store:                   db,
 		Logger:                  log,
@@ -256,6 +257,7 @@ func startWeb(ln net.Listener, db database, c webConfig, keys webKeys, cluster t
 		},
 		Cluster:     cluster,
 		ClusterJobs: service.ClusterConfig{CommandGiveUp: c.CommandGiveUp, NodeTTL: c.NodeTTL, Retention: c.ClusterRetention},
+		Matchmaking: matchmaking,
 	})
 	if err != nil {
 		return nil, err

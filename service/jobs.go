@@ -23,6 +23,7 @@ const (
 	leaseNodeCheck = "tandem.cluster.nodes"
 	leaseBans      = "tandem.cluster.bans"
 	leaseKeys      = "tandem.cluster.keys"
+	leaseQueues    = "tandem.cluster.queues"
 )
 
 // The jobs' names on the bus's wake-up subjects.
@@ -30,14 +31,17 @@ const (
 	jobRelay = "relay"
 	jobBans  = "bans"
 	jobKeys  = "keys"
+	// jobQueues has no local wake-up channel: PutQueue and DeleteQueue
+	// wake it through the bus only, which delivers to this replica too.
+	jobQueues = "queues"
 )
 
 // relayBatch is how many pending commands one relay pass reads.
 const relayBatch = 100
 
 // RunClusterJobs runs the outbox relay, the event consumer, the node-down
-// check and the ban (and revocation) and key mirrors until ctx ends. Without a cluster it
-// returns at once.
+// check, the ban (and revocation) and key mirrors and, with Matchmaking,
+// the queue mirror until ctx ends. Without a cluster it returns at once.
 func (s *Service) RunClusterJobs(ctx context.Context) {
 	if s.cfg.Cluster == nil {
 		return
@@ -48,6 +52,9 @@ func (s *Service) RunClusterJobs(ctx context.Context) {
 		leaseNodeCheck: s.runNodeCheck,
 		leaseBans:      s.runBanMirror,
 		leaseKeys:      s.runKeyMirror,
+	}
+	if s.cfg.Matchmaking != nil {
+		jobs[leaseQueues] = s.runQueueMirror
 	}
 	var wg sync.WaitGroup
 	for name, job := range jobs {
@@ -260,6 +267,11 @@ func (s *Service) storeEventBatch(ctx context.Context, events []tandem.Event) er
 		stale = nil
 		if _, err := tx.InsertEvents(ctx, events); err != nil {
 			return err
+		}
+		if matches := matchRecords(events); len(matches) > 0 {
+			if _, err := tx.InsertMatches(ctx, matches); err != nil {
+				return err
+			}
 		}
 		for _, e := range events {
 			var err error
@@ -635,6 +647,73 @@ func (s *Service) runKeyMirror(ctx context.Context) {
 			s.log.Error("key mirror", "err", err)
 		}
 	})
+}
+
+// runQueueMirror makes the bus's queue bucket hold the queues table:
+// it puts every queue missing or different there and deletes every queue
+// the table lacks. It is woken after every change of the table, and reads
+// the table whole at each pass, so a replica that stops between a commit
+// and its mirroring loses nothing.
+func (s *Service) runQueueMirror(ctx context.Context) {
+	var (
+		mu     sync.Mutex
+		bucket = map[string]tandem.MatchQueue{}
+	)
+	stop, err := s.cfg.Matchmaking.WatchQueues(ctx, func(q tandem.MatchQueue, deleted bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if deleted {
+			delete(bucket, q.Name)
+		} else {
+			bucket[q.Name] = q
+		}
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("queue mirror: watch", "err", err)
+		}
+		return
+	}
+	defer stop()
+	woken := make(chan struct{}, 1)
+	defer s.watchWakes(ctx, jobQueues, woken)()
+	every(ctx, s.cfg.ClusterJobs.BanMirrorInterval, woken, func(ctx context.Context) {
+		mu.Lock()
+		seen := maps.Clone(bucket)
+		mu.Unlock()
+		if err := s.mirrorQueues(ctx, seen); err != nil && ctx.Err() == nil {
+			s.log.Error("queue mirror", "err", err)
+		}
+	})
+}
+
+func (s *Service) mirrorQueues(ctx context.Context, bucket map[string]tandem.MatchQueue) error {
+	var want []*tandem.MatchQueueRecord
+	err := s.store.View(ctx, func(tx tandem.Tx) (err error) {
+		want, err = tx.MatchQueues(ctx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	wanted := make(map[string]bool, len(want))
+	for _, q := range want {
+		wanted[q.Name] = true
+		if have, ok := bucket[q.Name]; ok && queueJSON(have) == queueJSON(q.MatchQueue) {
+			continue
+		}
+		if err := s.cfg.Matchmaking.PutQueue(ctx, q.MatchQueue); err != nil {
+			return err
+		}
+	}
+	for name := range bucket {
+		if !wanted[name] {
+			if err := s.cfg.Matchmaking.DeleteQueue(ctx, name); err != nil && tandem.ErrorCodeOf(err) != tandem.ENotFound {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // watchWakes wakes the local job channel c on every cluster-wide wake-up

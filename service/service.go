@@ -68,6 +68,10 @@ type Config struct {
 	Cluster tandem.Cluster
 	// ClusterJobs times RunClusterJobs and the login's node choice.
 	ClusterJobs ClusterConfig
+	// Matchmaking is the bus's matchmaking part: the queue bucket the
+	// queue mirror writes and the tickets the queue pages count. Nil runs
+	// without (queues are stored, not mirrored; depths are unavailable).
+	Matchmaking tandem.Matchmaking
 }
 
 func (c *Config) setDefaults() {

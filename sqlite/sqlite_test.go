@@ -52,7 +52,7 @@ func TestMigrateUpAppliesOnceAndStatusShowsIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []tandem.Migration{{Version: 1, Name: "00001_admin.sql"}, {Version: 2, Name: "00002_players.sql"}, {Version: 3, Name: "00003_cluster.sql"}, {Version: 4, Name: "00004_revocations.sql"}, {Version: 5, Name: "00005_cluster_retention.sql"}}
+	want := []tandem.Migration{{Version: 1, Name: "00001_admin.sql"}, {Version: 2, Name: "00002_players.sql"}, {Version: 3, Name: "00003_cluster.sql"}, {Version: 4, Name: "00004_revocations.sql"}, {Version: 5, Name: "00005_cluster_retention.sql"}, {Version: 6, Name: "00006_matchmaking.sql"}}
 	if diff := cmp.Diff(want, before); diff != "" {
 		t.Errorf("status before MigrateUp (-want +got):\n%s", diff)
 	}

@@ -98,6 +98,7 @@ func Run(t *testing.T, open func(t *testing.T) tandem.Store) {
 		{"LockSigningKeysSerializesRotation", testLockSigningKeysSerializesRotation},
 	}
 	tests = append(tests, clusterTests()...)
+	tests = append(tests, matchmakingTests()...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -81,7 +81,8 @@ func APIRoutes(svc *service.Service, cookies Cookies) []Route {
 			Summary: "search the audit log, newest first; query: actor, action, target_type, target_id, result, since, until (RFC 3339), before (cursor), limit; answers {records, next}"},
 	}
 	routes = append(routes, PlayerAdminAPIRoutes(svc)...)
-	return append(routes, ClusterAPIRoutes(svc)...)
+	routes = append(routes, ClusterAPIRoutes(svc)...)
+	return append(routes, MatchmakingAPIRoutes(svc)...)
 }
 
 // The response bodies.
