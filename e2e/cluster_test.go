@@ -49,11 +49,12 @@ func (c *cluster) startWeb(t *testing.T, name string) *proc {
 	return p
 }
 
-func (c *cluster) startNode(t *testing.T, id string) (*proc, string) {
+func (c *cluster) startNode(t *testing.T, id string, extra ...string) (*proc, string) {
 	t.Helper()
-	p := startProc(t, "tandem realtime "+id, bins.tandem, "realtime", "--listen", "127.0.0.1:0", "--node-id", id,
+	args := append([]string{"realtime", "--listen", "127.0.0.1:0", "--node-id", id,
 		"--nats", c.nats, "--node-ttl", clusterNodeTTL, "--node-heartbeat", "200ms", "--drain-timeout", drainTimeout.String(),
-		"--seat-hold", "30s")
+		"--seat-hold", "30s"}, extra...)
+	p := startProc(t, "tandem realtime "+id, bins.tandem, args...)
 	return p, p.waitStdout(t, realtimeLine)[1]
 }
 
