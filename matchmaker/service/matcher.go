@@ -113,6 +113,9 @@ func (m *matcher) snapshot() (tandem.MatchQueue, []tandem.MatchTicket) {
 	return m.q, ts
 }
 
+// commitsInFlight bounds the matches a pass commits at once.
+const commitsInFlight = 16
+
 // pass is one run of the matcher: expire, release and settle what is due,
 // then match the searching tickets and commit the matches.
 func (m *matcher) pass() {
@@ -153,12 +156,21 @@ func (m *matcher) pass() {
 		if q.Backfill {
 			open = m.openRooms(q, tickets)
 		}
+		// The matches share no ticket: they are committed side by side,
+		// a bounded number at a time (each is a few bus round trips).
+		var wg sync.WaitGroup
+		slots := make(chan struct{}, commitsInFlight)
 		for _, mt := range matchmaker.Run(q, now, searching, open) {
 			if m.ctx.Err() != nil {
 				break
 			}
-			m.commit(q, mt, now)
+			slots <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-slots }()
+				m.commit(q, mt, now)
+			})
 		}
+		wg.Wait()
 	}
 	m.s.cfg.Metrics.MatcherTick.WithLabelValues(q.Name).Observe(time.Since(start).Seconds())
 }

@@ -42,7 +42,7 @@ func (c *clock) Add(d time.Duration) {
 // world is a bus with a stand-in realtime node ("n1") that creates match
 // rooms (seats only, no real room) and records the commands it gets.
 type world struct {
-	t     *testing.T
+	t     testing.TB
 	bus   *natsbus.Bus
 	clock *clock
 
@@ -52,7 +52,7 @@ type world struct {
 	rooms    int
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	emb := clustertest.StartNATS(t)
 	w := &world{t: t, clock: &clock{now: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}}
