@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net/http"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -73,4 +74,45 @@ func TestExampleClientCallsTheCustomGameRPC(t *testing.T) {
 	if want := `{"id":"alice","name":"Alice"}` + "\n"; stdout != want {
 		t.Errorf("client --rpc whoami printed %q, want %q", stdout, want)
 	}
+}
+
+// TestExampleClientsFindAMatch is the walkthrough's matchmaking step: an
+// operator makes a queue, two example clients join it and are matched
+// into one room, where one hears the other.
+func TestExampleClientsFindAMatch(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	dev := startDevArgs(t, bins.tandem, dataDir)
+	runWithStdin(t, "operator password 1\n", bins.tandem, "admin", "create",
+		"--db", "sqlite:"+filepath.Join(dataDir, "tandem.db"), "--audit-key", filepath.Join(dataDir, "audit-key.pem"),
+		"--admin-name", "op", "--role", "operator", "--password-stdin")
+	op := loginOperator(t, dev.web, "op", "operator password 1")
+	if code := op.do(http.MethodPut, "/api/admin/v1/matchmaking/queues/duel",
+		map[string]any{"room_type": "relay", "teams": 2, "team_size": 1}, nil); code != http.StatusOK {
+		t.Fatalf("put queue: %d", code)
+	}
+	devices := t.TempDir()
+	player := func(name string, extra ...string) *proc {
+		args := append([]string{"--web", dev.web, "--device-file", filepath.Join(devices, name+".json"), "--queue", "duel"}, extra...)
+		return startProc(t, "client "+name, bins.client, args...)
+	}
+	dave := player("dave", "--exit-after", "1")
+	dave.waitStdout(t, regexp.MustCompile(`(?m)^\* ticket in duel: searching`))
+	erin := player("erin", "--exit-after", "1")
+	room := erin.waitStdout(t, regexp.MustCompile(`(?m)^joined relay room (\S+) as `))[1]
+	dave.waitStdout(t, regexp.MustCompile(`(?m)^joined relay room `+regexp.QuoteMeta(room)+` as `))
+	// Both are in: a third player says hello in their room.
+	frank := startProc(t, "client frank", bins.client, "--web", dev.web, "--device-file", filepath.Join(devices, "frank.json"),
+		"--room", room, "--say", "hello from frank", "--exit-after", "1")
+	frankID := frank.waitStdout(t, regexp.MustCompile(`(?m)^joined relay room \S+ as (\S+)$`))[1]
+	for _, p := range []*proc{dave, erin} {
+		if code := p.waitExit(t); code != 0 {
+			t.Fatalf("%s exited %d, want 0", p.name, code)
+		}
+		if want := "\n" + frankID + ": hello from frank\n"; !strings.Contains(p.stdout.String(), want) {
+			t.Errorf("%s did not print %q", p.name, want)
+		}
+	}
+	frank.signal(t, syscall.SIGINT)
+	frank.waitExit(t)
 }

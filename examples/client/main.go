@@ -26,6 +26,12 @@
 //
 //	go run ./examples/client --room-type tictactoe --topic move --token ...   # then type {"cell":4}
 //
+// Find a match: --queue NAME puts the player in a matchmaking queue
+// (configured in the admin UI's Matchmaking page), prints the ticket's
+// progress and, once matched, chats in the match's room:
+//
+//	go run ./examples/client --web http://127.0.0.1:7700 --device dave --queue duel
+//
 // Ctrl-C leaves and exits. --say TEXT sends TEXT once instead of reading
 // stdin; --exit-after N exits after N room messages (with --arena, N state
 // updates), so scripts and tests can drive it. --rpc METHOD calls a
@@ -66,6 +72,7 @@ type options struct {
 	say              string
 	exitAfter        int
 	rpc              string
+	queue            string
 }
 
 func main() {
@@ -82,6 +89,7 @@ func main() {
 	flag.StringVar(&o.say, "say", "", "send this one message instead of reading stdin")
 	flag.IntVar(&o.exitAfter, "exit-after", 0, "exit after receiving this many room messages (with --arena: state updates); 0 = never")
 	flag.StringVar(&o.rpc, "rpc", "", "call this RPC, print its answer and exit")
+	flag.StringVar(&o.queue, "queue", "", "find a match in this matchmaking queue instead of joining a room")
 	flag.Parse()
 	if (o.token == "") == (o.web == "") || flag.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "client: give --web (log in as a guest) or --token, not both")
@@ -282,11 +290,22 @@ func loadDevice(path string) (device, error) {
 // start joins the room --room names, or any open room of the type (creating
 // one when there is none), and then steers in the arena or says --say.
 func start(ctx context.Context, c *client.Client, o options, arena positions, out io.Writer) (*client.Room, error) {
-	jctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	r, err := c.Join(jctx, client.JoinOptions{RoomID: o.roomID, RoomType: o.roomType})
-	if err != nil {
-		return nil, fmt.Errorf("join: %w", err)
+	var r *client.Room
+	var err error
+	if o.queue != "" {
+		// Until matched (Ctrl-C cancels the ticket).
+		r, err = c.Matchmake(ctx, client.TicketRequest{Queue: o.queue, Progress: func(s client.TicketStatus) {
+			fmt.Fprintf(out, "* ticket in %s: %s %s\n", s.Queue, s.State, s.Reason)
+		}})
+		if err != nil {
+			return nil, fmt.Errorf("matchmake: %w", err)
+		}
+	} else {
+		jctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if r, err = c.Join(jctx, client.JoinOptions{RoomID: o.roomID, RoomType: o.roomType}); err != nil {
+			return nil, fmt.Errorf("join: %w", err)
+		}
 	}
 	fmt.Fprintf(out, "joined %s room %s as %s\n", r.Type(), r.ID(), c.PlayerID())
 	switch {
