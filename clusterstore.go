@@ -129,8 +129,9 @@ type ClusterTx interface {
 	CloseNodeSessions(ctx context.Context, node string, at time.Time, reason string) ([]*RealtimeSession, error)
 
 	// DeleteOldClusterHistory removes the events older than before, the
-	// delivered and failed commands created before it and the sessions
-	// closed before it, and returns how many rows it removed.
+	// delivered and failed commands created before it, the sessions
+	// closed before it and the matches made before it, and returns how
+	// many rows it removed.
 	DeleteOldClusterHistory(ctx context.Context, before time.Time) (int, error)
 
 	// PutClusterNode records a live node: URL, Version and LastHeartbeat

@@ -119,7 +119,7 @@ func registerWebFlags(f *flagSet, c *webConfig) {
 	f.Duration(&c.CommandGiveUp, "command-give-up", 10*time.Minute,
 		"a command to a realtime node (kick, notice, close or lock a room, drain) not acknowledged by its node this long after an operator gave it is marked failed (it is retried until then)")
 	f.Duration(&c.ClusterRetention, "cluster-retention", 30*24*time.Hour,
-		"how long the cluster's history is kept: node events, finished commands and closed realtime sessions older than this are deleted")
+		"how long the cluster's history is kept: node events, finished commands, closed realtime sessions and matches older than this are deleted")
 }
 
 // registerCORSFlag registers --cors-origins: in tandem dev one flag serves

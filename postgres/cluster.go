@@ -280,14 +280,15 @@ func (t *tx) CloseNodeSessions(ctx context.Context, node string, at time.Time, r
 	return out, nil
 }
 
-// DeleteOldClusterHistory removes the events, finished commands and
-// closed sessions older than before.
+// DeleteOldClusterHistory removes the events, finished commands, closed
+// sessions and matches older than before.
 func (t *tx) DeleteOldClusterHistory(ctx context.Context, before time.Time) (int, error) {
 	total := 0
 	for _, q := range []string{
 		`DELETE FROM cluster_events WHERE at < $1`,
 		`DELETE FROM node_commands WHERE state <> 'pending' AND created_at < $1`,
 		`DELETE FROM realtime_sessions WHERE closed_at IS NOT NULL AND closed_at < $1`,
+		`DELETE FROM matches WHERE at < $1`,
 	} {
 		tag, err := t.tx.Exec(ctx, q, instantArg(before))
 		if err != nil {

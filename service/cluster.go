@@ -72,6 +72,7 @@ type clusterState struct {
 	relayWake chan struct{}
 	banWake   chan struct{}
 	keyWake   chan struct{}
+	queueWake chan struct{}
 
 	mu      sync.Mutex
 	nodes   []tandem.NodeInfo
@@ -83,6 +84,7 @@ func newClusterState() clusterState {
 		relayWake: make(chan struct{}, 1),
 		banWake:   make(chan struct{}, 1),
 		keyWake:   make(chan struct{}, 1),
+		queueWake: make(chan struct{}, 1),
 	}
 }
 
@@ -97,6 +99,8 @@ func (s *Service) wakeJob(ctx context.Context, job string) {
 		wake(s.cluster.banWake)
 	case jobKeys:
 		wake(s.cluster.keyWake)
+	case jobQueues:
+		wake(s.cluster.queueWake)
 	}
 	if s.cfg.Cluster == nil {
 		return

@@ -28,11 +28,9 @@ const (
 
 // The jobs' names on the bus's wake-up subjects.
 const (
-	jobRelay = "relay"
-	jobBans  = "bans"
-	jobKeys  = "keys"
-	// jobQueues has no local wake-up channel: PutQueue and DeleteQueue
-	// wake it through the bus only, which delivers to this replica too.
+	jobRelay  = "relay"
+	jobBans   = "bans"
+	jobKeys   = "keys"
 	jobQueues = "queues"
 )
 
@@ -675,9 +673,8 @@ func (s *Service) runQueueMirror(ctx context.Context) {
 		return
 	}
 	defer stop()
-	woken := make(chan struct{}, 1)
-	defer s.watchWakes(ctx, jobQueues, woken)()
-	every(ctx, s.cfg.ClusterJobs.BanMirrorInterval, woken, func(ctx context.Context) {
+	defer s.watchWakes(ctx, jobQueues, s.cluster.queueWake)()
+	every(ctx, s.cfg.ClusterJobs.BanMirrorInterval, s.cluster.queueWake, func(ctx context.Context) {
 		mu.Lock()
 		seen := maps.Clone(bucket)
 		mu.Unlock()

@@ -337,14 +337,15 @@ func (t *tx) CloseNodeSessions(ctx context.Context, node string, at time.Time, r
 	return out, nil
 }
 
-// DeleteOldClusterHistory removes the events, finished commands and
-// closed sessions older than before.
+// DeleteOldClusterHistory removes the events, finished commands, closed
+// sessions and matches older than before.
 func (t *tx) DeleteOldClusterHistory(ctx context.Context, before time.Time) (int, error) {
 	total := 0
 	for _, q := range []string{
 		`DELETE FROM cluster_events WHERE at < ?`,
 		`DELETE FROM node_commands WHERE state <> 'pending' AND created_at < ?`,
 		`DELETE FROM realtime_sessions WHERE closed_at IS NOT NULL AND closed_at < ?`,
+		`DELETE FROM matches WHERE at < ?`,
 	} {
 		res, err := t.tx.ExecContext(ctx, q, before.UnixMicro())
 		if err != nil {

@@ -489,6 +489,12 @@ func testDeleteOldClusterHistory(t *testing.T, s tandem.Store) {
 				return err
 			}
 		}
+		if _, err := tx.InsertMatches(ctx, []tandem.MatchRecord{
+			{ID: "m-old", Queue: "duel", Teams: [][]string{{"a"}, {"b"}}, At: old},
+			{ID: "m-new", Queue: "duel", Teams: [][]string{{"a"}, {"b"}}, At: recent},
+		}); err != nil {
+			return err
+		}
 		return tx.OpenRealtimeSession(ctx, &tandem.RealtimeSession{ID: "s-open-old", Node: "n1", PlayerID: pid(1), OpenedAt: old})
 	})
 	var n int
@@ -496,8 +502,8 @@ func testDeleteOldClusterHistory(t *testing.T, s tandem.Store) {
 		n, err = tx.DeleteOldClusterHistory(ctx, cutoff)
 		return err
 	})
-	if n != 4 {
-		t.Errorf("DeleteOldClusterHistory removed %d rows, want 4", n)
+	if n != 5 {
+		t.Errorf("DeleteOldClusterHistory removed %d rows, want 5", n)
 	}
 	if got := nodeEvents(t, s, "n1"); len(got) != 1 || got[0].ID != "e-new" {
 		t.Errorf("events left = %+v, want e-new", got)
@@ -509,6 +515,13 @@ func testDeleteOldClusterHistory(t *testing.T, s tandem.Store) {
 		}
 		if d := cmp.Diff([]string{"c-new", "c-pending"}, commandIDs(cs)); d != "" {
 			t.Errorf("commands left (-want +got):\n%s", d)
+		}
+		ms, err := tx.RecentMatches(ctx, "duel", 10)
+		if err != nil {
+			return err
+		}
+		if len(ms) != 1 || ms[0].ID != "m-new" {
+			t.Errorf("matches left = %+v, want m-new", ms)
 		}
 		return nil
 	})
