@@ -38,7 +38,8 @@ type MatchQueue struct {
 	// rooms are made.
 	Backfill bool `json:"backfill,omitempty"`
 	// TimeoutMS: a ticket still searching after this long expires
-	// (0: after an hour, the tickets bucket's limit).
+	// (0, or over 55 minutes: 55 minutes, before the tickets bucket's
+	// one-hour limit drops it).
 	TimeoutMS int64 `json:"timeout_ms,omitempty"`
 	// Disabled: the queue takes no new tickets (its tickets stay).
 	Disabled  bool      `json:"disabled,omitempty"`

@@ -3,6 +3,7 @@ package service
 import (
 	"cmp"
 	"context"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,7 +70,7 @@ func (m *matcher) run() {
 	}
 	defer stop()
 	for {
-		m.pass()
+		m.safePass()
 		select {
 		case <-m.ctx.Done():
 			return
@@ -116,6 +117,22 @@ func (m *matcher) snapshot() (tandem.MatchQueue, []tandem.MatchTicket) {
 // commitsInFlight bounds the matches a pass commits at once.
 const commitsInFlight = 16
 
+// safePass runs a pass; a panic (a bug, or a queue configuration the
+// matcher cannot handle) is logged instead of taking the node down, and
+// with it every node that takes the queue over next.
+func (m *matcher) safePass() {
+	defer func() {
+		if v := recover(); v != nil {
+			m.s.log.Error("matcher pass failed", "queue", m.queue().Name, "panic", v, "stack", string(debug.Stack()))
+		}
+	}()
+	m.pass()
+}
+
+// defaultTimeout expires a ticket of a queue without a timeout before the
+// tickets bucket's own limit (an hour) would delete it unseen.
+const defaultTimeout = 55 * time.Minute
+
 // pass is one run of the matcher: expire, release and settle what is due,
 // then match the searching tickets and commit the matches.
 func (m *matcher) pass() {
@@ -127,7 +144,7 @@ func (m *matcher) pass() {
 	for _, t := range tickets {
 		switch {
 		case t.State == tandem.TicketSearching:
-			if q.TimeoutMS > 0 && now.Sub(t.CreatedAt) >= time.Duration(q.TimeoutMS)*time.Millisecond {
+			if now.Sub(t.CreatedAt) >= timeout(q) {
 				m.end(t, tandem.TicketExpired, "timeout", now)
 				continue
 			}
@@ -173,6 +190,14 @@ func (m *matcher) pass() {
 		wg.Wait()
 	}
 	m.s.cfg.Metrics.MatcherTick.WithLabelValues(q.Name).Observe(time.Since(start).Seconds())
+}
+
+// timeout is how long q's tickets may search.
+func timeout(q tandem.MatchQueue) time.Duration {
+	if q.TimeoutMS <= 0 || q.TimeoutMS > defaultTimeout.Milliseconds() {
+		return defaultTimeout
+	}
+	return time.Duration(q.TimeoutMS) * time.Millisecond
 }
 
 func sortedKeys[V any](m map[string]V) []string {

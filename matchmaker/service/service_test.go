@@ -163,6 +163,16 @@ func gauge(g prometheus.Gauge) float64 {
 	return m.GetGauge().GetValue()
 }
 
+// waitPasses waits until the node's matchers made n more passes.
+func waitPasses(t *testing.T, s *Service, n uint64) {
+	t.Helper()
+	_, start := histogram(s.cfg.Metrics.MatcherTick)
+	eventually(t, "matcher passes", func() bool {
+		_, now := histogram(s.cfg.Metrics.MatcherTick)
+		return now >= start+n
+	})
+}
+
 // waitFor waits until the service sees queue (its watch is asynchronous).
 func waitFor(t *testing.T, s *Service, queue string) {
 	eventually(t, "the node sees queue "+queue, func() bool { _, ok := s.Queue(queue); return ok })
@@ -388,6 +398,28 @@ func TestASearchingTicketTimesOut(t *testing.T) {
 	if got := w.ticket("duel", "alone").Reason; got != "timeout" {
 		t.Errorf("reason %q, want timeout", got)
 	}
+}
+
+// A queue without a timeout expires its tickets before the tickets
+// bucket's one-hour limit would delete them without a word to the player.
+func TestATicketOfAQueueWithoutTimeoutExpiresBeforeTheBucketDropsIt(t *testing.T) {
+	w := newWorld(t)
+	w.queue(duel)
+	s := w.service("a")
+	waitFor(t, s, "duel")
+	if _, err := s.Create(t.Context(), player("alone", 1000), TicketRequest{Queue: "duel"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a matcher pass over the queue", func() bool {
+		return s.Matching("duel") && gauge(s.cfg.Metrics.QueueDepth.WithLabelValues("duel")) == 1
+	})
+	w.clock.Add(54*time.Minute + 59*time.Second)
+	waitPasses(t, s, 2)
+	if got := w.ticket("duel", "alone").State; got != tandem.TicketSearching {
+		t.Fatalf("before 55 minutes: %s", got)
+	}
+	w.clock.Add(time.Second)
+	eventually(t, "expired at 55 minutes", func() bool { return w.ticket("duel", "alone").State == tandem.TicketExpired })
 }
 
 func TestTicketFront(t *testing.T) {
