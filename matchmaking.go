@@ -123,6 +123,7 @@ type MatchTicket struct {
 	Should    []MatchTerm        `json:"should,omitempty"`
 	CreatedAt time.Time          `json:"created_at"` // waiting starts here; a match that fell through keeps it (front of the queue)
 	Node      string             `json:"node"`       // the node that accepted it
+	Session   string             `json:"session"`    // the session that created it: its end for good cancels it
 
 	State     TicketState `json:"state"`
 	Reason    string      `json:"reason,omitempty"`   // ended: why (cancelled, timeout, seat_expired, session_ended)
@@ -156,6 +157,9 @@ type MatchRoomRequest struct {
 	RoomType string     `json:"room_type"`
 	RoomID   string     `json:"room_id,omitempty"` // backfill: a room of the node; empty: create one
 	Teams    [][]string `json:"teams"`             // player ids per team (free-for-all: one team)
+	// TimeoutMS: the matcher gives up after this long; the node stops
+	// there too (and undoes what it made), so no room outlives it.
+	TimeoutMS int64 `json:"timeout_ms,omitempty"`
 }
 
 // MatchRoom is a node's answer: the room and one seat per player, in the

@@ -44,6 +44,10 @@ const (
 // that never lands leaves an entry the player's next login replaces.
 const releaseAttempts = 8
 
+// ticketAttempts bounds the retries of a ticket's change (a seat taken, a
+// session's tickets cancelled): with the backoff, about a minute.
+const ticketAttempts = 12
+
 // cluster is the node's agent in the cluster: the registry heartbeat, the
 // room directory writer, the watched copies of the directory and the node
 // registry, presence, bans, token revocations, seats, operator commands and
@@ -80,6 +84,7 @@ type cluster struct {
 	pendingBans map[string]struct{}                // bans whose Start is still ahead
 	revocations map[string]tandem.Revocation       // by player
 	sessions    map[*session.Session]*sessionState // cluster state of each session
+	matchSeats  map[string]matchSeat               // matches' seats being taken, by room and player
 	jobs        []job
 	delayed     []job // retries, moved to jobs by the heartbeat loop when due
 	stopped     bool  // a clean stop ran: write nothing more
@@ -142,6 +147,7 @@ func (g *Gateway) startCluster() error {
 		bans:        make(map[string]tandem.BanEntry),
 		pendingBans: make(map[string]struct{}),
 		revocations: make(map[string]tandem.Revocation),
+		matchSeats:  make(map[string]matchSeat),
 		sessions:    make(map[*session.Session]*sessionState),
 		viewRooms:   make(map[string]tandem.RoomEntry),
 		viewNodes:   make(map[string]tandem.NodeInfo),
@@ -684,11 +690,21 @@ func (cl *cluster) do(ctx context.Context, j job) {
 			_ = r.Unreserve(ctx, j.seat)
 		}
 	case jobSeated:
-		if err := cl.g.cfg.Matchmaking.Seated(ctx, j.player, j.queue, j.roomID); err != nil {
-			cl.g.log.Warn("seat a match's ticket", "player", j.player, "queue", j.queue, "err", err)
+		err := cl.g.cfg.Matchmaking.Seated(ctx, j.player, j.queue, j.roomID)
+		if err == nil || tandem.ErrorCodeOf(err) == tandem.EConflict {
+			return // seated, or the ticket moved on (cancelled, expired)
 		}
+		// A seat not reported makes the match fall through: retried while
+		// the seat could still count.
+		if j.attempt+1 < ticketAttempts {
+			cl.retry(j)
+			return
+		}
+		cl.g.log.Warn("seat a match's ticket", "player", j.player, "queue", j.queue, "err", err)
 	case jobCancelTickets:
-		cl.g.cfg.Matchmaking.SessionEnded(ctx, j.player)
+		if cl.g.cfg.Matchmaking.SessionEnded(ctx, j.player, j.session) && j.attempt+1 < ticketAttempts {
+			cl.retry(j) // a ticket being claimed: it may come back to searching
+		}
 	}
 }
 
@@ -879,10 +895,11 @@ func (cl *cluster) sessionEnded(s *session.Session) {
 		cl.jobs = append(cl.jobs, job{kind: jobUnreserve, roomID: st.seat.RoomID, seat: seatKey(st.seat.Token)})
 		st.seat = nil
 	}
-	if !st.displaced && cl.g.cfg.Matchmaking != nil {
-		// Ended for good (not moved, not replaced by a newer login): its
-		// tickets go with it.
-		cl.jobs = append(cl.jobs, job{kind: jobCancelTickets, player: s.Player().ID})
+	if code, _ := s.EndCode(); !st.displaced && code != protocol.CloseDuplicateSession && code != protocol.CloseMoved &&
+		cl.g.cfg.Matchmaking != nil {
+		// Ended for good (not moved, not replaced by a newer login here or
+		// elsewhere): the tickets it created go with it.
+		cl.jobs = append(cl.jobs, job{kind: jobCancelTickets, player: s.Player().ID, session: s.ID()})
 	}
 	if st.claiming {
 		st.ended = true

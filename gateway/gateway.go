@@ -252,6 +252,9 @@ func (g *Gateway) rosterChanged(r *room.Room, c room.RosterChange) {
 	switch c.Kind {
 	case room.RosterJoined:
 		g.emit(tandem.Event{Kind: tandem.EventRoomJoined, RoomID: r.ID(), RoomType: r.TypeName(), PlayerID: c.PlayerID})
+		if g.cl != nil {
+			g.cl.joined(r.ID(), c.PlayerID)
+		}
 	case room.RosterLeft:
 		g.emit(tandem.Event{Kind: tandem.EventRoomLeft, RoomID: r.ID(), RoomType: r.TypeName(), PlayerID: c.PlayerID, Reason: leaveReasonName(c.Reason)})
 	}

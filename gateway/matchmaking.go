@@ -56,6 +56,7 @@ func (c *conn) ticket(ctx context.Context, s *session.Session, cid uint64, body 
 		}
 		r := b.TicketCreate
 		t, err = mm.Create(ctx, player, mmservice.TicketRequest{
+			Session:   s.ID(),
 			Queue:     r.GetQueue(),
 			Strings:   r.GetStringProperties(),
 			Numbers:   r.GetNumericProperties(),
@@ -126,6 +127,12 @@ func (cl *cluster) createMatchRoom(ctx context.Context, req tandem.MatchRoomRequ
 	if !g.Ready() {
 		return tandem.MatchRoom{}, tandem.Errorf(tandem.EUnavailable, "node %s is draining", cl.node)
 	}
+	if req.TimeoutMS > 0 {
+		// The matcher gives up then: whatever is not done by then is undone.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMS)*time.Millisecond)
+		defer cancel()
+	}
 	var r *room.Room
 	created := false
 	if req.RoomID != "" {
@@ -165,11 +172,41 @@ func (cl *cluster) createMatchRoom(ctx context.Context, req tandem.MatchRoomRequ
 	return out, nil
 }
 
-// seated tells the matcher of a match's queue that the player took the
-// seat (from the worker: the join does not wait for the bus).
+// seated notes that the player is joining with the seat of a match: once
+// the room lets the player in (joined), the ticket is seated.
 func (cl *cluster) seated(s *session.Session, seat *tandem.Seat) {
 	if seat.Queue == "" || cl.g.cfg.Matchmaking == nil {
 		return
 	}
-	cl.enqueue(job{kind: jobSeated, player: s.Player().ID, roomID: seat.RoomID, queue: seat.Queue})
+	now := time.Now()
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	for k, p := range cl.matchSeats {
+		if now.After(p.until) {
+			delete(cl.matchSeats, k)
+		}
+	}
+	cl.matchSeats[matchSeatKey(seat.RoomID, s.Player().ID)] = matchSeat{queue: seat.Queue, until: seat.ExpiresAt.Add(time.Minute)}
+}
+
+// matchSeat is a match's seat being taken: the join is on its way.
+type matchSeat struct {
+	queue string
+	until time.Time // forgotten after: the join never came
+}
+
+func matchSeatKey(roomID, player string) string { return roomID + "\x00" + player }
+
+// joined runs on the room's goroutine when a player joined a room: a
+// player who came with a match's seat has taken it, and the ticket is told
+// so from the worker (the room does not wait for the bus).
+func (cl *cluster) joined(roomID, player string) {
+	k := matchSeatKey(roomID, player)
+	cl.mu.Lock()
+	p, ok := cl.matchSeats[k]
+	delete(cl.matchSeats, k)
+	cl.mu.Unlock()
+	if ok {
+		cl.enqueue(job{kind: jobSeated, player: player, roomID: roomID, queue: p.queue})
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 // TicketRequest is what a player asks for: the protocol's TicketCreate.
 type TicketRequest struct {
+	Session   string // the player's session asking
 	Queue     string
 	Strings   map[string]string
 	Numbers   map[string]float64
@@ -45,6 +46,7 @@ func (s *Service) Create(ctx context.Context, player *tandem.Player, r TicketReq
 		CreatedAt: now,
 		UpdatedAt: now,
 		Node:      s.cfg.Node,
+		Session:   r.Session,
 		State:     tandem.TicketSearching,
 	}, player.MM, r.Strings, r.Numbers)
 	if err != nil {
@@ -77,22 +79,47 @@ func (s *Service) Cancel(ctx context.Context, playerID, queue string) (tandem.Ma
 	return s.end(ctx, playerID, queue, tandem.TicketCancelled, "cancelled", false)
 }
 
-// SessionEnded cancels the tickets a player's session leaves searching
-// when it ends for good (not when it moved to another node, or was
-// replaced by a newer login, which keep their tickets).
-func (s *Service) SessionEnded(ctx context.Context, playerID string) {
-	s.mu.Lock()
-	names := make([]string, 0, len(s.queues))
-	for name := range s.queues {
-		names = append(names, name)
+// SessionEnded cancels a player's searching tickets when a session of the
+// player ends for good (not when it moved to another node, or was replaced
+// by a newer login: those keep their tickets): all of them when the player
+// has no other live session, else only those the ended session created (a
+// newer session's are left alone, even if this runs late). It reports
+// whether it should be called again later: a ticket being claimed for a
+// match cannot be cancelled now, and may come back to searching.
+func (s *Service) SessionEnded(ctx context.Context, playerID, session string) (again bool) {
+	alive := false
+	switch p, err := s.cfg.Cluster.Presence(ctx, playerID); {
+	case err == nil:
+		alive = p.SessionID != session
+	case tandem.ErrorCodeOf(err) != tandem.ENotFound:
+		s.log.Warn("cancel tickets of an ended session: presence", "player", playerID, "err", err)
+		return true
 	}
-	s.mu.Unlock()
-	for _, name := range names {
-		if _, err := s.end(ctx, playerID, name, tandem.TicketCancelled, "session_ended", true); err != nil &&
-			tandem.ErrorCodeOf(err) != tandem.ENotFound && tandem.ErrorCodeOf(err) != tandem.EConflict {
+	for _, name := range s.liveQueues(playerID) {
+		t, err := s.cfg.Bus.Ticket(ctx, name, playerID)
+		if err != nil {
+			if tandem.ErrorCodeOf(err) != tandem.ENotFound {
+				s.log.Warn("cancel ticket of an ended session", "queue", name, "player", playerID, "err", err)
+				again = true
+			}
+			continue
+		}
+		if alive && t.Session != session {
+			continue // the player lives on in another session, which may own it
+		}
+		_, err = s.end(ctx, playerID, name, tandem.TicketCancelled, "session_ended", true)
+		switch c := tandem.ErrorCodeOf(err); {
+		case err == nil, c == tandem.ENotFound:
+		case c == tandem.EConflict:
+			// Claimed: it may come back to searching. Matched or seated:
+			// the seat's expiry settles it.
+			again = again || t.State == tandem.TicketClaimed || t.State == tandem.TicketSearching
+		default:
 			s.log.Warn("cancel ticket of an ended session", "queue", name, "player", playerID, "err", err)
+			again = true
 		}
 	}
+	return again
 }
 
 // end moves the player's ticket to an ended state. searchingOnly leaves

@@ -3,6 +3,7 @@ package service
 import (
 	"cmp"
 	"context"
+	"maps"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -27,11 +28,19 @@ type matcher struct {
 	mu      sync.Mutex
 	q       tandem.MatchQueue
 	tickets map[string]tandem.MatchTicket // by player
+
+	// Backoff after failed commits (the pass's goroutine only, and the
+	// commits it waits for, under mu): no new room is made before
+	// newRoomsAt, and a room that refused a backfill is skipped until its
+	// time in skipRooms.
+	fails      int
+	newRoomsAt time.Time
+	skipRooms  map[string]time.Time
 }
 
 func newMatcher(s *Service, q tandem.MatchQueue) *matcher {
 	ctx, cancel := context.WithCancel(s.ctx)
-	return &matcher{s: s, ctx: ctx, cancel: cancel, q: q, tickets: make(map[string]tandem.MatchTicket)}
+	return &matcher{s: s, ctx: ctx, cancel: cancel, q: q, tickets: make(map[string]tandem.MatchTicket), skipRooms: make(map[string]time.Time)}
 }
 
 func (m *matcher) stop() { m.cancel() }
@@ -160,7 +169,9 @@ func (m *matcher) pass() {
 		case t.State == tandem.TicketCancelled && t.MatchID != "":
 			// A player who gave up a seat: its match falls through.
 			matches[t.MatchID] = append(matches[t.MatchID], t)
-		case t.State.Ended() && t.State != tandem.TicketDone && now.Sub(t.UpdatedAt) >= m.s.cfg.Ended:
+		case t.State.Ended() && now.Sub(t.UpdatedAt) >= m.s.cfg.Ended && (t.State != tandem.TicketDone || !q.Backfill):
+			// Done tickets of a backfilling queue say who is in its rooms
+			// (the bucket drops them after an hour).
 			m.delete(t)
 		}
 	}
@@ -171,26 +182,62 @@ func (m *matcher) pass() {
 	if len(searching) > 0 {
 		var open []matchmaker.OpenRoom
 		if q.Backfill {
-			open = m.openRooms(q, tickets)
+			open = m.openRooms(q, tickets, now)
 		}
-		// The matches share no ticket: they are committed side by side,
-		// a bounded number at a time (each is a few bus round trips).
-		var wg sync.WaitGroup
-		slots := make(chan struct{}, commitsInFlight)
-		for _, mt := range matchmaker.Run(q, now, searching, open) {
-			if m.ctx.Err() != nil {
-				break
-			}
-			slots <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-slots }()
-				m.commit(q, mt, now)
-			})
-		}
-		wg.Wait()
+		m.commitAll(q, matchmaker.Run(q, now, searching, open), now)
 	}
 	m.s.cfg.Metrics.MatcherTick.WithLabelValues(q.Name).Observe(time.Since(start).Seconds())
 }
+
+// commitAll commits a pass's matches. They share no ticket, so they are
+// committed side by side, a bounded number at a time (each is a few bus
+// round trips). New rooms wait out a backoff after failed commits.
+func (m *matcher) commitAll(q tandem.MatchQueue, matches []matchmaker.Match, now time.Time) {
+	m.mu.Lock()
+	newRooms := !now.Before(m.newRoomsAt)
+	m.mu.Unlock()
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, commitsInFlight)
+	for _, mt := range matches {
+		if m.ctx.Err() != nil {
+			break
+		}
+		if mt.RoomID == "" && !newRooms {
+			continue
+		}
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			m.commit(q, mt, now)
+		})
+	}
+	wg.Wait()
+}
+
+// failed records a failed commit: new rooms back off (doubling up to
+// maxBackoff), a backfilled room is skipped for a while.
+func (m *matcher) failed(roomID string, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if roomID != "" {
+		m.skipRooms[roomID] = now.Add(maxBackoff)
+		return
+	}
+	m.fails++
+	m.newRoomsAt = now.Add(min(maxBackoff, m.s.cfg.Tick<<min(m.fails, 8)))
+}
+
+func (m *matcher) succeeded(roomID string) {
+	if roomID != "" {
+		return
+	}
+	m.mu.Lock()
+	m.fails, m.newRoomsAt = 0, time.Time{}
+	m.mu.Unlock()
+}
+
+// maxBackoff bounds how long a matcher waits after failed commits.
+const maxBackoff = 30 * time.Second
 
 // timeout is how long q's tickets may search.
 func timeout(q tandem.MatchQueue) time.Duration {
@@ -209,13 +256,18 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// update writes t over the revision it was read at.
+// busTimeout bounds one bus call of the matcher.
+const busTimeout = 5 * time.Second
+
+// update writes t over the revision it was read at. A write begun
+// finishes even when the matcher is stopping (its lease lost): a commit
+// cut in the middle would leave claims for the claim timeout to release.
 func (m *matcher) update(t tandem.MatchTicket) (tandem.MatchTicket, error) {
-	ctx, cancel := context.WithTimeout(m.ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(m.ctx), busTimeout)
 	defer cancel()
 	nt, err := m.s.cfg.Bus.UpdateTicket(ctx, t)
 	if err != nil {
-		if c := tandem.ErrorCodeOf(err); c != tandem.EConflict && c != tandem.ENotFound && m.ctx.Err() == nil {
+		if c := tandem.ErrorCodeOf(err); c != tandem.EConflict && c != tandem.ENotFound {
 			m.s.log.Warn("matcher: update ticket", "queue", t.Queue, "player", t.PlayerID, "err", err)
 		}
 		return t, err
@@ -224,20 +276,53 @@ func (m *matcher) update(t tandem.MatchTicket) (tandem.MatchTicket, error) {
 	return nt, nil
 }
 
+// apply writes decide's change of t; when t changed meanwhile (a cancel, a
+// seat taken) it reads it again and decides again, as long as it is still
+// part of the same match. It returns the ticket as written and whether a
+// write landed.
+func (m *matcher) apply(t tandem.MatchTicket, decide func(cur tandem.MatchTicket) (tandem.MatchTicket, bool)) (tandem.MatchTicket, bool) {
+	match := t.MatchID
+	for range casRetries {
+		next, ok := decide(t)
+		if !ok {
+			return t, false
+		}
+		nt, err := m.update(next)
+		if err == nil {
+			return nt, true
+		}
+		if tandem.ErrorCodeOf(err) != tandem.EConflict {
+			return t, false
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(m.ctx), busTimeout)
+		t, err = m.s.cfg.Bus.Ticket(ctx, t.Queue, t.PlayerID)
+		cancel()
+		if err != nil || t.MatchID != match {
+			return t, false
+		}
+		m.store(t)
+	}
+	return t, false
+}
+
 func (m *matcher) end(t tandem.MatchTicket, state tandem.TicketState, reason string, now time.Time) {
 	t.State, t.Reason, t.UpdatedAt = state, reason, now
 	_, _ = m.update(t)
 }
 
-// requeue puts t back to searching, at its old place in the queue.
-func (m *matcher) requeue(t tandem.MatchTicket, now time.Time) {
+// requeued is t back to searching, at its old place in the queue.
+func requeued(t tandem.MatchTicket, now time.Time) tandem.MatchTicket {
 	t.State, t.MatchID, t.Team, t.Backfill, t.Seat, t.UpdatedAt = tandem.TicketSearching, "", 0, false, nil, now
 	t.ClaimedAt = time.Time{}
-	_, _ = m.update(t)
+	return t
+}
+
+func (m *matcher) requeue(t tandem.MatchTicket, now time.Time) {
+	_, _ = m.update(requeued(t, now))
 }
 
 func (m *matcher) delete(t tandem.MatchTicket) {
-	ctx, cancel := context.WithTimeout(m.ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(m.ctx, busTimeout)
 	defer cancel()
 	_ = m.s.cfg.Bus.DeleteTicket(ctx, t.Queue, t.PlayerID, t.Revision)
 }
@@ -266,36 +351,34 @@ func (m *matcher) commit(q tandem.MatchQueue, mt matchmaker.Match, now time.Time
 			teams[team] = append(teams[team], t.PlayerID)
 		}
 	}
-	node, err := m.nodeFor(mt.RoomID)
-	var room tandem.MatchRoom
-	if err == nil {
-		ctx, cancel := context.WithTimeout(m.ctx, 5*time.Second)
-		room, err = m.s.cfg.Bus.CreateMatchRoom(ctx, node, tandem.MatchRoomRequest{
-			MatchID: id, Queue: q.Name, RoomType: q.RoomType, RoomID: mt.RoomID, Teams: teams,
-		})
-		cancel()
-	}
-	if err == nil && len(room.Seats) != len(taken) {
-		err = tandem.Errorf(tandem.EInternal, "node %s reserved %d seats for %d players", node, len(room.Seats), len(taken))
-	}
+	node, room, err := m.room(q, mt.RoomID, id, teams)
 	if err != nil {
 		if m.ctx.Err() == nil {
-			m.s.log.Warn("matcher: no room for a match", "queue", q.Name, "node", node, "err", err)
+			m.s.log.Warn("matcher: no room for a match", "queue", q.Name, "room", mt.RoomID, "err", err)
 		}
+		m.failed(mt.RoomID, now)
 		release()
 		return
 	}
+	m.succeeded(mt.RoomID)
 	var wait time.Duration
+	landed := make([][]string, len(teams))
 	for i, t := range taken {
 		s := room.Seats[i]
 		t.State, t.UpdatedAt = tandem.TicketMatched, now
 		t.Seat = &tandem.MatchSeat{RoomID: room.RoomID, Node: s.Node, NodeURL: s.NodeURL, Token: s.Token, ExpiresAt: s.ExpiresAt}
 		// A ticket whose seat cannot be written stays claimed: the claim
 		// timeout puts it back, and its match falls through without it.
-		_, _ = m.update(t)
+		if _, err := m.update(t); err != nil {
+			continue
+		}
+		landed[t.Team] = append(landed[t.Team], t.PlayerID)
 		w := now.Sub(t.CreatedAt)
 		wait = max(wait, w)
 		m.s.cfg.Metrics.TimeToMatch.WithLabelValues(q.Name).Observe(w.Seconds())
+	}
+	if !slices.ContainsFunc(landed, func(team []string) bool { return len(team) > 0 }) {
+		return
 	}
 	m.s.cfg.Metrics.Matches.WithLabelValues(q.Name).Inc()
 	m.s.cfg.Emit(tandem.Event{
@@ -307,7 +390,7 @@ func (m *matcher) commit(q tandem.MatchQueue, mt matchmaker.Match, now time.Time
 			"queue":    q.Name,
 			"match":    id,
 			"node":     node,
-			"players":  joinTeams(teams),
+			"players":  joinTeams(landed),
 			"wait_ms":  strconv.FormatInt(wait.Milliseconds(), 10),
 			"backfill": strconv.FormatBool(mt.RoomID != ""),
 		},
@@ -323,62 +406,102 @@ func joinTeams(teams [][]string) string {
 	return strings.Join(parts, "|")
 }
 
-// nodeFor picks the node of a match's room: the backfilled room's own, or
-// the live node with the fewest connections (then rooms) that is not
-// draining.
-func (m *matcher) nodeFor(roomID string) (string, error) {
-	ctx, cancel := context.WithTimeout(m.ctx, 5*time.Second)
+// roomRequestTimeout is how long a node may take to create a match's room
+// and its seats; the node stops at it too, so no room outlives a request
+// the matcher gave up on.
+const roomRequestTimeout = 4 * time.Second
+
+// room has a node create the match's room (or reserve seats in the room
+// to backfill) with a seat per player, in the order of teams. A new room
+// goes to the live node with the fewest connections (then rooms) that is
+// not draining; when it cannot take it, the next one is tried.
+func (m *matcher) room(q tandem.MatchQueue, roomID, matchID string, teams [][]string) (string, tandem.MatchRoom, error) {
+	ctx, cancel := context.WithTimeout(m.ctx, busTimeout)
 	defer cancel()
+	players := 0
+	for _, t := range teams {
+		players += len(t)
+	}
+	req := tandem.MatchRoomRequest{
+		MatchID: matchID, Queue: q.Name, RoomType: q.RoomType, RoomID: roomID, Teams: teams,
+		TimeoutMS: roomRequestTimeout.Milliseconds(),
+	}
+	var nodes []string
 	if roomID != "" {
 		rooms, err := m.s.cfg.Cluster.Rooms(ctx)
 		if err != nil {
-			return "", err
+			return "", tandem.MatchRoom{}, err
 		}
-		for _, r := range rooms {
-			if r.ID == roomID {
-				return r.Node, nil
-			}
+		i := slices.IndexFunc(rooms, func(r tandem.RoomEntry) bool { return r.ID == roomID })
+		if i < 0 {
+			return "", tandem.MatchRoom{}, tandem.Errorf(tandem.ENotFound, "no room %q", roomID)
 		}
-		return "", tandem.Errorf(tandem.ENotFound, "no room %q", roomID)
-	}
-	nodes, err := m.s.cfg.Cluster.Nodes(ctx)
-	if err != nil {
-		return "", err
-	}
-	best := -1
-	for i, n := range nodes {
-		if n.Draining {
-			continue
+		nodes = []string{rooms[i].Node}
+	} else {
+		live, err := m.s.cfg.Cluster.Nodes(ctx)
+		if err != nil {
+			return "", tandem.MatchRoom{}, err
 		}
-		if best < 0 || n.Connections < nodes[best].Connections ||
-			n.Connections == nodes[best].Connections && n.Rooms < nodes[best].Rooms {
-			best = i
+		live = slices.DeleteFunc(live, func(n tandem.NodeInfo) bool { return n.Draining })
+		slices.SortStableFunc(live, func(a, b tandem.NodeInfo) int {
+			return cmp.Or(cmp.Compare(a.Connections, b.Connections), cmp.Compare(a.Rooms, b.Rooms), cmp.Compare(a.ID, b.ID))
+		})
+		for _, n := range live[:min(len(live), 3)] {
+			nodes = append(nodes, n.ID)
 		}
 	}
-	if best < 0 {
-		return "", tandem.Errorf(tandem.EUnavailable, "no realtime node takes rooms")
+	var err error = tandem.Errorf(tandem.EUnavailable, "no realtime node takes rooms")
+	for _, node := range nodes {
+		rctx, rcancel := context.WithTimeout(ctx, roomRequestTimeout+time.Second)
+		var room tandem.MatchRoom
+		room, err = m.s.cfg.Bus.CreateMatchRoom(rctx, node, req)
+		rcancel()
+		switch {
+		case err == nil && len(room.Seats) != players:
+			err = tandem.Errorf(tandem.EInternal, "node %s reserved %d seats for %d players", node, len(room.Seats), players)
+		case err == nil:
+			return node, room, nil
+		}
+		if c := tandem.ErrorCodeOf(err); c != tandem.EUnavailable && c != tandem.ETimeout && c != tandem.EInternal {
+			break // the node answered: the room type, say, is the problem, not the node
+		}
 	}
-	return nodes[best].ID, nil
+	return "", tandem.MatchRoom{}, err
 }
 
 // settle ends a match once its players took their seats (done), or lets it
 // fall through: once a seat expired untaken, or a player gave up the seat,
 // the late players' tickets expire and the others go back to the front of
 // the queue, and a room made for the match is closed. A backfill match
-// settles each ticket alone: its room goes on either way.
+// settles each ticket alone: its room goes on either way. Every write is
+// re-decided on the ticket as it is when it changed meanwhile.
 func (m *matcher) settle(q tandem.MatchQueue, ts []tandem.MatchTicket, now time.Time) {
 	due := func(t tandem.MatchTicket) bool {
 		return t.Seat != nil && now.After(t.Seat.ExpiresAt.Add(m.s.cfg.SeatGrace))
 	}
+	expire := func(t tandem.MatchTicket) tandem.MatchTicket {
+		m.s.cfg.Metrics.ReservationsExpired.WithLabelValues(q.Name).Inc()
+		t.State, t.Reason, t.UpdatedAt = tandem.TicketExpired, "seat_expired", now
+		return t
+	}
+	forget := func(t tandem.MatchTicket) tandem.MatchTicket { // a cancelled ticket leaves its match
+		t.MatchID, t.Seat, t.UpdatedAt = "", nil, now
+		return t
+	}
 	if ts[0].Backfill {
 		for _, t := range ts {
-			switch {
-			case t.State == tandem.TicketSeated:
-				m.end(t, tandem.TicketDone, "", now)
-			case t.State == tandem.TicketMatched && due(t):
-				m.s.cfg.Metrics.ReservationsExpired.WithLabelValues(q.Name).Inc()
-				m.end(t, tandem.TicketExpired, "seat_expired", now)
-			}
+			m.apply(t, func(t tandem.MatchTicket) (tandem.MatchTicket, bool) {
+				switch {
+				case t.State == tandem.TicketSeated:
+					t.State, t.UpdatedAt = tandem.TicketDone, now
+					return t, true
+				case t.State == tandem.TicketMatched && due(t):
+					return expire(t), true
+				case t.State == tandem.TicketCancelled:
+					return forget(t), true
+				}
+				return t, false
+			})
 		}
 		return
 	}
@@ -395,7 +518,13 @@ func (m *matcher) settle(q tandem.MatchQueue, ts []tandem.MatchTicket, now time.
 	}
 	if seated == len(ts) {
 		for _, t := range ts {
-			m.end(t, tandem.TicketDone, "", now)
+			m.apply(t, func(t tandem.MatchTicket) (tandem.MatchTicket, bool) {
+				if t.State != tandem.TicketSeated {
+					return t, false // changed meanwhile: the next pass sees the match again
+				}
+				t.State, t.UpdatedAt = tandem.TicketDone, now
+				return t, true
+			})
 		}
 		return
 	}
@@ -404,16 +533,22 @@ func (m *matcher) settle(q tandem.MatchQueue, ts []tandem.MatchTicket, now time.
 	}
 	var expired, returned []string
 	for _, t := range ts {
+		nt, ok := m.apply(t, func(t tandem.MatchTicket) (tandem.MatchTicket, bool) {
+			switch {
+			case t.State == tandem.TicketCancelled:
+				return forget(t), true
+			case t.State == tandem.TicketMatched && due(t):
+				return expire(t), true
+			case t.State == tandem.TicketMatched, t.State == tandem.TicketSeated:
+				return requeued(t, now), true
+			}
+			return t, false
+		})
 		switch {
-		case t.State == tandem.TicketCancelled:
-			t.MatchID, t.Seat = "", nil
-			_, _ = m.update(t)
-		case t.State == tandem.TicketMatched && due(t):
-			m.s.cfg.Metrics.ReservationsExpired.WithLabelValues(q.Name).Inc()
-			m.end(t, tandem.TicketExpired, "seat_expired", now)
+		case !ok:
+		case nt.State == tandem.TicketExpired:
 			expired = append(expired, t.PlayerID)
-		default:
-			m.requeue(t, now)
+		case nt.State == tandem.TicketSearching:
 			returned = append(returned, t.PlayerID)
 		}
 	}
@@ -424,7 +559,7 @@ func (m *matcher) settle(q tandem.MatchQueue, ts []tandem.MatchTicket, now time.
 		}
 	}
 	if room.RoomID != "" {
-		ctx, cancel := context.WithTimeout(m.ctx, 5*time.Second)
+		ctx, cancel := context.WithTimeout(m.ctx, busTimeout)
 		_, err := m.s.cfg.Cluster.SendCommand(ctx, tandem.Command{
 			ID: "mm-close-" + ts[0].MatchID, Node: room.Node, Kind: tandem.CommandCloseRoom, RoomID: room.RoomID, CreatedAt: now,
 		})
@@ -445,9 +580,13 @@ func (m *matcher) settle(q tandem.MatchQueue, ts []tandem.MatchTicket, now time.
 }
 
 // openRooms lists the rooms of q's matches that can take more players:
-// their members are the tickets seated or done in them, still in the room.
-func (m *matcher) openRooms(q tandem.MatchQueue, tickets []tandem.MatchTicket) []matchmaker.OpenRoom {
-	ctx, cancel := context.WithTimeout(m.ctx, 5*time.Second)
+// rooms of its settled matches (none of their seats still on the way from
+// the match that made them), not locked, not skipped after refusing a
+// backfill; their members are the tickets seated or done in them, still in
+// the room. Free seats are counted from the queue's shape and capped by
+// the room's own limit.
+func (m *matcher) openRooms(q tandem.MatchQueue, tickets []tandem.MatchTicket, now time.Time) []matchmaker.OpenRoom {
+	ctx, cancel := context.WithTimeout(m.ctx, busTimeout)
 	defer cancel()
 	rooms, err := m.s.cfg.Cluster.Rooms(ctx)
 	if err != nil {
@@ -455,14 +594,32 @@ func (m *matcher) openRooms(q tandem.MatchQueue, tickets []tandem.MatchTicket) [
 		return nil
 	}
 	byRoom := make(map[string][]tandem.MatchTicket)
+	unsettled := make(map[string]bool)
 	for _, t := range tickets {
-		if t.Seat != nil && (t.State == tandem.TicketSeated || t.State == tandem.TicketDone || t.State == tandem.TicketMatched) {
+		if t.Seat == nil {
+			continue
+		}
+		switch t.State {
+		case tandem.TicketMatched, tandem.TicketSeated:
+			if !t.Backfill {
+				unsettled[t.Seat.RoomID] = true
+			}
+			byRoom[t.Seat.RoomID] = append(byRoom[t.Seat.RoomID], t)
+		case tandem.TicketDone:
 			byRoom[t.Seat.RoomID] = append(byRoom[t.Seat.RoomID], t)
 		}
 	}
+	m.mu.Lock()
+	skip := maps.Clone(m.skipRooms)
+	for id, until := range m.skipRooms {
+		if !now.Before(until) {
+			delete(m.skipRooms, id)
+		}
+	}
+	m.mu.Unlock()
 	var open []matchmaker.OpenRoom
 	for _, r := range rooms {
-		if r.Labels[LabelQueue] != q.Name || r.Locked {
+		if r.Labels[LabelQueue] != q.Name || r.Locked || unsettled[r.ID] || now.Before(skip[r.ID]) {
 			continue
 		}
 		present := make(map[string]bool, len(r.Players))
@@ -470,9 +627,13 @@ func (m *matcher) openRooms(q tandem.MatchQueue, tickets []tandem.MatchTicket) [
 			present[p] = true
 		}
 		var members []tandem.MatchTicket
+		pending := 0
 		for _, t := range byRoom[r.ID] {
 			// A seat still on its way counts: it holds its place.
-			if present[t.PlayerID] || t.State == tandem.TicketMatched {
+			if t.State == tandem.TicketMatched && !present[t.PlayerID] {
+				pending++
+				members = append(members, t)
+			} else if present[t.PlayerID] {
 				members = append(members, t)
 			}
 		}
@@ -488,13 +649,22 @@ func (m *matcher) openRooms(q tandem.MatchQueue, tickets []tandem.MatchTicket) [
 				}
 			}
 		} else {
-			taken := len(r.Players)
-			for _, t := range members {
-				if !present[t.PlayerID] {
-					taken++
-				}
+			free = []int{q.MaxPlayers - len(r.Players) - pending}
+		}
+		// The room's own limit: players the tickets do not know of (joined
+		// by id, or whose ticket is gone) take seats too.
+		if r.MaxPlayers > 0 {
+			room := r.MaxPlayers - len(r.Players) - pending
+			total := 0
+			for i := range free {
+				free[i] = max(0, min(free[i], room))
+				total += free[i]
 			}
-			free = []int{q.MaxPlayers - taken}
+			for i := len(free) - 1; i >= 0 && total > room; i-- {
+				cut := min(free[i], total-room)
+				free[i] -= cut
+				total -= cut
+			}
 		}
 		if slices.ContainsFunc(free, func(n int) bool { return n > 0 }) {
 			open = append(open, matchmaker.OpenRoom{ID: r.ID, Members: members, Free: free, CreatedAt: r.CreatedAt})

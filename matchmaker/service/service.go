@@ -34,6 +34,7 @@ type Cluster interface {
 	Nodes(ctx context.Context) ([]tandem.NodeInfo, error)
 	Rooms(ctx context.Context) ([]tandem.RoomEntry, error)
 	SendCommand(ctx context.Context, c tandem.Command) (tandem.CommandResult, error)
+	Presence(ctx context.Context, playerID string) (tandem.Presence, error)
 }
 
 // Config configures a node's matchmaking.
@@ -47,6 +48,10 @@ type Config struct {
 	Logger  *slog.Logger
 	// Tick is how often a matcher runs (default 1s).
 	Tick time.Duration
+	// LeaseTTL is how long a matcher's lease lives after its last renewal
+	// (the bus's lease bucket TTL; default 5s). Leases are renewed every
+	// third of it.
+	LeaseTTL time.Duration
 	// ClaimTimeout: a ticket claimed for a match that was neither
 	// matched nor released within it (its matcher stopped) goes back to
 	// searching (default 10s).
@@ -64,6 +69,9 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.Tick <= 0 {
 		c.Tick = time.Second
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = 5 * time.Second
 	}
 	if c.ClaimTimeout <= 0 {
 		c.ClaimTimeout = 10 * time.Second
@@ -98,7 +106,11 @@ type Service struct {
 	mu       sync.Mutex
 	queues   map[string]tandem.MatchQueue
 	matchers map[string]*matcher // queues whose lease this node holds
+	renewed  map[string]time.Time // when each held lease was last renewed
 	watchers []func(tandem.MatchTicket, bool)
+	// live indexes the live tickets by player and queue (from the tickets
+	// watch), so that a session's end looks up only its player's.
+	live map[string]map[string]struct{}
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -114,6 +126,8 @@ func New(cfg Config) *Service {
 		log:      cfg.Logger.With("component", "matchmaking"),
 		queues:   make(map[string]tandem.MatchQueue),
 		matchers: make(map[string]*matcher),
+		renewed:  make(map[string]time.Time),
+		live:     make(map[string]map[string]struct{}),
 	}
 }
 
@@ -134,18 +148,17 @@ func (s *Service) Start(ctx context.Context) error {
 		return err
 	}
 	s.stops = append(s.stops, stop)
-	if len(s.watchers) > 0 {
-		stop, err = s.cfg.Bus.WatchTickets(s.ctx, "", func(t tandem.MatchTicket, deleted bool) {
-			for _, fn := range s.watchers {
-				fn(t, deleted)
-			}
-		})
-		if err != nil {
-			s.Stop(ctx)
-			return err
+	stop, err = s.cfg.Bus.WatchTickets(s.ctx, "", func(t tandem.MatchTicket, deleted bool) {
+		s.index(t, deleted)
+		for _, fn := range s.watchers {
+			fn(t, deleted)
 		}
-		s.stops = append(s.stops, stop)
+	})
+	if err != nil {
+		s.Stop(ctx)
+		return err
 	}
+	s.stops = append(s.stops, stop)
 	s.wg.Go(s.elect)
 	return nil
 }
@@ -176,6 +189,32 @@ func (s *Service) Stop(ctx context.Context) {
 	}
 }
 
+// index keeps s.live.
+func (s *Service) index(t tandem.MatchTicket, deleted bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	qs := s.live[t.PlayerID]
+	if deleted || t.State.Ended() {
+		delete(qs, t.Queue)
+		if len(qs) == 0 {
+			delete(s.live, t.PlayerID)
+		}
+		return
+	}
+	if qs == nil {
+		qs = make(map[string]struct{})
+		s.live[t.PlayerID] = qs
+	}
+	qs[t.Queue] = struct{}{}
+}
+
+// liveQueues lists the queues where the player has a live ticket.
+func (s *Service) liveQueues(player string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return sortedKeys(s.live[player])
+}
+
 func (s *Service) onQueue(q tandem.MatchQueue, deleted bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -199,19 +238,21 @@ func (s *Service) Queue(name string) (tandem.MatchQueue, bool) {
 
 func leaseName(queue string) string { return "matcher." + queue }
 
-// elect tries, every tick, to hold the lease of every queue: a matcher
-// runs for each one held and stops when its lease or its queue is lost.
+// elect tries, every third of the lease TTL (or every tick, if shorter),
+// to hold the lease of every queue: a matcher runs for each one held. It
+// stops when another node holds the lease, or when the lease cannot be
+// renewed for longer than its TTL (it may have lapsed): a renewal that
+// merely fails or is slow does not stop it, since the lease lives on.
 func (s *Service) elect() {
-	t := time.NewTicker(s.cfg.Tick)
+	t := time.NewTicker(min(s.cfg.Tick, s.cfg.LeaseTTL/3))
 	defer t.Stop()
 	for {
 		s.electOnce()
 		select {
 		case <-s.ctx.Done():
 			s.mu.Lock()
-			for name, m := range s.matchers {
+			for _, m := range s.matchers {
 				m.stop()
-				_ = name
 			}
 			s.mu.Unlock()
 			return
@@ -222,42 +263,46 @@ func (s *Service) elect() {
 
 func (s *Service) electOnce() {
 	s.mu.Lock()
-	names := make([]string, 0, len(s.queues))
-	for name := range s.queues {
-		names = append(names, name)
-	}
+	names := sortedKeys(s.queues)
 	for name, m := range s.matchers {
 		if _, ok := s.queues[name]; !ok {
 			m.stop()
 			delete(s.matchers, name)
-			go s.release(name)
+			delete(s.renewed, name)
+			s.wg.Go(func() { s.release(name) })
 		}
 	}
 	s.mu.Unlock()
 	for _, name := range names {
-		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Tick)
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.LeaseTTL/3)
 		held, err := s.cfg.Bus.HoldLease(ctx, leaseName(name), s.cfg.Node)
 		cancel()
-		if err != nil {
-			if s.ctx.Err() == nil {
-				s.log.Warn("matcher lease", "queue", name, "err", err)
-			}
-			held = false
+		now := time.Now()
+		if err != nil && s.ctx.Err() == nil {
+			s.log.Warn("matcher lease", "queue", name, "err", err)
 		}
 		s.mu.Lock()
 		m := s.matchers[name]
 		switch {
-		case held && m == nil:
-			q, ok := s.queues[name]
-			if ok {
+		case err != nil:
+			if m != nil && now.Sub(s.renewed[name]) >= s.cfg.LeaseTTL {
+				m.stop()
+				delete(s.matchers, name)
+				delete(s.renewed, name)
+				s.log.Warn("matcher stopped: its lease could not be renewed", "queue", name)
+			}
+		case held:
+			s.renewed[name] = now
+			if q, ok := s.queues[name]; ok && m == nil {
 				m = newMatcher(s, q)
 				s.matchers[name] = m
 				s.wg.Go(m.run)
 				s.log.Info("matcher started", "queue", name)
 			}
-		case !held && m != nil:
+		case m != nil:
 			m.stop()
 			delete(s.matchers, name)
+			delete(s.renewed, name)
 			s.log.Info("matcher lease lost", "queue", name)
 		}
 		s.mu.Unlock()

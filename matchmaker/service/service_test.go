@@ -470,7 +470,7 @@ func TestTicketFront(t *testing.T) {
 	if _, err := s.Cancel(ctx, "ada", "duel"); tandem.ErrorCodeOf(err) != tandem.ENotFound {
 		t.Errorf("cancel twice: %v, want not found", err)
 	}
-	if _, err := s.Create(ctx, p, TicketRequest{Queue: "duel"}); err != nil {
+	if _, err := s.Create(ctx, p, TicketRequest{Queue: "duel", Session: "s-ada"}); err != nil {
 		t.Fatalf("queue again after a cancel: %v", err)
 	}
 	// A ticket being claimed cannot be cancelled.
@@ -482,15 +482,33 @@ func TestTicketFront(t *testing.T) {
 	if _, err := s.Cancel(ctx, "ada", "duel"); tandem.ErrorCodeOf(err) != tandem.EConflict {
 		t.Errorf("cancel a claimed ticket: %v, want conflict", err)
 	}
-	// A session that ends cancels only searching tickets.
-	s.SessionEnded(ctx, "ada")
+	// A session that ends cancels only the searching tickets it created;
+	// a claimed one is to be tried again later.
+	known := func(player string) func() bool {
+		return func() bool { return slices.Contains(s.liveQueues(player), "duel") }
+	}
+	eventually(t, "the node knows ada's ticket", known("ada"))
+	if again := s.SessionEnded(ctx, "ada", "s-ada"); !again {
+		t.Error("a claimed ticket's session ended: not to be tried again")
+	}
 	if got := w.ticket("duel", "ada").State; got != tandem.TicketClaimed {
 		t.Errorf("after the session ended, a claimed ticket is %s", got)
 	}
-	if _, err := s.Create(ctx, player("cy", 1), TicketRequest{Queue: "duel"}); err != nil {
+	if _, err := s.Create(ctx, player("cy", 1), TicketRequest{Queue: "duel", Session: "s-cy"}); err != nil {
 		t.Fatal(err)
 	}
-	s.SessionEnded(ctx, "cy")
+	eventually(t, "the node knows cy's ticket", known("cy"))
+	// cy lives on in session s-cy when an earlier session's end is handled.
+	if _, err := w.bus.ClaimPresence(ctx, tandem.Presence{PlayerID: "cy", Node: "a", SessionID: "s-cy", Since: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	s.SessionEnded(ctx, "cy", "s-cy-before")
+	if got := w.ticket("duel", "cy"); got.State != tandem.TicketSearching {
+		t.Errorf("after an earlier session ended: %s, want the later session's ticket searching", got.State)
+	}
+	if again := s.SessionEnded(ctx, "cy", "s-cy"); again {
+		t.Error("a searching ticket's session ended: to be tried again")
+	}
 	if got := w.ticket("duel", "cy"); got.State != tandem.TicketCancelled || got.Reason != "session_ended" {
 		t.Errorf("after the session ended: %s (%s), want cancelled (session_ended)", got.State, got.Reason)
 	}
