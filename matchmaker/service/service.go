@@ -105,7 +105,7 @@ type Service struct {
 
 	mu       sync.Mutex
 	queues   map[string]tandem.MatchQueue
-	matchers map[string]*matcher // queues whose lease this node holds
+	matchers map[string]*matcher  // queues whose lease this node holds
 	renewed  map[string]time.Time // when each held lease was last renewed
 	watchers []func(tandem.MatchTicket, bool)
 	// live indexes the live tickets by player and queue (from the tickets
