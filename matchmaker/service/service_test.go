@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/tandemhq/tandem"
@@ -67,6 +68,10 @@ func newWorld(t testing.TB) *world {
 		_ = w.bus.ServeMatchRooms(ctx, "n1", func(_ context.Context, r tandem.MatchRoomRequest) (tandem.MatchRoom, error) {
 			w.mu.Lock()
 			w.rooms++
+			if r.RoomType == "no-such-type" {
+				w.mu.Unlock()
+				return tandem.MatchRoom{}, tandem.Errorf(tandem.ENotFound, "unknown room type %q", r.RoomType)
+			}
 			room := tandem.MatchRoom{RoomID: r.RoomID}
 			if room.RoomID == "" {
 				room.RoomID = fmt.Sprintf("room-%d", w.rooms)
@@ -543,5 +548,127 @@ func TestAnotherNodeTakesOverAQueueWhenItsMatcherDies(t *testing.T) {
 	})
 	if !b.Matching("duel") {
 		t.Error("b does not run the queue's matcher")
+	}
+}
+
+// A commit the node refuses (an unknown room type, say) puts the tickets
+// back, and new rooms wait out a backoff instead of claiming and
+// releasing the same tickets every pass.
+func TestFailedCommitsBackOff(t *testing.T) {
+	w := newWorld(t)
+	w.queue(tandem.MatchQueue{Name: "broken", RoomType: "no-such-type", Teams: 2, TeamSize: 1})
+	s := w.service("a")
+	waitFor(t, s, "broken")
+	for _, p := range []string{"x", "y"} {
+		if _, err := s.Create(t.Context(), player(p, 1000), TicketRequest{Queue: "broken"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "a room requested", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.rooms == 1
+	})
+	// The clock stands still: however many passes run, no second try.
+	waitPasses(t, s, 5)
+	w.mu.Lock()
+	tries := w.rooms
+	w.mu.Unlock()
+	if tries != 1 {
+		t.Errorf("%d room requests during the backoff, want 1", tries)
+	}
+	if x := w.ticket("broken", "x"); x.State != tandem.TicketSearching || x.MatchID != "" {
+		t.Errorf("after the failed commit x is %s in %q, want searching", x.State, x.MatchID)
+	}
+	w.clock.Add(maxBackoff)
+	eventually(t, "a second try after the backoff", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.rooms == 2
+	})
+}
+
+// A ticket that changed since the matcher read it is read again and the
+// decision made on what it is now.
+func TestApplyDecidesAgainOnAChangedTicket(t *testing.T) {
+	w := newWorld(t)
+	w.queue(duel)
+	s := w.service("front")
+	waitFor(t, s, "duel")
+	if _, err := s.Create(t.Context(), player("p", 1000), TicketRequest{Queue: "duel"}); err != nil {
+		t.Fatal(err)
+	}
+	stale := w.ticket("duel", "p")
+	stale.State, stale.MatchID = tandem.TicketMatched, "m-1"
+	stale.Seat = &tandem.MatchSeat{RoomID: "r"}
+	stale, err := w.bus.UpdateTicket(t.Context(), stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := stale
+	now.State = tandem.TicketSeated
+	if _, err := w.bus.UpdateTicket(t.Context(), now); err != nil {
+		t.Fatal(err)
+	}
+	m := newMatcher(s, duel)
+	var seen []tandem.TicketState
+	got, ok := m.apply(stale, func(cur tandem.MatchTicket) (tandem.MatchTicket, bool) {
+		seen = append(seen, cur.State)
+		if cur.State == tandem.TicketSeated {
+			return requeued(cur, w.clock.Now()), true
+		}
+		cur.State = tandem.TicketExpired
+		return cur, true
+	})
+	if !ok || got.State != tandem.TicketSearching {
+		t.Errorf("apply wrote %s (%v), want searching: decided on the seated ticket", got.State, ok)
+	}
+	if d := cmp.Diff([]tandem.TicketState{tandem.TicketMatched, tandem.TicketSeated}, seen); d != "" {
+		t.Errorf("decisions (-want +got):\n%s", d)
+	}
+	// A ticket that left the match meanwhile is left alone.
+	left := w.ticket("duel", "p")
+	left.State, left.MatchID = tandem.TicketMatched, "m-2"
+	if _, err := w.bus.UpdateTicket(t.Context(), left); err != nil {
+		t.Fatal(err)
+	}
+	stale2 := left
+	stale2.MatchID = "m-1"
+	if _, ok := m.apply(stale2, func(cur tandem.MatchTicket) (tandem.MatchTicket, bool) { return requeued(cur, w.clock.Now()), true }); ok {
+		t.Error("apply wrote a ticket that left the match")
+	}
+}
+
+// Backfill offers a queue's settled rooms with the seats their players
+// and the room's own limit leave.
+func TestOpenRoomsCountTheRoomsOwnLimit(t *testing.T) {
+	w := newWorld(t)
+	q := tandem.MatchQueue{Name: "ffa", RoomType: "arena", MinPlayers: 2, MaxPlayers: 6, Backfill: true}
+	s := w.unstarted("a")
+	s.ctx, s.cancel = context.WithCancel(t.Context())
+	defer s.cancel()
+	m := newMatcher(s, q)
+	put := func(r tandem.RoomEntry) {
+		r.Node, r.Labels = "n1", map[string]string{LabelQueue: "ffa"}
+		if err := w.bus.PutRoom(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(tandem.RoomEntry{ID: "small", Players: []string{"a", "b"}, MaxPlayers: 3}) // the room holds 3: 1 free
+	put(tandem.RoomEntry{ID: "big", Players: []string{"c"}, MaxPlayers: 0})        // the queue's 6: 5 free
+	put(tandem.RoomEntry{ID: "full", Players: []string{"d", "e"}, MaxPlayers: 2})  // none free
+	put(tandem.RoomEntry{ID: "young", Players: []string{"f"}, MaxPlayers: 6})      // its match is not settled
+	put(tandem.RoomEntry{ID: "locked", Players: []string{"g"}, MaxPlayers: 6, Locked: true})
+	tickets := []tandem.MatchTicket{
+		{Queue: "ffa", PlayerID: "f", State: tandem.TicketSeated, MatchID: "m", Seat: &tandem.MatchSeat{RoomID: "young"}},
+		{Queue: "ffa", PlayerID: "h", State: tandem.TicketMatched, MatchID: "m2", Backfill: true, Seat: &tandem.MatchSeat{RoomID: "big"}},
+	}
+	free := map[string][]int{}
+	for _, r := range m.openRooms(q, tickets, w.clock.Now()) {
+		free[r.ID] = r.Free
+	}
+	// big: 6 - c - h's seat on its way.
+	if d := cmp.Diff(map[string][]int{"small": {1}, "big": {4}}, free); d != "" {
+		t.Errorf("open rooms' free seats (-want +got):\n%s", d)
 	}
 }
