@@ -592,10 +592,11 @@ func TestFailedCommitsBackOff(t *testing.T) {
 // decision made on what it is now.
 func TestApplyDecidesAgainOnAChangedTicket(t *testing.T) {
 	w := newWorld(t)
-	w.queue(duel)
-	s := w.service("front")
-	waitFor(t, s, "duel")
-	if _, err := s.Create(t.Context(), player("p", 1000), TicketRequest{Queue: "duel"}); err != nil {
+	// No matcher runs: the test plays one.
+	s := w.unstarted("a")
+	s.ctx, s.cancel = context.WithCancel(t.Context())
+	defer s.cancel()
+	if _, err := w.bus.CreateTicket(t.Context(), tandem.MatchTicket{ID: "t", Queue: "duel", PlayerID: "p", State: tandem.TicketSearching}); err != nil {
 		t.Fatal(err)
 	}
 	stale := w.ticket("duel", "p")
