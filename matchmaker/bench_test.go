@@ -1,6 +1,7 @@
 package matchmaker
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -47,6 +48,35 @@ func benchRun(b *testing.B, queues []tandem.MatchQueue, skillSD, termOdds float6
 					matched += len(team)
 				}
 			}
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "tickets/s")
+	b.ReportMetric(100*float64(matched)/n, "%matched")
+}
+
+// BenchmarkRunRequiredTerms: the worst case of required terms: 10,000
+// tickets of one region in a 1v1 queue, each requiring its own map out of
+// 2,000, so that an anchor's partition holds thousands of candidates of
+// which a handful are compatible.
+func BenchmarkRunRequiredTerms(b *testing.B) {
+	const n, maps = 10_000, 2_000
+	q := tandem.MatchQueue{Name: "maps", RoomType: "duel", Teams: 2, TeamSize: 1,
+		Rules: []tandem.MatchRule{{Property: "region", Kind: tandem.RuleEqual}}}
+	r := rand.New(rand.NewPCG(1, 2))
+	tickets := make([]tandem.MatchTicket, n)
+	for i := range tickets {
+		m := fmt.Sprintf("map%04d", r.IntN(maps))
+		tickets[i] = tandem.MatchTicket{ID: fmt.Sprintf("t%05d", i), Queue: q.Name, PlayerID: fmt.Sprintf("p%05d", i),
+			State: tandem.TicketSearching, CreatedAt: epoch.Add(-time.Duration(r.Int64N(int64(time.Minute)))),
+			Strings: map[string]string{"region": "eu", "map": m},
+			Must:    []tandem.MatchTerm{{Property: "map", OneOf: []string{m}}}}
+	}
+	var matched int
+	b.ReportAllocs()
+	for b.Loop() {
+		matched = 0
+		for _, m := range Run(q, epoch, tickets, nil) {
+			matched += len(m.Teams[0]) + len(m.Teams[1])
 		}
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "tickets/s")

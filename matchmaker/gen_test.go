@@ -29,6 +29,8 @@ var (
 	regions   = []string{"eu", "us", "asia"}
 	modes     = []string{"classic", "chaos"}
 	platforms = []string{"pc", "console", "mobile"}
+	// termWeights: weights BuildTicket accepts, from its least (0 counts as 1) to its most.
+	termWeights = []float64{0, 0.25, 1, 2, 3.5, 40, 999.75, 1000}
 )
 
 var epoch = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
@@ -43,7 +45,12 @@ type gen struct {
 	termOdds  float64 // chance of each kind of random term
 	parties   bool
 	otherOdds float64 // chance of a ticket not searching or of another queue
-	n         int
+	// varied: optional terms weigh from 0 to 1000 (not 0 to 2), required
+	// terms bound skill from above too, and some parties disagree on their
+	// size. The benchmarks leave it off, so that their figures compare
+	// with earlier ones.
+	varied bool
+	n      int
 }
 
 func (g *gen) ticket() tandem.MatchTicket {
@@ -72,12 +79,24 @@ func (g *gen) ticket() tandem.MatchTicket {
 		lo := 1200 + float64(g.r.IntN(300))
 		t.Must = append(t.Must, tandem.MatchTerm{Property: "skill", Min: &lo})
 	}
+	if g.varied && g.r.Float64() < g.termOdds/2 {
+		hi := 1500 + float64(g.r.IntN(400))
+		t.Must = append(t.Must, tandem.MatchTerm{Property: "skill", Max: &hi})
+	}
 	if g.r.Float64() < g.termOdds {
-		t.Should = append(t.Should, tandem.MatchTerm{Property: "platform", OneOf: pick(g.r, platforms, 1), Weight: float64(g.r.IntN(3))})
+		w := float64(g.r.IntN(3))
+		if g.varied {
+			w = termWeights[g.r.IntN(len(termWeights))]
+		}
+		t.Should = append(t.Should, tandem.MatchTerm{Property: "platform", OneOf: pick(g.r, platforms, 1), Weight: w})
 	}
 	if g.r.Float64() < g.termOdds/2 {
 		hi := 1500 + float64(g.r.IntN(300))
-		t.Should = append(t.Should, tandem.MatchTerm{Property: "skill", Max: &hi, Weight: 2})
+		w := 2.0
+		if g.varied {
+			w = termWeights[g.r.IntN(len(termWeights))]
+		}
+		t.Should = append(t.Should, tandem.MatchTerm{Property: "skill", Max: &hi, Weight: w})
 	}
 	switch x := g.r.Float64(); {
 	case x < g.otherOdds/2:
@@ -98,9 +117,14 @@ func pick(r *rand.Rand, from []string, n int) []string {
 }
 
 // tickets makes n tickets (counting party members); with parties, about a
-// third come in parties of 2–3, some incomplete and some with one ticket
-// too many.
+// third come in parties of 2–3 (at most a team, or a free-for-all match),
+// some incomplete, some with one ticket too many and, varied, some whose
+// last member says another size.
 func (g *gen) tickets(n int) []tandem.MatchTicket {
+	limit := g.q.TeamSize
+	if g.q.Teams == 0 {
+		limit = g.q.MaxPlayers
+	}
 	var ts []tandem.MatchTicket
 	for len(ts) < n {
 		t := g.ticket()
@@ -108,20 +132,30 @@ func (g *gen) tickets(n int) []tandem.MatchTicket {
 			ts = append(ts, t)
 			continue
 		}
-		size := 2 + g.r.IntN(min(2, g.q.TeamSize-1))
-		have := size
+		size := 2 + g.r.IntN(min(2, limit-1))
+		have, lastSize := size, size
 		switch g.r.IntN(6) {
 		case 0:
 			have = size - 1
 		case 1:
 			have = size + 1
+		case 2:
+			if g.varied {
+				lastSize = size + 1
+			}
 		}
 		t.Party, t.PartySize = "party-"+t.ID, size
 		ts = append(ts, t)
-		for range have - 1 {
+		for i := range have - 1 {
 			o := g.ticket()
 			o.Party, o.PartySize = t.Party, size
+			if i == have-2 {
+				o.PartySize = lastSize
+			}
 			o.Strings["region"], o.Numbers["skill"] = t.Strings["region"], t.Numbers["skill"]+float64(g.r.IntN(40)-20)
+			if g.varied {
+				o.Strings["mode"] = t.Strings["mode"] // so that free-for-all parties can match
+			}
 			ts = append(ts, o)
 		}
 	}

@@ -5,6 +5,12 @@
 // matches whatever their order. The leased service in matchmaker/service
 // feeds it from JetStream and seats what it returns; docs/matchmaking.md
 // describes the whole flow.
+//
+// A party is matched only whole: exactly its PartySize searching tickets,
+// all agreeing on PartySize; otherwise it waits. The work of a run is
+// bounded: an anchor looks at most at maxScan candidate units, so a
+// compatible pair beyond that is made later, by another anchor or once
+// the windows have moved.
 package matchmaker
 
 import (
@@ -30,11 +36,24 @@ type Match struct {
 	Teams  [][]tandem.MatchTicket // per team (free-for-all: one team); for backfill: only the new tickets, at their team index
 }
 
+// maxScan is how many candidate units an anchor looks at in a run (after
+// its window narrowed them): without it, a queue of tickets that each
+// require something few others have costs a scan of the whole partition
+// per anchor.
+const maxScan = 512
+
 // Run groups the searching tickets of q (State == TicketSearching; others,
 // and tickets of another queue, are ignored) into matches at now: greedily,
 // oldest unit (a ticket, or a whole party) first, each into the first open
 // room it fits when q.Backfill, otherwise into a new match with its best
-// scored compatible units.
+// scored compatible units (a score above 0 first, then run order).
+//
+// A party is a unit only when exactly PartySize of its searching tickets
+// are given and all agree on PartySize; a party short of its size, with
+// more tickets than it, or whose members disagree waits, so that no party
+// is ever split over two matches. An anchor looks at most at maxScan (512)
+// candidate units: a compatible unit beyond them is matched by a later
+// anchor, or in a later run as the windows widen.
 func Run(q tandem.MatchQueue, now time.Time, tickets []tandem.MatchTicket, open []OpenRoom) []Match {
 	m := newMatcher(q, now)
 	m.addUnits(tickets)
@@ -153,6 +172,7 @@ type matcher struct {
 	units      []*unit
 	rooms      []*room
 	cands      []candidate // candidates' buffer, reused by every anchor
+	scan       int         // candidate units the current anchor may still look at
 }
 
 func newMatcher(q tandem.MatchQueue, now time.Time) *matcher {
@@ -263,13 +283,14 @@ func (m *matcher) addUnits(tickets []tandem.MatchTicket) {
 			parties[t.Party] = u
 			m.units = append(m.units, u)
 		}
-		// The oldest member's size counts; members past it wait for a later run.
-		if len(u.members) == 0 || len(u.members) < u.members[0].t.PartySize {
-			u.members = append(u.members, m.newEntry(t))
-		}
+		u.members = append(u.members, m.newEntry(t))
 	}
+	// A party with more tickets than its size (or members that disagree
+	// on it) waits rather than being cut: which tickets to leave out would
+	// be a guess, and the ones left out would put the party in a second
+	// match later.
 	m.units = slices.DeleteFunc(m.units, func(u *unit) bool {
-		return u.members[0].t.Party != "" && len(u.members) < u.members[0].t.PartySize
+		return u.members[0].t.Party != "" && !whole(u.members)
 	})
 	for _, u := range m.units {
 		u.oldest, u.minID = u.members[0].t.CreatedAt, u.members[0].t.ID
@@ -309,6 +330,16 @@ func (m *matcher) addUnits(tickets []tandem.MatchTicket) {
 		p.byOrder.seal()
 		p.scoring.seal()
 	}
+}
+
+// whole reports whether a party's tickets are exactly its size.
+func whole(members []*entry) bool {
+	for _, e := range members {
+		if e.t.PartySize != len(members) {
+			return false
+		}
+	}
+	return true
 }
 
 // compareTickets orders tickets by (CreatedAt, ID) and then by enough of
@@ -425,6 +456,7 @@ func (m *matcher) newMatch(a *unit) (Match, bool) {
 	if !b.add(a) {
 		return Match{}, false
 	}
+	m.scan = maxScan
 	try := func(c *unit) {
 		for _, u := range b.units[1:] {
 			if !m.unitsCompatible(u, c) {
@@ -460,11 +492,19 @@ func (m *matcher) fillable(b *building) bool {
 			oldest = u.oldest
 		}
 	}
-	return m.now.Sub(oldest) >= time.Duration(m.q.FillWaitMS)*time.Millisecond
+	return waited(m.now.Sub(oldest), m.q.FillWaitMS)
+}
+
+// waited reports whether wait is at least ms milliseconds, without turning
+// ms into a Duration (which overflows past 292 years).
+func waited(wait time.Duration, ms int64) bool {
+	return wait >= 0 && wait.Milliseconds() >= ms
 }
 
 // fill tries the candidates of anchor a on b, best first: by (score desc,
-// run order), until b is full.
+// run order), until b is full or a has looked at maxScan units. A score
+// counts only above 0 (BuildTicket refuses negative weights; one here
+// scores as 0).
 func (m *matcher) fill(a *unit, b *building, try func(*unit)) {
 	p := m.parts[a.part]
 	lowest, upTo := math.Inf(-1), math.Inf(1)
@@ -509,9 +549,13 @@ func (m *matcher) fill(a *unit, b *building, try func(*unit)) {
 		}
 	}
 	l := &p.byOrder
-	for i := l.find(0); i < len(l.units) && !b.full(); i = l.find(i + 1) {
+	for i := l.find(0); i < len(l.units) && !b.full() && m.scan > 0; i = l.find(i + 1) {
 		c := l.units[i]
-		if c != a && c.lo >= lowest && c.lo <= upTo && m.unitsCompatible(a, c) && (!c.should || score(a, c) == 0) {
+		if c == a {
+			continue
+		}
+		m.scan--
+		if c.lo >= lowest && c.lo <= upTo && m.unitsCompatible(a, c) && (!c.should || score(a, c) <= 0) {
 			try(c)
 		}
 	}
@@ -530,7 +574,8 @@ const (
 )
 
 // candidates returns the unplaced units of l compatible with a whose score
-// is as asked, by (score desc, run order). When l is by value, only the
+// is as asked (zero: 0 or below, counted as 0), by (score desc, run
+// order), among the first m.scan it looks at. When l is by value, only the
 // units whose lo is in [lowest, upTo] are looked at.
 func (m *matcher) candidates(a *unit, l *list, byValue bool, lowest, upTo float64, scores int) []candidate {
 	from, to := 0, len(l.units)
@@ -538,14 +583,20 @@ func (m *matcher) candidates(a *unit, l *list, byValue bool, lowest, upTo float6
 		from, to = l.window(lowest, upTo)
 	}
 	cs := m.cands[:0]
-	for i := l.find(from); i < to; i = l.find(i + 1) {
+	for i := l.find(from); i < to && m.scan > 0; i = l.find(i + 1) {
 		c := l.units[i]
-		if c == a || !m.unitsCompatible(a, c) {
+		if c == a {
 			continue
 		}
-		s := score(a, c)
-		if scores == anyScore || (scores == zero) == (s == 0) {
+		m.scan--
+		if !m.unitsCompatible(a, c) {
+			continue
+		}
+		switch s := score(a, c); {
+		case scores == anyScore, scores == aboveZero && s > 0:
 			cs = append(cs, candidate{c, s})
+		case scores == zero && s <= 0:
+			cs = append(cs, candidate{c, 0})
 		}
 	}
 	slices.SortFunc(cs, func(x, y candidate) int {

@@ -1,8 +1,10 @@
 package matchmaker
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -24,7 +26,7 @@ func TestRunKeepsEveryInvariantOverRandomTickets(t *testing.T) {
 		q.Backfill = seed%3 == 0
 		g := &gen{r: r, q: q, now: epoch, maxWait: time.Duration(5+r.IntN(90)) * time.Second,
 			skillSD: float64(50 + r.IntN(400)), termOdds: r.Float64() * 0.5,
-			parties: q.Teams > 0 && q.TeamSize > 1, otherOdds: 0.1}
+			parties: q.Teams == 0 || q.TeamSize > 1, varied: true, otherOdds: 0.1}
 		ts := g.tickets(r.IntN(80))
 		var open []OpenRoom
 		if q.Backfill {
@@ -65,11 +67,20 @@ func shuffledRooms(r *rand.Rand, open []OpenRoom) []OpenRoom {
 	return s
 }
 
+// reporter is what the checks report to: a *testing.T, or a recorder in
+// the tests of the checks themselves.
+type reporter interface {
+	Helper()
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+}
+
 // checkMatches checks the matches ms of a run against the rules.
-func checkMatches(t *testing.T, seed uint64, q tandem.MatchQueue, now time.Time, ts []tandem.MatchTicket, open []OpenRoom, ms []Match) {
+func checkMatches(t reporter, seed uint64, q tandem.MatchQueue, now time.Time, ts []tandem.MatchTicket, open []OpenRoom, ms []Match) {
 	t.Helper()
 	byID := map[string]tandem.MatchTicket{}
 	partyCount := map[string]int{}
+	partyMatch := map[string]int{} // the match a party is in
 	for _, tk := range ts {
 		byID[tk.ID] = tk
 	}
@@ -79,7 +90,7 @@ func checkMatches(t *testing.T, seed uint64, q tandem.MatchQueue, now time.Time,
 		o.Members, o.Free = slices.Clone(o.Members), slices.Clone(o.Free)
 		rooms[o.ID] = &o
 	}
-	seen := map[string]bool{}
+	seen, seenPlayer := map[string]bool{}, map[string]bool{}
 	for mi, m := range ms {
 		var all []tandem.MatchTicket
 		partyTeam := map[string]int{}
@@ -93,13 +104,18 @@ func checkMatches(t *testing.T, seed uint64, q tandem.MatchQueue, now time.Time,
 					t.Errorf("seed %d match %d: ticket %s is %s in queue %s", seed, mi, tk.ID, in.State, in.Queue)
 				case seen[tk.ID]:
 					t.Errorf("seed %d match %d: ticket %s is in two matches", seed, mi, tk.ID)
+				case seenPlayer[tk.PlayerID]:
+					t.Errorf("seed %d match %d: player %s is in two matches", seed, mi, tk.PlayerID)
 				}
-				seen[tk.ID] = true
+				seen[tk.ID], seenPlayer[tk.PlayerID] = true, true
 				if tk.Party != "" {
 					if pt, ok := partyTeam[tk.Party]; ok && pt != team {
 						t.Errorf("seed %d match %d: party %s is split over teams", seed, mi, tk.Party)
 					}
-					partyTeam[tk.Party] = team
+					if pm, ok := partyMatch[tk.Party]; ok && pm != mi {
+						t.Errorf("seed %d match %d: party %s is in match %d too", seed, mi, tk.Party, pm)
+					}
+					partyTeam[tk.Party], partyMatch[tk.Party] = team, mi
 					partyCount[tk.Party]++
 				}
 				all = append(all, tk)
@@ -136,23 +152,27 @@ func checkMatches(t *testing.T, seed uint64, q tandem.MatchQueue, now time.Time,
 			}
 		}
 	}
+	// A matched party is whole: all its searching tickets, exactly its
+	// size, all agreeing on it.
 	for p, n := range partyCount {
-		var size int
 		var members []tandem.MatchTicket
 		for _, tk := range ts {
 			if tk.Party == p && tk.State == tandem.TicketSearching && tk.Queue == q.Name {
 				members = append(members, tk)
 			}
 		}
-		slices.SortFunc(members, func(a, b tandem.MatchTicket) int { return compareTickets(&a, &b) })
-		size = members[0].PartySize
-		if n != size {
-			t.Errorf("seed %d: party %s matched with %d of its %d tickets", seed, p, n, size)
+		if n != len(members) {
+			t.Errorf("seed %d: party %s matched with %d of its %d tickets", seed, p, n, len(members))
+		}
+		for _, tk := range members {
+			if tk.PartySize != len(members) {
+				t.Errorf("seed %d: party %s of %d tickets matched, but %s says its size is %d", seed, p, len(members), tk.ID, tk.PartySize)
+			}
 		}
 	}
 }
 
-func checkSizes(t *testing.T, seed uint64, mi int, q tandem.MatchQueue, now time.Time, m Match) {
+func checkSizes(t reporter, seed uint64, mi int, q tandem.MatchQueue, now time.Time, m Match) {
 	t.Helper()
 	if q.Teams > 0 {
 		if len(m.Teams) != q.Teams {
@@ -187,7 +207,7 @@ func checkSizes(t *testing.T, seed uint64, mi int, q tandem.MatchQueue, now time
 
 // checkPair checks that a and b may play together, from the rules as
 // written.
-func checkPair(t *testing.T, seed uint64, mi int, q tandem.MatchQueue, now time.Time, a, b tandem.MatchTicket) {
+func checkPair(t reporter, seed uint64, mi int, q tandem.MatchQueue, now time.Time, a, b tandem.MatchTicket) {
 	t.Helper()
 	if why := pairFails(q, now, a, b); why != "" {
 		t.Errorf("seed %d match %d: %s and %s: %s", seed, mi, a.ID, b.ID, why)
@@ -217,7 +237,7 @@ func pairFails(q tandem.MatchQueue, now time.Time, a, b tandem.MatchTicket) stri
 	}
 	for _, x := range [][2]tandem.MatchTicket{{a, b}, {b, a}} {
 		for _, term := range x[0].Must {
-			if len(term.OneOf) > 0 && !slices.Contains(term.OneOf, x[1].Strings[term.Property]) {
+			if s, ok := x[1].Strings[term.Property]; len(term.OneOf) > 0 && (!ok || !slices.Contains(term.OneOf, s)) {
 				return "required one_of on " + term.Property + " fails"
 			}
 			n, ok := x[1].Numbers[term.Property]
@@ -299,9 +319,64 @@ func TestWindow(t *testing.T) {
 		{skillRule, -time.Minute, 50},
 		{tandem.MatchRule{Base: 10, Step: 5, EveryMS: 1000}, time.Hour, 10 + 5*3600},
 		{tandem.MatchRule{Base: 10, Step: 5}, time.Hour, 10},
+		{tandem.MatchRule{Base: 10, Step: 5, EveryMS: 1000}, -time.Hour, 10},
+		// A Duration of 2^58 ms is 0: Window used to divide by it.
+		{tandem.MatchRule{Base: 10, Step: 5, EveryMS: 1 << 58}, time.Hour, 10},
+		{tandem.MatchRule{Base: 10, Step: 5, EveryMS: 1 << 58}, time.Duration(math.MaxInt64), 10},
+		{tandem.MatchRule{Base: 10, Step: 1, EveryMS: 1}, time.Duration(math.MaxInt64), 10 + float64(math.MaxInt64/1_000_000)},
 	} {
 		if got := Window(c.r, c.wait); got != c.want {
 			t.Errorf("Window(%+v, %v) = %v, want %v", c.r, c.wait, got, c.want)
 		}
+	}
+}
+
+// recorder is a reporter that keeps what the checks report. Fatalf ends
+// the goroutine the check runs in, as testing.T's does.
+type recorder struct{ failures []string }
+
+func (r *recorder) Helper() {}
+func (r *recorder) Errorf(format string, args ...any) {
+	r.failures = append(r.failures, fmt.Sprintf(format, args...))
+}
+func (r *recorder) Fatalf(format string, args ...any) {
+	r.Errorf(format, args...)
+	runtime.Goexit()
+}
+
+// failures runs check with a recorder and returns what it reported.
+func failures(check func(reporter)) []string {
+	r := &recorder{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		check(r)
+	}()
+	<-done
+	return r.failures
+}
+
+func TestCheckMatchesCatchesAPartyOrAPlayerInTwoMatches(t *testing.T) {
+	q := tandem.MatchQueue{Name: "q", MinPlayers: 2, MaxPlayers: 2}
+	member := func(id string) tandem.MatchTicket {
+		tk := searching(id, time.Second, nil, nil)
+		tk.Party, tk.PartySize = "x", 2
+		return tk
+	}
+	p1, p2, s1, s2 := member("p1"), member("p2"), searching("s1", 0, nil, nil), searching("s2", 0, nil, nil)
+	ts := []tandem.MatchTicket{p1, p2, s1, s2}
+	whole := []Match{{Teams: [][]tandem.MatchTicket{{p1, p2}}}, {Teams: [][]tandem.MatchTicket{{s1, s2}}}}
+	if got := failures(func(r reporter) { checkMatches(r, 0, q, epoch, ts, nil, whole) }); len(got) != 0 {
+		t.Fatalf("a good run fails the checks: %q", got)
+	}
+	split := []Match{{Teams: [][]tandem.MatchTicket{{p1, s1}}}, {Teams: [][]tandem.MatchTicket{{p2, s2}}}}
+	if got := failures(func(r reporter) { checkMatches(r, 0, q, epoch, ts, nil, split) }); len(got) == 0 {
+		t.Errorf("a party split over two matches passes the checks")
+	}
+	again, s3 := s2, searching("s3", 0, nil, nil)
+	again.ID = "s2-again" // another ticket of s2's player
+	twice := []Match{{Teams: [][]tandem.MatchTicket{{s1, s2}}}, {Teams: [][]tandem.MatchTicket{{again, s3}}}}
+	if got := failures(func(r reporter) { checkMatches(r, 0, q, epoch, append(ts, again, s3), nil, twice) }); len(got) == 0 {
+		t.Errorf("a player in two matches passes the checks")
 	}
 }

@@ -23,7 +23,7 @@ func TestRunMatchesTheGreedyAsWritten(t *testing.T) {
 		q.Backfill = seed%5 == 0
 		g := &gen{r: r, q: q, now: epoch, maxWait: time.Duration(5+r.IntN(90)) * time.Second,
 			skillSD: float64(50 + r.IntN(400)), termOdds: r.Float64() * 0.4,
-			parties: q.Teams > 0 && q.TeamSize > 1, otherOdds: 0.05}
+			parties: q.Teams == 0 || q.TeamSize > 1, varied: true, otherOdds: 0.05}
 		ts := g.tickets(r.IntN(300))
 		var open []OpenRoom
 		if q.Backfill {

@@ -10,11 +10,14 @@ import (
 
 // Window returns a range rule's window for a ticket that has waited wait:
 // Base + Step*floor(wait/EveryMS), at most Max (Max 0: no cap; EveryMS 0:
-// no widening).
+// no widening; a negative wait: no step). The steps are counted in
+// milliseconds, never by turning EveryMS into a Duration: that product
+// overflows (to 0, a division by zero, for EveryMS = 2^58) on a queue
+// ValidateQueue did not see.
 func Window(r tandem.MatchRule, wait time.Duration) float64 {
 	w := r.Base
 	if r.EveryMS > 0 && wait > 0 {
-		w += r.Step * float64(wait/(time.Duration(r.EveryMS)*time.Millisecond))
+		w += r.Step * float64(wait.Milliseconds()/r.EveryMS)
 	}
 	if r.Max > 0 && w > r.Max {
 		w = r.Max

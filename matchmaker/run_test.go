@@ -1,6 +1,8 @@
 package matchmaker
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -41,21 +43,99 @@ func TestAnchorPrefersTheBestScoredCandidateThenTheOldest(t *testing.T) {
 	}
 }
 
-func TestPartyWaitsForItsSizeAndTakesItsOldestTickets(t *testing.T) {
+func TestPartyIsMatchedOnlyWithExactlyItsSize(t *testing.T) {
 	q := tandem.MatchQueue{Name: "q", Teams: 2, TeamSize: 2}
-	party := func(id string, age time.Duration) tandem.MatchTicket {
+	member := func(id string, age time.Duration, size int) tandem.MatchTicket {
 		tk := searching(id, age, nil, nil)
-		tk.Party, tk.PartySize = "x", 2
+		tk.Party, tk.PartySize = "x", size
 		return tk
 	}
 	solo1, solo2 := searching("s1", time.Second, nil, nil), searching("s2", time.Second, nil, nil)
-	if ms := Run(q, epoch, []tandem.MatchTicket{party("p1", time.Minute), solo1, solo2}, nil); len(ms) != 0 {
-		t.Fatalf("an incomplete party was matched: %v", ids(ms))
+	for _, c := range []struct {
+		name    string
+		members []tandem.MatchTicket
+	}{
+		{"short of its size", []tandem.MatchTicket{member("p1", time.Minute, 2)}},
+		{"more tickets than its size", []tandem.MatchTicket{member("p3", 10*time.Second, 2), member("p1", time.Minute, 2), member("p2", 20*time.Second, 2)}},
+		{"members disagreeing on its size", []tandem.MatchTicket{member("p1", time.Minute, 2), member("p2", 20*time.Second, 3)}},
+	} {
+		if ms := Run(q, epoch, append(c.members, solo1, solo2), nil); len(ms) != 0 {
+			t.Errorf("a party %s was matched: %v", c.name, ids(ms))
+		}
 	}
-	got := ids(Run(q, epoch, []tandem.MatchTicket{party("p3", 10*time.Second), solo1, party("p1", time.Minute), solo2, party("p2", 20*time.Second)}, nil))
+	got := ids(Run(q, epoch, []tandem.MatchTicket{solo1, member("p2", 20*time.Second, 2), solo2, member("p1", time.Minute, 2)}, nil))
 	want := [][][]string{{{"p1", "p2"}, {"s1", "s2"}}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("matches (-want +got):\n%s", diff)
+	}
+}
+
+// TestANegativeScoreIsNoPreference: BuildTicket refuses negative weights,
+// but a ticket with one must not be preferred over one nobody asked for;
+// the greedy as written puts it last.
+func TestANegativeScoreIsNoPreference(t *testing.T) {
+	q := tandem.MatchQueue{Name: "q", Teams: 2, TeamSize: 1}
+	a := searching("a", time.Minute, map[string]string{"platform": "pc"}, nil)
+	b := searching("b", 30*time.Second, nil, nil)
+	c := searching("c", time.Second, nil, nil)
+	c.Should = []tandem.MatchTerm{{Property: "platform", OneOf: []string{"pc"}, Weight: -100}}
+	ts := []tandem.MatchTicket{c, b, a}
+	want := [][][]string{{{"a"}, {"b"}}}
+	if diff := cmp.Diff(want, ids(greedy(q, epoch, ts, nil))); diff != "" {
+		t.Fatalf("the greedy as written (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want, ids(Run(q, epoch, ts, nil))); diff != "" {
+		t.Fatalf("matches (-want +got):\n%s", diff)
+	}
+}
+
+// TestAPairBeyondTheScanCapIsMadeByALaterAnchor: the oldest ticket wants
+// a map only the youngest has. With maxScan-1 tickets between them it
+// finds it; with maxScan it does not, and the youngest, as anchor, finds
+// the oldest first.
+func TestAPairBeyondTheScanCapIsMadeByALaterAnchor(t *testing.T) {
+	q := tandem.MatchQueue{Name: "q", Teams: 2, TeamSize: 1}
+	for _, c := range []struct {
+		between int
+		want    []string
+	}{
+		{maxScan - 1, []string{"a", "z"}},
+		{maxScan, []string{"z", "a"}},
+	} {
+		a := searching("a", time.Hour, nil, nil)
+		a.Must = []tandem.MatchTerm{{Property: "map", OneOf: []string{"x"}}}
+		ts := []tandem.MatchTicket{a, searching("z", 0, map[string]string{"map": "x"}, nil)}
+		for i := range c.between {
+			ts = append(ts, searching(fmt.Sprintf("f%04d", i), time.Minute-time.Duration(i)*time.Millisecond, nil, nil))
+		}
+		var got []string
+		for _, m := range Run(q, epoch, ts, nil) {
+			if id := m.Teams[0][0].ID; id == "a" || id == "z" {
+				got = []string{id, m.Teams[1][0].ID}
+			}
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%d tickets between: match %v, want %v", c.between, got, c.want)
+		}
+	}
+}
+
+// TestHugeDurationsNeitherPanicNorOverflow: queues that ValidateQueue
+// refuses, were they ever run: a step every 2^58 ms used to divide by
+// zero, a fill wait of 9223372036855 ms to wrap to a negative Duration.
+func TestHugeDurationsNeitherPanicNorOverflow(t *testing.T) {
+	q := duel
+	q.Rules = []tandem.MatchRule{{Property: "skill", Kind: tandem.RuleRange, Base: 50, Step: 25, EveryMS: 1 << 58}}
+	ts := []tandem.MatchTicket{searching("a", time.Hour, nil, map[string]float64{"skill": 1000}), searching("b", time.Hour, nil, map[string]float64{"skill": 1040})}
+	for i := range ts {
+		ts[i].Queue = q.Name
+	}
+	if ms := Run(q, epoch, ts, nil); len(ms) != 1 {
+		t.Errorf("every_ms 2^58: %v, want one match", ids(ms))
+	}
+	ffa := tandem.MatchQueue{Name: "q", MinPlayers: 2, MaxPlayers: 4, FillWaitMS: 9223372036855}
+	if ms := Run(ffa, epoch, []tandem.MatchTicket{searching("a", time.Hour, nil, nil), searching("b", time.Hour, nil, nil)}, nil); len(ms) != 0 {
+		t.Errorf("fill_wait_ms 9223372036855: a short match after an hour: %v", ids(ms))
 	}
 }
 

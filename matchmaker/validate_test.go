@@ -30,6 +30,7 @@ func fieldNames(t *testing.T, err error) []string {
 }
 
 func TestValidateQueue(t *testing.T) {
+	const week = 7 * 24 * 3600 * 1000
 	for _, c := range []struct {
 		name   string
 		change func(*tandem.MatchQueue)
@@ -53,6 +54,17 @@ func TestValidateQueue(t *testing.T) {
 		{"max over 100", func(q *tandem.MatchQueue) { q.Teams, q.TeamSize, q.MinPlayers, q.MaxPlayers = 0, 0, 2, 101 }, []string{"max_players"}},
 		{"team size without teams", func(q *tandem.MatchQueue) { q.Teams, q.MinPlayers, q.MaxPlayers = 0, 2, 4 }, []string{"team_size"}},
 		{"negative waits", func(q *tandem.MatchQueue) { q.FillWaitMS, q.TimeoutMS = -1, -1 }, []string{"fill_wait_ms", "timeout_ms"}},
+		{"waits of 7 days", func(q *tandem.MatchQueue) { q.FillWaitMS, q.TimeoutMS, q.Rules[1].EveryMS = week, week, week }, nil},
+		{"waits over 7 days", func(q *tandem.MatchQueue) { q.FillWaitMS, q.TimeoutMS, q.Rules[1].EveryMS = week+1, week+1, week+1 },
+			[]string{"fill_wait_ms", "timeout_ms", "rules[1].every_ms"}},
+		// Both used to pass, and a Duration of them overflows: to 0 (a
+		// division by zero in Window) and to a negative wait.
+		{"every 2^58 ms", func(q *tandem.MatchQueue) { q.Rules[1].EveryMS = 1 << 58 }, []string{"rules[1].every_ms"}},
+		{"fill wait past a Duration", func(q *tandem.MatchQueue) { q.FillWaitMS = 9223372036855 }, []string{"fill_wait_ms"}},
+		{"range of 1e12", func(q *tandem.MatchQueue) { q.Rules[1].Base, q.Rules[1].Step, q.Rules[1].Max = 1e12, 1e12, 1e12 }, nil},
+		{"range over 1e12", func(q *tandem.MatchQueue) { q.Rules[1].Base, q.Rules[1].Step, q.Rules[1].Max = 2e12, 1e13, 3e12 },
+			[]string{"rules[1].base", "rules[1].step", "rules[1].max"}},
+		{"max over 1e12", func(q *tandem.MatchQueue) { q.Rules[1].Max = math.MaxFloat64 }, []string{"rules[1].max"}},
 		{"bad rule", func(q *tandem.MatchQueue) {
 			q.Rules = append(q.Rules, tandem.MatchRule{Kind: "near"})
 		}, []string{"rules[2].property", "rules[2].kind"}},
@@ -112,6 +124,18 @@ func TestBuildTicket(t *testing.T) {
 	lo, hi, inf := 10.0, 5.0, math.Inf(1)
 	term := func(p string, oneOf ...string) tandem.MatchTerm { return tandem.MatchTerm{Property: p, OneOf: oneOf} }
 	terms := func(n int) []tandem.MatchTerm { return slices.Repeat([]tandem.MatchTerm{term("mode", "a")}, n) }
+	typed := teams
+	typed.Rules = append(slices.Clone(teams.Rules), tandem.MatchRule{Property: "mode", Kind: tandem.RuleEqual},
+		tandem.MatchRule{Property: "level", Kind: tandem.RuleRange, Base: 1})
+	weighted := func(w float64) tandem.MatchTerm {
+		return tandem.MatchTerm{Property: "mode", OneOf: []string{"a"}, Weight: w}
+	}
+	// budget returns terms that bring the ticket's strings (9 bytes of
+	// claim: skill, 1500) to 8 KiB and over.
+	budget := func(over int) []tandem.MatchTerm {
+		wide := term("mode", slices.Repeat([]string{strings.Repeat("v", 255)}, 32)...) // 4 + 8160 bytes
+		return []tandem.MatchTerm{wide, term("mode", strings.Repeat("v", 8<<10-9-len("mode")*2-32*255+over))}
+	}
 	many := map[string]string{}
 	for i := range 33 {
 		many[strings.Repeat("m", i+1)] = "x"
@@ -133,14 +157,22 @@ func TestBuildTicket(t *testing.T) {
 		{name: "long value", q: teams, strs: map[string]string{"mode": strings.Repeat("v", 257)}, fields: []string{"string_properties.mode"}},
 		{name: "long name", q: teams, strs: map[string]string{strings.Repeat("n", 65): "v"}, fields: []string{"string_properties." + strings.Repeat("n", 65)}},
 		{name: "not finite", q: teams, nums: map[string]float64{"level": math.NaN()}, fields: []string{"numeric_properties.level"}},
-		{name: "33 properties", q: ffa, strs: many, fields: append([]string{"properties"}, func() []string {
-			var fs []string
-			for _, k := range sortedKeys(many) {
-				fs = append(fs, "string_properties."+k)
-			}
-			return fs
-		}()...)},
+		// A list over its limit is one error, its items unchecked.
+		{name: "33 properties", q: ffa, strs: many, fields: []string{"properties"}},
 		{name: "17 terms", q: teams, t: tandem.MatchTicket{Must: terms(17), Should: terms(17)}, fields: []string{"must", "should"}},
+		{name: "17 bad terms", q: teams, t: tandem.MatchTicket{Must: slices.Repeat([]tandem.MatchTerm{{}}, 17)}, fields: []string{"must"}},
+		{name: "33 long values", q: teams, t: tandem.MatchTicket{Must: []tandem.MatchTerm{term("mode", slices.Repeat([]string{strings.Repeat("v", 257)}, 33)...)}},
+			fields: []string{"must[0].one_of", "ticket"}},
+		{name: "8 KiB of strings", q: teams, t: tandem.MatchTicket{Should: budget(0)}},
+		{name: "past 8 KiB of strings", q: teams, t: tandem.MatchTicket{Should: budget(1)}, fields: []string{"ticket"}},
+		{name: "weights", q: teams, t: tandem.MatchTicket{
+			Must:   []tandem.MatchTerm{weighted(0), weighted(1)},
+			Should: []tandem.MatchTerm{weighted(0), weighted(0.5), weighted(1000), weighted(-1), weighted(1001), weighted(math.NaN()), weighted(math.Inf(1))},
+		}, fields: []string{"must[1].weight", "should[3].weight", "should[4].weight", "should[5].weight", "should[6].weight"}},
+		// A value of the type the queue's rules do not compare it as.
+		{name: "typed properties", q: typed, strs: map[string]string{"mode": "a", "level": "3"}, nums: map[string]float64{"mode": 1, "level": 3},
+			fields: []string{"string_properties.level", "numeric_properties.mode"}},
+		{name: "typed properties of the right type", q: typed, strs: map[string]string{"mode": "a"}, nums: map[string]float64{"level": 3}},
 		{name: "bad terms", q: teams, t: tandem.MatchTicket{Must: []tandem.MatchTerm{
 			{Property: "", OneOf: []string{"a"}},
 			{Property: "mode"},
