@@ -126,7 +126,7 @@ type MatchTicket struct {
 	Session   string             `json:"session"`    // the session that created it: its end for good cancels it
 
 	State     TicketState `json:"state"`
-	Reason    string      `json:"reason,omitempty"`   // ended: why (cancelled, timeout, seat_expired, session_ended)
+	Reason    string      `json:"reason,omitempty"`   // ended: why (cancelled, timeout, seat_expired, session_ended, queue_deleted)
 	MatchID   string      `json:"match_id,omitempty"` // claimed and later
 	ClaimedAt time.Time   `json:"claimed_at,omitzero"`
 	Team      int         `json:"team,omitempty"`

@@ -77,7 +77,8 @@ func (u *ui) queuesView(w http.ResponseWriter, r *http.Request, f *Form, status 
 }
 
 // createQueue makes a queue from the new queue form: its name, room type
-// and match shape; rules and the rest are edited on its page.
+// and match shape; rules and the rest are edited on its page. A name
+// taken already is refused, never replaced.
 func (u *ui) createQueue(w http.ResponseWriter, r *http.Request) {
 	if !u.parseForm(w, r) {
 		return
@@ -104,7 +105,7 @@ func (u *ui) createQueue(w http.ResponseWriter, r *http.Request) {
 		u.formError(w, r, err, "new-queue", "/admin/matchmaking", show)
 		return
 	}
-	if _, err := u.svc.PutQueue(r.Context(), web.ActorFrom(r.Context()), q); err != nil {
+	if _, err := u.svc.CreateQueue(r.Context(), web.ActorFrom(r.Context()), q); err != nil {
 		u.formError(w, r, err, "new-queue", "/admin/matchmaking", show)
 		return
 	}
@@ -119,6 +120,13 @@ type queueData struct {
 	// editor shows before anything was submitted.
 	Config string
 	Shape  string
+	// UpdatedAt is the stored queue's, as the editor sends it back: a save
+	// over a queue changed meanwhile is refused.
+	UpdatedAt string
+	// Conflict: the save was refused because the queue changed since its
+	// editor was loaded. The page shows the stored configuration next to
+	// what was typed, and a second save replaces it knowingly.
+	Conflict bool
 	// DepthRows are the tickets by state, every state in a ticket's life order.
 	DepthRows []depthRow
 	// Matches are the recent matches with their room links.
@@ -163,6 +171,7 @@ func (u *ui) queueView(w http.ResponseWriter, r *http.Request, name string, f *F
 		return
 	}
 	d := queueData{QueueView: v, Name: v.Queue.Name, Path: queuePath(v.Queue.Name), Config: queueConfigText(v.Queue.MatchQueue),
+		UpdatedAt: v.Queue.UpdatedAt.UTC().Format(time.RFC3339Nano), Conflict: f != nil && f.Key == "config" && status == http.StatusConflict,
 		Shape: queueShape(v.Queue.MatchQueue), CanManage: a.Can(tandem.PermMatchmakingManage), CanSeePlayers: a.Can(tandem.PermPlayersRead)}
 	for _, st := range queueStates {
 		d.DepthRows = append(d.DepthRows, depthRow{State: st, Count: v.Depth[st]})
@@ -192,7 +201,9 @@ func queueConfigText(q tandem.MatchQueue) string {
 }
 
 // saveQueue replaces a queue's configuration with the editor's JSON. The
-// name is the page's: a name in the JSON is ignored.
+// name is the page's: a name in the JSON is ignored. The form's
+// updated_at is the queue's when the editor was loaded: a queue saved by
+// someone else since is not overwritten unseen.
 func (u *ui) saveQueue(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("queue")
 	if !u.parseForm(w, r) {
@@ -202,6 +213,9 @@ func (u *ui) saveQueue(w http.ResponseWriter, r *http.Request) {
 	q, err := parseQueueConfig(r.PostForm.Get("config"))
 	if err == nil {
 		q.Name = name
+		q.UpdatedAt, err = parseUpdatedAt(r.PostForm.Get("updated_at"))
+	}
+	if err == nil {
 		_, err = u.svc.PutQueue(r.Context(), web.ActorFrom(r.Context()), q)
 	}
 	if err != nil {
@@ -224,6 +238,19 @@ func parseQueueConfig(text string) (tandem.MatchQueue, error) {
 		return q, tandem.Invalid([]tandem.FieldError{{Field: "config", Message: "holds more than one JSON value"}})
 	}
 	return q, nil
+}
+
+// parseUpdatedAt reads the editor's updated_at; "" is the zero time (a
+// save that replaces whatever is stored).
+func parseUpdatedAt(text string) (time.Time, error) {
+	if text == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, text)
+	if err != nil {
+		return t, tandem.Invalid([]tandem.FieldError{{Field: "updated_at", Message: "is not a time (RFC 3339)"}})
+	}
+	return t, nil
 }
 
 func (u *ui) deleteQueue(w http.ResponseWriter, r *http.Request) {

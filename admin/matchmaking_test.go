@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -167,5 +168,61 @@ func TestQueuePagesAreReadOnlyWithoutMatchmakingManage(t *testing.T) {
 	wantStatus(t, b.post("/admin/matchmaking/ffa/delete", nil), http.StatusForbidden)
 	if !strings.Contains(b.get("/admin").body, `href="/admin/matchmaking"`) {
 		t.Errorf("support's navigation lacks Matchmaking")
+	}
+}
+
+func TestNewQueueFormRefusesATakenName(t *testing.T) {
+	e := newMatchmakingEnv(t)
+	b := e.login("olga", tandem.RoleOperator)
+	wantStatus(t, b.post("/admin/matchmaking", url.Values{"name": {"duel"}, "room_type": {"arena"}, "teams": {"2"}, "team_size": {"1"}}),
+		http.StatusSeeOther)
+	r := b.post("/admin/matchmaking", url.Values{"name": {"duel"}, "room_type": {"relay"}, "min_players": {"2"}, "max_players": {"8"}}, htmx...)
+	wantStatus(t, r, http.StatusConflict)
+	wantContains(t, r, "already exists", `value="relay"`)
+	if q, err := e.storedQueue("duel"); err != nil || q.RoomType != "arena" || q.Teams != 2 {
+		t.Errorf("queue after a second create: %+v, %v; want the first one", q, err)
+	}
+}
+
+// updatedAtOnPage is the editor's hidden updated_at.
+func updatedAtOnPage(t *testing.T, body string) string {
+	t.Helper()
+	m := regexp.MustCompile(`name="updated_at" value="([^"]*)"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no updated_at in the editor:\n%s", body)
+	}
+	return m[1]
+}
+
+func TestQueueEditorRefusesToOverwriteAChangeMadeSinceItLoaded(t *testing.T) {
+	e := newMatchmakingEnv(t)
+	olga, petra := e.login("olga", tandem.RoleOperator), e.login("petra", tandem.RoleOperator)
+	if _, err := e.svc.PutQueue(context.Background(), service.CLIActor("test"), tandem.MatchQueue{Name: "duel", RoomType: "arena", Teams: 2, TeamSize: 1}); err != nil {
+		t.Fatal(err)
+	}
+	olgaLoaded := updatedAtOnPage(t, olga.get("/admin/matchmaking/duel").body)
+	petraLoaded := updatedAtOnPage(t, petra.get("/admin/matchmaking/duel").body)
+	e.clock.Advance(time.Second)
+
+	r := petra.post("/admin/matchmaking/duel", url.Values{"config": {`{"room_type": "arena", "teams": 2, "team_size": 2}`}, "updated_at": {petraLoaded}})
+	wantStatus(t, r, http.StatusSeeOther)
+
+	mine := `{"room_type": "arena", "teams": 2, "team_size": 1, "backfill": true}`
+	r = olga.post("/admin/matchmaking/duel", url.Values{"config": {mine}, "updated_at": {olgaLoaded}}, htmx...)
+	wantStatus(t, r, http.StatusConflict)
+	wantContains(t, r, "the queue changed since it was loaded", "by petra", `&#34;team_size&#34;: 2`, "&#34;backfill&#34;: true")
+	if q, err := e.storedQueue("duel"); err != nil || q.TeamSize != 2 || q.Backfill {
+		t.Fatalf("queue after the stale save: %+v, %v; want petra's", q, err)
+	}
+
+	// Having seen petra's, a second save replaces it.
+	again := updatedAtOnPage(t, r.body)
+	if again == olgaLoaded {
+		t.Fatalf("the conflict page carries the stale updated_at %s again", again)
+	}
+	r = olga.post("/admin/matchmaking/duel", url.Values{"config": {mine}, "updated_at": {again}})
+	wantStatus(t, r, http.StatusSeeOther)
+	if q, err := e.storedQueue("duel"); err != nil || q.TeamSize != 1 || !q.Backfill || q.UpdatedBy != "olga" {
+		t.Errorf("queue after the second save: %+v, %v; want olga's", q, err)
 	}
 }

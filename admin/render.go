@@ -408,7 +408,7 @@ func noticeText(key string) string {
 	case "queue-saved":
 		return "Queue saved. Realtime nodes get it within seconds."
 	case "queue-deleted":
-		return "Queue deleted. Nodes stop matching it; its tickets are left to expire."
+		return "Queue deleted. Nodes stop matching it; its live tickets are cancelled."
 	}
 	return ""
 }

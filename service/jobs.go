@@ -648,10 +648,11 @@ func (s *Service) runKeyMirror(ctx context.Context) {
 }
 
 // runQueueMirror makes the bus's queue bucket hold the queues table:
-// it puts every queue missing or different there and deletes every queue
-// the table lacks. It is woken after every change of the table, and reads
-// the table whole at each pass, so a replica that stops between a commit
-// and its mirroring loses nothing.
+// it puts every queue missing or different there, deletes every queue
+// the table lacks and cancels the live tickets of those queues (no
+// matcher runs for them, so nothing else ever would). It is woken after
+// every change of the table, and reads the table whole at each pass, so
+// a replica that stops between a commit and its mirroring loses nothing.
 func (s *Service) runQueueMirror(ctx context.Context) {
 	var (
 		mu     sync.Mutex
@@ -710,7 +711,69 @@ func (s *Service) mirrorQueues(ctx context.Context, bucket map[string]tandem.Mat
 			}
 		}
 	}
+	// After the deletes, and at every pass: a node that had not yet seen
+	// a delete may still have taken a ticket for the queue.
+	return s.cancelOrphanTickets(ctx, wanted)
+}
+
+// ticketCancelTries is how often the queue mirror tries to cancel one
+// ticket that keeps changing under it.
+const ticketCancelTries = 3
+
+// cancelOrphanTickets cancels (reason queue_deleted) every live ticket of
+// a queue not in wanted.
+func (s *Service) cancelOrphanTickets(ctx context.Context, wanted map[string]bool) error {
+	tickets, err := s.cfg.Matchmaking.Tickets(ctx, "")
+	if err != nil {
+		return err
+	}
+	cancelled := 0
+	for _, t := range tickets {
+		if wanted[t.Queue] || t.State.Ended() {
+			continue
+		}
+		ok, err := s.cancelOrphanTicket(ctx, t)
+		if err != nil {
+			return err
+		}
+		if ok {
+			cancelled++
+		}
+	}
+	if cancelled > 0 {
+		s.log.Info("queue mirror: tickets of deleted queues cancelled", "tickets", cancelled)
+	}
 	return nil
+}
+
+// cancelOrphanTicket ends t by compare-and-swap, reading it again after a
+// conflict (a node or a matcher wrote it meanwhile), and reports whether
+// it was this call that ended it. A ticket gone or ended meanwhile needs
+// nothing; one that changes at every try is left to the next pass.
+func (s *Service) cancelOrphanTicket(ctx context.Context, t tandem.MatchTicket) (bool, error) {
+	for range ticketCancelTries {
+		t.State, t.Reason, t.UpdatedAt = tandem.TicketCancelled, "queue_deleted", s.now()
+		_, err := s.cfg.Matchmaking.UpdateTicket(ctx, t)
+		switch tandem.ErrorCodeOf(err) {
+		case tandem.ENotFound:
+			return false, nil
+		case tandem.EConflict:
+		default:
+			return err == nil, err
+		}
+		t, err = s.cfg.Matchmaking.Ticket(ctx, t.Queue, t.PlayerID)
+		switch {
+		case tandem.ErrorCodeOf(err) == tandem.ENotFound:
+			return false, nil
+		case err != nil:
+			return false, err
+		case t.State.Ended():
+			return false, nil
+		}
+	}
+	s.log.Warn("queue mirror: a ticket of a deleted queue kept changing; the next pass cancels it",
+		"queue", t.Queue, "player", t.PlayerID)
+	return false, nil
 }
 
 // watchWakes wakes the local job channel c on every cluster-wide wake-up

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"math"
@@ -42,12 +43,29 @@ const (
 	recentMatches = 50
 	// statsWindow is what the matches and wait figures cover.
 	statsWindow = time.Hour
+	// depthTimeout bounds a page's read of the ticket bucket: a bus slow
+	// to answer shows the depth as unavailable, not a page that hangs.
+	depthTimeout = 2 * time.Second
 )
 
 // PutQueue creates or replaces a queue's configuration (matchmaking:manage)
 // and wakes the queue mirror, which puts it on the bus. The name is the
-// one q carries; UpdatedAt is set to now.
+// one q carries. A non-zero q.UpdatedAt is the stored queue's as the
+// editor loaded it: when the stored one differs (another editor saved in
+// between, or deleted it) the put is EConflict, so that no edit is lost
+// unseen; a zero one replaces whatever is stored. The stored queue's
+// UpdatedAt is now.
 func (s *Service) PutQueue(ctx context.Context, a *Actor, q tandem.MatchQueue) (*tandem.MatchQueueRecord, error) {
+	return s.putQueue(ctx, a, q, false)
+}
+
+// CreateQueue is PutQueue for a queue that must not exist yet: EConflict
+// when the name is taken.
+func (s *Service) CreateQueue(ctx context.Context, a *Actor, q tandem.MatchQueue) (*tandem.MatchQueueRecord, error) {
+	return s.putQueue(ctx, a, q, true)
+}
+
+func (s *Service) putQueue(ctx context.Context, a *Actor, q tandem.MatchQueue, create bool) (*tandem.MatchQueueRecord, error) {
 	var out *tandem.MatchQueueRecord
 	o := op{action: "match_queue.put", perm: tandem.PermMatchmakingManage, targetType: "match_queue", targetID: q.Name}
 	err := s.update(ctx, a, o, func(tx tandem.Tx, rec *tandem.AuditRecord) error {
@@ -56,10 +74,16 @@ func (s *Service) PutQueue(ctx context.Context, a *Actor, q tandem.MatchQueue) (
 		}
 		before, err := tx.MatchQueue(ctx, q.Name)
 		switch {
+		case err == nil && create:
+			return tandem.Errorf(tandem.EConflict, "queue %q already exists", q.Name)
+		case err == nil && !q.UpdatedAt.IsZero() && !q.UpdatedAt.Equal(before.UpdatedAt):
+			return tandem.Errorf(tandem.EConflict, "the queue changed since it was loaded")
 		case err == nil:
 			rec.Before = auditJSON(before.MatchQueue)
 		case tandem.ErrorCodeOf(err) != tandem.ENotFound:
 			return err
+		case !q.UpdatedAt.IsZero():
+			return tandem.Errorf(tandem.EConflict, "the queue changed since it was loaded: it was deleted")
 		}
 		q.UpdatedAt = s.now()
 		r := &tandem.MatchQueueRecord{MatchQueue: q}
@@ -81,8 +105,8 @@ func (s *Service) PutQueue(ctx context.Context, a *Actor, q tandem.MatchQueue) (
 }
 
 // DeleteQueue removes a queue (matchmaking:manage); ENotFound when there
-// is none. The queue mirror takes it off the bus: nodes stop matching it,
-// and its tickets are left to expire.
+// is none. The queue mirror takes it off the bus, so nodes stop matching
+// it, and cancels its live tickets (reason queue_deleted).
 func (s *Service) DeleteQueue(ctx context.Context, a *Actor, name string) error {
 	o := op{action: "match_queue.delete", perm: tandem.PermMatchmakingManage, targetType: "match_queue", targetID: name}
 	err := s.update(ctx, a, o, func(tx tandem.Tx, rec *tandem.AuditRecord) error {
@@ -101,7 +125,8 @@ func (s *Service) DeleteQueue(ctx context.Context, a *Actor, name string) error 
 }
 
 // Queues lists every queue with its depth and last hour's figures, by
-// name (rooms:read).
+// name (rooms:read). The depths come from one listing of the ticket
+// bucket for every queue: a poll of the page reads the bucket once.
 func (s *Service) Queues(ctx context.Context, a *Actor) ([]QueueView, error) {
 	var out []QueueView
 	since := s.now().Add(-statsWindow)
@@ -188,7 +213,9 @@ func (s *Service) queueDepths(ctx context.Context, queue string) (depths map[str
 	if s.cfg.Matchmaking == nil {
 		return nil, "this server runs without a cluster"
 	}
-	tickets, err := s.cfg.Matchmaking.Tickets(ctx, queue)
+	rctx, cancel := context.WithTimeout(ctx, depthTimeout)
+	defer cancel()
+	tickets, err := s.cfg.Matchmaking.Tickets(rctx, queue)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Warn("matchmaking tickets unreadable", "queue", queue, "err", err)
@@ -206,16 +233,17 @@ func (s *Service) queueDepths(ctx context.Context, queue string) (depths map[str
 }
 
 // matchRecords turns the batch's EventMatch events into the matches they
-// report. Attrs: queue, match, players (players by ',' and teams by '|'),
-// wait_ms, backfill. An event naming no match is stored under its own id,
-// which a redelivery keeps.
+// report. Attrs: queue, match, node (the room's: the matcher that
+// publishes the event may run elsewhere), players (players by ',' and
+// teams by '|'), wait_ms, backfill. An event naming no match is stored
+// under its own id, which a redelivery keeps.
 func matchRecords(events []tandem.Event) []tandem.MatchRecord {
 	var out []tandem.MatchRecord
 	for _, e := range events {
 		if e.Kind != tandem.EventMatch {
 			continue
 		}
-		m := tandem.MatchRecord{ID: e.Attrs["match"], Queue: e.Attrs["queue"], RoomID: e.RoomID, Node: e.Node,
+		m := tandem.MatchRecord{ID: e.Attrs["match"], Queue: e.Attrs["queue"], RoomID: e.RoomID, Node: cmp.Or(e.Attrs["node"], e.Node),
 			Teams: parseTeams(e.Attrs["players"], e.Attrs["teams"]), At: e.At}
 		if m.ID == "" {
 			m.ID = e.ID

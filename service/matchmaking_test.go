@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/tandemhq/tandem"
 	"github.com/tandemhq/tandem/internal/servicetest"
+	"github.com/tandemhq/tandem/natsbus"
 	"github.com/tandemhq/tandem/service"
 )
 
@@ -258,5 +260,267 @@ func TestMatchEventPlayersSplitByTeamSizesWithoutBars(t *testing.T) {
 	}
 	if len(got) != 1 || cmp.Diff([][]string{{"a", "b"}, {"c"}}, got[0].Teams) != "" {
 		t.Errorf("stored %+v, want teams [[a b] [c]]", got)
+	}
+}
+
+func TestCreateQueueRefusesATakenName(t *testing.T) {
+	forEachStore(t, func(t *testing.T, store tandem.Store) {
+		ctx := t.Context()
+		e := servicetest.NewOn(t, store, nil)
+		cli := service.CLIActor("ops")
+		if _, err := e.Service.CreateQueue(ctx, cli, duelQueue("duel")); err != nil {
+			t.Fatal(err)
+		}
+		other := tandem.MatchQueue{Name: "duel", RoomType: "relay", MinPlayers: 2, MaxPlayers: 8}
+		_, err := e.Service.CreateQueue(ctx, cli, other)
+		wantCode(t, err, tandem.EConflict)
+		v, err := e.Service.Queue(ctx, cli, "duel")
+		if err != nil || v.Queue.RoomType != "arena" || v.Queue.Teams != 2 {
+			t.Errorf("queue after a refused create: %+v, %v; want the first one", v, err)
+		}
+		if recs := auditOf(t, store, "match_queue.put"); len(recs) != 2 || recs[0].Result != tandem.AuditFailed {
+			t.Errorf("audit of the refused create = %+v, want a failed record", recs)
+		}
+	})
+}
+
+func TestPutQueueWithAnUpdatedAtOtherThanTheStoredOneIsAConflict(t *testing.T) {
+	forEachStore(t, func(t *testing.T, store tandem.Store) {
+		ctx := t.Context()
+		e := servicetest.NewOn(t, store, nil)
+		cli := service.CLIActor("ops")
+		first, err := e.Service.PutQueue(ctx, cli, duelQueue("duel"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Two editors load the queue; the first saves.
+		loaded, err := e.Service.Queue(ctx, cli, "duel")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !loaded.Queue.UpdatedAt.Equal(first.UpdatedAt) {
+			t.Fatalf("stored updated_at %v, PutQueue answered %v", loaded.Queue.UpdatedAt, first.UpdatedAt)
+		}
+		e.Clock.Advance(time.Second)
+		mine := loaded.Queue.MatchQueue
+		mine.Backfill = true
+		saved, err := e.Service.PutQueue(ctx, cli, mine)
+		if err != nil {
+			t.Fatalf("a save carrying the stored updated_at: %v", err)
+		}
+
+		theirs := loaded.Queue.MatchQueue
+		theirs.Disabled = true
+		_, err = e.Service.PutQueue(ctx, cli, theirs)
+		wantCode(t, err, tandem.EConflict)
+		if !strings.Contains(tandem.ErrorMessageOf(err), "the queue changed since it was loaded") {
+			t.Errorf("conflict message %q", tandem.ErrorMessageOf(err))
+		}
+		if v, _ := e.Service.Queue(ctx, cli, "duel"); !v.Queue.Backfill || v.Queue.Disabled {
+			t.Errorf("queue after the stale save: %+v, want the first editor's", v.Queue)
+		}
+
+		// Without updated_at the put replaces whatever is stored.
+		theirs.UpdatedAt = time.Time{}
+		if _, err := e.Service.PutQueue(ctx, cli, theirs); err != nil {
+			t.Fatalf("a put without updated_at: %v", err)
+		}
+
+		// A queue deleted since it was loaded is a conflict too, not a
+		// create behind the editor's back.
+		if err := e.Service.DeleteQueue(ctx, cli, "duel"); err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.Service.PutQueue(ctx, cli, saved.MatchQueue)
+		wantCode(t, err, tandem.EConflict)
+		_, err = e.Service.Queue(ctx, cli, "duel")
+		wantCode(t, err, tandem.ENotFound)
+	})
+}
+
+// racingTickets is the bus, with a matcher's write slipped in before the
+// first update of each ticket: the update that follows loses its
+// compare-and-swap.
+type racingTickets struct {
+	*natsbus.Bus
+	mu    sync.Mutex
+	raced map[string]bool
+}
+
+func (r *racingTickets) UpdateTicket(ctx context.Context, t tandem.MatchTicket) (tandem.MatchTicket, error) {
+	r.mu.Lock()
+	first := !r.raced[t.PlayerID]
+	r.raced[t.PlayerID] = true
+	r.mu.Unlock()
+	if first {
+		cur, err := r.Bus.Ticket(ctx, t.Queue, t.PlayerID)
+		if err != nil {
+			return tandem.MatchTicket{}, err
+		}
+		cur.State, cur.MatchID = tandem.TicketClaimed, "m-raced"
+		if _, err := r.Bus.UpdateTicket(ctx, cur); err != nil {
+			return tandem.MatchTicket{}, err
+		}
+	}
+	return r.Bus.UpdateTicket(ctx, t)
+}
+
+func ticketStates(t *testing.T, bus tandem.TicketBucket) map[string]string {
+	t.Helper()
+	ts, err := bus.Tickets(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, tk := range ts {
+		out[tk.Queue+"/"+tk.PlayerID] = string(tk.State) + ":" + tk.Reason
+	}
+	return out
+}
+
+func TestDeletingAQueueCancelsItsLiveTickets(t *testing.T) {
+	forEachStore(t, func(t *testing.T, store tandem.Store) {
+		ctx := t.Context()
+		bus := connectBus(t, startNATS(t), "web")
+		mm := &racingTickets{Bus: bus, raced: map[string]bool{}}
+		e := servicetest.NewOn(t, store, func(c *service.Config) {
+			c.Cluster, c.Matchmaking = bus, mm
+			fastJobs(c)
+		})
+		cli := service.CLIActor("ops")
+		for _, name := range []string{"duel", "ranked"} {
+			if _, err := e.Service.PutQueue(ctx, cli, duelQueue(name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		runJobs(t, e.Service)
+		waitFor(t, "both queues mirrored", func() bool {
+			qs, err := bus.Queues(ctx)
+			return err == nil && len(qs) == 2
+		})
+		now := e.Clock.Now()
+		create := func(queue, player string, state tandem.TicketState) {
+			t.Helper()
+			if _, err := bus.CreateTicket(ctx, tandem.MatchTicket{ID: "t-" + player, Queue: queue, PlayerID: player, State: state,
+				CreatedAt: now, Node: "n1"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		create("ranked", "p1", tandem.TicketSearching)
+		create("ranked", "p2", tandem.TicketMatched)
+		create("ranked", "p3", tandem.TicketDone)
+		create("duel", "p4", tandem.TicketSearching)
+
+		e.Clock.Advance(time.Minute)
+		if err := e.Service.DeleteQueue(ctx, cli, "ranked"); err != nil {
+			t.Fatal(err)
+		}
+		// Each ticket's first cancel loses to a matcher's write
+		// (racingTickets): the mirror reads it again and retries.
+		want := map[string]string{
+			"ranked/p1": "cancelled:queue_deleted",
+			"ranked/p2": "cancelled:queue_deleted",
+			"ranked/p3": "done:",
+			"duel/p4":   "searching:",
+		}
+		waitFor(t, "the deleted queue's live tickets cancelled", func() bool { return cmp.Diff(want, ticketStates(t, bus)) == "" })
+		p1, err := bus.Ticket(ctx, "ranked", "p1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p1.UpdatedAt.Before(now.Add(time.Minute)) {
+			t.Errorf("cancelled ticket's updated_at %v, want the time of the cancel", p1.UpdatedAt)
+		}
+
+		// A ticket a node took for the queue after the delete, or of a
+		// queue the table never had, is cancelled by a later pass (woken
+		// here by a change to another queue).
+		create("ranked", "p5", tandem.TicketSearching)
+		create("ghost", "p6", tandem.TicketSearching)
+		if _, err := e.Service.PutQueue(ctx, cli, duelQueue("casual")); err != nil {
+			t.Fatal(err)
+		}
+		want["ranked/p5"], want["ghost/p6"] = "cancelled:queue_deleted", "cancelled:queue_deleted"
+		waitFor(t, "the later tickets cancelled", func() bool { return cmp.Diff(want, ticketStates(t, bus)) == "" })
+	})
+}
+
+// depthReads is the bus, recording every listing of the tickets and
+// whether its context was bounded.
+type depthReads struct {
+	*natsbus.Bus
+	mu    sync.Mutex
+	reads []string
+}
+
+func (d *depthReads) Tickets(ctx context.Context, queue string) ([]tandem.MatchTicket, error) {
+	read := strconv.Quote(queue) + " unbounded"
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= 2*time.Second {
+		read = strconv.Quote(queue) + " bounded"
+	}
+	d.mu.Lock()
+	d.reads = append(d.reads, read)
+	d.mu.Unlock()
+	return d.Bus.Tickets(ctx, queue)
+}
+
+func TestQueueDepthsAreReadOnceAPollWithinTwoSeconds(t *testing.T) {
+	bus := connectBus(t, startNATS(t), "web")
+	reads := &depthReads{Bus: bus}
+	e := servicetest.New(t, func(c *service.Config) { c.Cluster, c.Matchmaking = bus, reads })
+	cli := service.CLIActor("ops")
+	for _, name := range []string{"a", "b", "c"} {
+		if _, err := e.Service.PutQueue(t.Context(), cli, duelQueue(name)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bus.CreateTicket(t.Context(), tandem.MatchTicket{ID: "t-" + name, Queue: name, PlayerID: "p", State: tandem.TicketSearching,
+			CreatedAt: e.Clock.Now(), Node: "n1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// No deadline of the request's own: the read must bring one.
+	qs, err := e.Service.Queues(context.Background(), cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range qs {
+		if q.Searching() != 1 {
+			t.Errorf("queue %s: depth %v, want 1 searching", q.Queue.Name, q.Depth)
+		}
+	}
+	if _, err := e.Service.Queue(context.Background(), cli, "b"); err != nil {
+		t.Fatal(err)
+	}
+	reads.mu.Lock()
+	defer reads.mu.Unlock()
+	if d := cmp.Diff([]string{`"" bounded`, `"b" bounded`}, reads.reads); d != "" {
+		t.Errorf("ticket reads of a list and a queue page (-want +got):\n%s", d)
+	}
+}
+
+func TestMatchRecordNodeIsTheRoomsNode(t *testing.T) {
+	e := servicetest.New(t, nil)
+	now := e.Clock.Now()
+	remote := matchEvent("ev1", "duel", "m1", "a|b", 10, now)
+	remote.Node = "matcher-node"
+	remote.Attrs["node"] = "room-node"
+	local := matchEvent("ev2", "duel", "m2", "c|d", 10, now.Add(-time.Second)) // no node attr: the publisher's
+	if err := e.Service.StoreEvents(t.Context(), []tandem.Event{remote, local}); err != nil {
+		t.Fatal(err)
+	}
+	var got []tandem.MatchRecord
+	err := e.DB.View(t.Context(), func(tx tandem.Tx) (err error) {
+		got, err = tx.RecentMatches(t.Context(), "duel", 10)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := map[string]string{}
+	for _, m := range got {
+		nodes[m.ID] = m.Node
+	}
+	if d := cmp.Diff(map[string]string{"m1": "room-node", "m2": "n1"}, nodes); d != "" {
+		t.Errorf("match nodes (-want +got):\n%s", d)
 	}
 }

@@ -19,12 +19,13 @@ func MatchmakingAPIRoutes(svc *service.Service) []Route {
 			Summary: "matchmaking queues by name, each {queue, updated_by, depth (tickets by state, null when the bus cannot be read), " +
 				"depth_unavailable, matches_last_hour, wait_p50_ms, wait_p95_ms}"},
 		{Method: http.MethodGet, Path: p + "/{name}", Access: Admin, Permission: tandem.PermRoomsRead, API: true, Handler: a.queue,
-			Summary: "one queue as in the list, with recent (its latest 50 matches, newest first: id, room_id, node, teams, wait_ms, backfill, at)"},
+			Summary: "one queue as in the list, with recent (its latest 50 matches, newest first: id, room_id, node, teams, wait_ms, backfill, at; [] without any)"},
 		{Method: http.MethodPut, Path: p + "/{name}", Access: Admin, Permission: tandem.PermMatchmakingManage, API: true,
 			Body: "MatchQueue JSON (the name is the path's)", Handler: a.putQueue,
-			Summary: "create or replace a queue; realtime nodes get it within seconds; 422 names each bad field (\"rules[1].max\")"},
+			Summary: "create or replace a queue; realtime nodes get it within seconds; 422 names each bad field (\"rules[1].max\"); " +
+				"with updated_at (the queue's as read), 409 when the queue changed or was deleted since; without it, whatever is stored is replaced"},
 		{Method: http.MethodDelete, Path: p + "/{name}", Access: Admin, Permission: tandem.PermMatchmakingManage, API: true, Handler: a.deleteQueue,
-			Summary: "delete a queue: nodes stop matching it and its tickets are left to expire"},
+			Summary: "delete a queue: nodes stop matching it and its live tickets are cancelled (reason queue_deleted)"},
 	}
 }
 
@@ -38,7 +39,9 @@ type queueJSON struct {
 	MatchesLastHour  int                        `json:"matches_last_hour"`
 	WaitP50MS        int64                      `json:"wait_p50_ms"`
 	WaitP95MS        int64                      `json:"wait_p95_ms"`
-	Recent           []matchJSON                `json:"recent,omitempty"`
+	// Recent: the list leaves it out (nil); one queue has it always,
+	// empty without matches.
+	Recent []matchJSON `json:"recent,omitzero"`
 }
 
 type matchJSON struct {

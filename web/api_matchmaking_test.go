@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,11 +17,15 @@ import (
 	"github.com/tandemhq/tandem/web"
 )
 
-func TestMatchmakingQueueAPIPutsReadsAndDeletes(t *testing.T) {
+const queuesPath = "/api/admin/v1/matchmaking/queues"
+
+// matchmakingAPIEnv is the admin API on a service with the bus as its
+// cluster and matchmaking, with an operator's and a viewer's API key.
+func matchmakingAPIEnv(t *testing.T) (e *testEnv, c *http.Client, ops, viewer []string) {
 	bus := clustertest.Connect(t, clustertest.StartNATS(t), natsbus.Config{Name: "web", NodeTTL: time.Hour, RequestTimeout: time.Second})
 	log := slog.New(slog.DiscardHandler)
 	se := servicetest.New(t, func(c *service.Config) { c.Logger, c.Cluster, c.Matchmaking = log, bus, bus })
-	e := &testEnv{t: t, store: se.Store, svc: se.Service, clock: se.Clock, logs: &syncBuffer{}, roles: se.Roles}
+	e = &testEnv{t: t, store: se.Store, svc: se.Service, clock: se.Clock, logs: &syncBuffer{}, roles: se.Roles}
 	s, err := web.New(web.Config{Service: e.svc, Logger: log, Routes: web.APIRoutes(e.svc, web.Cookies{})})
 	if err != nil {
 		t.Fatal(err)
@@ -28,12 +33,14 @@ func TestMatchmakingQueueAPIPutsReadsAndDeletes(t *testing.T) {
 	e.srv = httptest.NewServer(s.Handler())
 	t.Cleanup(e.srv.Close)
 
-	c := e.client()
 	opsKey, _ := e.apiKey("ops", e.roles[tandem.RoleOperator])
 	viewKey, _ := e.apiKey("view", e.roles[tandem.RoleViewer])
-	ops := []string{"Authorization", "Bearer " + opsKey}
-	viewer := []string{"Authorization", "Bearer " + viewKey}
-	const p = "/api/admin/v1/matchmaking/queues"
+	return e, e.client(), []string{"Authorization", "Bearer " + opsKey}, []string{"Authorization", "Bearer " + viewKey}
+}
+
+func TestMatchmakingQueueAPIPutsReadsAndDeletes(t *testing.T) {
+	e, c, ops, viewer := matchmakingAPIEnv(t)
+	const p = queuesPath
 
 	// The name is the path's; a field the queue lacks is refused.
 	r := e.do(c, "PUT", p+"/duel", `{"name": "other", "room_type": "arena", "teams": 2, "team_size": 1}`, ops...)
@@ -90,4 +97,46 @@ func TestMatchmakingQueueAPIPutsReadsAndDeletes(t *testing.T) {
 	wantStatus(t, e.do(c, "DELETE", p+"/duel", nil, ops...), http.StatusNoContent)
 	wantStatus(t, e.do(c, "DELETE", p+"/duel", nil, ops...), http.StatusNotFound)
 	wantStatus(t, e.do(c, "GET", p+"/duel", nil, viewer...), http.StatusNotFound)
+}
+
+func TestMatchmakingQueueAPIPutWithAStaleUpdatedAtIsAConflict(t *testing.T) {
+	e, c, ops, viewer := matchmakingAPIEnv(t)
+	const p = queuesPath + "/duel"
+	wantStatus(t, e.do(c, "PUT", p, `{"room_type": "arena", "teams": 2, "team_size": 1}`, ops...), http.StatusOK)
+
+	// A single queue without matches has recent, empty.
+	r := e.do(c, "GET", p, nil, viewer...)
+	wantStatus(t, r, http.StatusOK)
+	var loaded struct {
+		Queue  tandem.MatchQueue `json:"queue"`
+		Recent *[]any            `json:"recent"`
+	}
+	r.decode(t, &loaded)
+	if loaded.Recent == nil || len(*loaded.Recent) != 0 {
+		t.Errorf("GET of a queue without matches: recent %v in %s, want []", loaded.Recent, r)
+	}
+
+	e.clock.Advance(time.Second)
+	theirs := loaded.Queue
+	theirs.TeamSize = 2
+	wantStatus(t, e.do(c, "PUT", p, theirs, ops...), http.StatusOK)
+
+	mine := loaded.Queue
+	mine.Backfill = true
+	r = e.do(c, "PUT", p, mine, ops...)
+	wantStatus(t, r, http.StatusConflict)
+	if pr := r.problem(t); !strings.Contains(pr.Detail+pr.Title, "the queue changed since it was loaded") {
+		t.Errorf("409 problem %+v", pr)
+	}
+
+	// Without updated_at, the PUT replaces whatever is stored.
+	mine.UpdatedAt = time.Time{}
+	wantStatus(t, e.do(c, "PUT", p, mine, ops...), http.StatusOK)
+	var now struct {
+		Queue tandem.MatchQueue `json:"queue"`
+	}
+	e.do(c, "GET", p, nil, viewer...).decode(t, &now)
+	if !now.Queue.Backfill || now.Queue.TeamSize != 1 {
+		t.Errorf("queue after the PUT without updated_at: %+v", now.Queue)
+	}
 }
