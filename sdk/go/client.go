@@ -103,8 +103,9 @@ const maxMoves = 3
 // per connection, a reader (owned by whoever serves the connection: run,
 // then a drain) and keepalive (owned by run's serve, which waits for it);
 // after a move, drain (started by run, which waits for it before it
-// returns), which serves the old connection until the server closes it.
-// Close stops them all and waits.
+// returns), which serves the old connection until the server closes it;
+// tasks a call leaves behind (Matchmake's cancel of its ticket), which end
+// with the client. Close stops them all and waits.
 type Client struct {
 	cfg   Config
 	codec protocol.Codec
@@ -147,6 +148,12 @@ type Client struct {
 	// tickets: the Matchmake calls waiting for their ticket's pushed
 	// statuses, by queue (matchmaking.go). Guarded by mu.
 	tickets map[string]*ticketWait
+	// ticketResync: how often a waiting Matchmake asks for its ticket's
+	// status (ticketResyncInterval; tests shorten it).
+	ticketResync time.Duration
+	// tasks: goroutines a call leaves behind (Matchmake's cancel), added
+	// to under mu while the client has not stopped. Close waits for them.
+	tasks sync.WaitGroup
 }
 
 // session is the client's state of one server session. The client has one
@@ -240,6 +247,8 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		url:       cfg.URL,
 		sess:      newSession(),
 		tickets:   map[string]*ticketWait{},
+
+		ticketResync: ticketResyncInterval,
 	}
 	c.heartbeat.Store(int64(defaultHeartbeat))
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -405,6 +414,7 @@ func (c *Client) Close() error {
 			t.Stop()
 		}
 		<-c.done
+		c.tasks.Wait()
 	})
 	return nil
 }

@@ -115,18 +115,25 @@ func (c *Client) dispatchSession(s *session, env *protocol.Envelope) *ServerErro
 // (cid set), or the server's push of a change (cid 0), which goes to the
 // Matchmake waiting in its queue before it becomes a TicketUpdate event, so
 // that Matchmake never waits for the application to read Events. Progress
-// sees both, in stream order. The caller holds mu; dispatchTicket releases
-// it.
+// sees both, in stream order, once Matchmake's ticket is known only those
+// of that ticket. The caller holds mu; dispatchTicket releases it.
 func (c *Client) dispatchTicket(s *session, env *protocol.Envelope, ts *protocol.TicketStatus) {
 	p := s.takePending(env.GetCid())
+	pushed := env.GetCid() == 0
 	w := c.tickets[ts.GetQueue()]
+	if w != nil && p != nil && p == w.create {
+		w.id = ts.GetTicketId()
+	}
+	if w != nil && !w.concerns(ts) {
+		w = nil
+	}
 	c.mu.Unlock()
 	status := ticketStatusOf(ts)
 	// Progress sees a status before Matchmake acts on it.
-	if w != nil && w.progress != nil && (p != nil || env.GetCid() == 0) {
-		w.progress(status)
+	if w != nil && w.progress != nil && (p != nil || pushed) {
+		c.reportProgress(w, status)
 	}
-	if w != nil && env.GetCid() == 0 {
+	if w != nil && pushed {
 		c.mu.Lock()
 		w.push(ts)
 		c.mu.Unlock()
@@ -134,7 +141,7 @@ func (c *Client) dispatchTicket(s *session, env *protocol.Envelope, ts *protocol
 	switch {
 	case p != nil:
 		p.resolve(reply{env: env})
-	case env.GetCid() == 0:
+	case pushed:
 		c.emit(&TicketUpdate{Status: status})
 	default:
 		c.log.Debug("tandem: unanswered ticket_status ignored", "cid", env.GetCid())

@@ -55,9 +55,12 @@
 // claimed, matched…), and on a match takes the seat by itself — on the
 // session's own node it joins the room with the seat token; on another node
 // it moves the session there exactly as Join follows a seat reservation,
-// then joins — and returns the room. A seat that cannot be taken leaves the
-// ticket to the server (back in the queue, or ended); an ended ticket
-// returns a [*TicketEndedError]; ending the context cancels the ticket.
+// then joins — and returns the room. A seat that cannot be taken for a
+// transient reason is tried again until it expires; a seat that is gone
+// leaves the ticket to the server (back in the queue, or ended). The ticket
+// outlives a session that moves or is lost: Matchmake follows it to the
+// new session. An ended ticket returns a [*TicketEndedError]; ending the
+// context cancels the ticket.
 // [Client.CreateTicket], [Client.CancelTicket] and [Client.Ticket] are the
 // single requests; every status the server pushes is also a [TicketUpdate]
 // event.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/tandemhq/tandem/protocol"
@@ -33,10 +34,12 @@ type TicketRequest struct {
 	// seat.
 	Metadata []byte
 	// Progress, if set, is called during Matchmake with every status of
-	// the queue's ticket the client receives (the answer to the ticket's
-	// creation, then every change the server pushes), in order, before
-	// Matchmake acts on it. It is called from the client's goroutine that
-	// reads the connection: it must not block.
+	// its ticket the client receives (the answer to the ticket's creation,
+	// every change the server pushes, the answers when Matchmake asks for
+	// the ticket), in order, before Matchmake acts on it; never after
+	// Matchmake returned (Matchmake waits for a call under way). It is
+	// called from the client's goroutine that reads the connection: it
+	// must not block.
 	Progress func(TicketStatus)
 }
 
@@ -111,11 +114,15 @@ func (c *Client) createTicket(ctx context.Context, r TicketRequest) (*protocol.T
 	if r.PartySize < 0 {
 		return nil, fmt.Errorf("tandem: negative PartySize %d", r.PartySize)
 	}
-	return c.ticketRequest(ctx, ticketCreateFrame(&protocol.TicketCreate{
+	return c.ticketRequest(ctx, createFrame(r))
+}
+
+func createFrame(r TicketRequest) *protocol.Envelope {
+	return ticketCreateFrame(&protocol.TicketCreate{
 		Queue: r.Queue, StringProperties: r.Strings, NumericProperties: r.Numbers,
 		Must: matchTerms(r.Must), Should: matchTerms(r.Should),
 		Party: r.Party, PartySize: uint32(r.PartySize),
-	}))
+	})
 }
 
 // CancelTicket takes the player's ticket out of queue and returns its
@@ -152,59 +159,273 @@ func (c *Client) ticketRequest(ctx context.Context, env *protocol.Envelope) (*pr
 // joined room (a Joined event precedes its stream on Events, as for Join).
 //
 // When ctx ends, Matchmake cancels the ticket (best effort: a ticket being
-// matched stays) and returns ctx.Err(). A ticket that ends before the player
-// is seated (expired, or cancelled by the server) returns a
-// *TicketEndedError. A seat that cannot be taken (its node refuses it, or
-// the join fails because the seat expired) does not end Matchmake: the
-// server puts the ticket back in the queue (a match that fell through
-// keeps its place) or ends it. When the session ends (SessionLost, or
-// another Join moved it to another node) the server cancels the ticket with
-// it, and Matchmake returns an error wrapping ErrSessionLost.
+// claimed is asked again for a moment, on a goroutine Close waits for) and
+// returns ctx.Err(). A ticket that ends before the player is seated
+// (expired, or cancelled by the server) returns a *TicketEndedError. A seat
+// that cannot be taken does not end Matchmake: a transient failure
+// (rate_limited, unavailable, the seat's node cannot be reached) is retried
+// with backoff until the seat expires; a seat that is gone (not_found,
+// join_rejected, invalid) is left to the server, which puts the ticket back
+// in the queue (a match that fell through keeps its place) or ends it.
+//
+// The ticket lives on the server, not in the session: a session that moves
+// (another Join moved it) or is lost (its node died; the client started a
+// new session) keeps it, and its changes go to the new session. Matchmake
+// follows it there, and asks for the ticket's status (Ticket) to learn what
+// it missed; it does so every 30 s too. A ticket the server no longer has
+// ends Matchmake with an error wrapping the *ServerError not_found. Only
+// the client stopping (Close: ErrClosed) ends Matchmake otherwise.
 //
 // One Matchmake per queue at a time; the pushed statuses reach it even
 // while the application does not read Events (within the Events buffer:
 // the application must read Events all the same).
 func (c *Client) Matchmake(ctx context.Context, r TicketRequest) (*Room, error) {
+	if r.PartySize < 0 {
+		return nil, fmt.Errorf("tandem: negative PartySize %d", r.PartySize)
+	}
 	w, err := c.waitTicket(r.Queue, r.Progress)
 	if err != nil {
 		return nil, err
 	}
 	defer c.endWait(w)
-	ts, err := c.createTicket(ctx, r)
-	if err != nil {
-		if ctx.Err() != nil {
-			c.cancelTicket(r.Queue) // the ticket_create may have gone out
-		}
+	m := &matchmaking{c: c, r: r, w: w, resync: time.NewTimer(c.ticketResync)}
+	defer m.stopTimers()
+	ts, err := c.createWaitedTicket(ctx, w, r)
+	if errors.Is(err, ErrSessionLost) && ctx.Err() == nil {
+		ts = m.recreated(ctx)
+	}
+	if ts == nil {
 		return nil, err
 	}
-	id := ts.GetTicketId()
 	for {
-		switch s := ticketStatusOf(ts); {
-		case s.Ended():
-			return nil, &TicketEndedError{Status: s}
-		case s.State == TicketMatched && s.Seat != nil:
-			room, err := c.takeSeat(ctx, s.Seat, r.Metadata)
-			switch {
-			case err == nil:
-				return room, nil
-			case ctx.Err() != nil:
-				c.cancelTicket(r.Queue)
-				return nil, ctx.Err()
-			case errors.Is(err, ErrSessionLost), c.stopped():
-				return nil, err
-			}
-			c.log.Debug("tandem: the seat could not be taken; waiting for the ticket", "queue", r.Queue, "room", s.Seat.GetRoomId(), "err", err)
-			c.rewait(w)
+		room, err := m.act(ctx, ts)
+		if err == nil && room == nil {
+			ts, err = m.next(ctx)
 		}
-		ts, err = c.nextTicketStatus(ctx, w, id)
-		if err != nil {
-			if ctx.Err() != nil {
-				c.cancelTicket(r.Queue)
-				return nil, ctx.Err()
-			}
+		var ended *TicketEndedError
+		switch {
+		case room != nil:
+			return room, nil
+		case err == nil:
+		case errors.As(err, &ended):
+			return nil, err
+		case ctx.Err() != nil:
+			c.cancelTicket(r.Queue)
+			return nil, ctx.Err()
+		case c.stopped():
+			return nil, c.stopError()
+		default:
 			return nil, fmt.Errorf("tandem: matchmaking in %q: %w", r.Queue, err)
 		}
 	}
+}
+
+// createWaitedTicket creates the ticket Matchmake waits for with w. Its
+// answer names the ticket for w (dispatchTicket). A ticket_create that went
+// out is cancelled when ctx ends before its answer; one that never went
+// out is not.
+func (c *Client) createWaitedTicket(ctx context.Context, w *ticketWait, r TicketRequest) (*protocol.TicketStatus, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if _, err := c.send(createFrame(r), w.create, nil); err != nil {
+		return nil, err
+	}
+	var rep reply
+	select {
+	case rep = <-w.create.ch:
+	case <-ctx.Done():
+		c.forget(w.create)
+		c.cancelTicket(r.Queue)
+		return nil, ctx.Err()
+	}
+	if rep.err != nil {
+		return nil, rep.err
+	}
+	ts := rep.env.GetTicketStatus()
+	if ts == nil {
+		return nil, unexpectedReply(rep.env)
+	}
+	return ts, nil
+}
+
+// matchmaking is the state of one Matchmake after its ticket was created.
+type matchmaking struct {
+	c *Client
+	r TicketRequest
+	w *ticketWait
+
+	resync   *time.Timer // the next periodic Ticket(queue)
+	resyncOn bool        // ask for the ticket's status before waiting again
+
+	// A seat that could not be taken for a transient reason, taken again
+	// when retry fires (unless another status comes first).
+	retry       *time.Timer
+	retryStatus *protocol.TicketStatus
+	retrySeat   string // its seat token: attempts count per seat
+	attempts    int
+}
+
+// act does what a status of the ticket calls for: it returns the ticket's
+// end, takes the seat of a match, or does nothing (Matchmake waits on).
+func (m *matchmaking) act(ctx context.Context, ts *protocol.TicketStatus) (*Room, error) {
+	c := m.c
+	s := ticketStatusOf(ts)
+	switch {
+	case s.Ended():
+		return nil, &TicketEndedError{Status: s}
+	case s.State != TicketMatched || s.Seat == nil:
+		return nil, nil
+	}
+	room, err := c.takeSeat(ctx, s.Seat, m.r.Metadata)
+	if err == nil || ctx.Err() != nil || c.stopped() {
+		return room, err
+	}
+	c.log.Debug("tandem: the seat could not be taken", "queue", m.r.Queue, "room", s.Seat.GetRoomId(), "err", err)
+	if errors.Is(err, ErrSessionLost) || !c.watching(m.w) {
+		// The session was lost, or Matchmake moved it and then failed to
+		// join: statuses may have been written while no session had them.
+		c.rewatch(m.w)
+		m.resyncOn = true
+		return nil, nil
+	}
+	if seatGone(err) {
+		return nil, nil
+	}
+	m.retryLater(ts)
+	return nil, nil
+}
+
+// recreated returns the ticket a ticket_create lost with its session
+// created after all (the server may have made it before the session
+// ended), or nil.
+func (m *matchmaking) recreated(ctx context.Context) *protocol.TicketStatus {
+	m.c.rewatch(m.w)
+	ts, err := m.sync(ctx)
+	if err != nil || ts == nil || ticketStatusOf(ts).Ended() {
+		return nil
+	}
+	m.c.mu.Lock()
+	m.w.id = ts.GetTicketId()
+	m.c.mu.Unlock()
+	return ts
+}
+
+// retryLater arranges to take the seat of ts again after a backoff, if
+// that is before the seat expires.
+func (m *matchmaking) retryLater(ts *protocol.TicketStatus) {
+	sr := ts.GetSeat()
+	if sr.GetSeatToken() != m.retrySeat {
+		m.retrySeat, m.attempts = sr.GetSeatToken(), 0
+	}
+	d := backoff(m.attempts, m.c.cfg.MinBackoff, m.c.cfg.MaxBackoff, nil)
+	m.attempts++
+	if ms := sr.GetExpiresAtMs(); ms == 0 || time.Now().Add(d).After(time.UnixMilli(ms)) {
+		return // the server expires the seat: a status follows
+	}
+	m.stopRetry()
+	m.retry, m.retryStatus = time.NewTimer(d), ts
+}
+
+// next returns the next status to act on: a pushed one, the answer to a
+// resync, or a seat to retry; or the error that ends Matchmake.
+func (m *matchmaking) next(ctx context.Context) (*protocol.TicketStatus, error) {
+	c, w := m.c, m.w
+	for {
+		if m.resyncOn {
+			m.resyncOn = false
+			ts, err := m.sync(ctx)
+			if err != nil || ts != nil {
+				m.stopRetry()
+				return ts, err
+			}
+		}
+		if ts := c.takeTicketStatus(w); ts != nil {
+			m.stopRetry()
+			return ts, nil
+		}
+		var retry <-chan time.Time
+		if m.retry != nil {
+			retry = m.retry.C
+		}
+		c.mu.Lock()
+		end := w.end
+		c.mu.Unlock()
+		select {
+		case <-w.wake:
+		case rep := <-end.ch:
+			if c.stopped() {
+				return nil, rep.err
+			}
+			c.rewatch(w) // a new session has the ticket's changes
+			m.resyncOn = true
+		case <-retry:
+			ts := m.retryStatus
+			m.retry, m.retryStatus = nil, nil
+			return ts, nil
+		case <-m.resync.C:
+			m.resyncOn = true
+		case <-c.done:
+			return nil, c.stopError()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// sync asks for the ticket's status: it returns it, or nil when the
+// answer is no news (a transient failure: the next resync asks again), or
+// the error that ends Matchmake (not_found: the server has no ticket).
+func (m *matchmaking) sync(ctx context.Context) (*protocol.TicketStatus, error) {
+	c, w := m.c, m.w
+	defer m.resync.Reset(c.ticketResync)
+	for {
+		ts, err := c.ticketRequest(ctx, ticketStatusFrame(m.r.Queue))
+		switch {
+		case err == nil:
+			c.mu.Lock()
+			id := w.id
+			c.mu.Unlock()
+			if got := ts.GetTicketId(); id != "" && got != "" && got != id {
+				return nil, fmt.Errorf("tandem: ticket %s was replaced by %s", id, got)
+			}
+			return ts, nil
+		case ctx.Err() != nil, c.stopped(), errors.Is(err, &ServerError{Code: CodeNotFound}):
+			return nil, err
+		case errors.Is(err, ErrSessionLost):
+			c.rewatch(w) // lost again, or moved: ask the session current now
+		default:
+			c.log.Debug("tandem: asking for the ticket failed", "queue", m.r.Queue, "err", err)
+			return nil, nil
+		}
+	}
+}
+
+func (m *matchmaking) stopRetry() {
+	if m.retry != nil {
+		m.retry.Stop()
+		m.retry, m.retryStatus = nil, nil
+	}
+}
+
+func (m *matchmaking) stopTimers() {
+	m.stopRetry()
+	m.resync.Stop()
+}
+
+// seatGone reports whether a failure to take a seat says the seat is gone
+// (it does not exist, the room refused the player, or the request is
+// wrong): retrying cannot help, the server moves the ticket on.
+func seatGone(err error) bool {
+	var se *ServerError
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code {
+	case CodeNotFound, CodeJoinRejected, CodeInvalid:
+		return true
+	}
+	return false
 }
 
 // takeSeat joins the room of a seat reservation: with its seat token when
@@ -247,25 +468,75 @@ func (c *Client) takeSeat(ctx context.Context, sr *protocol.SeatReservation, met
 	}
 }
 
-// cancelTicket asks the server to cancel the ticket in queue without
-// waiting: the request goes out (and is resent after a resume) and its
-// answer is dropped.
+// The cancel Matchmake sends when its context ends is asked again while
+// the server answers conflict (the ticket is being claimed: a moment
+// later it is matched, and cancelling gives its seat up) or the session is
+// lost (the ticket is not), a few times within cancelPatience.
+const (
+	cancelPatience = 2 * time.Second
+	cancelAttempts = 5
+)
+
+// ticketResyncInterval is how often a waiting Matchmake asks for its
+// ticket's status (Client.ticketResync; tests shorten it): a status lost
+// or never sent, or a ticket the server deleted, must not leave it waiting
+// for ever.
+const ticketResyncInterval = 30 * time.Second
+
+// cancelTicket cancels the ticket in queue without holding its caller up:
+// on a goroutine of the client's (Close waits for it), it asks until the
+// ticket is cancelled, the answer is final, or cancelPatience is over.
 func (c *Client) cancelTicket(queue string) {
-	if _, err := c.send(ticketCancelFrame(queue), newPending(), nil); err != nil {
-		c.log.Debug("tandem: cancelling the ticket failed", "queue", queue, "err", err)
+	c.mu.Lock()
+	if c.stopErr != nil {
+		c.mu.Unlock()
+		return
 	}
+	c.tasks.Add(1) // under mu, before Close sets stopErr and waits
+	c.mu.Unlock()
+	go func() {
+		defer c.tasks.Done()
+		ctx, cancel := context.WithTimeout(c.ctx, cancelPatience)
+		defer cancel()
+		for attempt := 0; ; attempt++ {
+			_, err := c.ticketRequest(ctx, ticketCancelFrame(queue))
+			again := errors.Is(err, &ServerError{Code: CodeConflict}) || errors.Is(err, ErrSessionLost)
+			if !again || attempt+1 == cancelAttempts {
+				if err != nil {
+					c.log.Debug("tandem: cancelling the ticket failed", "queue", queue, "err", err)
+				}
+				return
+			}
+			t := time.NewTimer(backoff(attempt, c.cfg.MinBackoff, c.cfg.MaxBackoff, nil))
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				c.log.Debug("tandem: cancelling the ticket failed", "queue", queue, "err", err)
+				return
+			}
+		}
+	}()
 }
 
 // ticketWait is a Matchmake waiting for its ticket's statuses. Its end is a
-// pending entry of the session the ticket lives on, under a cid no request
-// uses: like a request's, it fails when that session is lost or moves away,
-// or when the client stops.
+// pending entry of the session it watches, under a cid no request uses:
+// like a request's, it fails when that session is lost or moves away, or
+// when the client stops; Matchmake then watches the session current.
 type ticketWait struct {
 	queue    string
 	progress func(TicketStatus)
-	end      *pending                 // guarded by Client.mu (rewait replaces it)
-	wake     chan struct{}            // capacity 1: statuses were pushed
-	statuses []*protocol.TicketStatus // pushed, not yet taken; guarded by Client.mu
+	// progressMu is held while Progress runs, and by endWait: Progress is
+	// never called once Matchmake returned.
+	progressMu sync.Mutex
+
+	// Guarded by Client.mu:
+	create   *pending                 // the ticket_create; its answer names the ticket
+	id       string                   // the ticket's id, once known
+	end      *pending                 // rewatch replaces it
+	statuses []*protocol.TicketStatus // pushed, not yet taken
+
+	wake chan struct{} // capacity 1: statuses were pushed
 }
 
 // waitTicket registers a Matchmake in queue, on the current session.
@@ -278,7 +549,7 @@ func (c *Client) waitTicket(queue string, progress func(TicketStatus)) (*ticketW
 	if c.tickets[queue] != nil {
 		return nil, fmt.Errorf("tandem: a Matchmake in queue %q is already waiting", queue)
 	}
-	w := &ticketWait{queue: queue, progress: progress, wake: make(chan struct{}, 1)}
+	w := &ticketWait{queue: queue, progress: progress, create: newPending(), wake: make(chan struct{}, 1)}
 	c.watchSessionLocked(w)
 	c.tickets[queue] = w
 	return w, nil
@@ -293,13 +564,20 @@ func (c *Client) watchSessionLocked(w *ticketWait) {
 	c.sess.pending[w.end.cid] = w.end
 }
 
-// rewait moves w to the current session when Matchmake moved the session
-// itself, to take a seat whose room then refused the join: the server goes
-// on with the ticket there.
-func (c *Client) rewait(w *ticketWait) {
+// watching reports whether w watches the current session (Matchmake did
+// not move it since).
+func (c *Client) watching(w *ticketWait) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if w.end.sess == c.sess || c.stopErr != nil {
+	return w.end.sess == c.sess
+}
+
+// rewatch makes w watch the current session, after the one it watched
+// moved or was lost: the server goes on with the ticket there.
+func (c *Client) rewatch(w *ticketWait) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopErr != nil {
 		return
 	}
 	delete(w.end.sess.pending, w.end.cid)
@@ -307,10 +585,30 @@ func (c *Client) rewait(w *ticketWait) {
 }
 
 func (c *Client) endWait(w *ticketWait) {
+	w.progressMu.Lock()
+	defer w.progressMu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.tickets, w.queue)
 	delete(w.end.sess.pending, w.end.cid)
+}
+
+// concerns reports whether ts is a status of w's ticket: any of the queue
+// until the ticket's id is known. The caller holds Client.mu.
+func (w *ticketWait) concerns(ts *protocol.TicketStatus) bool {
+	return w.id == "" || ts.GetTicketId() == "" || ts.GetTicketId() == w.id
+}
+
+// reportProgress calls w's Progress with s, unless Matchmake has returned.
+func (c *Client) reportProgress(w *ticketWait, s TicketStatus) {
+	w.progressMu.Lock()
+	defer w.progressMu.Unlock()
+	c.mu.Lock()
+	live := c.tickets[w.queue] == w
+	c.mu.Unlock()
+	if live {
+		w.progress(s)
+	}
 }
 
 // push queues a pushed status for w. The caller holds Client.mu.
@@ -322,42 +620,24 @@ func (w *ticketWait) push(ts *protocol.TicketStatus) {
 	}
 }
 
-// nextTicketStatus returns the next pushed status of the ticket id, or the
-// error that ended the wait. It skips the statuses of another ticket of the
-// queue (one that ended before), and a match followed by a newer status
-// already: its seat is gone (the match fell through, or the ticket ended).
-func (c *Client) nextTicketStatus(ctx context.Context, w *ticketWait, id string) (*protocol.TicketStatus, error) {
-	for {
-		c.mu.Lock()
-		var ts *protocol.TicketStatus
-		superseded := false
-		if len(w.statuses) > 0 {
-			ts = w.statuses[0]
-			w.statuses[0] = nil
-			w.statuses = w.statuses[1:]
-			superseded = len(w.statuses) > 0
-		}
-		end := w.end
-		c.mu.Unlock()
+// takeTicketStatus returns the next pushed status of w's ticket, or nil.
+// It skips a match followed by a newer status already: its seat is gone
+// (the match fell through, or the ticket ended).
+func (c *Client) takeTicketStatus(w *ticketWait) *protocol.TicketStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(w.statuses) > 0 {
+		ts := w.statuses[0]
+		w.statuses[0] = nil
+		w.statuses = w.statuses[1:]
 		switch {
-		case ts == nil:
-		case id != "" && ts.GetTicketId() != "" && ts.GetTicketId() != id:
-			continue
-		case superseded && ts.GetState() == TicketMatched:
-			continue
+		case !w.concerns(ts):
+		case len(w.statuses) > 0 && ts.GetState() == TicketMatched:
 		default:
-			return ts, nil
-		}
-		select {
-		case <-w.wake:
-		case rep := <-end.ch:
-			return nil, rep.err
-		case <-c.done:
-			return nil, c.stopError()
-		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ts
 		}
 	}
+	return nil
 }
 
 func (c *Client) stopped() bool {

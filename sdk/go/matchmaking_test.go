@@ -3,11 +3,14 @@ package client
 import (
 	"context"
 	"errors"
+	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
 	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/tandemhq/tandem/protocol"
@@ -257,8 +260,8 @@ func TestMatchmakeCancelsTheTicketWhenItsContextEnds(t *testing.T) {
 	if env.GetTicketCancel().GetQueue() != "duel" || env.GetCid() == 0 {
 		t.Fatalf("got %v, want ticket_cancel", env)
 	}
-	// The answer, refused or not, concerns nobody.
-	p.send(sessionFrame(3, env.GetCid(), errorFrame(CodeConflict, "being matched")))
+	// The answer concerns nobody.
+	p.send(sessionFrame(3, env.GetCid(), ticketStatus(TicketCancelled, nil)))
 	rpcRoundTrip(t, c, p, 4)
 	if evs := remaining(c, s); len(evs) != 0 {
 		t.Errorf("events after the cancel: %#v, want none", evs)
@@ -337,26 +340,375 @@ func TestMatchmakeGoesOnWaitingWhenTheSeatsNodeRefusesIt(t *testing.T) {
 	}
 }
 
-func TestMatchmakeEndsWithTheSession(t *testing.T) {
+// expectTicketQuery reads the ticket_status Matchmake asks for its ticket
+// with.
+func expectTicketQuery(t *testing.T, p *peer) *protocol.Envelope {
+	t.Helper()
+	env := p.expect(nil)
+	if env.GetTicketStatus().GetQueue() != "duel" || env.GetCid() == 0 {
+		t.Fatalf("got %v, want ticket_status{duel}", env)
+	}
+	return env
+}
+
+func TestMatchmakeFollowsItsTicketToTheSessionThatReplacesALostOne(t *testing.T) {
 	s := newFakeServer(t, protocol.CodecJSON)
 	c, p := connect(t, s, fast)
-	wait := matchmake(t, bg(), c, p, new(progressLog))
+	var progress progressLog
+	wait := matchmake(t, bg(), c, p, &progress)
+	// The node died: the client starts a new session elsewhere, and the
+	// server keeps the ticket.
 	p.closeWith(protocol.CloseSessionExpired, "")
 	p2 := s.next()
 	p2.handshake("s2", "rt2", false, 0)
-	if _, err := wait(); !errors.Is(err, ErrSessionLost) {
-		t.Fatalf("Matchmake: %v, want ErrSessionLost", err)
+	q := expectTicketQuery(t, p2)
+	p2.send(
+		sessionFrame(1, q.GetCid(), ticketStatus(TicketSearching, nil)),
+		sessionFrame(2, 0, ticketStatus(TicketMatched, seat("r7", "n1", "ws://n1/ws", "seat.1"))),
+	)
+	j := expectSeatJoin(t, p2, "r7", "seat.1")
+	p2.send(sessionFrame(3, j.GetCid(), joined("r7", 1, 0, "")))
+	r, err := wait()
+	if err != nil {
+		t.Fatalf("Matchmake: %v", err)
 	}
-	eventAs[*Disconnected](t, c)
-	eventAs[*SessionLost](t, c)
+	if r.ID() != "r7" || c.SessionID() != "s2" {
+		t.Errorf("room %q session %q, want r7 on s2", r.ID(), c.SessionID())
+	}
+	if diff := cmp.Diff([]string{TicketSearching, TicketSearching, TicketMatched}, progress.seen()); diff != "" {
+		t.Errorf("Progress (-want +got):\n%s", diff)
+	}
+}
 
-	// The queue is free again: another Matchmake may wait there.
-	wait = matchmake(t, bg(), c, p2, new(progressLog))
-	p2.closeWith(protocol.CloseSessionExpired, "")
-	s.next().handshake("s3", "rt3", false, 0)
-	if _, err := wait(); !errors.Is(err, ErrSessionLost) {
-		t.Fatalf("second Matchmake: %v, want ErrSessionLost", err)
+func TestMatchmakeFollowsItsTicketWhenAJoinMovesTheSession(t *testing.T) {
+	s1, s2 := newFakeServer(t, protocol.CodecJSON), newFakeServer(t, protocol.CodecJSON)
+	c, p1 := connect(t, s1, fast)
+	wait := matchmake(t, bg(), c, p1, new(progressLog))
+	p2, _, joinWait := joinElsewhere(t, c, p1, 2, "r9", s2)
+	joinedThere(t, p2, "r9")
+	if _, err := joinWait(); err != nil {
+		t.Fatalf("Join: %v", err)
 	}
+	p1.closeWith(protocol.CloseMoved, "moved")
+	// The ticket was matched while the session moved: the answer has the
+	// seat, on the session's new node.
+	q := expectTicketQuery(t, p2)
+	p2.send(sessionFrame(2, q.GetCid(), ticketStatus(TicketMatched, seat("r7", "n1", s2.url(), "seat.7"))))
+	j := expectSeatJoin(t, p2, "r7", "seat.7")
+	p2.send(sessionFrame(3, j.GetCid(), joined("r7", 1, 0, "")))
+	r, err := wait()
+	if err != nil {
+		t.Fatalf("Matchmake: %v", err)
+	}
+	if r.ID() != "r7" || c.SessionID() != "s2" {
+		t.Errorf("room %q session %q, want r7 on s2", r.ID(), c.SessionID())
+	}
+}
+
+func TestMatchmakeEndsWhenTheNewSessionFindsItsTicketGone(t *testing.T) {
+	ended := ticketStatus(TicketCancelled, nil)
+	ended.GetTicketStatus().Reason = "session_ended"
+	other := ticketStatus(TicketSearching, nil)
+	other.GetTicketStatus().TicketId = "t2"
+	tests := []struct {
+		name   string
+		answer *protocol.Envelope
+		check  func(error) bool
+	}{
+		{"not found", errorFrame(CodeNotFound, "no ticket"), func(err error) bool {
+			var se *ServerError
+			return errors.As(err, &se) && se.Code == CodeNotFound
+		}},
+		{"ended", ended, func(err error) bool {
+			var te *TicketEndedError
+			return errors.As(err, &te) && te.Status.State == TicketCancelled && te.Status.Reason == "session_ended"
+		}},
+		{"another ticket", other, func(err error) bool {
+			var te *TicketEndedError
+			return err != nil && !errors.As(err, &te) && !errors.Is(err, ErrSessionLost)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newFakeServer(t, protocol.CodecJSON)
+			c, p := connect(t, s, fast)
+			wait := matchmake(t, bg(), c, p, new(progressLog))
+			p.closeWith(protocol.CloseSessionExpired, "")
+			p2 := s.next()
+			p2.handshake("s2", "rt2", false, 0)
+			q := expectTicketQuery(t, p2)
+			p2.send(sessionFrame(1, q.GetCid(), tt.answer))
+			if _, err := wait(); !tt.check(err) {
+				t.Fatalf("Matchmake: %v", err)
+			}
+			// The queue is free again: another Matchmake may wait there.
+			wait = matchmake(t, bg(), c, p2, new(progressLog))
+			s.drain()
+			c.Close()
+			if _, err := wait(); !errors.Is(err, ErrClosed) {
+				t.Fatalf("second Matchmake: %v, want ErrClosed", err)
+			}
+		})
+	}
+}
+
+func TestMatchmakeAsksWhetherACreateLostWithItsSessionWasMade(t *testing.T) {
+	for _, made := range []bool{true, false} {
+		t.Run(map[bool]string{true: "made", false: "not made"}[made], func(t *testing.T) {
+			s := newFakeServer(t, protocol.CodecJSON)
+			c, p := connect(t, s, fast)
+			var r *Room
+			wait := async(func() (err error) {
+				r, err = c.Matchmake(bg(), TicketRequest{Queue: "duel", Metadata: []byte("m")})
+				return err
+			})
+			if env := p.expect(nil); env.GetTicketCreate() == nil {
+				t.Fatalf("got %v, want ticket_create", env)
+			}
+			p.closeWith(protocol.CloseSessionExpired, "")
+			p2 := s.next()
+			p2.handshake("s2", "rt2", false, 0)
+			q := expectTicketQuery(t, p2)
+			if !made {
+				p2.send(sessionFrame(1, q.GetCid(), errorFrame(CodeNotFound, "no ticket")))
+				if err := wait(); !errors.Is(err, ErrSessionLost) {
+					t.Fatalf("Matchmake: %v, want ErrSessionLost", err)
+				}
+				return
+			}
+			p2.send(sessionFrame(1, q.GetCid(), ticketStatus(TicketMatched, seat("r7", "n1", "ws://n1/ws", "seat.1"))))
+			j := expectSeatJoin(t, p2, "r7", "seat.1")
+			p2.send(sessionFrame(2, j.GetCid(), joined("r7", 1, 0, "")))
+			if err := wait(); err != nil || r.ID() != "r7" {
+				t.Fatalf("Matchmake: %v, %v; want r7", r, err)
+			}
+		})
+	}
+}
+
+func TestMatchmakeAsksForItsTicketWhenTheJoinAfterItsMoveFails(t *testing.T) {
+	s1, s2 := newFakeServer(t, protocol.CodecJSON), newFakeServer(t, protocol.CodecJSON)
+	c, p1 := connect(t, s1, fast)
+	wait := matchmake(t, bg(), c, p1, new(progressLog))
+	p1.send(sessionFrame(2, 0, ticketStatus(TicketMatched, seat("r9", "n2", s2.url(), "seat.mm"))))
+	p2 := s2.next()
+	p2.expect(nil) // connect with the seat token
+	p2.connected("s2", "rt2", false, 0)
+	j := p2.expect(nil)
+	if j.GetJoin().GetRoomId() != "r9" {
+		t.Fatalf("got %v, want join r9", j)
+	}
+	p2.send(sessionFrame(1, j.GetCid(), errorFrame(CodeNotFound, "the room closed")))
+	// The match fell through and the ticket was matched again while the
+	// session moved: neither session was there to get the statuses.
+	q := expectTicketQuery(t, p2)
+	p1.closeWith(protocol.CloseMoved, "moved")
+	p2.send(sessionFrame(2, q.GetCid(), ticketStatus(TicketMatched, seat("r3", "n1", s2.url(), "seat.3"))))
+	j = expectSeatJoin(t, p2, "r3", "seat.3")
+	p2.send(sessionFrame(3, j.GetCid(), joined("r3", 1, 0, "")))
+	r, err := wait()
+	if err != nil {
+		t.Fatalf("Matchmake: %v", err)
+	}
+	if r.ID() != "r3" {
+		t.Errorf("room %q, want r3", r.ID())
+	}
+}
+
+func TestMatchmakeRetriesASeatItCouldNotTakeForNow(t *testing.T) {
+	for _, code := range []uint32{CodeRateLimited, CodeUnavailable} {
+		t.Run(codeName(code), func(t *testing.T) {
+			s := newFakeServer(t, protocol.CodecJSON)
+			c, p := connect(t, s, fast)
+			wait := matchmake(t, bg(), c, p, new(progressLog))
+			p.send(sessionFrame(2, 0, ticketStatus(TicketMatched, seat("r7", "n1", "ws://n1/ws", "seat.1"))))
+			j := expectSeatJoin(t, p, "r7", "seat.1")
+			p.send(sessionFrame(3, j.GetCid(), errorFrame(code, "not now")))
+			j = expectSeatJoin(t, p, "r7", "seat.1")
+			p.send(sessionFrame(4, j.GetCid(), joined("r7", 1, 0, "")))
+			if r, err := wait(); err != nil || r.ID() != "r7" {
+				t.Fatalf("Matchmake: %v, %v; want r7", r, err)
+			}
+		})
+	}
+}
+
+func TestMatchmakeRetriesTheSeatsNodeItCouldNotReach(t *testing.T) {
+	s1, s2 := newFakeServer(t, protocol.CodecJSON), newFakeServer(t, protocol.CodecJSON)
+	var dials atomic.Int32
+	cfg := fast
+	cfg.NetDial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if addr == s2.ln.Addr().String() && dials.Add(1) == 1 {
+			return nil, errors.New("no route to host")
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	c, p1 := connect(t, s1, cfg)
+	wait := matchmake(t, bg(), c, p1, new(progressLog))
+	p1.send(sessionFrame(2, 0, ticketStatus(TicketMatched, seat("r9", "n2", s2.url(), "seat.mm"))))
+	p2 := s2.next()
+	if hello := p2.expect(nil).GetConnect(); hello.GetSeatToken() != "seat.mm" {
+		t.Fatalf("connect on the seat's node: %v, want the seat token", hello)
+	}
+	joinedThere(t, p2, "r9")
+	if r, err := wait(); err != nil || r.ID() != "r9" {
+		t.Fatalf("Matchmake: %v, %v; want r9", r, err)
+	}
+	if n := dials.Load(); n != 2 {
+		t.Errorf("%d dials to the seat's node, want 2", n)
+	}
+}
+
+func TestMatchmakeAsksAgainWhileItsTicketIsBeingClaimed(t *testing.T) {
+	s := newFakeServer(t, protocol.CodecJSON)
+	c, p := connect(t, s, fast)
+	ctx, cancel := context.WithCancel(bg())
+	wait := matchmake(t, ctx, c, p, new(progressLog))
+	cancel()
+	if _, err := wait(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Matchmake: %v, want context.Canceled", err)
+	}
+	env := p.expect(nil)
+	if env.GetTicketCancel().GetQueue() != "duel" {
+		t.Fatalf("got %v, want ticket_cancel", env)
+	}
+	p.send(sessionFrame(2, env.GetCid(), errorFrame(CodeConflict, "being claimed")))
+	env = p.expect(nil)
+	if env.GetTicketCancel().GetQueue() != "duel" {
+		t.Fatalf("got %v, want ticket_cancel again", env)
+	}
+	p.send(sessionFrame(3, env.GetCid(), ticketStatus(TicketCancelled, nil)))
+	rpcRoundTrip(t, c, p, 4) // and no more
+}
+
+func TestCloseWaitsForTheCancelOfAMatchmake(t *testing.T) {
+	s := newFakeServer(t, protocol.CodecJSON)
+	c, p := connect(t, s, fast)
+	running := goleak.IgnoreCurrent()
+	ctx, cancel := context.WithCancel(bg())
+	wait := matchmake(t, ctx, c, p, new(progressLog))
+	cancel()
+	if _, err := wait(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Matchmake: %v, want context.Canceled", err)
+	}
+	env := p.expect(nil)
+	p.send(sessionFrame(2, env.GetCid(), errorFrame(CodeConflict, "being claimed")))
+	p.expect(nil) // asked again; no answer
+	remaining(c, s)
+	goleak.VerifyNone(t, running)
+}
+
+func TestMatchmakeSendsNoCancelWhenItsContextEndedFirst(t *testing.T) {
+	s := newFakeServer(t, protocol.CodecJSON)
+	c, p := connect(t, s, fast)
+	ctx, cancel := context.WithCancel(bg())
+	cancel()
+	if _, err := c.Matchmake(ctx, TicketRequest{Queue: "duel"}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Matchmake: %v, want context.Canceled", err)
+	}
+	wait := async(func() error { _, err := c.RPC(bg(), "ping", nil); return err })
+	env := p.expect(nil)
+	if env.GetRpc() == nil {
+		t.Fatalf("got %v, want the rpc: no ticket frame was due", env)
+	}
+	p.send(sessionFrame(1, env.GetCid(), &protocol.Envelope{Body: &protocol.Envelope_RpcReply{RpcReply: &protocol.RpcReply{}}}))
+	if err := wait(); err != nil {
+		t.Fatalf("RPC: %v", err)
+	}
+}
+
+func TestProgressSeesOnlyTheStatusesOfMatchmakesTicket(t *testing.T) {
+	s := newFakeServer(t, protocol.CodecJSON)
+	c, p := connect(t, s, fast)
+	var progress progressLog
+	wait := matchmake(t, bg(), c, p, &progress)
+	old := ticketStatus(TicketCancelled, nil) // an earlier ticket of the queue
+	old.GetTicketStatus().TicketId = "t0"
+	p.send(
+		sessionFrame(2, 0, old),
+		sessionFrame(3, 0, ticketStatus(TicketMatched, seat("r7", "n1", "ws://n1/ws", "seat.1"))),
+	)
+	j := expectSeatJoin(t, p, "r7", "seat.1")
+	p.send(sessionFrame(4, j.GetCid(), joined("r7", 1, 0, "")))
+	if _, err := wait(); err != nil {
+		t.Fatalf("Matchmake: %v", err)
+	}
+	if diff := cmp.Diff([]string{TicketSearching, TicketMatched}, progress.seen()); diff != "" {
+		t.Errorf("Progress (-want +got):\n%s", diff)
+	}
+}
+
+func TestMatchmakeReturnsOnlyOnceProgressReturned(t *testing.T) {
+	s := newFakeServer(t, protocol.CodecJSON)
+	c, p := connect(t, s, fast)
+	var (
+		mu    sync.Mutex
+		order []string
+	)
+	record := func(what string) {
+		mu.Lock()
+		defer mu.Unlock()
+		order = append(order, what)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	progress := func(s TicketStatus) {
+		if s.State == TicketClaimed {
+			close(entered)
+			<-release
+			record("Progress returned")
+		}
+	}
+	ctx, cancel := context.WithCancel(bg())
+	wait := async(func() error {
+		_, err := c.Matchmake(ctx, TicketRequest{Queue: "duel", Progress: progress})
+		record("Matchmake returned")
+		return err
+	})
+	create := p.expect(nil)
+	p.send(sessionFrame(1, create.GetCid(), ticketStatus(TicketSearching, nil)), sessionFrame(2, 0, ticketStatus(TicketClaimed, nil)))
+	<-entered
+	cancel()
+	if env := p.expect(nil); env.GetTicketCancel() == nil {
+		t.Fatalf("got %v, want ticket_cancel", env)
+	}
+	close(release)
+	if err := wait(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Matchmake: %v, want context.Canceled", err)
+	}
+	if diff := cmp.Diff([]string{"Progress returned", "Matchmake returned"}, order); diff != "" {
+		t.Errorf("order (-want +got):\n%s", diff)
+	}
+}
+
+func TestMatchmakeAsksForItsTicketNowAndThen(t *testing.T) {
+	t.Run("matched", func(t *testing.T) {
+		s := newFakeServer(t, protocol.CodecJSON)
+		c, p := connect(t, s, fast)
+		c.ticketResync = time.Millisecond
+		wait := matchmake(t, bg(), c, p, new(progressLog))
+		// The push of the match was lost: the answer has the seat.
+		q := expectTicketQuery(t, p)
+		p.send(sessionFrame(2, q.GetCid(), ticketStatus(TicketMatched, seat("r7", "n1", "ws://n1/ws", "seat.1"))))
+		j := expectSeatJoin(t, p, "r7", "seat.1")
+		p.send(sessionFrame(3, j.GetCid(), joined("r7", 1, 0, "")))
+		if r, err := wait(); err != nil || r.ID() != "r7" {
+			t.Fatalf("Matchmake: %v, %v; want r7", r, err)
+		}
+	})
+	t.Run("deleted", func(t *testing.T) {
+		s := newFakeServer(t, protocol.CodecJSON)
+		c, p := connect(t, s, fast)
+		c.ticketResync = time.Millisecond
+		wait := matchmake(t, bg(), c, p, new(progressLog))
+		q := expectTicketQuery(t, p)
+		p.send(sessionFrame(2, q.GetCid(), errorFrame(CodeNotFound, "no ticket")))
+		_, err := wait()
+		var se *ServerError
+		if !errors.As(err, &se) || se.Code != CodeNotFound {
+			t.Fatalf("Matchmake: %v, want an error wrapping the *ServerError not_found", err)
+		}
+	})
 }
 
 func TestMatchmakeEndsWhenTheClientCloses(t *testing.T) {
