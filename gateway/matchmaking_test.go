@@ -192,3 +192,27 @@ func TestASessionsEndCancelsItsTicketsButANewerLoginKeepsThem(t *testing.T) {
 		return got.State == tandem.TicketCancelled && got.Reason == "session_ended"
 	})
 }
+
+// A banned player keeps no ticket: the ban ends the session, and its
+// searching tickets with it.
+func TestABanCancelsThePlayersTickets(t *testing.T) {
+	tc := newTestCluster(t)
+	web := tc.bus("web")
+	putQueue(t, web, tandem.MatchQueue{Name: "trio", RoomType: "relay", MinPlayers: 3, MaxPlayers: 3})
+	n := tc.matchmakingNode("a", 5*time.Second, nil)
+	eve := n.dial(t)
+	eve.connect(tc.token("eve"))
+	waitFor(t, 10*time.Second, "a ticket", func() bool {
+		return eve.request(10, ticketCreate("trio")).GetTicketStatus() != nil
+	})
+	if err := web.PutBan(context.Background(), tandem.BanEntry{PlayerID: "eve", Start: time.Now().Add(-time.Second), Reason: "cheating"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := eve.closeCode(); got != protocol.CloseBanned {
+		t.Fatalf("closed with %s, want banned", got)
+	}
+	waitFor(t, 10*time.Second, "eve's ticket cancelled", func() bool {
+		got := ticketOf(t, web, "trio", "eve")
+		return got.State == tandem.TicketCancelled && got.Reason == "session_ended"
+	})
+}
