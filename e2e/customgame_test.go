@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -133,5 +136,74 @@ func TestCustomGamePlaysTicTacToeAnswersItsRPCAndExitsZeroOnSIGTERM(t *testing.T
 	}
 	if code := game.waitExit(t); code != 0 {
 		t.Fatalf("customgame dev exited %d after SIGTERM, want 0", code)
+	}
+}
+
+// A game's room type gets its match from the matchmaker: the matched
+// players are seated by team, and no one else gets in.
+func TestCustomGameSeatsAMatchByTeam(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	game := startDev(t, bins.customgame, dataDir)
+	runWithStdin(t, "operator password 1\n", bins.customgame, "admin", "create",
+		"--db", "sqlite:"+filepath.Join(dataDir, "tandem.db"), "--audit-key", filepath.Join(dataDir, "audit-key.pem"),
+		"--admin-name", "op", "--role", "operator", "--password-stdin")
+	op := loginOperator(t, game.web, "op", "operator password 1")
+	if code := op.do(http.MethodPut, "/api/admin/v1/matchmaking/queues/ttt",
+		map[string]any{"room_type": "tictactoe", "teams": 2, "team_size": 1}, nil); code != http.StatusOK {
+		t.Fatalf("put queue: %d", code)
+	}
+	alice := dial(t, game.url, game.tokenFor(t, "alice"))
+	bob := dial(t, game.url, game.tokenFor(t, "bob"))
+	rooms := make(chan *client.Room, 2)
+	errs := make(chan error, 2)
+	teams := make(map[string]int)
+	var mu sync.Mutex
+	for _, c := range []*client.Client{alice, bob} {
+		go func() {
+			r, err := c.Matchmake(withDeadline(t), client.TicketRequest{Queue: "ttt", Progress: func(s client.TicketStatus) {
+				if s.State == client.TicketMatched {
+					mu.Lock()
+					teams[c.PlayerID()] = s.Team
+					mu.Unlock()
+				}
+			}})
+			errs <- err
+			rooms <- r
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("matchmake: %v", err)
+		}
+	}
+	ra, rb := <-rooms, <-rooms
+	if ra.ID() != rb.ID() {
+		t.Fatalf("matched into rooms %s and %s", ra.ID(), rb.ID())
+	}
+	mu.Lock()
+	x, o := "alice", "bob"
+	if teams["alice"] == 1 {
+		x, o = o, x
+	}
+	mu.Unlock()
+	// The board of the second join names both, by team.
+	var last board
+	if err := json.Unmarshal(ra.State(), &last); err != nil {
+		t.Fatal(err)
+	}
+	for last.X == "" || last.O == "" {
+		if err := json.Unmarshal(nextMessage(t, alice, "board"), &last); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if last.X != x || last.O != o {
+		t.Errorf("X %q, O %q; want the first team's %q and the second's %q", last.X, last.O, x, o)
+	}
+	carol := dial(t, game.url, game.tokenFor(t, "carol"))
+	_, err := carol.Join(withDeadline(t), client.JoinOptions{RoomID: ra.ID()})
+	var se *client.ServerError
+	if !errors.As(err, &se) || (se.Code != client.CodeJoinRejected && se.Code != client.CodeRoomFull) {
+		t.Errorf("carol joining the match's room: %v, want refused", err)
 	}
 }

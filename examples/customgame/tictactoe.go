@@ -31,7 +31,10 @@ import (
 //	room → player    "rejected"  {"reason":"..."}      a move that was not allowed
 //
 // A player picks a mark with join metadata {"mark":"O"} (or gets the free
-// one); asking for a mark that is taken is refused by JoinAttempt. Leaving
+// one); asking for a mark that is taken is refused by JoinAttempt. A room
+// the matchmaker made (a queue of room type tictactoe with 2 teams of 1)
+// seats its match: the first team plays X, the second O, and no one else
+// gets in. Leaving
 // during a game forfeits it. A disconnected player keeps its seat for the
 // seat hold, and the game simply waits for its move.
 func TicTacToeType() room.Type {
@@ -58,7 +61,7 @@ type game struct {
 
 // ticTacToe is the room's Handler. The runtime calls its hooks one at a
 // time on the room's goroutine, so it needs no locks. room.Base supplies
-// the hooks it does not need (Init, Disconnect, Rejoin, Tick, Shutdown).
+// the hooks it does not need (Disconnect, Rejoin, Tick, Shutdown).
 type ticTacToe struct {
 	room.Base
 	game game
@@ -66,11 +69,37 @@ type ticTacToe struct {
 	// Join, which the runtime calls right after a JoinAttempt that returns
 	// nil, seats the player there.
 	seat string
+	// marks are the matched players' marks in a room of a match, nil in a
+	// room players asked for themselves.
+	marks map[string]string
+}
+
+// Init reads the room's creation options: the matchmaker creates a
+// match's room with a tandem.MatchInfo (its teams); players creating a
+// room themselves send none.
+func (t *ticTacToe) Init(_ *room.Room, options []byte) error {
+	if len(options) == 0 {
+		return nil
+	}
+	var m tandem.MatchInfo
+	if err := json.Unmarshal(options, &m); err != nil || len(m.Teams) != 2 || len(m.Teams[0]) != 1 || len(m.Teams[1]) != 1 {
+		return tandem.Errorf(tandem.EInvalid, "a tictactoe room's options are a match of two teams of one")
+	}
+	t.marks = map[string]string{m.Teams[0][0]: "X", m.Teams[1][0]: "O"}
+	return nil
 }
 
 // JoinAttempt is the only hook that sees the join metadata, so it chooses
 // the player's mark, or refuses the join with a reason the player reads.
-func (t *ticTacToe) JoinAttempt(_ *room.Room, _ *tandem.Player, metadata []byte) error {
+func (t *ticTacToe) JoinAttempt(_ *room.Room, p *tandem.Player, metadata []byte) error {
+	if t.marks != nil {
+		mark, ok := t.marks[p.ID]
+		if !ok {
+			return tandem.Errorf(tandem.EJoinRejected, "this game is for its matched players")
+		}
+		t.seat = mark
+		return nil
+	}
 	var ask struct {
 		Mark string `json:"mark"`
 	}
