@@ -32,21 +32,8 @@ func (b *Bus) RemoveNode(ctx context.Context, id string) error {
 // liveness; the entry's Heartbeat is the node's clock and is not compared
 // with this process's (a node whose clock drifts is not declared down).
 func (b *Bus) Nodes(ctx context.Context) ([]tandem.NodeInfo, error) {
-	entries, err := listAll(ctx, b.nodes)
-	if err != nil {
-		return nil, err
-	}
-	nodes := make([]tandem.NodeInfo, 0, len(entries))
-	for _, e := range entries {
-		var n tandem.NodeInfo
-		if err := json.Unmarshal(e.Value(), &n); err != nil {
-			b.log.Warn("malformed node entry", "key", e.Key(), "err", err)
-			continue
-		}
-		nodes = append(nodes, n)
-	}
-	slices.SortFunc(nodes, func(a, c tandem.NodeInfo) int { return strings.Compare(a.ID, c.ID) })
-	return nodes, nil
+	return listJSON(ctx, b, b.nodes, jetstream.AllKeys, decodeJSON[tandem.NodeInfo],
+		func(a, c tandem.NodeInfo) int { return strings.Compare(a.ID, c.ID) })
 }
 
 // Node returns one live node; ENotFound when it is not registered.
@@ -109,21 +96,8 @@ func (b *Bus) Room(ctx context.Context, id string) (tandem.RoomEntry, error) {
 
 // Rooms lists every room by id.
 func (b *Bus) Rooms(ctx context.Context) ([]tandem.RoomEntry, error) {
-	entries, err := listAll(ctx, b.rooms)
-	if err != nil {
-		return nil, err
-	}
-	rooms := make([]tandem.RoomEntry, 0, len(entries))
-	for _, e := range entries {
-		var r tandem.RoomEntry
-		if err := json.Unmarshal(e.Value(), &r); err != nil {
-			b.log.Warn("malformed room entry", "key", e.Key(), "err", err)
-			continue
-		}
-		rooms = append(rooms, r)
-	}
-	slices.SortFunc(rooms, func(a, c tandem.RoomEntry) int { return strings.Compare(a.ID, c.ID) })
-	return rooms, nil
+	return listJSON(ctx, b, b.rooms, jetstream.AllKeys, decodeJSON[tandem.RoomEntry],
+		func(a, c tandem.RoomEntry) int { return strings.Compare(a.ID, c.ID) })
 }
 
 // ClaimPresence makes p the player's live session by compare-and-swap,
@@ -459,9 +433,12 @@ func deletion(e jetstream.KeyValueEntry) bool {
 	return op == jetstream.KeyValueDelete || op == jetstream.KeyValuePurge
 }
 
-// listAll returns every present entry of kv.
-func listAll(ctx context.Context, kv jetstream.KeyValue) ([]jetstream.KeyValueEntry, error) {
-	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+// listKeys returns every present entry of kv whose key matches filter
+// (jetstream.AllKeys: all): one ordered watch up to its initial-values
+// mark, not a read per key, so that listing thousands of entries stays
+// quick.
+func listKeys(ctx context.Context, kv jetstream.KeyValue, filter string) ([]jetstream.KeyValueEntry, error) {
+	w, err := kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, err
 	}
@@ -481,6 +458,35 @@ func listAll(ctx context.Context, kv jetstream.KeyValue) ([]jetstream.KeyValueEn
 			entries = append(entries, e)
 		}
 	}
+}
+
+// listJSON lists the entries of kv whose key matches filter, decoded,
+// sorted by compare; an entry that does not decode is skipped with a
+// warning.
+func listJSON[T any](ctx context.Context, b *Bus, kv jetstream.KeyValue, filter string,
+	decode func(jetstream.KeyValueEntry) (T, error), compare func(a, c T) int) ([]T, error) {
+	entries, err := listKeys(ctx, kv, filter)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, 0, len(entries))
+	for _, e := range entries {
+		v, err := decode(e)
+		if err != nil {
+			b.log.Warn("malformed entry", "bucket", kv.Bucket(), "key", e.Key(), "err", err)
+			continue
+		}
+		out = append(out, v)
+	}
+	slices.SortFunc(out, compare)
+	return out, nil
+}
+
+// decodeJSON decodes an entry's JSON value.
+func decodeJSON[T any](e jetstream.KeyValueEntry) (T, error) {
+	var v T
+	err := json.Unmarshal(e.Value(), &v)
+	return v, err
 }
 
 // watch calls fn for kv's entries: with updatesOnly, for changes made

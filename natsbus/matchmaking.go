@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/nats-io/nats.go"
@@ -35,21 +34,8 @@ func (b *Bus) DeleteQueue(ctx context.Context, name string) error {
 
 // Queues lists the queues by name.
 func (b *Bus) Queues(ctx context.Context) ([]tandem.MatchQueue, error) {
-	entries, err := listAll(ctx, b.queues)
-	if err != nil {
-		return nil, err
-	}
-	queues := make([]tandem.MatchQueue, 0, len(entries))
-	for _, e := range entries {
-		var q tandem.MatchQueue
-		if err := json.Unmarshal(e.Value(), &q); err != nil {
-			b.log.Warn("malformed queue entry", "key", e.Key(), "err", err)
-			continue
-		}
-		queues = append(queues, q)
-	}
-	slices.SortFunc(queues, func(a, c tandem.MatchQueue) int { return strings.Compare(a.Name, c.Name) })
-	return queues, nil
+	return listJSON(ctx, b, b.queues, jetstream.AllKeys, decodeJSON[tandem.MatchQueue],
+		func(a, c tandem.MatchQueue) int { return strings.Compare(a.Name, c.Name) })
 }
 
 // WatchQueues calls fn with every queue, then with every change; deletes
@@ -206,23 +192,9 @@ func (b *Bus) ticketChanged(ctx context.Context, k, queue, playerID string) erro
 // Tickets lists queue's tickets ("" for every queue) by queue and player,
 // each with its revision.
 func (b *Bus) Tickets(ctx context.Context, queue string) ([]tandem.MatchTicket, error) {
-	entries, err := listKeys(ctx, b.tickets, ticketFilter(queue))
-	if err != nil {
-		return nil, err
-	}
-	tickets := make([]tandem.MatchTicket, 0, len(entries))
-	for _, e := range entries {
-		t, err := ticketOf(e)
-		if err != nil {
-			b.log.Warn("malformed ticket entry", "err", err)
-			continue
-		}
-		tickets = append(tickets, t)
-	}
-	slices.SortFunc(tickets, func(a, c tandem.MatchTicket) int {
+	return listJSON(ctx, b, b.tickets, ticketFilter(queue), ticketOf, func(a, c tandem.MatchTicket) int {
 		return cmp.Or(strings.Compare(a.Queue, c.Queue), strings.Compare(a.PlayerID, c.PlayerID))
 	})
-	return tickets, nil
 }
 
 // WatchTickets calls fn with every ticket of queue ("" for every queue),
@@ -396,30 +368,4 @@ func (b *Bus) ServeMatchRooms(ctx context.Context, node string, create func(cont
 		}
 		b.respond(m, matchRoomReply{Room: wire})
 	})
-}
-
-// listKeys returns every present entry of kv whose key matches filter:
-// one ordered watch up to its initial-values mark, not a read per key,
-// so that listing thousands of tickets stays quick.
-func listKeys(ctx context.Context, kv jetstream.KeyValue, filter string) ([]jetstream.KeyValueEntry, error) {
-	w, err := kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, err
-	}
-	defer stopWatcher(w)
-	var entries []jetstream.KeyValueEntry
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, tandem.Errorf(tandem.EUnavailable, "listing %s: the watch ended", kv.Bucket())
-			}
-			if e == nil {
-				return entries, nil
-			}
-			entries = append(entries, e)
-		}
-	}
 }
