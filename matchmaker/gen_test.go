@@ -29,6 +29,7 @@ var (
 	regions   = []string{"eu", "us", "asia"}
 	modes     = []string{"classic", "chaos"}
 	platforms = []string{"pc", "console", "mobile"}
+	maps      = []string{"docks", "dunes", "keep", "tundra"}
 	// termWeights: weights BuildTicket accepts, from its least (0 counts as 1) to its most.
 	termWeights = []float64{0, 0.25, 1, 2, 3.5, 40, 999.75, 1000}
 )
@@ -46,8 +47,8 @@ type gen struct {
 	parties   bool
 	otherOdds float64 // chance of a ticket not searching or of another queue
 	// varied: optional terms weigh from 0 to 1000 (not 0 to 2), required
-	// terms bound skill from above too, and some parties disagree on their
-	// size. The benchmarks leave it off, so that their figures compare
+	// terms bound skill from above too and name maps, and some parties
+	// disagree on their size. The benchmarks leave it off, so that their figures compare
 	// with earlier ones.
 	varied bool
 	n      int
@@ -82,6 +83,21 @@ func (g *gen) ticket() tandem.MatchTicket {
 	if g.varied && g.r.Float64() < g.termOdds/2 {
 		hi := 1500 + float64(g.r.IntN(400))
 		t.Must = append(t.Must, tandem.MatchTerm{Property: "skill", Max: &hi})
+	}
+	if g.varied {
+		// A map most have, required by some with one or two values (or
+		// one twice): a required one_of more selective than the
+		// platform's, so that anchors choose between the two.
+		if g.r.Float64() < 0.9 {
+			t.Strings["map"] = maps[g.r.IntN(len(maps))]
+		}
+		if g.r.Float64() < g.termOdds {
+			oneOf := pick(g.r, maps, 1+g.r.IntN(2))
+			if g.r.IntN(4) == 0 {
+				oneOf = append(oneOf, oneOf[0])
+			}
+			t.Must = append(t.Must, tandem.MatchTerm{Property: "map", OneOf: oneOf})
+		}
 	}
 	if g.r.Float64() < g.termOdds {
 		w := float64(g.r.IntN(3))

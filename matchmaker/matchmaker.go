@@ -10,7 +10,11 @@
 // all agreeing on PartySize; otherwise it waits. The work of a run is
 // bounded: an anchor looks at most at maxScan candidate units, so a
 // compatible pair beyond that is made later, by another anchor or once
-// the windows have moved.
+// the windows have moved. The candidates come narrowed first, so that the
+// bound seldom binds: to the anchor's partition (the equal rules), its
+// window (the first range rule), and the units whose value of a string
+// property is one of those a required one_of term of the anchor names
+// (its most selective such term), whichever leaves the fewest.
 package matchmaker
 
 import (
@@ -37,9 +41,10 @@ type Match struct {
 }
 
 // maxScan is how many candidate units an anchor looks at in a run (after
-// its window narrowed them): without it, a queue of tickets that each
-// require something few others have costs a scan of the whole partition
-// per anchor.
+// its window or its required one_of terms narrowed them): without it, a
+// queue of tickets that each require something few others have — on a
+// property no one_of names, or a candidate's own terms — costs a scan of
+// the whole partition per anchor.
 const maxScan = 512
 
 // Run groups the searching tickets of q (State == TicketSearching; others,
@@ -51,9 +56,13 @@ const maxScan = 512
 // A party is a unit only when exactly PartySize of its searching tickets
 // are given and all agree on PartySize; a party short of its size, with
 // more tickets than it, or whose members disagree waits, so that no party
-// is ever split over two matches. An anchor looks at most at maxScan (512)
-// candidate units: a compatible unit beyond them is matched by a later
-// anchor, or in a later run as the windows widen.
+// is ever split over two matches. An anchor's candidates are the units of
+// its partition, narrowed to its window or, when fewer, to the units whose
+// value of a string property is one of those its most selective required
+// one_of term names; it looks at most at maxScan (512) of them: a
+// compatible unit beyond them is matched by a later anchor, or in a later
+// run as the windows widen. So tickets nobody can match, however many and
+// however old, hide no pair that requires a value they lack.
 func Run(q tandem.MatchQueue, now time.Time, tickets []tandem.MatchTicket, open []OpenRoom) []Match {
 	m := newMatcher(q, now)
 	m.addUnits(tickets)
@@ -99,6 +108,7 @@ type unit struct {
 	// maxW: the widest of their windows.
 	lo, hi, maxW float64
 	should       bool // a member has optional terms
+	oneOf        bool // a member has a required one_of term
 	placed       bool
 }
 
@@ -106,12 +116,26 @@ type unit struct {
 // having the first range rule's property: no unit is compatible with one of
 // another partition. An anchor looks at its candidates in value order (a
 // ranged partition: only those within its window) or in run order (until
-// its match is full), whichever costs less.
+// its match is full), whichever costs less; or, when it requires one_of
+// values of a string property and fewer units have them than its window
+// holds, at those units only.
 type partition struct {
 	byValue list // ranged: by (lo, order)
 	byOrder list // run order
 	scoring list // the units with optional terms: by value when ranged, else in run order
 	ranged  bool
+	// index: per string property, then value, the units whose first
+	// member has it (a unit's members all need a value the term names,
+	// so its first one's is enough to find it). Built the first time an
+	// anchor requires one_of values of the property.
+	index map[string]map[string]*valueLists
+}
+
+// valueLists are the unplaced units of a partition (when it was built) with
+// one value of a property, in run order: all of them, and those with
+// optional terms.
+type valueLists struct {
+	all, scoring list
 }
 
 // list is units in some order, with skip pointers over placed ones.
@@ -173,10 +197,19 @@ type matcher struct {
 	rooms      []*room
 	cands      []candidate // candidates' buffer, reused by every anchor
 	scan       int         // candidate units the current anchor may still look at
+	// named: the properties required one_of terms name; when there are
+	// more than maxNamed, true for those some unit's first member has
+	// (found with the first index), so that a term on a property nobody
+	// has costs no pass over a partition.
+	named   map[string]bool
+	present bool    // named says which are present
+	src     source  // the current anchor's source of candidates
+	terms   []*list // the lists of the current anchor's most selective term
+	scoring []*list // the same, of units with optional terms
 }
 
 func newMatcher(q tandem.MatchQueue, now time.Time) *matcher {
-	m := &matcher{q: q, now: now, firstRange: -1, keys: map[string]int{}}
+	m := &matcher{q: q, now: now, firstRange: -1, keys: map[string]int{}, named: map[string]bool{}}
 	for i, r := range q.Rules {
 		if r.Kind == tandem.RuleRange {
 			m.firstRange = i
@@ -297,6 +330,12 @@ func (m *matcher) addUnits(tickets []tandem.MatchTicket) {
 		for _, e := range u.members {
 			u.minID = min(u.minID, e.t.ID)
 			u.should = u.should || len(e.t.Should) > 0
+			for i := range e.t.Must {
+				if len(e.t.Must[i].OneOf) > 0 {
+					u.oneOf = true
+					m.named[e.t.Must[i].Property] = false
+				}
+			}
 		}
 	}
 	slices.SortStableFunc(m.units, func(a, b *unit) int {
@@ -508,16 +547,29 @@ func waited(wait time.Duration, ms int64) bool {
 func (m *matcher) fill(a *unit, b *building, try func(*unit)) {
 	p := m.parts[a.part]
 	lowest, upTo := math.Inf(-1), math.Inf(1)
+	from, to := 0, len(p.byOrder.units)
 	if p.ranged {
 		lowest, upTo = a.hi-a.maxW, a.lo+a.maxW
+		from, to = p.byValue.window(lowest, upTo)
+	}
+	// The units a's most selective required one_of term leaves: used
+	// where they are fewer than the window (or partition) holds, and in
+	// place of the partition in run order, of which they are a part.
+	var indexed bool
+	var n, nScoring int
+	if to-from >= minIndexed {
+		indexed, n, nScoring = m.selectTerm(a, p)
 	}
 	if a.should {
 		// a's optional terms may hold on any candidate: score them all.
-		all := &p.byOrder
-		if p.ranged {
-			all = &p.byValue
+		src := m.over(&p.byOrder, 0, len(p.byOrder.units))
+		switch {
+		case indexed && n < to-from:
+			src = m.merged(m.terms)
+		case p.ranged:
+			src = m.over(&p.byValue, from, to)
 		}
-		for _, c := range m.candidates(a, all, p.ranged, lowest, upTo, anyScore) {
+		for _, c := range m.candidates(a, src, lowest, upTo, anyScore) {
 			if b.full() {
 				return
 			}
@@ -527,19 +579,26 @@ func (m *matcher) fill(a *unit, b *building, try func(*unit)) {
 	}
 	// Only units with optional terms of their own can score above 0: they
 	// come first. The rest all score 0, so they come in run order.
-	for _, c := range m.candidates(a, &p.scoring, p.ranged, lowest, upTo, aboveZero) {
+	sFrom, sTo := 0, len(p.scoring.units)
+	if p.ranged {
+		sFrom, sTo = p.scoring.window(lowest, upTo)
+	}
+	src := m.over(&p.scoring, sFrom, sTo)
+	if indexed && nScoring < sTo-sFrom {
+		src = m.merged(m.scoring)
+	}
+	for _, c := range m.candidates(a, src, lowest, upTo, aboveZero) {
 		if b.full() {
 			return
 		}
 		try(c.u)
 	}
-	if p.ranged {
+	if p.ranged && !(indexed && n < to-from) {
 		// Scanning the window costs its width; scanning in run order costs
 		// about the seats left times the partition over the window, as a
 		// unit in run order falls in the window that often.
-		from, to := p.byValue.window(lowest, upTo)
 		if span := to - from; span*span <= b.seatsLeft()*len(p.byOrder.units) {
-			for _, c := range m.candidates(a, &p.byValue, true, lowest, upTo, zero) {
+			for _, c := range m.candidates(a, m.over(&p.byValue, from, to), lowest, upTo, zero) {
 				if b.full() {
 					return
 				}
@@ -548,9 +607,15 @@ func (m *matcher) fill(a *unit, b *building, try func(*unit)) {
 			return
 		}
 	}
-	l := &p.byOrder
-	for i := l.find(0); i < len(l.units) && !b.full() && m.scan > 0; i = l.find(i + 1) {
-		c := l.units[i]
+	src = m.over(&p.byOrder, 0, len(p.byOrder.units))
+	if indexed {
+		src = m.merged(m.terms)
+	}
+	for !b.full() && m.scan > 0 {
+		c := src.next()
+		if c == nil {
+			return
+		}
 		if c == a {
 			continue
 		}
@@ -559,6 +624,165 @@ func (m *matcher) fill(a *unit, b *building, try func(*unit)) {
 			try(c)
 		}
 	}
+}
+
+// minIndexed is the fewest units an anchor's window (or partition) holds
+// for it to look its required terms up in the index: scanning fewer costs
+// about as much as the look-up.
+const minIndexed = 32
+
+// maxNamed is how many properties required one_of terms may name before
+// the first index looks up which of them any unit has: each absent one
+// would otherwise cost a pass over a partition.
+const maxNamed = 8
+
+// selectTerm finds a's most selective required one_of term: the one whose
+// values the fewest units of p have. It sets m.terms and m.scoring to the
+// lists of those units (all, and those with optional terms) and returns
+// how many units each holds; indexed is false when a has no such term.
+func (m *matcher) selectTerm(a *unit, p *partition) (indexed bool, n, nScoring int) {
+	if !a.oneOf {
+		return false, 0, 0
+	}
+	var best *tandem.MatchTerm
+	for _, e := range a.members {
+		for i := range e.t.Must {
+			term := &e.t.Must[i]
+			if len(term.OneOf) == 0 {
+				continue
+			}
+			idx, k := m.index(p, term.Property), 0
+			for j, v := range term.OneOf {
+				if vl := idx[v]; vl != nil && !slices.Contains(term.OneOf[:j], v) {
+					k += len(vl.all.units)
+				}
+			}
+			if best == nil || k < n {
+				best, n = term, k
+			}
+		}
+	}
+	if best == nil {
+		return false, 0, 0
+	}
+	m.terms, m.scoring = m.terms[:0], m.scoring[:0]
+	idx := m.index(p, best.Property)
+	for j, v := range best.OneOf {
+		if vl := idx[v]; vl != nil && !slices.Contains(best.OneOf[:j], v) {
+			m.terms = append(m.terms, &vl.all)
+			if len(vl.scoring.units) > 0 {
+				m.scoring = append(m.scoring, &vl.scoring)
+				nScoring += len(vl.scoring.units)
+			}
+		}
+	}
+	return true, n, nScoring
+}
+
+// index returns p's index of property prop, building it the first time.
+func (m *matcher) index(p *partition, prop string) map[string]*valueLists {
+	if idx, ok := p.index[prop]; ok {
+		return idx
+	}
+	if len(m.named) > maxNamed {
+		if !m.present {
+			m.findPresent()
+		}
+		if !m.named[prop] {
+			return nil
+		}
+	}
+	idx := map[string]*valueLists{}
+	for _, u := range p.byOrder.units {
+		v, ok := u.members[0].t.Strings[prop]
+		if !ok || u.placed {
+			continue
+		}
+		vl := idx[v]
+		if vl == nil {
+			vl = &valueLists{}
+			idx[v] = vl
+		}
+		vl.all.units = append(vl.all.units, u)
+		if u.should {
+			vl.scoring.units = append(vl.scoring.units, u)
+		}
+	}
+	for _, vl := range idx {
+		vl.all.seal()
+		vl.scoring.seal()
+	}
+	if p.index == nil {
+		p.index = map[string]map[string]*valueLists{}
+	}
+	p.index[prop] = idx
+	return idx
+}
+
+// findPresent marks in m.named the properties some unit's first member
+// has, looking each up or going over the member's properties, whichever
+// are fewer: one pass over the units, however many properties terms name.
+func (m *matcher) findPresent() {
+	m.present = true
+	for _, u := range m.units {
+		strs := u.members[0].t.Strings
+		if len(strs) < len(m.named) {
+			for k := range strs {
+				if _, ok := m.named[k]; ok {
+					m.named[k] = true
+				}
+			}
+			continue
+		}
+		for k, found := range m.named {
+			if _, ok := strs[k]; ok && !found {
+				m.named[k] = true
+			}
+		}
+	}
+}
+
+// source yields the unplaced units of a window of one list, or of several
+// lists in run order merged into run order. An anchor uses one at a time:
+// the matcher keeps one and its buffers.
+type source struct {
+	lists   []*list
+	at, end []int
+}
+
+// over returns m's source set to the units of l in [from, to).
+func (m *matcher) over(l *list, from, to int) *source {
+	s := &m.src
+	s.lists = append(s.lists[:0], l)
+	s.at, s.end = append(s.at[:0], from), append(s.end[:0], to)
+	return s
+}
+
+// merged returns m's source set to the units of ls, each in run order.
+func (m *matcher) merged(ls []*list) *source {
+	s := &m.src
+	s.lists, s.at, s.end = append(s.lists[:0], ls...), s.at[:0], s.end[:0]
+	for _, l := range ls {
+		s.at, s.end = append(s.at, 0), append(s.end, len(l.units))
+	}
+	return s
+}
+
+// next returns the next unplaced unit, or nil when there is none.
+func (s *source) next() *unit {
+	best := -1
+	for i, l := range s.lists {
+		s.at[i] = l.find(s.at[i])
+		if s.at[i] < s.end[i] && (best < 0 || l.units[s.at[i]].order < s.lists[best].units[s.at[best]].order) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil
+	}
+	u := s.lists[best].units[s.at[best]]
+	s.at[best]++
+	return u
 }
 
 type candidate struct {
@@ -573,23 +797,22 @@ const (
 	zero
 )
 
-// candidates returns the unplaced units of l compatible with a whose score
-// is as asked (zero: 0 or below, counted as 0), by (score desc, run
-// order), among the first m.scan it looks at. When l is by value, only the
-// units whose lo is in [lowest, upTo] are looked at.
-func (m *matcher) candidates(a *unit, l *list, byValue bool, lowest, upTo float64, scores int) []candidate {
-	from, to := 0, len(l.units)
-	if byValue {
-		from, to = l.window(lowest, upTo)
-	}
+// candidates returns the unplaced units of src compatible with a whose lo
+// is in [lowest, upTo] and whose score is as asked (zero: 0 or below,
+// counted as 0), by (score desc, run order), among the first m.scan it
+// looks at.
+func (m *matcher) candidates(a *unit, src *source, lowest, upTo float64, scores int) []candidate {
 	cs := m.cands[:0]
-	for i := l.find(from); i < to && m.scan > 0; i = l.find(i + 1) {
-		c := l.units[i]
+	for m.scan > 0 {
+		c := src.next()
+		if c == nil {
+			break
+		}
 		if c == a {
 			continue
 		}
 		m.scan--
-		if !m.unitsCompatible(a, c) {
+		if c.lo < lowest || c.lo > upTo || !m.unitsCompatible(a, c) {
 			continue
 		}
 		switch s := score(a, c); {

@@ -90,8 +90,9 @@ func TestANegativeScoreIsNoPreference(t *testing.T) {
 }
 
 // TestAPairBeyondTheScanCapIsMadeByALaterAnchor: the oldest ticket wants
-// a map only the youngest has. With maxScan-1 tickets between them it
-// finds it; with maxScan it does not, and the youngest, as anchor, finds
+// a map only the youngest has — and the tickets between them, which
+// require a mode the oldest lacks. With maxScan-1 of them it finds the
+// youngest; with maxScan it does not, and the youngest, as anchor, finds
 // the oldest first.
 func TestAPairBeyondTheScanCapIsMadeByALaterAnchor(t *testing.T) {
 	q := tandem.MatchQueue{Name: "q", Teams: 2, TeamSize: 1}
@@ -106,7 +107,9 @@ func TestAPairBeyondTheScanCapIsMadeByALaterAnchor(t *testing.T) {
 		a.Must = []tandem.MatchTerm{{Property: "map", OneOf: []string{"x"}}}
 		ts := []tandem.MatchTicket{a, searching("z", 0, map[string]string{"map": "x"}, nil)}
 		for i := range c.between {
-			ts = append(ts, searching(fmt.Sprintf("f%04d", i), time.Minute-time.Duration(i)*time.Millisecond, nil, nil))
+			f := searching(fmt.Sprintf("f%04d", i), time.Minute-time.Duration(i)*time.Millisecond, map[string]string{"map": "x"}, nil)
+			f.Must = []tandem.MatchTerm{{Property: "mode", OneOf: []string{"solo"}}}
+			ts = append(ts, f)
 		}
 		var got []string
 		for _, m := range Run(q, epoch, ts, nil) {
@@ -116,6 +119,38 @@ func TestAPairBeyondTheScanCapIsMadeByALaterAnchor(t *testing.T) {
 		}
 		if !slices.Equal(got, c.want) {
 			t.Errorf("%d tickets between: match %v, want %v", c.between, got, c.want)
+		}
+	}
+}
+
+// TestOldTicketsNobodyMatchesHideNoPairThatRequiresAValue: 600 old
+// tickets each require a map of their own (or a property nobody has),
+// more than an anchor looks at; two young ones that require map x still
+// find each other in one run, with or without a range rule, as an anchor
+// looks only at the tickets that have a value it requires.
+func TestOldTicketsNobodyMatchesHideNoPairThatRequiresAValue(t *testing.T) {
+	region := tandem.MatchRule{Property: "region", Kind: tandem.RuleEqual}
+	wide := tandem.MatchRule{Property: "skill", Kind: tandem.RuleRange, Base: 1e6}
+	tk := func(id string, age time.Duration, m, requires string) tandem.MatchTicket {
+		t := searching(id, age, map[string]string{"region": "eu", "map": m}, map[string]float64{"skill": float64(len(id))})
+		t.Must = []tandem.MatchTerm{{Property: requires, OneOf: []string{m}}}
+		return t
+	}
+	for _, ownProperty := range []bool{false, true} {
+		for _, rules := range [][]tandem.MatchRule{{region}, {region, wide}} {
+			q := tandem.MatchQueue{Name: "q", Teams: 2, TeamSize: 1, Rules: rules}
+			ts := []tandem.MatchTicket{tk("y1", time.Second, "x", "map"), tk("y2", 0, "x", "map")}
+			for i := range 600 {
+				requires := "map"
+				if ownProperty {
+					requires = fmt.Sprintf("prop%04d", i)
+				}
+				ts = append(ts, tk(fmt.Sprintf("o%04d", i), time.Hour-time.Duration(i)*time.Millisecond, fmt.Sprintf("map%04d", i), requires))
+			}
+			want := [][][]string{{{"y1"}, {"y2"}}}
+			if diff := cmp.Diff(want, ids(Run(q, epoch, ts, nil))); diff != "" {
+				t.Errorf("own property %v, %d rules: matches (-want +got):\n%s", ownProperty, len(rules), diff)
+			}
 		}
 	}
 }
