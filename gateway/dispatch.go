@@ -550,9 +550,14 @@ func verifyClose(g *Gateway, err error) closeErr {
 
 func errorEnvelope(cid uint64, err error) *protocol.Envelope {
 	code := tandem.ErrorCodeOf(err)
-	return &protocol.Envelope{Cid: cid, Body: &protocol.Envelope_Error{Error: &protocol.Error{
-		Code: uint32(code), Message: tandem.ErrorMessageOf(err), Temporary: code.Temporary(),
-	}}}
+	e := &protocol.Error{Code: uint32(code), Message: tandem.ErrorMessageOf(err), Temporary: code.Temporary()}
+	var te *tandem.Error
+	if errors.As(err, &te) {
+		for _, f := range te.Fields {
+			e.Fields = append(e.Fields, &protocol.FieldError{Field: f.Field, Message: f.Message})
+		}
+	}
+	return &protocol.Envelope{Cid: cid, Body: &protocol.Envelope_Error{Error: e}}
 }
 
 // prefixConn replays bytes the handshake reader had already buffered.

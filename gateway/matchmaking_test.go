@@ -216,3 +216,25 @@ func TestABanCancelsThePlayersTickets(t *testing.T) {
 		return got.State == tandem.TicketCancelled && got.Reason == "session_ended"
 	})
 }
+
+// A refused ticket says which field is wrong and why.
+func TestARefusedTicketNamesItsFields(t *testing.T) {
+	tc := newTestCluster(t)
+	web := tc.bus("web")
+	putQueue(t, web, tandem.MatchQueue{Name: "duel", RoomType: "relay", Teams: 2, TeamSize: 1})
+	n := tc.matchmakingNode("a", 5*time.Second, nil)
+	c := n.dial(t)
+	c.connect(tc.token("ada"))
+	create := &protocol.Envelope{Body: &protocol.Envelope_TicketCreate{TicketCreate: &protocol.TicketCreate{
+		Queue: "duel", StringProperties: map[string]string{"region": "eu"},
+	}}}
+	var reply *protocol.Envelope
+	waitFor(t, 10*time.Second, "the node knows the queue", func() bool {
+		reply = c.request(c.seq+100, create)
+		return errorCode(reply) != tandem.ENotFound
+	})
+	e := reply.GetError()
+	if tandem.ErrorCode(e.GetCode()) != tandem.EValidation || len(e.GetFields()) != 1 || e.GetFields()[0].GetField() != "string_properties.region" {
+		t.Fatalf("ticket_create with a property the queue does not allow: %v, want validation_failed naming string_properties.region", reply)
+	}
+}

@@ -133,6 +133,11 @@ func examples() []example {
 			Message:   "room " + exRoom + " is full",
 			Temporary: true,
 		}}}},
+		{"error_validation", &protocol.Envelope{Cid: 9, Seq: 8, Body: &protocol.Envelope_Error{Error: &protocol.Error{
+			Code:    18,
+			Message: "some fields are invalid",
+			Fields:  []*protocol.FieldError{{Field: "string_properties.region", Message: "the queue does not let a client set this property"}},
+		}}}},
 		{"notice", &protocol.Envelope{Seq: 4, Body: &protocol.Envelope_Notice{Notice: &protocol.Notice{
 			Kind: "system",
 			Text: "maintenance at 02:00 UTC",

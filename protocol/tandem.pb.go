@@ -1652,6 +1652,7 @@ type Error struct {
 	Code          uint32                 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"` // see the error-code table in docs/protocol.md
 	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	Temporary     bool                   `protobuf:"varint,3,opt,name=temporary,proto3" json:"temporary,omitempty"` // retrying later may succeed
+	Fields        []*FieldError          `protobuf:"bytes,4,rep,name=fields,proto3" json:"fields,omitempty"`        // validation_failed: each invalid field of the request
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1707,6 +1708,67 @@ func (x *Error) GetTemporary() bool {
 	return false
 }
 
+func (x *Error) GetFields() []*FieldError {
+	if x != nil {
+		return x.Fields
+	}
+	return nil
+}
+
+// One invalid field of a request (its name as the request spells it, such
+// as "numeric_properties.skill" or "must[2].one_of").
+type FieldError struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Field         string                 `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FieldError) Reset() {
+	*x = FieldError{}
+	mi := &file_tandem_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FieldError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FieldError) ProtoMessage() {}
+
+func (x *FieldError) ProtoReflect() protoreflect.Message {
+	mi := &file_tandem_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FieldError.ProtoReflect.Descriptor instead.
+func (*FieldError) Descriptor() ([]byte, []int) {
+	return file_tandem_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *FieldError) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *FieldError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 type Notice struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"` // "system", "shutdown", ...
@@ -1717,7 +1779,7 @@ type Notice struct {
 
 func (x *Notice) Reset() {
 	*x = Notice{}
-	mi := &file_tandem_proto_msgTypes[16]
+	mi := &file_tandem_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1729,7 +1791,7 @@ func (x *Notice) String() string {
 func (*Notice) ProtoMessage() {}
 
 func (x *Notice) ProtoReflect() protoreflect.Message {
-	mi := &file_tandem_proto_msgTypes[16]
+	mi := &file_tandem_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1742,7 +1804,7 @@ func (x *Notice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Notice.ProtoReflect.Descriptor instead.
 func (*Notice) Descriptor() ([]byte, []int) {
-	return file_tandem_proto_rawDescGZIP(), []int{16}
+	return file_tandem_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Notice) GetKind() string {
@@ -1776,7 +1838,7 @@ type Gap struct {
 
 func (x *Gap) Reset() {
 	*x = Gap{}
-	mi := &file_tandem_proto_msgTypes[17]
+	mi := &file_tandem_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1788,7 +1850,7 @@ func (x *Gap) String() string {
 func (*Gap) ProtoMessage() {}
 
 func (x *Gap) ProtoReflect() protoreflect.Message {
-	mi := &file_tandem_proto_msgTypes[17]
+	mi := &file_tandem_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1801,7 +1863,7 @@ func (x *Gap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gap.ProtoReflect.Descriptor instead.
 func (*Gap) Descriptor() ([]byte, []int) {
-	return file_tandem_proto_rawDescGZIP(), []int{17}
+	return file_tandem_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Gap) GetRoomId() string {
@@ -1852,7 +1914,7 @@ type RoomEvent struct {
 
 func (x *RoomEvent) Reset() {
 	*x = RoomEvent{}
-	mi := &file_tandem_proto_msgTypes[18]
+	mi := &file_tandem_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1864,7 +1926,7 @@ func (x *RoomEvent) String() string {
 func (*RoomEvent) ProtoMessage() {}
 
 func (x *RoomEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_tandem_proto_msgTypes[18]
+	mi := &file_tandem_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1877,7 +1939,7 @@ func (x *RoomEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomEvent.ProtoReflect.Descriptor instead.
 func (*RoomEvent) Descriptor() ([]byte, []int) {
-	return file_tandem_proto_rawDescGZIP(), []int{18}
+	return file_tandem_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RoomEvent) GetRoomId() string {
@@ -1917,7 +1979,7 @@ type ListRooms struct {
 
 func (x *ListRooms) Reset() {
 	*x = ListRooms{}
-	mi := &file_tandem_proto_msgTypes[19]
+	mi := &file_tandem_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1929,7 +1991,7 @@ func (x *ListRooms) String() string {
 func (*ListRooms) ProtoMessage() {}
 
 func (x *ListRooms) ProtoReflect() protoreflect.Message {
-	mi := &file_tandem_proto_msgTypes[19]
+	mi := &file_tandem_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1942,7 +2004,7 @@ func (x *ListRooms) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRooms.ProtoReflect.Descriptor instead.
 func (*ListRooms) Descriptor() ([]byte, []int) {
-	return file_tandem_proto_rawDescGZIP(), []int{19}
+	return file_tandem_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListRooms) GetRoomType() string {
@@ -1966,7 +2028,7 @@ type RoomInfo struct {
 
 func (x *RoomInfo) Reset() {
 	*x = RoomInfo{}
-	mi := &file_tandem_proto_msgTypes[20]
+	mi := &file_tandem_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1978,7 +2040,7 @@ func (x *RoomInfo) String() string {
 func (*RoomInfo) ProtoMessage() {}
 
 func (x *RoomInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_tandem_proto_msgTypes[20]
+	mi := &file_tandem_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1991,7 +2053,7 @@ func (x *RoomInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomInfo.ProtoReflect.Descriptor instead.
 func (*RoomInfo) Descriptor() ([]byte, []int) {
-	return file_tandem_proto_rawDescGZIP(), []int{20}
+	return file_tandem_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RoomInfo) GetRoomId() string {
@@ -2045,7 +2107,7 @@ type RoomList struct {
 
 func (x *RoomList) Reset() {
 	*x = RoomList{}
-	mi := &file_tandem_proto_msgTypes[21]
+	mi := &file_tandem_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2057,7 +2119,7 @@ func (x *RoomList) String() string {
 func (*RoomList) ProtoMessage() {}
 
 func (x *RoomList) ProtoReflect() protoreflect.Message {
-	mi := &file_tandem_proto_msgTypes[21]
+	mi := &file_tandem_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2070,7 +2132,7 @@ func (x *RoomList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomList.ProtoReflect.Descriptor instead.
 func (*RoomList) Descriptor() ([]byte, []int) {
-	return file_tandem_proto_rawDescGZIP(), []int{21}
+	return file_tandem_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RoomList) GetRooms() []*RoomInfo {
@@ -2094,7 +2156,7 @@ type SeatReservation struct {
 
 func (x *SeatReservation) Reset() {
 	*x = SeatReservation{}
-	mi := &file_tandem_proto_msgTypes[22]
+	mi := &file_tandem_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2106,7 +2168,7 @@ func (x *SeatReservation) String() string {
 func (*SeatReservation) ProtoMessage() {}
 
 func (x *SeatReservation) ProtoReflect() protoreflect.Message {
-	mi := &file_tandem_proto_msgTypes[22]
+	mi := &file_tandem_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2119,7 +2181,7 @@ func (x *SeatReservation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeatReservation.ProtoReflect.Descriptor instead.
 func (*SeatReservation) Descriptor() ([]byte, []int) {
-	return file_tandem_proto_rawDescGZIP(), []int{22}
+	return file_tandem_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SeatReservation) GetRoomId() string {
@@ -2176,7 +2238,7 @@ type TicketCreate struct {
 
 func (x *TicketCreate) Reset() {
 	*x = TicketCreate{}
-	mi := &file_tandem_proto_msgTypes[23]
+	mi := &file_tandem_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2188,7 +2250,7 @@ func (x *TicketCreate) String() string {
 func (*TicketCreate) ProtoMessage() {}
 
 func (x *TicketCreate) ProtoReflect() protoreflect.Message {
-	mi := &file_tandem_proto_msgTypes[23]
+	mi := &file_tandem_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2201,7 +2263,7 @@ func (x *TicketCreate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TicketCreate.ProtoReflect.Descriptor instead.
 func (*TicketCreate) Descriptor() ([]byte, []int) {
-	return file_tandem_proto_rawDescGZIP(), []int{23}
+	return file_tandem_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TicketCreate) GetQueue() string {
@@ -2267,7 +2329,7 @@ type MatchTerm struct {
 
 func (x *MatchTerm) Reset() {
 	*x = MatchTerm{}
-	mi := &file_tandem_proto_msgTypes[24]
+	mi := &file_tandem_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2279,7 +2341,7 @@ func (x *MatchTerm) String() string {
 func (*MatchTerm) ProtoMessage() {}
 
 func (x *MatchTerm) ProtoReflect() protoreflect.Message {
-	mi := &file_tandem_proto_msgTypes[24]
+	mi := &file_tandem_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2292,7 +2354,7 @@ func (x *MatchTerm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MatchTerm.ProtoReflect.Descriptor instead.
 func (*MatchTerm) Descriptor() ([]byte, []int) {
-	return file_tandem_proto_rawDescGZIP(), []int{24}
+	return file_tandem_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *MatchTerm) GetProperty() string {
@@ -2341,7 +2403,7 @@ type TicketCancel struct {
 
 func (x *TicketCancel) Reset() {
 	*x = TicketCancel{}
-	mi := &file_tandem_proto_msgTypes[25]
+	mi := &file_tandem_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2353,7 +2415,7 @@ func (x *TicketCancel) String() string {
 func (*TicketCancel) ProtoMessage() {}
 
 func (x *TicketCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_tandem_proto_msgTypes[25]
+	mi := &file_tandem_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2366,7 +2428,7 @@ func (x *TicketCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TicketCancel.ProtoReflect.Descriptor instead.
 func (*TicketCancel) Descriptor() ([]byte, []int) {
-	return file_tandem_proto_rawDescGZIP(), []int{25}
+	return file_tandem_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TicketCancel) GetQueue() string {
@@ -2395,7 +2457,7 @@ type TicketStatus struct {
 
 func (x *TicketStatus) Reset() {
 	*x = TicketStatus{}
-	mi := &file_tandem_proto_msgTypes[26]
+	mi := &file_tandem_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2407,7 +2469,7 @@ func (x *TicketStatus) String() string {
 func (*TicketStatus) ProtoMessage() {}
 
 func (x *TicketStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tandem_proto_msgTypes[26]
+	mi := &file_tandem_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2420,7 +2482,7 @@ func (x *TicketStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TicketStatus.ProtoReflect.Descriptor instead.
 func (*TicketStatus) Descriptor() ([]byte, []int) {
-	return file_tandem_proto_rawDescGZIP(), []int{26}
+	return file_tandem_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TicketStatus) GetTicketId() string {
@@ -2585,11 +2647,16 @@ const file_tandem_proto_rawDesc = "" +
 	"\x04Pong\x12\x17\n" +
 	"\atime_us\x18\x01 \x01(\x03R\x06timeUs\"9\n" +
 	"\x03Ack\x122\n" +
-	"\tpositions\x18\x01 \x03(\v2\x14.tandem.v1.StreamPosR\tpositions\"S\n" +
+	"\tpositions\x18\x01 \x03(\v2\x14.tandem.v1.StreamPosR\tpositions\"\x82\x01\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1c\n" +
-	"\ttemporary\x18\x03 \x01(\bR\ttemporary\"0\n" +
+	"\ttemporary\x18\x03 \x01(\bR\ttemporary\x12-\n" +
+	"\x06fields\x18\x04 \x03(\v2\x15.tandem.v1.FieldErrorR\x06fields\"<\n" +
+	"\n" +
+	"FieldError\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"0\n" +
 	"\x06Notice\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\"w\n" +
@@ -2695,7 +2762,7 @@ func file_tandem_proto_rawDescGZIP() []byte {
 }
 
 var file_tandem_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_tandem_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_tandem_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_tandem_proto_goTypes = []any{
 	(JoinMode)(0),           // 0: tandem.v1.JoinMode
 	(LeaveReason)(0),        // 1: tandem.v1.LeaveReason
@@ -2717,19 +2784,20 @@ var file_tandem_proto_goTypes = []any{
 	(*Pong)(nil),            // 17: tandem.v1.Pong
 	(*Ack)(nil),             // 18: tandem.v1.Ack
 	(*Error)(nil),           // 19: tandem.v1.Error
-	(*Notice)(nil),          // 20: tandem.v1.Notice
-	(*Gap)(nil),             // 21: tandem.v1.Gap
-	(*RoomEvent)(nil),       // 22: tandem.v1.RoomEvent
-	(*ListRooms)(nil),       // 23: tandem.v1.ListRooms
-	(*RoomInfo)(nil),        // 24: tandem.v1.RoomInfo
-	(*RoomList)(nil),        // 25: tandem.v1.RoomList
-	(*SeatReservation)(nil), // 26: tandem.v1.SeatReservation
-	(*TicketCreate)(nil),    // 27: tandem.v1.TicketCreate
-	(*MatchTerm)(nil),       // 28: tandem.v1.MatchTerm
-	(*TicketCancel)(nil),    // 29: tandem.v1.TicketCancel
-	(*TicketStatus)(nil),    // 30: tandem.v1.TicketStatus
-	nil,                     // 31: tandem.v1.TicketCreate.StringPropertiesEntry
-	nil,                     // 32: tandem.v1.TicketCreate.NumericPropertiesEntry
+	(*FieldError)(nil),      // 20: tandem.v1.FieldError
+	(*Notice)(nil),          // 21: tandem.v1.Notice
+	(*Gap)(nil),             // 22: tandem.v1.Gap
+	(*RoomEvent)(nil),       // 23: tandem.v1.RoomEvent
+	(*ListRooms)(nil),       // 24: tandem.v1.ListRooms
+	(*RoomInfo)(nil),        // 25: tandem.v1.RoomInfo
+	(*RoomList)(nil),        // 26: tandem.v1.RoomList
+	(*SeatReservation)(nil), // 27: tandem.v1.SeatReservation
+	(*TicketCreate)(nil),    // 28: tandem.v1.TicketCreate
+	(*MatchTerm)(nil),       // 29: tandem.v1.MatchTerm
+	(*TicketCancel)(nil),    // 30: tandem.v1.TicketCancel
+	(*TicketStatus)(nil),    // 31: tandem.v1.TicketStatus
+	nil,                     // 32: tandem.v1.TicketCreate.StringPropertiesEntry
+	nil,                     // 33: tandem.v1.TicketCreate.NumericPropertiesEntry
 }
 var file_tandem_proto_depIdxs = []int32{
 	6,  // 0: tandem.v1.Envelope.connect:type_name -> tandem.v1.Connect
@@ -2746,33 +2814,34 @@ var file_tandem_proto_depIdxs = []int32{
 	17, // 11: tandem.v1.Envelope.pong:type_name -> tandem.v1.Pong
 	18, // 12: tandem.v1.Envelope.ack_frame:type_name -> tandem.v1.Ack
 	19, // 13: tandem.v1.Envelope.error:type_name -> tandem.v1.Error
-	20, // 14: tandem.v1.Envelope.notice:type_name -> tandem.v1.Notice
-	21, // 15: tandem.v1.Envelope.gap:type_name -> tandem.v1.Gap
-	22, // 16: tandem.v1.Envelope.room_event:type_name -> tandem.v1.RoomEvent
-	23, // 17: tandem.v1.Envelope.list_rooms:type_name -> tandem.v1.ListRooms
-	25, // 18: tandem.v1.Envelope.room_list:type_name -> tandem.v1.RoomList
-	26, // 19: tandem.v1.Envelope.seat_reservation:type_name -> tandem.v1.SeatReservation
-	27, // 20: tandem.v1.Envelope.ticket_create:type_name -> tandem.v1.TicketCreate
-	29, // 21: tandem.v1.Envelope.ticket_cancel:type_name -> tandem.v1.TicketCancel
-	30, // 22: tandem.v1.Envelope.ticket_status:type_name -> tandem.v1.TicketStatus
+	21, // 14: tandem.v1.Envelope.notice:type_name -> tandem.v1.Notice
+	22, // 15: tandem.v1.Envelope.gap:type_name -> tandem.v1.Gap
+	23, // 16: tandem.v1.Envelope.room_event:type_name -> tandem.v1.RoomEvent
+	24, // 17: tandem.v1.Envelope.list_rooms:type_name -> tandem.v1.ListRooms
+	26, // 18: tandem.v1.Envelope.room_list:type_name -> tandem.v1.RoomList
+	27, // 19: tandem.v1.Envelope.seat_reservation:type_name -> tandem.v1.SeatReservation
+	28, // 20: tandem.v1.Envelope.ticket_create:type_name -> tandem.v1.TicketCreate
+	30, // 21: tandem.v1.Envelope.ticket_cancel:type_name -> tandem.v1.TicketCancel
+	31, // 22: tandem.v1.Envelope.ticket_status:type_name -> tandem.v1.TicketStatus
 	5,  // 23: tandem.v1.Connect.positions:type_name -> tandem.v1.StreamPos
 	0,  // 24: tandem.v1.Join.mode:type_name -> tandem.v1.JoinMode
 	1,  // 25: tandem.v1.Leave.reason:type_name -> tandem.v1.LeaveReason
 	2,  // 26: tandem.v1.RoomMessage.delivery:type_name -> tandem.v1.Delivery
 	5,  // 27: tandem.v1.Ack.positions:type_name -> tandem.v1.StreamPos
-	3,  // 28: tandem.v1.RoomEvent.kind:type_name -> tandem.v1.RoomEventKind
-	1,  // 29: tandem.v1.RoomEvent.reason:type_name -> tandem.v1.LeaveReason
-	24, // 30: tandem.v1.RoomList.rooms:type_name -> tandem.v1.RoomInfo
-	31, // 31: tandem.v1.TicketCreate.string_properties:type_name -> tandem.v1.TicketCreate.StringPropertiesEntry
-	32, // 32: tandem.v1.TicketCreate.numeric_properties:type_name -> tandem.v1.TicketCreate.NumericPropertiesEntry
-	28, // 33: tandem.v1.TicketCreate.must:type_name -> tandem.v1.MatchTerm
-	28, // 34: tandem.v1.TicketCreate.should:type_name -> tandem.v1.MatchTerm
-	26, // 35: tandem.v1.TicketStatus.seat:type_name -> tandem.v1.SeatReservation
-	36, // [36:36] is the sub-list for method output_type
-	36, // [36:36] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	20, // 28: tandem.v1.Error.fields:type_name -> tandem.v1.FieldError
+	3,  // 29: tandem.v1.RoomEvent.kind:type_name -> tandem.v1.RoomEventKind
+	1,  // 30: tandem.v1.RoomEvent.reason:type_name -> tandem.v1.LeaveReason
+	25, // 31: tandem.v1.RoomList.rooms:type_name -> tandem.v1.RoomInfo
+	32, // 32: tandem.v1.TicketCreate.string_properties:type_name -> tandem.v1.TicketCreate.StringPropertiesEntry
+	33, // 33: tandem.v1.TicketCreate.numeric_properties:type_name -> tandem.v1.TicketCreate.NumericPropertiesEntry
+	29, // 34: tandem.v1.TicketCreate.must:type_name -> tandem.v1.MatchTerm
+	29, // 35: tandem.v1.TicketCreate.should:type_name -> tandem.v1.MatchTerm
+	27, // 36: tandem.v1.TicketStatus.seat:type_name -> tandem.v1.SeatReservation
+	37, // [37:37] is the sub-list for method output_type
+	37, // [37:37] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_tandem_proto_init() }
@@ -2805,14 +2874,14 @@ func file_tandem_proto_init() {
 		(*Envelope_TicketCancel)(nil),
 		(*Envelope_TicketStatus)(nil),
 	}
-	file_tandem_proto_msgTypes[24].OneofWrappers = []any{}
+	file_tandem_proto_msgTypes[25].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tandem_proto_rawDesc), len(file_tandem_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   29,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -98,9 +98,8 @@ type ServerError struct {
 	Message   string // safe to show; for join_rejected the room's reason
 	Temporary bool   // retrying later may succeed
 
-	// The HTTP API's extra fields; error frames leave them zero.
-
-	// Fields names each invalid field of a validation_failed answer.
+	// Fields names each invalid field of a validation_failed answer (from
+	// the HTTP API and from error frames).
 	Fields []FieldError
 	// RetryAfter, when not zero, is how long to wait before trying again
 	// (rate_limited: retry_after, or the Retry-After header).
@@ -116,7 +115,11 @@ type FieldError struct {
 }
 
 func newServerError(e *protocol.Error) *ServerError {
-	return &ServerError{Code: e.GetCode(), Name: codeName(e.GetCode()), Message: e.GetMessage(), Temporary: e.GetTemporary()}
+	se := &ServerError{Code: e.GetCode(), Name: codeName(e.GetCode()), Message: e.GetMessage(), Temporary: e.GetTemporary()}
+	for _, f := range e.GetFields() {
+		se.Fields = append(se.Fields, FieldError{Field: f.GetField(), Message: f.GetMessage()})
+	}
+	return se
 }
 
 func (e *ServerError) Error() string {

@@ -66,7 +66,7 @@ const (
 type TicketStatus struct {
 	Queue   string
 	State   string // see the Ticket* constants
-	Reason  string // cancelled, expired: why (cancelled, timeout, seat_expired, session_ended)
+	Reason  string // cancelled, expired: why (cancelled, session_ended, queue_deleted, timeout, seat_expired)
 	MatchID string // claimed and later
 	// CreatedAt is when the ticket started waiting. A match that fell
 	// through (matched, then searching again) keeps it: the ticket keeps
@@ -101,10 +101,11 @@ func (e *TicketEndedError) Error() string {
 
 // CreateTicket puts the player in r.Queue (r.Metadata and r.Progress are
 // Matchmake's; CreateTicket ignores them) and returns the ticket's status,
-// searching. The server refuses with a *ServerError: invalid (a property or
-// term it does not accept), conflict (the player has a live ticket in the
-// queue), banned, or unavailable (no such queue, or it is disabled). The
-// ticket's changes arrive as TicketUpdate events.
+// searching. The server refuses with a *ServerError: validation_failed (a
+// property or term it does not accept; Fields names each), not_found (no
+// such queue), conflict (the player has a live ticket in the queue),
+// banned, or unavailable (the queue is disabled, or the node has no
+// matchmaking). The ticket's changes arrive as TicketUpdate events.
 func (c *Client) CreateTicket(ctx context.Context, r TicketRequest) (TicketStatus, error) {
 	ts, err := c.createTicket(ctx, r)
 	return ticketStatusOf(ts), err
