@@ -301,6 +301,9 @@ func (cl *cluster) stop(ctx context.Context) {
 				// An earlier attempt may have landed; the session ended
 				// with the node (a newer session's entry is left alone).
 				j = job{kind: jobRelease, player: j.player, session: j.s.ID()}
+			case j.kind == jobSeated, j.kind == jobCancelTickets:
+				// A seat taken in the last moments still counts; the
+				// tickets of sessions ending with the node still go.
 			case j.kind != jobRelease:
 				continue
 			}
@@ -691,8 +694,8 @@ func (cl *cluster) do(ctx context.Context, j job) {
 		}
 	case jobSeated:
 		err := cl.g.cfg.Matchmaking.Seated(ctx, j.player, j.queue, j.roomID)
-		if err == nil || tandem.ErrorCodeOf(err) == tandem.EConflict {
-			return // seated, or the ticket moved on (cancelled, expired)
+		if c := tandem.ErrorCodeOf(err); err == nil || c == tandem.EConflict || c == tandem.ENotFound {
+			return // seated, or the ticket moved on (cancelled, expired) or is gone
 		}
 		// A seat not reported makes the match fall through: retried while
 		// the seat could still count.

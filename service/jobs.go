@@ -752,7 +752,10 @@ func (s *Service) cancelOrphanTickets(ctx context.Context, wanted map[string]boo
 // nothing; one that changes at every try is left to the next pass.
 func (s *Service) cancelOrphanTicket(ctx context.Context, t tandem.MatchTicket) (bool, error) {
 	for range ticketCancelTries {
+		// Out of any match: were the queue made again, its matcher must
+		// not take this for a player who gave up a seat.
 		t.State, t.Reason, t.UpdatedAt = tandem.TicketCancelled, "queue_deleted", s.now()
+		t.MatchID, t.Seat, t.Team, t.Backfill = "", nil, 0, false
 		_, err := s.cfg.Matchmaking.UpdateTicket(ctx, t)
 		switch tandem.ErrorCodeOf(err) {
 		case tandem.ENotFound:

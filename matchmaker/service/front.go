@@ -59,6 +59,9 @@ func (s *Service) Create(ctx context.Context, player *tandem.Player, r TicketReq
 		}
 		return tandem.MatchTicket{}, err
 	}
+	// Known at once, not when the watch brings it: a session ending
+	// right after must find it.
+	s.index(t, false)
 	s.cfg.Metrics.Tickets.WithLabelValues(q.Name).Inc()
 	return t, nil
 }
@@ -113,7 +116,8 @@ func (s *Service) SessionEnded(ctx context.Context, playerID, session string) (a
 		case c == tandem.EConflict:
 			// Claimed: it may come back to searching. Matched or seated:
 			// the seat's expiry settles it.
-			again = again || t.State == tandem.TicketClaimed || t.State == tandem.TicketSearching
+			// Matched too: its match may fall through and put it back.
+			again = again || t.State == tandem.TicketClaimed || t.State == tandem.TicketSearching || t.State == tandem.TicketMatched
 		default:
 			s.log.Warn("cancel ticket of an ended session", "queue", name, "player", playerID, "err", err)
 			again = true

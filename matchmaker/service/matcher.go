@@ -103,11 +103,12 @@ func (m *matcher) onTicket(t tandem.MatchTicket, deleted bool) {
 	m.tickets[t.PlayerID] = t
 }
 
-// store records the matcher's own write.
+// store records the matcher's own write of a ticket of its copy; one the
+// watch deleted meanwhile stays deleted.
 func (m *matcher) store(t tandem.MatchTicket) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if cur, ok := m.tickets[t.PlayerID]; !ok || cur.Revision <= t.Revision {
+	if cur, ok := m.tickets[t.PlayerID]; ok && cur.Revision <= t.Revision {
 		m.tickets[t.PlayerID] = t
 	}
 }
@@ -151,6 +152,9 @@ func (m *matcher) pass() {
 	var searching []tandem.MatchTicket
 	matches := make(map[string][]tandem.MatchTicket)
 	for _, t := range tickets {
+		if m.ctx.Err() != nil {
+			return // stopped (its lease lost): the next holder does the rest
+		}
 		switch {
 		case t.State == tandem.TicketSearching:
 			if now.Sub(t.CreatedAt) >= timeout(q) {
@@ -166,7 +170,7 @@ func (m *matcher) pass() {
 			}
 		case t.State == tandem.TicketMatched, t.State == tandem.TicketSeated:
 			matches[t.MatchID] = append(matches[t.MatchID], t)
-		case t.State == tandem.TicketCancelled && t.MatchID != "":
+		case t.State == tandem.TicketCancelled && t.MatchID != "" && t.Reason == "cancelled":
 			// A player who gave up a seat: its match falls through.
 			matches[t.MatchID] = append(matches[t.MatchID], t)
 		case t.State.Ended() && now.Sub(t.UpdatedAt) >= m.s.cfg.Ended && (t.State != tandem.TicketDone || !q.Backfill):
@@ -177,6 +181,9 @@ func (m *matcher) pass() {
 	}
 	m.s.cfg.Metrics.QueueDepth.WithLabelValues(q.Name).Set(float64(len(searching)))
 	for _, id := range sortedKeys(matches) {
+		if m.ctx.Err() != nil {
+			return
+		}
 		m.settle(q, matches[id], now)
 	}
 	if len(searching) > 0 {
@@ -199,7 +206,7 @@ func (m *matcher) commitAll(q tandem.MatchQueue, matches []matchmaker.Match, now
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, commitsInFlight)
 	for _, mt := range matches {
-		if m.ctx.Err() != nil {
+		if m.ctx.Err() != nil || !m.s.leaseGood(q.Name) {
 			break
 		}
 		if mt.RoomID == "" && !newRooms {
@@ -341,7 +348,8 @@ func (m *matcher) commit(q tandem.MatchQueue, mt matchmaker.Match, now time.Time
 	teams := make([][]string, len(mt.Teams))
 	for team, ts := range mt.Teams {
 		for _, t := range ts {
-			t.State, t.MatchID, t.ClaimedAt, t.Team, t.Backfill, t.UpdatedAt = tandem.TicketClaimed, id, now, team, mt.RoomID != "", now
+			// The claim timeout counts from the write (the pass may be long).
+			t.State, t.MatchID, t.ClaimedAt, t.Team, t.Backfill, t.UpdatedAt = tandem.TicketClaimed, id, m.s.cfg.Now(), team, mt.RoomID != "", now
 			nt, err := m.update(t)
 			if err != nil {
 				release()
@@ -363,22 +371,42 @@ func (m *matcher) commit(q tandem.MatchQueue, mt matchmaker.Match, now time.Time
 	m.succeeded(mt.RoomID)
 	var wait time.Duration
 	landed := make([][]string, len(teams))
+	var written []tandem.MatchTicket
+	missing := false
 	for i, t := range taken {
 		s := room.Seats[i]
 		t.State, t.UpdatedAt = tandem.TicketMatched, now
 		t.Seat = &tandem.MatchSeat{RoomID: room.RoomID, Node: s.Node, NodeURL: s.NodeURL, Token: s.Token, ExpiresAt: s.ExpiresAt}
-		// A ticket whose seat cannot be written stays claimed: the claim
-		// timeout puts it back, and its match falls through without it.
-		if _, err := m.update(t); err != nil {
+		nt, err := m.update(t)
+		if err != nil {
+			// Left claimed: the claim timeout puts it back.
+			missing = true
 			continue
 		}
+		written = append(written, nt)
 		landed[t.Team] = append(landed[t.Team], t.PlayerID)
-		w := now.Sub(t.CreatedAt)
-		wait = max(wait, w)
-		m.s.cfg.Metrics.TimeToMatch.WithLabelValues(q.Name).Observe(w.Seconds())
+		wait = max(wait, now.Sub(t.CreatedAt))
 	}
-	if !slices.ContainsFunc(landed, func(team []string) bool { return len(team) > 0 }) {
+	if missing && mt.RoomID == "" {
+		// A new room's match is all or nothing: its room was made for
+		// exactly these players (its options name them). Undone: the
+		// others back to the front of the queue, the room closed.
+		for _, t := range written {
+			m.apply(t, func(t tandem.MatchTicket) (tandem.MatchTicket, bool) {
+				if t.State != tandem.TicketMatched {
+					return t, false
+				}
+				return requeued(t, now), true
+			})
+		}
+		m.closeRoom(node, room.RoomID, id, now)
 		return
+	}
+	if len(written) == 0 {
+		return
+	}
+	for _, t := range written {
+		m.s.cfg.Metrics.TimeToMatch.WithLabelValues(q.Name).Observe(now.Sub(t.CreatedAt).Seconds())
 	}
 	m.s.cfg.Metrics.Matches.WithLabelValues(q.Name).Inc()
 	m.s.cfg.Emit(tandem.Event{
@@ -452,7 +480,7 @@ func (m *matcher) room(q tandem.MatchQueue, roomID, matchID string, teams [][]st
 	}
 	var err error = tandem.Errorf(tandem.EUnavailable, "no realtime node takes rooms")
 	for _, node := range nodes {
-		rctx, rcancel := context.WithTimeout(ctx, roomRequestTimeout+time.Second)
+		rctx, rcancel := context.WithTimeout(m.ctx, roomRequestTimeout+time.Second)
 		var room tandem.MatchRoom
 		room, err = m.s.cfg.Bus.CreateMatchRoom(rctx, node, req)
 		rcancel()
@@ -480,9 +508,26 @@ func (m *matcher) settle(q tandem.MatchQueue, ts []tandem.MatchTicket, now time.
 		return t.Seat != nil && now.After(t.Seat.ExpiresAt.Add(m.s.cfg.SeatGrace))
 	}
 	expire := func(t tandem.MatchTicket) tandem.MatchTicket {
-		m.s.cfg.Metrics.ReservationsExpired.WithLabelValues(q.Name).Inc()
 		t.State, t.Reason, t.UpdatedAt = tandem.TicketExpired, "seat_expired", now
 		return t
+	}
+	// A player whose seat looks untaken may be in the room all the same:
+	// its node's report (seated) waits behind other work. The directory
+	// says who is in the room.
+	var inRoom map[string]bool
+	present := func(t tandem.MatchTicket) bool {
+		if inRoom == nil {
+			inRoom = m.roomPlayers(t.Seat.RoomID)
+		}
+		return inRoom[t.PlayerID]
+	}
+	late := func(t tandem.MatchTicket) bool {
+		return t.State == tandem.TicketMatched && due(t) && !present(t)
+	}
+	countExpired := func(t tandem.MatchTicket, ok bool) {
+		if ok && t.State == tandem.TicketExpired {
+			m.s.cfg.Metrics.ReservationsExpired.WithLabelValues(q.Name).Inc()
+		}
 	}
 	forget := func(t tandem.MatchTicket) tandem.MatchTicket { // a cancelled ticket leaves its match
 		t.MatchID, t.Seat, t.UpdatedAt = "", nil, now
@@ -490,30 +535,30 @@ func (m *matcher) settle(q tandem.MatchQueue, ts []tandem.MatchTicket, now time.
 	}
 	if ts[0].Backfill {
 		for _, t := range ts {
-			m.apply(t, func(t tandem.MatchTicket) (tandem.MatchTicket, bool) {
+			countExpired(m.apply(t, func(t tandem.MatchTicket) (tandem.MatchTicket, bool) {
 				switch {
 				case t.State == tandem.TicketSeated:
 					t.State, t.UpdatedAt = tandem.TicketDone, now
 					return t, true
-				case t.State == tandem.TicketMatched && due(t):
+				case late(t):
 					return expire(t), true
 				case t.State == tandem.TicketCancelled:
 					return forget(t), true
 				}
 				return t, false
-			})
+			}))
 		}
 		return
 	}
-	seated, late, gaveUp := 0, 0, false
+	seated, lateOnes, gaveUp := 0, 0, false
 	for _, t := range ts {
 		switch {
 		case t.State == tandem.TicketSeated:
 			seated++
 		case t.State == tandem.TicketCancelled:
 			gaveUp = true
-		case due(t):
-			late++
+		case late(t):
+			lateOnes++
 		}
 	}
 	if seated == len(ts) {
@@ -528,8 +573,8 @@ func (m *matcher) settle(q tandem.MatchQueue, ts []tandem.MatchTicket, now time.
 		}
 		return
 	}
-	if late == 0 && !gaveUp {
-		return // players are on their way
+	if lateOnes == 0 && !gaveUp {
+		return // players are on their way (or in the room, their report on its way)
 	}
 	var expired, returned []string
 	for _, t := range ts {
@@ -537,13 +582,14 @@ func (m *matcher) settle(q tandem.MatchQueue, ts []tandem.MatchTicket, now time.
 			switch {
 			case t.State == tandem.TicketCancelled:
 				return forget(t), true
-			case t.State == tandem.TicketMatched && due(t):
+			case late(t):
 				return expire(t), true
 			case t.State == tandem.TicketMatched, t.State == tandem.TicketSeated:
 				return requeued(t, now), true
 			}
 			return t, false
 		})
+		countExpired(nt, ok)
 		switch {
 		case !ok:
 		case nt.State == tandem.TicketExpired:
@@ -559,14 +605,7 @@ func (m *matcher) settle(q tandem.MatchQueue, ts []tandem.MatchTicket, now time.
 		}
 	}
 	if room.RoomID != "" {
-		ctx, cancel := context.WithTimeout(m.ctx, busTimeout)
-		_, err := m.s.cfg.Cluster.SendCommand(ctx, tandem.Command{
-			ID: "mm-close-" + ts[0].MatchID, Node: room.Node, Kind: tandem.CommandCloseRoom, RoomID: room.RoomID, CreatedAt: now,
-		})
-		cancel()
-		if err != nil && m.ctx.Err() == nil {
-			m.s.log.Warn("matcher: close the room of a match that fell through", "room", room.RoomID, "err", err)
-		}
+		m.closeRoom(room.Node, room.RoomID, ts[0].MatchID, now)
 	}
 	m.s.cfg.Emit(tandem.Event{
 		Kind:   tandem.EventMatchExpired,
@@ -577,6 +616,36 @@ func (m *matcher) settle(q tandem.MatchQueue, ts []tandem.MatchTicket, now time.
 			"expired": strings.Join(expired, ","), "returned": strings.Join(returned, ","),
 		},
 	})
+}
+
+// closeRoom closes the room made for a match that did not happen (its
+// players get leave(room_closed)). The command's id is the match's, so
+// sending it twice closes once.
+func (m *matcher) closeRoom(node, roomID, matchID string, now time.Time) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(m.ctx), busTimeout)
+	defer cancel()
+	_, err := m.s.cfg.Cluster.SendCommand(ctx, tandem.Command{
+		ID: "mm-close-" + matchID, Node: node, Kind: tandem.CommandCloseRoom, RoomID: roomID, CreatedAt: now,
+	})
+	if err != nil {
+		m.s.log.Warn("matcher: close the room of a match that did not happen", "room", roomID, "err", err)
+	}
+}
+
+// roomPlayers is who the directory says is in a room (none when it is
+// gone or unreadable).
+func (m *matcher) roomPlayers(roomID string) map[string]bool {
+	ctx, cancel := context.WithTimeout(m.ctx, busTimeout)
+	defer cancel()
+	r, err := m.s.cfg.Cluster.Room(ctx, roomID)
+	if err != nil {
+		return map[string]bool{}
+	}
+	in := make(map[string]bool, len(r.Players))
+	for _, p := range r.Players {
+		in[p] = true
+	}
+	return in
 }
 
 // openRooms lists the rooms of q's matches that can take more players:

@@ -33,6 +33,7 @@ import (
 type Cluster interface {
 	Nodes(ctx context.Context) ([]tandem.NodeInfo, error)
 	Rooms(ctx context.Context) ([]tandem.RoomEntry, error)
+	Room(ctx context.Context, id string) (tandem.RoomEntry, error)
 	SendCommand(ctx context.Context, c tandem.Command) (tandem.CommandResult, error)
 	Presence(ctx context.Context, playerID string) (tandem.Presence, error)
 }
@@ -273,11 +274,25 @@ func (s *Service) electOnce() {
 		}
 	}
 	s.mu.Unlock()
-	for _, name := range names {
-		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.LeaseTTL/3)
-		held, err := s.cfg.Bus.HoldLease(ctx, leaseName(name), s.cfg.Node)
-		cancel()
-		now := time.Now()
+	// Every lease at once: a slow bus must not make the last queue's
+	// renewal wait for the others'.
+	type result struct {
+		held bool
+		err  error
+	}
+	results := make([]result, len(names))
+	start := time.Now() // a renewal counts from before it was asked
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(s.ctx, s.cfg.LeaseTTL/3)
+			defer cancel()
+			results[i].held, results[i].err = s.cfg.Bus.HoldLease(ctx, leaseName(name), s.cfg.Node)
+		})
+	}
+	wg.Wait()
+	for i, name := range names {
+		held, err, now := results[i].held, results[i].err, start
 		if err != nil && s.ctx.Err() == nil {
 			s.log.Warn("matcher lease", "queue", name, "err", err)
 		}
@@ -285,7 +300,7 @@ func (s *Service) electOnce() {
 		m := s.matchers[name]
 		switch {
 		case err != nil:
-			if m != nil && now.Sub(s.renewed[name]) >= s.cfg.LeaseTTL {
+			if m != nil && time.Since(s.renewed[name]) >= s.cfg.LeaseTTL {
 				m.stop()
 				delete(s.matchers, name)
 				delete(s.renewed, name)
@@ -307,6 +322,15 @@ func (s *Service) electOnce() {
 		}
 		s.mu.Unlock()
 	}
+}
+
+// leaseGood reports whether this node's lease of queue was renewed less
+// than its TTL ago: a matcher commits only then.
+func (s *Service) leaseGood(queue string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at, ok := s.renewed[queue]
+	return ok && time.Since(at) < s.cfg.LeaseTTL
 }
 
 func (s *Service) release(name string) {

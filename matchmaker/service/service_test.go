@@ -673,3 +673,86 @@ func TestOpenRoomsCountTheRoomsOwnLimit(t *testing.T) {
 		t.Errorf("open rooms' free seats (-want +got):\n%s", d)
 	}
 }
+
+// flakyBus fails the write that would make one player's ticket matched.
+type flakyBus struct {
+	*natsbus.Bus
+	mu   sync.Mutex
+	fail string
+}
+
+func (f *flakyBus) UpdateTicket(ctx context.Context, t tandem.MatchTicket) (tandem.MatchTicket, error) {
+	f.mu.Lock()
+	fail := f.fail
+	f.mu.Unlock()
+	if t.PlayerID == fail && t.State == tandem.TicketMatched {
+		return t, tandem.Errorf(tandem.EUnavailable, "the bus lost this write")
+	}
+	return f.Bus.UpdateTicket(ctx, t)
+}
+
+// A new room's match is all or nothing: when one player's seat cannot be
+// written, the others go back to the queue and the room is closed; the
+// left-over claim is released after the claim timeout, and they match again.
+func TestAMatchWithASeatNotWrittenIsUndone(t *testing.T) {
+	w := newWorld(t)
+	w.queue(duel)
+	bus := &flakyBus{Bus: w.bus, fail: "y"}
+	s := New(Config{Node: "a", Bus: bus, Cluster: w.bus, Now: w.clock.Now, Tick: 20 * time.Millisecond,
+		Emit: func(e tandem.Event) { w.mu.Lock(); w.events = append(w.events, e); w.mu.Unlock() }})
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(context.Background())
+	waitFor(t, s, "duel")
+	for _, p := range []string{"x", "y"} {
+		if _, err := s.Create(t.Context(), player(p, 1000), TicketRequest{Queue: "duel"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the room closed", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return slices.ContainsFunc(w.commands, func(c tandem.Command) bool { return c.Kind == tandem.CommandCloseRoom })
+	})
+	if x := w.ticket("duel", "x"); x.State != tandem.TicketSearching || x.MatchID != "" {
+		t.Errorf("x is %s in %q, want back to searching", x.State, x.MatchID)
+	}
+	if y := w.ticket("duel", "y"); y.State != tandem.TicketClaimed {
+		t.Errorf("y is %s, want still claimed (its seat was not written)", y.State)
+	}
+	if n := len(w.matches()); n != 0 {
+		t.Errorf("%d match events for a match undone, want 0", n)
+	}
+	bus.mu.Lock()
+	bus.fail = ""
+	bus.mu.Unlock()
+	w.clock.Add(10 * time.Second)
+	eventually(t, "both matched again", func() bool {
+		return w.ticket("duel", "x").State == tandem.TicketMatched && w.ticket("duel", "y").State == tandem.TicketMatched
+	})
+}
+
+// A session that ends right after creating a ticket finds it: the node
+// knows its own tickets before the watch brings them.
+func TestASessionEndingAtOnceCancelsTheTicketItJustMade(t *testing.T) {
+	w := newWorld(t)
+	w.queue(duel)
+	s := w.unstarted("a")
+	s.cfg.Tick = time.Hour // the front alone
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(context.Background())
+	waitFor(t, s, "duel")
+	for i := range 20 {
+		p := fmt.Sprintf("p%d", i)
+		if _, err := s.Create(t.Context(), player(p, 1000), TicketRequest{Queue: "duel", Session: "s-" + p}); err != nil {
+			t.Fatal(err)
+		}
+		s.SessionEnded(t.Context(), p, "s-"+p)
+		if got := w.ticket("duel", p); got.State != tandem.TicketCancelled {
+			t.Fatalf("%s's ticket is %s after its session ended, want cancelled", p, got.State)
+		}
+	}
+}
