@@ -243,6 +243,14 @@ func TestWatchTicketsSeesItsQueueOnlyWithDeletes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A key-value watch passes on the entry's latest value: a change
+	// replaced before the watcher read it is skipped. So the delete waits
+	// until both watchers saw the claim.
+	duel.waitFor(t, []string{"duel/alice searching false", "duel/dave searching false", "duel/alice claimed false"})
+	every.waitFor(t, []string{
+		"duel/alice searching false", "ffa/bob searching false", "ffa/carol searching false",
+		"duel/dave searching false", "duel/alice claimed false",
+	})
 	if err := b.DeleteTicket(ctx, "duel", "alice", alice.Revision); err != nil {
 		t.Fatal(err)
 	}
