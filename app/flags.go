@@ -239,6 +239,14 @@ type loadtestConfig struct {
 	Missed      int
 	ServerPID   int
 	JSON        bool
+	AllowRemote bool
+	Queue       string
+	// Faults between the bots and the node.
+	Faults     bool
+	Latency    time.Duration
+	Jitter     time.Duration
+	Bandwidth  int
+	ResetEvery time.Duration
 	// The web scenarios.
 	Admin          string
 	PasswordStdin  bool
@@ -249,40 +257,55 @@ type loadtestConfig struct {
 
 func loadtestFlags(c *loadtestConfig, stderr io.Writer) *flagSet {
 	f := newFlagSet("loadtest", stderr)
-	f.summary = "Measures a realtime node or the web server on this machine (loopback only) against the performance targets; " +
-		"docs/benchmarks.md explains the scenarios, scripts/bench runs the realtime ones and scripts/bench-web the web ones."
+	f.summary = "Measures a realtime node or the web server on this machine (loopback only unless --allow-remote) against the performance targets, " +
+		"and drives bots through network faults; docs/benchmarks.md explains the scenarios, scripts/bench runs the realtime ones and scripts/bench-web the web ones."
 	f.String(&c.URL, "url", "ws://127.0.0.1:7701/ws",
-		"WebSocket URL of the node, or for the web scenarios the web server's http:// URL; its host must be or resolve to a loopback address (127.0.0.0/8 or ::1)")
+		"WebSocket URL of the node, or for the web scenarios the web server's http:// URL; its host must be or resolve to a loopback address (127.0.0.0/8 or ::1) unless --allow-remote")
+	f.Bool(&c.AllowRemote, "allow-remote", false,
+		"accept a --url on another host (ws://, wss://, http:// or https://): only for a deployment you run")
 	// The same flag as tandem dev's and tandem token's: the load tool signs
 	// the players' tokens with the dev key of the node's data directory.
 	f.String(&c.DataDir, "data-dir", "./tandem-data",
 		"directory for the SQLite database, the audit key, the key encryption key and the dev token signing key (created 0700)")
 	f.String(&c.Scenario, "scenario", "echo",
-		"idle, connect, echo, broadcast or resume (realtime node); audit-search or admin-login (web server's admin API); "+
+		"idle, connect, echo, broadcast, resume, chat, matchmaking or reconnect (realtime node); audit-search or admin-login (web server's admin API); "+
 			"player-device-login, player-refresh or player-password-login (web server's player API)")
 	f.String(&c.Codec, "codec", "proto",
 		"codec of every connection: proto (binary) or json")
 	f.Int(&c.Clients, "clients", 0,
-		"connections (idle and connect: 10000; echo: 4; 0 takes the scenario's default; at most 50000)")
+		"connections (idle and connect: 10000; echo: 4; matchmaking: 100; reconnect: 1000; 0 takes the scenario's default; at most 50000)")
 	f.Int(&c.Rooms, "rooms", 0,
-		"broadcast: relay rooms, each with one sender (0 takes 500; at most 10000)")
+		"broadcast and chat: relay rooms (0 takes 500 for broadcast, 50 for chat; at most 10000)")
 	f.Int(&c.RoomSize, "room-size", 10,
-		"players per relay room (idle, connect and broadcast; at most 16)")
+		"players per relay room (idle, connect, broadcast, chat and reconnect; at most 16)")
 	f.Duration(&c.Duration, "duration", 10*time.Second,
 		"measured phase, at most 10m: idle, how long connections are held before the RSS is read; connect, the longest connecting may take; "+
-			"echo and broadcast, the run after a warm-up; resume, the longest the iterations may take")
+			"echo, broadcast and chat, the run after a warm-up; matchmaking, the run; resume and reconnect, the longest the iterations may take")
 	f.Int(&c.Rate, "rate", 20,
-		"broadcast: messages per second each room's sender sends (at most 1000); 0 sends as fast as the node delivers (saturation)")
+		"broadcast: messages per second each room's sender sends (at most 1000); 0 sends as fast as the node delivers (saturation); "+
+			"chat: messages per second each player sends (at least 1)")
 	f.Int(&c.Window, "window", 16,
 		"broadcast with --rate 0: messages in flight per room")
 	f.Int(&c.Payload, "payload", 100,
 		"bytes of data in each room message (16 to 60000)")
 	f.Int(&c.Concurrency, "concurrency", 64,
 		"connections being opened at once (at most 1024)")
-	f.Int(&c.Iterations, "iterations", 200,
-		"resume: how many times a member is cut and resumes")
-	f.Int(&c.Missed, "missed", 100,
-		"resume: messages the cut member misses each time (at most 1000)")
+	f.Int(&c.Iterations, "iterations", 0,
+		"resume: how many times a member is cut and resumes (0 takes 200); reconnect: storms (0 takes 5)")
+	f.Int(&c.Missed, "missed", 0,
+		"resume and reconnect: messages the cut members miss each time (0 takes 100 for resume, 10 for reconnect; at most 1000)")
+	f.String(&c.Queue, "queue", "",
+		"matchmaking: the queue the players put their tickets in; the operator creates it first (admin console or API), an unknown queue fails the run")
+	f.Bool(&c.Faults, "faults", false,
+		"put a fault proxy on 127.0.0.1 between the bots and the node even with no fault below (reconnect then cuts through it); any fault below implies it")
+	f.Duration(&c.Latency, "latency", 0,
+		"fault: delay added to each direction of every connection (at most 10s)")
+	f.Duration(&c.Jitter, "jitter", 0,
+		"fault: each direction's delay is drawn from --latency ± --jitter, again every 100ms")
+	f.Int(&c.Bandwidth, "bandwidth", 0,
+		"fault: bytes per second each direction of every connection may carry (0: unlimited; at least 1024)")
+	f.Duration(&c.ResetEvery, "reset-every", 0,
+		"fault: reset one connection, picked at random, this often (0: never; at least 10ms); the bots do not resume it but in reconnect")
 	f.Int(&c.ServerPID, "server-pid", 0,
 		"process id of the node: its RSS (/proc/PID/status) and CPU time (/proc/PID/stat) go into the report")
 	f.String(&c.Admin, "admin", "",

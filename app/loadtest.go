@@ -10,7 +10,8 @@ import (
 )
 
 // runLoadtest is `tandem loadtest`: one scenario against a node on this
-// machine, reported as a table or JSON.
+// machine (or, with --allow-remote, elsewhere), reported as a table or
+// JSON.
 func runLoadtest(ctx context.Context, args []string, env Env, stdio Stdio, _ Options) error {
 	var c loadtestConfig
 	if err := parse(loadtestFlags(&c, stdio.Stderr), args, env); err != nil {
@@ -25,6 +26,7 @@ func runLoadtest(ctx context.Context, args []string, env Env, stdio Stdio, _ Opt
 	}
 	rep, err := loadtest.Run(ctx, loadtest.Config{
 		URL:         c.URL,
+		AllowRemote: c.AllowRemote,
 		Scenario:    c.Scenario,
 		Codec:       c.Codec,
 		Signer:      signer,
@@ -39,7 +41,11 @@ func runLoadtest(ctx context.Context, args []string, env Env, stdio Stdio, _ Opt
 		Iterations:  c.Iterations,
 		Missed:      c.Missed,
 		ServerPID:   c.ServerPID,
-		Log:         stdio.Stderr,
+		Queue:       c.Queue,
+		Faults: loadtest.Faults{
+			Proxy: c.Faults, Latency: c.Latency, Jitter: c.Jitter, Bandwidth: c.Bandwidth, ResetEvery: c.ResetEvery,
+		},
+		Log: stdio.Stderr,
 	})
 	return writeReport(rep, err, c.JSON, stdio)
 }
@@ -60,6 +66,7 @@ func runWebLoadtest(ctx context.Context, c loadtestConfig, stdio Stdio) error {
 	}
 	rep, err := loadtest.RunWeb(ctx, loadtest.WebConfig{
 		URL:           c.URL,
+		AllowRemote:   c.AllowRemote,
 		Scenario:      c.Scenario,
 		AdminName:     c.Admin,
 		AdminPassword: password,

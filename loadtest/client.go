@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -40,6 +41,9 @@ type client struct {
 	wbuf []byte
 	mask [4]byte
 
+	// Frames read and written, for the progress line.
+	in, out atomic.Uint64
+
 	// Owned by the goroutine that sends reliable frames.
 	seq uint64 // last client seq sent
 	cid uint64
@@ -59,6 +63,9 @@ func (r *runner) newClient(idx int) *client {
 	}
 	m := rand.Uint32()
 	c.mask = [4]byte{byte(m), byte(m >> 8), byte(m >> 16), byte(m >> 24)}
+	r.botsMu.Lock()
+	r.bots = append(r.bots, c)
+	r.botsMu.Unlock()
 	return c
 }
 
@@ -98,6 +105,7 @@ func (c *client) send(env *protocol.Envelope) error {
 	}
 	_, err = c.nc.Write(maskInPlace(buf, c.op, c.mask))
 	c.wbuf = buf[:0]
+	c.out.Add(1)
 	return err
 }
 
@@ -121,7 +129,8 @@ func (c *client) ack() error {
 }
 
 // next returns the next envelope frame, answering the server's pings on the
-// way. A close frame is returned as a closedError.
+// way. A close frame is returned as a closedError. Error frames and close
+// frames are counted for the report.
 func (c *client) next() (*view, error) {
 	for {
 		op, p, err := c.rd.next()
@@ -130,8 +139,11 @@ func (c *client) next() (*view, error) {
 		}
 		switch op {
 		case ws.OpBinary, ws.OpText:
+			c.in.Add(1)
 		case ws.OpClose:
-			return nil, closeFrameInfo(p)
+			ce := closeFrameInfo(p)
+			c.r.countClose(ce)
+			return nil, ce
 		case ws.OpPing:
 			if err := c.control(ws.OpPong, p); err != nil {
 				return nil, err
@@ -145,11 +157,14 @@ func (c *client) next() (*view, error) {
 		if err := peek(c.codec, p, &c.v, &c.env); err != nil {
 			return nil, fmt.Errorf("loadtest: bad frame from the server: %w", err)
 		}
-		if c.v.kind == kindPing {
+		switch c.v.kind {
+		case kindPing:
 			if err := c.pong(c.v.timeUs()); err != nil {
 				return nil, err
 			}
 			continue
+		case kindError:
+			c.r.countError(&c.v)
 		}
 		return &c.v, nil
 	}

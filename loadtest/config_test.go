@@ -43,6 +43,13 @@ func TestConfigRefusesUnboundedRuns(t *testing.T) {
 		"too many iterations":  {Scenario: "resume", Iterations: MaxIterations + 1},
 		"too many missed":      {Scenario: "resume", Missed: MaxMissed + 1},
 		"concurrency":          {Scenario: "connect", Concurrency: MaxConcurrency + 1},
+		"chat without a rate":  {Scenario: "chat"},
+		"clients in chat":      {Scenario: "chat", Rate: 1, Clients: 10},
+		"no queue":             {Scenario: "matchmaking"},
+		"reconnect of one":     {Scenario: "reconnect", RoomSize: 1},
+		"negative latency":     {Scenario: "echo", Faults: Faults{Latency: -time.Millisecond}},
+		"tiny bandwidth":       {Scenario: "echo", Faults: Faults{Bandwidth: 10}},
+		"resets too often":     {Scenario: "echo", Faults: Faults{ResetEvery: time.Millisecond}},
 	} {
 		c.Signer = testSigner()
 		if err := c.setDefaults(); err == nil {

@@ -51,6 +51,11 @@ func TestEveryScenarioRunsAgainstANode(t *testing.T) {
 		{"saturation", Config{Scenario: "broadcast", Rooms: 2, RoomSize: 3, Rate: 0, Window: 4, Duration: 300 * time.Millisecond}},
 		{"resume", Config{Scenario: "resume", Iterations: 5, Missed: 20}},
 		{"resume json", Config{Scenario: "resume", Iterations: 3, Missed: 10, Codec: "json"}},
+		{"chat", Config{Scenario: "chat", Rooms: 2, RoomSize: 3, Rate: 10, Duration: 500 * time.Millisecond}},
+		{"chat with faults", Config{Scenario: "chat", Rooms: 2, RoomSize: 3, Rate: 10, Duration: 500 * time.Millisecond,
+			Faults: Faults{Latency: 2 * time.Millisecond, Jitter: time.Millisecond, Bandwidth: 64 << 10}}},
+		{"reconnect", Config{Scenario: "reconnect", Clients: 12, RoomSize: 4, Iterations: 3, Missed: 5}},
+		{"reconnect through the proxy", Config{Scenario: "reconnect", Clients: 8, RoomSize: 4, Iterations: 2, Missed: 5, Faults: Faults{Proxy: true}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -94,6 +99,16 @@ func TestEveryScenarioRunsAgainstANode(t *testing.T) {
 				must["messages lost"] = func(v float64) bool { return v == 0 }
 				must["messages received twice"] = func(v float64) bool { return v == 0 }
 				must["gaps (replay buffer exceeded)"] = func(v float64) bool { return v == 0 }
+			case "chat":
+				must["send → receipt samples"] = func(v float64) bool { return v > 0 }
+			case "reconnect":
+				victims := cfg.Clients - cfg.Clients/cfg.RoomSize
+				must["storms"] = func(v float64) bool { return v == float64(cfg.Iterations) }
+				must["resumes done"] = func(v float64) bool { return v == float64(cfg.Iterations*victims) }
+				must["room messages replayed"] = func(v float64) bool { return v == float64(cfg.Iterations*victims*cfg.Missed) }
+				if got := rep.Resumes[outcomeReplayed]; got != cfg.Iterations*victims {
+					t.Errorf("resumes by outcome %v, want %d replayed", rep.Resumes, cfg.Iterations*victims)
+				}
 			}
 			must["load client CPU"] = func(v float64) bool { return v >= 0 }
 			for name, ok := range must {
@@ -152,5 +167,51 @@ func TestRateLimitedNodeGetsAHint(t *testing.T) {
 		URL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws", Signer: signer})
 	if err == nil || !strings.Contains(err.Error(), "--msg-rate") {
 		t.Fatalf("Run against a throttled node: %v, want an error that points at --msg-rate", err)
+	}
+}
+
+// TestReconnectCountsExpiredSessions: a node that holds no session after a
+// cut (a seat hold of a millisecond) answers some or all of the resumes
+// with not_found; every resume is counted under an outcome, and the
+// victims go on with new sessions.
+func TestReconnectCountsExpiredSessions(t *testing.T) {
+	signer, err := token.LoadOrCreateDevKey(filepath.Join(t.TempDir(), "dev-signing-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := realtimetest.Start(t, signer, func(c *gateway.Config) { c.SeatHold = time.Millisecond })
+	cfg := Config{Scenario: "reconnect", Clients: 6, RoomSize: 3, Iterations: 3, Missed: 2, URL: n.URL, Signer: signer}
+	rep, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	victims := 4
+	if total := rep.Resumes[outcomeReplayed] + rep.Resumes[outcomeSnapshot] + rep.Resumes[outcomeExpired]; total != cfg.Iterations*victims {
+		t.Errorf("resumes by outcome %v, want %d in all", rep.Resumes, cfg.Iterations*victims)
+	}
+	for _, note := range rep.Notes {
+		if strings.Contains(note, "failed") {
+			t.Errorf("note: %s", note)
+		}
+	}
+}
+
+// TestRunRefusesARemoteTargetWithoutTheFlag: the refusal names
+// --allow-remote, and the flag lifts it (the check only: nothing dials).
+func TestRunRefusesARemoteTargetWithoutTheFlag(t *testing.T) {
+	_, err := Run(t.Context(), Config{Scenario: "echo", URL: "ws://10.0.0.1:7701/ws", Signer: testSigner()})
+	if err == nil || !strings.Contains(err.Error(), "--allow-remote") {
+		t.Fatalf("Run with a remote URL: %v, want an error naming --allow-remote", err)
+	}
+	for _, raw := range []string{"ws://10.0.0.1:7701/ws", "wss://game.example.com/ws"} {
+		if got, err := TargetURL(t.Context(), raw, true); err != nil || got != raw {
+			t.Errorf("TargetURL(%q, allowRemote) = %q, %v; want it as it is", raw, got, err)
+		}
+	}
+	if _, err := TargetURL(t.Context(), "http://10.0.0.1/ws", true); err == nil {
+		t.Error("TargetURL took an http:// URL")
+	}
+	if _, err := loopbackHTTPURL(t.Context(), "http://10.0.0.1:8080/admin", false); err == nil || !strings.Contains(err.Error(), "--allow-remote") {
+		t.Errorf("a remote web URL: %v, want an error naming --allow-remote", err)
 	}
 }

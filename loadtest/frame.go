@@ -198,6 +198,7 @@ const (
 	kindError       protowire.Number = 23
 	kindGap         protowire.Number = 25
 	kindRoomEvent   protowire.Number = 26
+	kindTicket      protowire.Number = 32 // ticket_status
 )
 
 // view is what the client needs from every frame: the envelope's header

@@ -1,12 +1,15 @@
 // Package loadtest is `tandem loadtest`: a load client that measures a
-// realtime node on this machine against the performance targets of
-// shared/DESIGN.md. It speaks raw WebSocket frames (github.com/gobwas/ws
-// for the handshake, a minimal frame reader for the rest), decodes only the
-// replies it waits for, signs its own tokens with the dev key, and targets
-// only loopback addresses. Every scenario is bounded in clients and time and
-// stops by itself; its report gives the load process's own CPU time next to
-// the results, and the server's RSS and CPU when its process id is known, so
-// that a saturated client is visible.
+// realtime node against the performance targets of shared/DESIGN.md, and
+// drives bots through faults for QA. It speaks raw WebSocket frames
+// (github.com/gobwas/ws for the handshake, a minimal frame reader for the
+// rest), decodes only the replies it waits for, signs its own tokens with
+// the dev key, and targets only loopback addresses unless told otherwise
+// (AllowRemote). Every scenario is bounded in clients and time and stops by
+// itself; its report gives the load process's own CPU time next to the
+// results, and the server's RSS and CPU when its process id is known, so
+// that a saturated client is visible, and counts the error frames, closes
+// and resume outcomes the bots met. With Faults, the bots connect through a
+// faultproxy that adds latency, jitter, a bandwidth limit or resets.
 //
 // Scenarios:
 //   - idle: N connections, each joined to a relay room (rooms of 10), held
@@ -20,6 +23,15 @@
 //     delivers); frames per second, latency from send to receipt, server CPU.
 //   - resume: a member is cut, another sends messages, the member resumes;
 //     time to the last replayed message, and that none is lost or doubled.
+//   - chat: R rooms × P players, every player sends a room_message to all
+//     at a rate; frames per second and latency from send to receipt.
+//   - matchmaking: M players in a loop put a ticket in an operator's queue,
+//     take the seat of their match with a seated join, wait until the match
+//     is done and leave; matches per second, time-to-match percentiles.
+//   - reconnect: a storm: in relay rooms, every member but one per room is
+//     cut at once (through the fault proxy, or its own socket reset), the
+//     remaining member sends messages, and all resume at once; resumes per
+//     second and their outcomes (replayed, snapshot, expired).
 //
 // Five scenarios measure the web server instead (RunWeb, web.go and
 // players.go):
@@ -51,7 +63,7 @@ import (
 )
 
 // Scenarios lists the scenario names, in the order scripts/bench runs them.
-var Scenarios = []string{"idle", "connect", "echo", "broadcast", "resume"}
+var Scenarios = []string{"idle", "connect", "echo", "broadcast", "resume", "chat", "matchmaking", "reconnect"}
 
 // Bounds on a run, so that a typo cannot start an unbounded one.
 const (
@@ -72,35 +84,47 @@ const (
 
 // Config is one run. Zero values take the scenario's defaults.
 type Config struct {
-	// URL is the node's WebSocket URL; its host must be loopback.
-	URL      string
-	Scenario string
+	// URL is the node's WebSocket URL; its host must be loopback unless
+	// AllowRemote.
+	URL string
+	// AllowRemote accepts a URL of any host, ws:// or wss://
+	// (--allow-remote): for loading a deployment of one's own elsewhere.
+	AllowRemote bool
+	Scenario    string
 	// Codec is "proto" (binary, the default) or "json".
 	Codec string
 	// Signer signs the players' tokens (the dev key of --data-dir).
 	Signer *token.Signer
-	// Clients is the number of connections (idle, connect, echo).
+	// Clients is the number of connections (idle, connect, echo,
+	// matchmaking, reconnect).
 	Clients int
-	// Rooms and RoomSize shape the broadcast scenario; RoomSize also groups
-	// the idle and connect connections.
+	// Rooms and RoomSize shape the broadcast and chat scenarios; RoomSize
+	// also groups the idle, connect and reconnect connections.
 	Rooms, RoomSize int
 	// Duration is the measured phase: idle, how long the connections are
 	// held before the server's RSS is read; connect, the longest connecting
 	// may take; echo and broadcast, how long they run after a warm-up;
 	// resume, the longest the iterations may take.
 	Duration time.Duration
-	// Rate is the messages per second each broadcast sender sends; 0 sends
-	// as fast as the server delivers (saturation), with Window messages in
-	// flight per room.
+	// Rate is the messages per second each broadcast sender, or each chat
+	// player, sends; 0 sends as fast as the server delivers (broadcast
+	// only: saturation), with Window messages in flight per room.
 	Rate   int
 	Window int
 	// Payload is the data size of each room message, in bytes.
 	Payload int
 	// Concurrency bounds the connections being opened at once.
 	Concurrency int
-	// Iterations and Missed shape the resume scenario: cuts, and messages
-	// missed per cut.
+	// Iterations and Missed shape the resume and reconnect scenarios: cuts
+	// (storms), and messages missed per cut.
 	Iterations, Missed int
+	// Queue is the matchmaking queue of the matchmaking scenario. The
+	// operator creates it (tandem web's admin console or API); the
+	// scenario fails at once if the node does not know it.
+	Queue string
+	// Faults, when any is set, puts a faultproxy between the bots and the
+	// node.
+	Faults Faults
 	// ServerPID, if not 0, is the node's process: its RSS and CPU time go
 	// into the report.
 	ServerPID int
@@ -156,6 +180,24 @@ func (c *Config) setDefaults() error {
 		c.Clients, c.RoomSize = 2, 2
 		def(&c.Iterations, 200)
 		def(&c.Missed, 100)
+	case "chat":
+		if c.Clients != 0 {
+			return errors.New("chat takes --rooms and --room-size, not --clients")
+		}
+		if c.Rate == 0 {
+			return errors.New("chat needs --rate of at least 1: the messages each player sends per second")
+		}
+		def(&c.Rooms, 50)
+		c.Clients = c.Rooms * c.RoomSize
+	case "matchmaking":
+		if c.Queue == "" {
+			return errors.New("matchmaking needs --queue: the name of a queue the operator created (see docs/benchmarks.md)")
+		}
+		def(&c.Clients, 100)
+	case "reconnect":
+		def(&c.Clients, 1000)
+		def(&c.Iterations, 5)
+		def(&c.Missed, 10)
 	}
 	checks := []struct {
 		name     string
@@ -176,8 +218,11 @@ func (c *Config) setDefaults() error {
 			return fmt.Errorf("%s %d is out of range [%d, %d]", k.name, k.v, k.lo, k.h)
 		}
 	}
-	if c.Scenario == "broadcast" && c.RoomSize < 2 {
-		return errors.New("broadcast needs --room-size of at least 2: a sender and a receiver")
+	if (c.Scenario == "broadcast" || c.Scenario == "reconnect") && c.RoomSize < 2 {
+		return fmt.Errorf("%s needs --room-size of at least 2: a sender and a receiver", c.Scenario)
+	}
+	if err := c.Faults.check(); err != nil {
+		return err
 	}
 	if c.Duration < 0 || c.Duration > MaxDuration {
 		return fmt.Errorf("--duration %s is out of range (0, %s]", c.Duration, MaxDuration)
@@ -198,9 +243,16 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // runner holds what the scenarios of one run share.
 type runner struct {
 	cfg    Config
-	url    string    // the checked loopback URL
+	url    string    // the URL the bots dial: the checked target, or the fault proxy
 	base   time.Time // the monotonic clock that payload timestamps count from
 	tokens []string  // by client index, signed before anything is timed
+	faults *faultRun // nil without faults
+
+	// What the report and the progress line count.
+	errors, closes tally
+	botsMu         sync.Mutex
+	bots           []*client // every client made, for the frame counts
+	status         atomic.Pointer[func() string]
 }
 
 // Run runs one scenario and returns its report. The run ends by itself:
@@ -209,9 +261,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, &ConfigError{err}
 	}
-	url, err := LoopbackURL(ctx, cfg.URL)
+	url, err := TargetURL(ctx, cfg.URL, cfg.AllowRemote)
 	if err != nil {
 		return nil, &ConfigError{err}
+	}
+	var faults *faultRun
+	if cfg.Faults.on() {
+		if faults, url, err = startFaults(url, cfg.Faults); err != nil {
+			return nil, &ConfigError{err}
+		}
+		defer faults.close()
 	}
 	if err := raiseFileLimit(cfg.Clients + 64); err != nil {
 		return nil, err
@@ -223,10 +282,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration+setupLimit)
 	defer cancel()
-	r := &runner{cfg: cfg, url: url, base: time.Now()}
+	r := &runner{cfg: cfg, url: url, base: time.Now(), faults: faults}
 	if err := r.signTokens(); err != nil {
 		return nil, err
 	}
+	stopProgress := r.startProgress(ctx)
+	defer stopProgress()
 	var rep *Report
 	switch cfg.Scenario {
 	case "idle":
@@ -239,10 +300,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep, err = r.broadcast(ctx)
 	case "resume":
 		rep, err = r.resume(ctx)
+	case "chat":
+		rep, err = r.chat(ctx)
+	case "matchmaking":
+		rep, err = r.matchmaking(ctx)
+	case "reconnect":
+		rep, err = r.reconnect(ctx)
 	}
 	if err != nil {
 		return nil, hint(err)
 	}
+	r.addCounts(rep)
 	return rep, nil
 }
 
@@ -253,6 +321,9 @@ func (r *runner) logf(format string, args ...any) {
 }
 
 func (r *runner) newReport(setup string) *Report {
+	if r.faults != nil {
+		setup += "; " + r.cfg.Faults.String()
+	}
 	return &Report{Scenario: r.cfg.Scenario, Setup: setup, Codec: r.cfg.codec.Codec().Name()}
 }
 
@@ -387,6 +458,7 @@ func (rs *readers) start(c *client, handle func(c *client, v *view) error) {
 			}
 			if err != nil {
 				if !rs.closing.Load() {
+					c.r.countLost(err)
 					rs.lost.Add(1)
 					rs.mu.Lock()
 					if rs.lostErr == nil {

@@ -14,8 +14,9 @@ import (
 // host replaced by the first such address, so the connections go where the
 // check looked even if the name's resolution changes (an IPv4 address when
 // the name has one). The load tool refuses
-// every other target: it is for measuring a node on this machine, never for
-// loading someone else's.
+// every other target unless told with --allow-remote (TargetURL): it is for
+// measuring a node on this machine, and a typo must not load someone
+// else's.
 func LoopbackURL(ctx context.Context, raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -40,9 +41,9 @@ func LoopbackURL(ctx context.Context, raw string) (string, error) {
 			continue
 		}
 		if a.String() == host {
-			return "", fmt.Errorf("--url %q: the load tool only targets loopback addresses (127.0.0.0/8 or ::1), and %s is not one", raw, host)
+			return "", fmt.Errorf("--url %q: the load tool only targets loopback addresses (127.0.0.0/8 or ::1), and %s is not one; %s", raw, host, allowRemoteHint)
 		}
-		return "", fmt.Errorf("--url %q: the load tool only targets loopback addresses (127.0.0.0/8 or ::1), and %s resolves to %s", raw, host, a)
+		return "", fmt.Errorf("--url %q: the load tool only targets loopback addresses (127.0.0.0/8 or ::1), and %s resolves to %s; %s", raw, host, a, allowRemoteHint)
 	}
 	// A name such as localhost may resolve to both 127.0.0.1 and ::1; nodes
 	// listen on 127.0.0.1 by default.
@@ -54,6 +55,30 @@ func LoopbackURL(ctx context.Context, raw string) (string, error) {
 		}
 	}
 	u.Host = net.JoinHostPort(pick.String(), port)
+	return u.String(), nil
+}
+
+// allowRemoteHint ends the refusal of a target that is not loopback.
+const allowRemoteHint = "to load a deployment you run elsewhere, give --allow-remote"
+
+// TargetURL checks raw as the target of a run: with allowRemote, any ws://
+// or wss:// URL with a host, returned as it is (a remote name is resolved
+// when dialling, and a wss:// host must stay a name for its certificate);
+// without it, LoopbackURL.
+func TargetURL(ctx context.Context, raw string, allowRemote bool) (string, error) {
+	if !allowRemote {
+		return LoopbackURL(ctx, raw)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("--url %q: %w", raw, err)
+	}
+	if u.Scheme != "ws" && u.Scheme != "wss" {
+		return "", fmt.Errorf("--url %q: the scheme must be ws:// or wss://", raw)
+	}
+	if u.Hostname() == "" {
+		return "", fmt.Errorf("--url %q has no host", raw)
+	}
 	return u.String(), nil
 }
 

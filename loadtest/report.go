@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -44,6 +46,17 @@ type Report struct {
 	// Notes are things the reader should know to trust the figures: a
 	// saturated client, failed connections, refused frames.
 	Notes []string `json:"notes,omitempty"`
+	// Errors counts the error frames the bots received, by code name
+	// (rate_limited, not_found…), during the whole run.
+	Errors map[string]int `json:"errors,omitempty"`
+	// Closes counts the connections that ended other than by the run's own
+	// normal closure, by close code name; "abnormal" is a connection lost
+	// without a close frame (a reset, or a fault the proxy injected).
+	Closes map[string]int `json:"closes,omitempty"`
+	// Resumes counts the resumes of the reconnect scenario by outcome:
+	// replayed (the missed frames came back), snapshot (a gap: the room's
+	// snapshot instead), expired (the session was no longer held).
+	Resumes map[string]int `json:"resumes,omitempty"`
 }
 
 func (r *Report) info(name string, v float64, unit string) {
@@ -105,6 +118,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	for _, c := range []struct {
+		title  string
+		counts map[string]int
+	}{{"error frames by code", r.Errors}, {"closes by code", r.Closes}, {"resumes by outcome", r.Resumes}} {
+		if len(c.counts) > 0 {
+			fmt.Fprintf(&b, "%s: %s\n", c.title, formatCounts(c.counts))
+		}
+	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "note: %s\n", n)
 	}
@@ -117,6 +138,16 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
+}
+
+// formatCounts writes counts by name as "a 3, b 1", by name.
+func formatCounts(counts map[string]int) string {
+	names := slices.Sorted(maps.Keys(counts))
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = n + " " + groupThousands(int64(counts[n]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // formatValue writes a value with its unit the way a person reads it.

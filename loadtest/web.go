@@ -73,11 +73,15 @@ const (
 // WebConfig is one run against the web operations server. Zero values take
 // the defaults; a field the scenario does not use is ignored.
 type WebConfig struct {
-	// URL is the server's http:// URL; its host must be loopback. Only the
-	// scheme and host are used (the API is at /api/admin/v1), so the
-	// `web: http://HOST:PORT/admin` line the server prints will do.
-	URL      string
-	Scenario string
+	// URL is the server's http:// URL; its host must be loopback unless
+	// AllowRemote. Only the scheme and host are used (the API is at
+	// /api/admin/v1), so the `web: http://HOST:PORT/admin` line the server
+	// prints will do.
+	URL string
+	// AllowRemote accepts a URL of any host, http:// or https://
+	// (--allow-remote).
+	AllowRemote bool
+	Scenario    string
 	// AdminName and AdminPassword log in (audit-search and admin-login;
 	// the player scenarios need no admin). For audit-search the admin's
 	// role needs audit:read and must not require MFA (viewer will do).
@@ -147,11 +151,18 @@ func (c *WebConfig) setDefaults() error {
 }
 
 // loopbackHTTPURL checks raw as LoopbackURL does and returns its scheme and
-// host only (http://127.0.0.1:PORT).
-func loopbackHTTPURL(ctx context.Context, raw string) (string, error) {
+// host only (http://127.0.0.1:PORT). With allowRemote it takes any http://
+// or https:// URL with a host.
+func loopbackHTTPURL(ctx context.Context, raw string, allowRemote bool) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "", fmt.Errorf("--url %q: %w", raw, err)
+	}
+	if allowRemote {
+		if (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+			return "", fmt.Errorf("--url %q: give an http:// or https:// URL with a host", raw)
+		}
+		return (&url.URL{Scheme: u.Scheme, Host: u.Host}).String(), nil
 	}
 	if u.Scheme != "http" {
 		return "", fmt.Errorf("--url %q: the scheme must be http:// (the load tool speaks plain HTTP to a server on this machine)", raw)
@@ -174,7 +185,7 @@ func RunWeb(ctx context.Context, cfg WebConfig) (*Report, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, &ConfigError{err}
 	}
-	base, err := loopbackHTTPURL(ctx, cfg.URL)
+	base, err := loopbackHTTPURL(ctx, cfg.URL, cfg.AllowRemote)
 	if err != nil {
 		return nil, &ConfigError{err}
 	}
@@ -194,7 +205,7 @@ func RunWeb(ctx context.Context, cfg WebConfig) (*Report, error) {
 	ctx, cancel := context.WithTimeout(ctx, warm+cfg.Duration+webDrainLimit+webSetupLimit(cfg))
 	defer cancel()
 	tr := &http.Transport{
-		Proxy:               nil, // loopback only: never through a proxy from the environment
+		Proxy:               nil, // never through a proxy from the environment
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 		MaxIdleConns:        conns,
 		MaxIdleConnsPerHost: conns,
