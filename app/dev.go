@@ -122,6 +122,7 @@ func runDev(ctx context.Context, args []string, env Env, stdio Stdio, opts Optio
 	// One --cors-origins for both; "*" only opens WebSockets to any origin.
 	c.Web.CORSOrigins = slices.DeleteFunc(slices.Clone(c.Node.CORSOrigins), func(o string) bool { return o == "*" })
 	c.Web.NodeTTL = c.NATS.NodeTTL
+	c.Web.Play = true
 	web, err := startWeb(webLn, db, c.Web, webKeys{audit: auditKey, kek: kek}, webBus, log)
 	if err != nil {
 		return errors.Join(err, webLn.Close(), rtLn.Close(), db.Close())
@@ -137,6 +138,9 @@ func runDev(ctx context.Context, args []string, env Env, stdio Stdio, opts Optio
 	if err != nil {
 		return errors.Join(err, node.close(), web.close())
 	}
+	if err := ensurePlayQueue(ctx, web.svc, db); err != nil {
+		return errors.Join(err, node.close(), web.close())
+	}
 	devTokens := ""
 	if devSigner != nil {
 		tok, err := devSigner.Issue(tandem.Player{ID: "dev-player", Name: "Dev Player"}, time.Now(), tandem.MaxTokenLifetime)
@@ -150,8 +154,9 @@ More tokens, one per player: go run ./cmd/tandem token --player alice
 	}
 	fmt.Fprintf(stdio.Stdout, `tandem dev is running.
 web:      %s/admin
+play:     %s/play
 realtime: %s
-%s%s%s`, web.url, node.URL(), natsLine(emb), firstAdmin, devTokens)
+%s%s%s`, web.url, web.url, node.URL(), natsLine(emb), firstAdmin, devTokens)
 
 	return runDevServers(ctx, web, node, stdio)
 }
@@ -238,6 +243,30 @@ func devFirstAdmin(ctx context.Context, svc *service.Service, db database) (stri
 		return "", fmt.Errorf("first admin: %w", err)
 	}
 	return fmt.Sprintf("admin:    log in as %q with password %s (shown once; an owner enrols an authenticator app at first login)\n", "admin", password), nil
+}
+
+// devPlayQueue is the matchmaking queue /play's "Quick match" uses:
+// free-for-all arena matches of 2 to 8 players, made with fewer than 8
+// once the oldest ticket has waited 2 s.
+func devPlayQueue() tandem.MatchQueue {
+	return tandem.MatchQueue{Name: "quick", RoomType: "arena", MinPlayers: 2, MaxPlayers: 8, FillWaitMS: 2000}
+}
+
+// ensurePlayQueue creates devPlayQueue, as the system, when there is no
+// queue of its name; one there already (an operator's edit) is kept.
+func ensurePlayQueue(ctx context.Context, svc *service.Service, db database) error {
+	q := devPlayQueue()
+	err := db.View(ctx, func(tx tandem.Tx) error { _, err := tx.MatchQueue(ctx, q.Name); return err })
+	switch {
+	case err == nil:
+		return nil
+	case tandem.ErrorCodeOf(err) != tandem.ENotFound:
+		return fmt.Errorf("queue %s: %w", q.Name, err)
+	}
+	if _, err := svc.CreateQueue(ctx, service.SystemActor(), q); err != nil {
+		return fmt.Errorf("queue %s: %w", q.Name, err)
+	}
+	return nil
 }
 
 func runToken(_ context.Context, args []string, env Env, stdio Stdio, _ Options) error {

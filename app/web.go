@@ -18,6 +18,7 @@ import (
 	"github.com/tandemhq/tandem"
 	"github.com/tandemhq/tandem/admin"
 	"github.com/tandemhq/tandem/observe"
+	"github.com/tandemhq/tandem/play"
 	"github.com/tandemhq/tandem/service"
 	"github.com/tandemhq/tandem/token"
 	"github.com/tandemhq/tandem/web"
@@ -60,6 +61,9 @@ type webConfig struct {
 	CommandGiveUp    time.Duration
 	ClusterRetention time.Duration
 	NodeTTL          time.Duration // from --node-ttl, registered with the NATS flags
+
+	// Play serves the browser demo at /play (tandem dev).
+	Play bool
 }
 
 // registerWebFlags registers the web server's flags, shared by `tandem web`
@@ -264,13 +268,21 @@ func startWeb(ln net.Listener, db database, c webConfig, keys webKeys, cluster t
 	}
 	cookies := web.CookiesFor(publicURL)
 	ui := admin.Config{Service: svc, Cookies: cookies, Logger: log}
+	rs := routes(svc, cookies, ui)
+	if c.Play {
+		pr, err := playRoutes(c.RealtimeURL)
+		if err != nil {
+			return nil, err
+		}
+		rs = append(rs, pr...)
+	}
 	handler, err := web.New(web.Config{
 		Service:        svc,
 		Logger:         log,
 		PublicURL:      publicURL,
 		TrustedProxies: proxies,
 		CORSOrigins:    c.CORSOrigins,
-		Routes:         routes(svc, cookies, ui),
+		Routes:         rs,
 		HTMLError:      admin.HTMLError(ui),
 	})
 	if err != nil {
@@ -322,6 +334,20 @@ func routes(svc *service.Service, cookies web.Cookies, ui admin.Config) []web.Ro
 	rs := web.PlayerAPIRoutes(svc)
 	rs = append(rs, web.APIRoutes(svc, cookies)...)
 	return append(rs, admin.Routes(ui)...)
+}
+
+// playRoutes serve the browser demo. They are tandem dev's only, outside
+// routes (the table docs/api.md lists): the demo plays in the dev
+// cluster's "quick" queue, which only tandem dev makes.
+func playRoutes(realtimeURL string) ([]web.Route, error) {
+	h, err := play.New(play.Config{RealtimeURL: realtimeURL})
+	if err != nil {
+		return nil, err
+	}
+	return []web.Route{
+		{Method: http.MethodGet, Path: play.Path, Access: web.Public, Summary: "the browser demo", Handler: h.ServeHTTP},
+		{Method: http.MethodGet, Path: play.Path + "/{file}", Access: web.Public, Summary: "the browser demo's script and style", Handler: h.ServeHTTP},
+	}, nil
 }
 
 // run serves until ctx ends or the server fails, then closes.
