@@ -2,11 +2,13 @@ package loadtest
 
 import (
 	"context"
+	cryptorand "crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,7 +59,7 @@ type client struct {
 }
 
 func (r *runner) newClient(idx int) *client {
-	c := &client{r: r, idx: idx, player: playerID(idx), codec: r.cfg.codec, op: ws.OpText}
+	c := &client{r: r, idx: idx, player: r.playerID(idx), codec: r.cfg.codec, op: ws.OpText}
 	if r.cfg.codec.Codec().Binary() {
 		c.op = ws.OpBinary
 	}
@@ -69,8 +71,13 @@ func (r *runner) newClient(idx int) *client {
 	return c
 }
 
-// playerID is the player id of client i: loadtest-0, loadtest-1, …
-func playerID(i int) string { return fmt.Sprintf("loadtest-%d", i) }
+// newRunID names a run: its players, devices and accounts carry it.
+func newRunID() string { return strings.ToLower(cryptorand.Text()[:10]) }
+
+// playerID is the player id of client i: loadtest-RUN-0, loadtest-RUN-1, …,
+// RUN telling this run's players from an earlier run's, whose sessions
+// (and tickets) the node may still be ending.
+func (r *runner) playerID(i int) string { return fmt.Sprintf("loadtest-%s-%d", r.run, i) }
 
 // dial opens the WebSocket connection.
 func (c *client) dial(ctx context.Context) error {

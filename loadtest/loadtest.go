@@ -243,6 +243,7 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // runner holds what the scenarios of one run share.
 type runner struct {
 	cfg    Config
+	run    string    // this run's id, in its players' ids
 	url    string    // the URL the bots dial: the checked target, or the fault proxy
 	base   time.Time // the monotonic clock that payload timestamps count from
 	tokens []string  // by client index, signed before anything is timed
@@ -282,7 +283,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration+setupLimit)
 	defer cancel()
-	r := &runner{cfg: cfg, url: url, base: time.Now(), faults: faults}
+	r := &runner{cfg: cfg, url: url, base: time.Now(), faults: faults, run: newRunID()}
 	if err := r.signTokens(); err != nil {
 		return nil, err
 	}
@@ -333,7 +334,7 @@ func (r *runner) signTokens() error {
 	r.tokens = make([]string, r.cfg.Clients)
 	now := time.Now()
 	for i := range r.tokens {
-		tok, err := r.cfg.Signer.Issue(tandem.Player{ID: playerID(i)}, now, tandem.MaxTokenLifetime)
+		tok, err := r.cfg.Signer.Issue(tandem.Player{ID: r.playerID(i)}, now, tandem.MaxTokenLifetime)
 		if err != nil {
 			return fmt.Errorf("sign a token: %w", err)
 		}
@@ -344,7 +345,7 @@ func (r *runner) signTokens() error {
 
 // freshToken signs a new token for client i.
 func (r *runner) freshToken(i int) (string, error) {
-	return r.cfg.Signer.Issue(tandem.Player{ID: playerID(i)}, time.Now(), tandem.MaxTokenLifetime)
+	return r.cfg.Signer.Issue(tandem.Player{ID: r.playerID(i)}, time.Now(), tandem.MaxTokenLifetime)
 }
 
 // opened is the outcome of openRooms.

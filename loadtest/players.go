@@ -65,7 +65,7 @@ type device struct {
 // random run name, so a run against a database that holds an earlier
 // run's devices still creates its own.
 func newDevices(n int) []device {
-	run := strings.ToLower(rand.Text()[:10])
+	run := newRunID()
 	d := make([]device, n)
 	for i := range d {
 		// rand.Text is 26 characters of base32 (130 bits), which the
@@ -360,7 +360,7 @@ func (w *webRunner) playerRefresh(ctx context.Context) (*Report, error) {
 // registered during the set-up, log in over and over.
 func (w *webRunner) playerPasswordLogin(ctx context.Context) (*Report, error) {
 	cfg := w.cfg
-	run := strings.ToLower(rand.Text()[:10])
+	run := newRunID()
 	type account struct{ email, password string }
 	accounts := make([]account, cfg.Concurrency)
 	for i := range accounts {
