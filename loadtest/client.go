@@ -56,6 +56,7 @@ type client struct {
 	epoch       uint32
 	roomSeq     uint64
 	resumeToken string
+	node        string // the node the connection reached (connected.node)
 }
 
 func (r *runner) newClient(idx int) *client {
@@ -269,7 +270,7 @@ func (c *client) connect(token, resumeToken string, positions []*protocol.Stream
 				return nil, err
 			}
 			conn := env.GetConnected()
-			c.resumeToken = conn.GetResumeToken()
+			c.resumeToken, c.node = conn.GetResumeToken(), conn.GetNode()
 			return conn, c.ack()
 		case kindError:
 			return nil, fmt.Errorf("connect refused: %w", replyError(v, c.codec))

@@ -239,11 +239,24 @@ func (m *mmRun) cycle(ctx context.Context, c *client) error {
 				if matched || ts.GetSeat().GetSeatToken() == "" {
 					continue
 				}
+				sr := ts.GetSeat()
+				if sr.GetNode() != "" && c.node != "" && sr.GetNode() != c.node {
+					// The bots take seats on the node they are connected to
+					// only: against several nodes, point --url at one and
+					// the matches made elsewhere are counted, not played.
+					m.outcomes.add("seat on another node (given up)")
+					c.cid++
+					if err := c.reliable(&protocol.Envelope{Cid: c.cid, Body: &protocol.Envelope_TicketCancel{
+						TicketCancel: &protocol.TicketCancel{Queue: queue},
+					}}); err != nil {
+						return err
+					}
+					return m.leave(c, false)
+				}
 				matched, seatedAt, matchID = true, time.Now(), ts.GetMatchId()
 				m.toMatch.Record(time.Since(t0))
 				c.cid++
 				joinCid = c.cid
-				sr := ts.GetSeat()
 				if err := c.reliable(&protocol.Envelope{Cid: joinCid, Body: &protocol.Envelope_Join{Join: &protocol.Join{
 					Mode: protocol.JoinMode_JOIN_MODE_JOIN, RoomId: sr.GetRoomId(), SeatToken: sr.GetSeatToken(),
 				}}}); err != nil {
