@@ -2,14 +2,11 @@ package conformance_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -18,18 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/tandemhq/tandem"
 	"github.com/tandemhq/tandem/conformance"
-	"github.com/tandemhq/tandem/faultproxy"
-	"github.com/tandemhq/tandem/gateway"
-	"github.com/tandemhq/tandem/natsbus"
-	"github.com/tandemhq/tandem/observe"
+	"github.com/tandemhq/tandem/conformance/harness"
 	"github.com/tandemhq/tandem/protocol"
-	"github.com/tandemhq/tandem/room"
 	client "github.com/tandemhq/tandem/sdk/go"
-	"github.com/tandemhq/tandem/token"
 )
 
 // The Go SDK's conformance driver: it runs every scenario of scenarios/
@@ -89,9 +78,7 @@ func TestScenarios(t *testing.T) {
 type driver struct {
 	t       *testing.T
 	s       *conformance.Scenario
-	signer  *token.Signer
-	nodes   map[string]*node
-	first   string // the first node's id
+	nodes   *harness.Nodes
 	clients map[string]*player
 
 	mu      sync.Mutex
@@ -99,103 +86,35 @@ type driver struct {
 	names   map[string]string // room id → alias
 }
 
-// node is a realtime node of the scenario.
-type node struct {
-	id      string
-	url     string
-	addr    string
-	gw      *gateway.Gateway
-	metrics *observe.Realtime
-}
-
 // player is a scenario client: an SDK client, its event log, the fault
 // proxies it dials through (one per node) and a tap on the frames it reads.
 type player struct {
-	name     string
-	c        *client.Client
-	log      *eventLog
-	cursor   int                          // events before it have been checked by an expect step
-	proxies  map[string]*faultproxy.Proxy // by node address
-	byNode   map[string]*faultproxy.Proxy // by node id
-	defaults faultproxy.Faults
-	rooms    map[string]*client.Room // by alias
-	tap      *tap
+	name    string
+	c       *client.Client
+	log     *eventLog
+	cursor  int                       // events before it have been checked by an expect step
+	proxies map[string]*harness.Proxy // by node address
+	byNode  map[string]*harness.Proxy // by node id
+	rooms   map[string]*client.Room   // by alias
+	tap     *tap
 }
 
 func newDriver(t *testing.T, s *conformance.Scenario) *driver {
-	_, priv, err := ed25519.GenerateKey(nil)
+	nodes, err := harness.StartNodes(context.Background(), s, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &driver{
-		t: t, s: s, signer: token.NewSigner("test", priv),
-		nodes: map[string]*node{}, clients: map[string]*player{},
-		aliases: map[string]string{}, names: map[string]string{},
-	}
-	ids := s.NodeIDs()
-	d.first = ids[0]
-	var emb *natsbus.Embedded
-	if len(ids) > 1 {
-		emb, err = natsbus.StartEmbedded(natsbus.EmbeddedConfig{Dir: t.TempDir()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(emb.Shutdown)
-	}
-	for _, id := range ids {
-		d.nodes[id] = d.startNode(id, emb)
-	}
-	return d
-}
-
-// startNode serves a gateway with the scenario's node settings on
-// 127.0.0.1:0; with emb, as a member of that cluster.
-func (d *driver) startNode(id string, emb *natsbus.Embedded) *node {
-	t := d.t
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := &node{id: id, addr: ln.Addr().String(), metrics: observe.NewRealtime(prometheus.NewRegistry())}
-	n.url = "ws://" + n.addr + "/ws"
-	cfg := gateway.Config{
-		Node:      id,
-		Verifier:  token.NewKeySet(map[string]ed25519.PublicKey{d.signer.KeyID(): d.signer.PublicKey()}),
-		RoomTypes: room.BuiltinTypes(),
-		Metrics:   n.metrics,
-	}
-	d.s.Node.Apply(&cfg)
-	if emb != nil {
-		bus, err := natsbus.Connect(context.Background(), natsbus.Config{Server: emb, Name: id, NodeTTL: 5 * time.Second})
-		if err != nil {
-			ln.Close()
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = bus.Close() })
-		cfg.Cluster = bus
-		cfg.AdvertiseURL = n.url
-		cfg.HeartbeatInterval = 100 * time.Millisecond
-	}
-	n.gw, err = gateway.New(cfg)
-	if err != nil {
-		ln.Close()
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/ws", n.gw)
-	srv := httptest.NewUnstartedServer(mux)
-	srv.Listener.Close()
-	srv.Listener = ln
-	srv.Start()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := n.gw.Close(ctx); err != nil {
-			t.Errorf("close node %s: %v", id, err)
+		if err := nodes.Close(ctx); err != nil {
+			t.Error(err)
 		}
-		srv.Close()
 	})
-	return n
+	return &driver{
+		t: t, s: s, nodes: nodes, clients: map[string]*player{},
+		aliases: map[string]string{}, names: map[string]string{},
+	}
 }
 
 func (d *driver) run() {
@@ -247,78 +166,35 @@ func (d *driver) step(i int, st conformance.Step) {
 		}
 	case "expect_frames":
 		waitFor(fail, fmt.Sprintf("%d %s frames", st.Count, st.Body), func() bool { return p.tap.count(st.Body) >= st.Count })
-	case "reset":
-		for _, c := range p.liveConns() {
-			if st.AfterBytes > 0 {
-				for _, dir := range directions(st.Direction, faultproxy.Downstream) {
-					c.ResetAfter(dir, st.AfterBytes)
-				}
-			} else {
-				c.Reset()
+	case "reset", "silence", "throttle", "hold_away", "let_back":
+		// A fault acts on every connection of the client, to any node.
+		f := harness.Fault{Op: st.Op, Direction: st.Direction, AfterBytes: st.AfterBytes, BytesPerSecond: st.BytesPerSecond}
+		for _, px := range p.byNode {
+			if err := px.Apply(f); err != nil {
+				fail("%v", err)
 			}
 		}
-	case "silence":
-		for _, c := range p.liveConns() {
-			for _, dir := range directions(st.Direction, faultproxy.Downstream) {
-				c.Silence(dir)
-			}
-		}
-	case "throttle":
-		dirs := directions(st.Direction, faultproxy.Downstream)
-		for _, dir := range dirs {
-			if dir == faultproxy.Upstream {
-				p.defaults.Upstream.BytesPerSecond = st.BytesPerSecond
-			} else {
-				p.defaults.Downstream.BytesPerSecond = st.BytesPerSecond
-			}
-		}
-		p.applyDefaults()
-		for _, c := range p.liveConns() {
-			for _, dir := range dirs {
-				c.SetThrottle(dir, st.BytesPerSecond)
-			}
-		}
-	case "hold_away":
-		// Every connection the client opens from now on is reset by its
-		// first byte, until let_back.
-		p.defaults.Upstream.ResetAfter = 1
-		p.applyDefaults()
-		for _, c := range p.liveConns() {
-			c.Reset()
-		}
-	case "let_back":
-		p.defaults.Upstream.ResetAfter = 0
-		p.applyDefaults()
 	case "await_close":
-		n := d.node(st.Node)
+		n := d.nodes.Node(st.Node)
 		want := float64(max(st.Count, 1))
-		waitFor(fail, fmt.Sprintf("node %s to close %v connections with %s", n.id, want, st.Code), func() bool {
-			return closesWith(n.metrics, st.Code) >= want
+		waitFor(fail, fmt.Sprintf("node %s to close %v connections with %s", n.ID, want, st.Code), func() bool {
+			return n.Closes(st.Code) >= want
 		})
 	case "connections":
-		px := p.byNode[d.node(st.Node).id]
+		px := p.byNode[d.nodes.Node(st.Node).ID]
 		waitFor(fail, fmt.Sprintf("%d connections accepted, %v open", st.Accepted, st.Open), func() bool {
 			if got := px.Accepted(); got > st.Accepted {
 				fail("the client opened %d connections, want %d", got, st.Accepted)
 			}
-			return px.Accepted() == st.Accepted && (st.Open == nil || len(px.Conns()) == *st.Open)
+			return px.Accepted() == st.Accepted && (st.Open == nil || px.Open() == *st.Open)
 		})
 	case "close":
 		_ = p.c.Close()
 	case "drain":
-		dctx, dcancel := context.WithTimeout(ctx, time.Duration(max(st.TimeoutMS, 1))*time.Millisecond)
-		d.node(st.Node).gw.Drain(dctx)
-		dcancel()
+		d.nodes.Node(st.Node).Drain(ctx, time.Duration(st.TimeoutMS)*time.Millisecond)
 	default:
 		fail("unknown op") // Validate refuses it first
 	}
-}
-
-func (d *driver) node(id string) *node {
-	if id == "" {
-		id = d.first
-	}
-	return d.nodes[id]
 }
 
 func (d *driver) connect(ctx context.Context, st conformance.Step, fail func(string, ...any)) {
@@ -329,30 +205,22 @@ func (d *driver) connect(ctx context.Context, st conformance.Step, fail func(str
 	if st.Codec == "proto" {
 		codec = protocol.CodecBinary
 	}
-	p := &player{name: name, proxies: map[string]*faultproxy.Proxy{}, byNode: map[string]*faultproxy.Proxy{},
+	p := &player{name: name, proxies: map[string]*harness.Proxy{}, byNode: map[string]*harness.Proxy{},
 		rooms: map[string]*client.Room{}, tap: newTap(codec.Codec())}
-	for _, n := range d.nodes {
-		px, err := faultproxy.New(faultproxy.Config{Target: n.addr})
+	for _, nid := range d.nodes.IDs() {
+		n := d.nodes.Node(nid)
+		px, err := harness.NewProxy(n)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = px.Close() })
-		p.proxies[n.addr], p.byNode[n.id] = px, px
-	}
-	signer := d.signer
-	issuedAt := func() time.Time { return time.Now() }
-	switch st.Token {
-	case "forged":
-		_, priv, _ := ed25519.GenerateKey(nil)
-		signer = token.NewSigner("test", priv)
-	case "expired":
-		issuedAt = func() time.Time { return time.Now().Add(-time.Hour) }
+		p.proxies[n.Addr], p.byNode[n.ID] = px, px
 	}
 	cfg := client.Config{
-		URL:   d.node(st.Node).url,
+		URL:   d.nodes.Node(st.Node).URL,
 		Codec: codec,
 		Token: func(context.Context) (string, error) {
-			return signer.Issue(tandem.Player{ID: id, Name: id}, issuedAt(), time.Minute)
+			return d.nodes.Token(id, st.Token)
 		},
 		NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			px := p.proxies[addr]
@@ -659,41 +527,6 @@ func checkServerError(err error, code string, fail func(string, ...any)) {
 	if code != "" && se.Name != code {
 		fail("got error %s (%d), want %s", se.Name, se.Code, code)
 	}
-}
-
-func directions(s string, def faultproxy.Direction) []faultproxy.Direction {
-	switch s {
-	case "up":
-		return []faultproxy.Direction{faultproxy.Upstream}
-	case "down":
-		return []faultproxy.Direction{faultproxy.Downstream}
-	case "both":
-		return []faultproxy.Direction{faultproxy.Upstream, faultproxy.Downstream}
-	}
-	return []faultproxy.Direction{def}
-}
-
-// liveConns are the client's open proxied connections.
-func (p *player) liveConns() []*faultproxy.Conn {
-	var out []*faultproxy.Conn
-	for _, px := range p.byNode {
-		out = append(out, px.Conns()...)
-	}
-	return out
-}
-
-func (p *player) applyDefaults() {
-	for _, px := range p.byNode {
-		px.SetDefaults(p.defaults)
-	}
-}
-
-func closesWith(m *observe.Realtime, code string) float64 {
-	var out dto.Metric
-	if err := m.Closes.WithLabelValues(code).Write(&out); err != nil {
-		panic(err)
-	}
-	return out.GetCounter().GetValue()
 }
 
 // waitFor polls cond until it holds, failing after waitLimit.
