@@ -13,6 +13,8 @@ export interface AuthOptions {
   refreshMarginMs?: number;
   /** Sent with register and loginEmail, so the server knows the device. */
   deviceId?: string;
+  /** How long one request to the web server may take, answer included (default 30 s, as the Go and C# SDKs). */
+  requestTimeoutMs?: number;
 }
 
 /** The answer of every login-type call. */
@@ -42,6 +44,7 @@ interface Expiring {
 }
 
 const defaultMarginMs = 30_000;
+const defaultRequestTimeoutMs = 30_000;
 
 /**
  * A new random device secret for loginGuest: 128 random bits, base64url
@@ -90,9 +93,11 @@ export class Auth {
   readonly playerId: string;
   readonly created: boolean;
   readonly sessionId: string;
-  private access: Expiring;
-  private refreshToken: string;
-  private realtime: Expiring;
+  // #private, not TypeScript's private: util.inspect (console.log on Node)
+  // shows TypeScript's private fields, and these hold the tokens.
+  #access: Expiring;
+  #refreshToken: string;
+  #realtime: Expiring;
   private url: string;
   private inflight: { done: Promise<void>; refreshed: boolean } | null = null;
   private ended: Error | null = null;
@@ -109,9 +114,9 @@ export class Auth {
     this.created = !!r.created;
     this.sessionId = r.session_id ?? "";
     const exp = localExpiry(sent, date);
-    this.access = exp(r.access_token, r.access_expires_at);
-    this.refreshToken = r.refresh_token;
-    this.realtime = exp(r.realtime_token, r.realtime_expires_at);
+    this.#access = exp(r.access_token, r.access_expires_at);
+    this.#refreshToken = r.refresh_token;
+    this.#realtime = exp(r.realtime_token, r.realtime_expires_at);
     this.url = r.realtime_url ?? "";
   }
 
@@ -137,7 +142,7 @@ export class Auth {
    */
   async locate(): Promise<string> {
     if (this.ended) throw this.ended;
-    const call = this.inflight ?? this.startCall(!this.fresh(this.access), this.fresh(this.access) ? () => this.renewRealtime() : () => this.doRefresh());
+    const call = this.inflight ?? this.startCall(!this.fresh(this.#access), this.fresh(this.#access) ? () => this.renewRealtime() : () => this.doRefresh());
     await call.done;
     if (this.ended) throw this.ended;
     if (!this.url) throw new Error("tandem: the web server named no realtime URL");
@@ -179,18 +184,18 @@ export class Auth {
       if (this.ended) throw this.ended;
       let call = this.inflight;
       if (!call) {
-        const e = kind === "access" ? this.access : this.realtime;
+        const e = kind === "access" ? this.#access : this.#realtime;
         if (this.fresh(e)) return e.token;
         call =
-          kind === "realtime" && this.fresh(this.access)
+          kind === "realtime" && this.fresh(this.#access)
             ? this.startCall(false, () => this.renewRealtime())
             : this.startCall(true, () => this.doRefresh());
       }
       await call.done;
       if (this.ended) throw this.ended;
       // What the call just got is fresh for as long as the server allows.
-      if (kind === "realtime") return this.realtime.token;
-      if (call.refreshed) return this.access.token;
+      if (kind === "realtime") return this.#realtime.token;
+      if (call.refreshed) return this.#access.token;
     }
   }
 
@@ -217,7 +222,7 @@ export class Auth {
     const sent = Date.now();
     let res: { data: AuthResult; date: number | undefined };
     try {
-      res = await this.api.call<AuthResult>("POST", "/api/v1/auth/refresh", "", { refresh_token: this.refreshToken });
+      res = await this.api.call<AuthResult>("POST", "/api/v1/auth/refresh", "", { refresh_token: this.#refreshToken });
       if (!complete(res.data)) throw new Error("tandem: POST /api/v1/auth/refresh: the answer lacks the player id or a token");
     } catch (e) {
       if (this.ended) throw this.ended;
@@ -230,9 +235,9 @@ export class Auth {
     }
     if (this.ended) throw this.ended;
     const exp = localExpiry(sent, res.date);
-    this.access = exp(res.data.access_token, res.data.access_expires_at);
-    this.refreshToken = res.data.refresh_token;
-    this.realtime = exp(res.data.realtime_token, res.data.realtime_expires_at);
+    this.#access = exp(res.data.access_token, res.data.access_expires_at);
+    this.#refreshToken = res.data.refresh_token;
+    this.#realtime = exp(res.data.realtime_token, res.data.realtime_expires_at);
     if (res.data.realtime_url) this.url = res.data.realtime_url;
   }
 
@@ -247,7 +252,7 @@ export class Auth {
     const sent = Date.now();
     let res: { data: RealtimeResult; date: number | undefined };
     try {
-      res = await this.api.call<RealtimeResult>("POST", path, this.access.token);
+      res = await this.api.call<RealtimeResult>("POST", path, this.#access.token);
       if (!res.data.realtime_token || !res.data.realtime_expires_at) throw new Error(`tandem: POST ${path}: the answer lacks the token`);
     } catch (e) {
       if (this.ended) throw this.ended;
@@ -263,14 +268,14 @@ export class Auth {
       throw e;
     }
     if (this.ended) throw this.ended;
-    this.realtime = localExpiry(sent, res.date)(res.data.realtime_token, res.data.realtime_expires_at);
+    this.#realtime = localExpiry(sent, res.date)(res.data.realtime_token, res.data.realtime_expires_at);
     if (res.data.realtime_url) this.url = res.data.realtime_url;
   }
 
   private end(err: Error): void {
     this.ended = err;
-    this.access = this.realtime = { token: "", expires: 0, lifetime: 0 };
-    this.refreshToken = "";
+    this.#access = this.#realtime = { token: "", expires: 0, lifetime: 0 };
+    this.#refreshToken = "";
   }
 
   /** Describes the Auth without its tokens, so that logging it leaks none. */
@@ -302,18 +307,22 @@ function localExpiry(sent: number, date: number | undefined): (token: string, ex
 class PlayerApi {
   private readonly base: string;
   private readonly fetch: typeof fetch;
+  private readonly timeoutMs: number;
 
   constructor(o: AuthOptions) {
     const u = new URL(o.baseUrl);
     if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error(`tandem: baseUrl ${o.baseUrl} is not an http(s) URL`);
     this.base = o.baseUrl.replace(/\/+$/, "");
     this.fetch = o.fetch ?? globalThis.fetch.bind(globalThis);
+    this.timeoutMs = o.requestTimeoutMs ?? defaultRequestTimeoutMs;
   }
 
   /**
    * Sends body (unless undefined) as JSON with bearer (unless empty) and
    * decodes a 2xx answer. Any other status is a ServerError (problem+json)
-   * or an HttpError. Errors never hold a token: none is in a URL.
+   * or an HttpError. Errors never hold a token: none is in a URL. A web
+   * server that does not answer within the timeout fails the call (a
+   * TimeoutError): the reconnect loop waits for the token it asks for.
    */
   async call<T>(method: string, path: string, bearer: string, body?: unknown): Promise<{ data: T; date: number | undefined }> {
     const headers: Record<string, string> = { Accept: "application/json, application/problem+json" };
@@ -324,6 +333,8 @@ class PlayerApi {
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       redirect: "error",
+      // It bounds reading the body too.
+      signal: AbortSignal.timeout(this.timeoutMs),
     });
     const text = await resp.text();
     if (!resp.ok) throw answerError(resp, text);

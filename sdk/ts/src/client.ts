@@ -672,8 +672,8 @@ export class Client {
             clearTimeout(t);
             conn.serve(null); // later frames wait for attach
             resolve({ conn, env });
-          } else if (env.body.case === "error") {
-            serverErr = ServerError.fromFrame(env.body.value);
+          } else {
+            serverErr = env.body.case === "error" ? ServerError.fromFrame(env.body.value) : undefined;
           }
         },
         end: (err) => {
@@ -1006,6 +1006,9 @@ export class Client {
   /** Handles one frame from the server on conn, for the session conn carries. */
   private dispatch(conn: Conn, env: Envelope): void {
     const s = conn.session as Session;
+    // An error frame explains a close only when the close comes right behind
+    // it: any later frame (an answered error too) ends that.
+    conn.lastServerError = undefined;
     if (env.ack > 0n) s.resend.trim(env.ack);
     switch (env.body.case) {
       case "ping": {
@@ -1167,9 +1170,14 @@ function concerns(w: TicketWait, ts: TicketStatusFrame): boolean {
   return w.id === "" || ts.ticketId === "" || ts.ticketId === w.id;
 }
 
-/** Whether a failure to take a seat says the seat is gone: retrying cannot help. */
+/**
+ * Whether a failure to take a seat says the seat is gone: retrying cannot
+ * help. The room's node refuses a seat token at connect with the error
+ * frame and a close, so the error may come inside a CloseError.
+ */
 function seatGone(err: unknown): boolean {
-  return err instanceof ServerError && (err.code === Code.notFound || err.code === Code.joinRejected || err.code === Code.invalid);
+  const server = err instanceof CloseError ? err.server : err;
+  return server instanceof ServerError && (server.code === Code.notFound || server.code === Code.joinRejected || server.code === Code.invalid);
 }
 
 function unexpectedReply(env: Envelope | undefined): Error {

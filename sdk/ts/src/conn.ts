@@ -38,7 +38,7 @@ export class Conn {
   private queued: Envelope[] = [];
   private endErr: Error | null = null;
   private ended = false;
-  /** The last error frame that answered no request: it explains a close that follows. */
+  /** An error frame that answered no request and was the last frame: it explains a close that follows. */
   lastServerError: ServerError | undefined;
   /** Set by the client: the session the connection carries. */
   session: unknown;
