@@ -21,6 +21,8 @@ namespace Tandem.Tests
         readonly string bin;
         readonly string dataDir;
         readonly System.Text.StringBuilder output = new System.Text.StringBuilder();
+        readonly object adminMu = new object();
+        bool adminCreated; // guarded by adminMu
 
         public string Web { get; private set; }
         public string Realtime { get; private set; }
@@ -74,24 +76,16 @@ namespace Tandem.Tests
         }
 
         /// <summary>
-        /// Creates an operator admin with `tandem admin create` (no MFA for that role), logs it in and PUTs a
-        /// matchmaking queue through the admin API.
+        /// PUTs a matchmaking queue through the admin API, as an operator admin made with `tandem admin create`
+        /// (no MFA for that role) at the first call.
         /// </summary>
         public void PutQueue(string name, string queueJson)
         {
             const string admin = "op", password = "operator-password-1";
-            var psi = new ProcessStartInfo(bin, "admin create --db sqlite:" + Path.Combine(dataDir, "tandem.db") +
-                " --audit-key " + Path.Combine(dataDir, "audit-key.pem") + " --admin-name " + admin + " --role operator --password-stdin")
+            lock (adminMu)
             {
-                UseShellExecute = false, RedirectStandardInput = true, RedirectStandardError = true, RedirectStandardOutput = true,
-            };
-            using (var p = Process.Start(psi))
-            {
-                p.StandardInput.WriteLine(password);
-                p.StandardInput.Close();
-                var err = p.StandardError.ReadToEnd();
-                p.WaitForExit();
-                if (p.ExitCode != 0) Assert.Fail("admin create: " + p.ExitCode + ": " + err);
+                if (!adminCreated) CreateAdmin(admin, password);
+                adminCreated = true;
             }
             using (var http = new HttpClient(new HttpClientHandler { UseCookies = false }))
             {
@@ -106,6 +100,23 @@ namespace Tandem.Tests
                 put.Headers.Add("Cookie", cookie);
                 var resp = http.SendAsync(put).Result;
                 Assert.IsTrue(resp.IsSuccessStatusCode, "PUT queue: " + resp.StatusCode + " " + resp.Content.ReadAsStringAsync().Result);
+            }
+        }
+
+        void CreateAdmin(string admin, string password)
+        {
+            var psi = new ProcessStartInfo(bin, "admin create --db sqlite:" + Path.Combine(dataDir, "tandem.db") +
+                " --audit-key " + Path.Combine(dataDir, "audit-key.pem") + " --admin-name " + admin + " --role operator --password-stdin")
+            {
+                UseShellExecute = false, RedirectStandardInput = true, RedirectStandardError = true, RedirectStandardOutput = true,
+            };
+            using (var p = Process.Start(psi))
+            {
+                p.StandardInput.WriteLine(password);
+                p.StandardInput.Close();
+                var err = p.StandardError.ReadToEnd();
+                p.WaitForExit();
+                if (p.ExitCode != 0) Assert.Fail("admin create: " + p.ExitCode + ": " + err);
             }
         }
 

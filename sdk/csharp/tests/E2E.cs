@@ -23,6 +23,25 @@ namespace Tandem.Tests
 
         public ITransport New() { return new Tapped(this); }
 
+        /// <summary>
+        /// While held, the frames each connection receives are kept, in order, from the client until a frame
+        /// arrives after ReleaseReceives; Kept looks at them meanwhile.
+        /// </summary>
+        public void HoldReceives() { lock (all) if (receiveGate.Task.IsCompleted) receiveGate = new TaskCompletionSource<bool>(); }
+        public void ReleaseReceives() { lock (all) receiveGate.TrySetResult(true); }
+        public bool Kept(Func<byte[], bool> match) { lock (all) return kept.Exists(m => m.Data != null && match(m.Data)); }
+        TaskCompletionSource<bool> receiveGate = Opened();
+        readonly List<TransportMessage> kept = new List<TransportMessage>();
+
+        static TaskCompletionSource<bool> Opened()
+        {
+            var g = new TaskCompletionSource<bool>();
+            g.SetResult(true);
+            return g;
+        }
+
+        Task ReceiveGate { get { lock (all) return receiveGate.Task; } }
+
         public int Count { get { lock (all) return all.Count; } }
         public void AbortLatest() { lock (all) all[all.Count - 1].Abort(); }
 
@@ -30,6 +49,7 @@ namespace Tandem.Tests
         {
             readonly Transports owner;
             readonly ClientWebSocketTransport inner = new ClientWebSocketTransport();
+            readonly Queue<TransportMessage> keep = new Queue<TransportMessage>(); // the reader's only
 
             public Tapped(Transports owner) { this.owner = owner; }
 
@@ -41,7 +61,20 @@ namespace Tandem.Tests
             }
 
             public Task SendAsync(byte[] data, bool text, CancellationToken ct) { return inner.SendAsync(data, text, ct); }
-            public Task<TransportMessage> ReceiveAsync(CancellationToken ct) { return inner.ReceiveAsync(ct); }
+
+            public async Task<TransportMessage> ReceiveAsync(CancellationToken ct)
+            {
+                while (true)
+                {
+                    var open = owner.ReceiveGate.IsCompleted;
+                    if (open && keep.Count > 0) return keep.Dequeue();
+                    var m = await inner.ReceiveAsync(ct);
+                    if (open && keep.Count == 0) return m;
+                    keep.Enqueue(m);
+                    lock (owner.all) owner.kept.Add(m);
+                    if (m.Data == null) await owner.ReceiveGate; // the end: nothing more to read
+                }
+            }
             public Task CloseAsync(int code, string reason, CancellationToken ct) { return inner.CloseAsync(code, reason, ct); }
             public void Abort() { inner.Abort(); }
             public void Dispose() { inner.Dispose(); }
@@ -57,7 +90,8 @@ namespace Tandem.Tests
             return await Auth.LoginGuestAsync(server.Web, device + "-" + Guid.NewGuid().ToString("N").Substring(0, 8), Auth.NewDeviceSecret());
         }
 
-        public static async Task<TandemClient> Connect(Auth auth, CodecKind codec, Transports tap = null)
+        /// <summary>Connects as auth; with, if given, changes the options first.</summary>
+        public static async Task<TandemClient> Connect(Auth auth, CodecKind codec, Transports tap = null, Action<ClientOptions> with = null)
         {
             var o = new ClientOptions
             {
@@ -65,6 +99,7 @@ namespace Tandem.Tests
                 MinBackoff = TimeSpan.FromMilliseconds(20), MaxBackoff = TimeSpan.FromMilliseconds(200),
             };
             if (tap != null) o.Transport = tap.New;
+            if (with != null) with(o);
             using (var cts = new CancellationTokenSource(Deadline))
                 return await TandemClient.ConnectAsync(o, cts.Token);
         }

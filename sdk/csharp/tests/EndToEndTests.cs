@@ -134,6 +134,27 @@ namespace Tandem.Tests
         }
 
         [Test]
+        public async Task AClientWhoseEventsAreNotReadClosesAtTheLimit()
+        {
+            const int limit = 8;
+            var alice = await E2E.Connect(await Login("alice"), CodecKind.Json, null, o => o.EventQueueLimit = limit);
+            var bob = await Connect(await Login("bob"), CodecKind.Binary);
+            var ar = await alice.JoinAsync(new JoinOptions { Mode = JoinMode.Create, RoomType = "relay" });
+            var br = await bob.JoinAsync(new JoinOptions { RoomId = ar.Id });
+            // alice reads nothing: bob's messages fill her queue.
+            for (int i = 0; i < 2 * limit; i++) await br.SendAsync("chat", new byte[] { (byte)i }, Delivery.Others);
+            await E2E.Eventually(() => ar.Left.IsCompleted, "alice's client closed");
+            Assert.Throws<EventQueueFullException>(() => alice.RpcAsync("x", null).GetAwaiter().GetResult());
+            var events = new List<TandemEvent>();
+            for (TandemEvent ev; (ev = await alice.NextEventAsync()) != null; ) events.Add(ev);
+            Assert.AreEqual(limit + 1, events.Count, "the limit, then Closed");
+            var closed = events[events.Count - 1] as ClosedEvent;
+            Assert.IsNotNull(closed, "the last event is Closed");
+            Assert.IsInstanceOf<EventQueueFullException>(closed.Error);
+            await CloseAndExpectClosed(bob);
+        }
+
+        [Test]
         public async Task ASecondLoginEndsTheFirstSessionWithAFinalClose()
         {
             var auth = await Login("twice");

@@ -13,6 +13,8 @@ namespace Tandem
         readonly LinkedList<TaskCompletionSource<T>> waiters = new LinkedList<TaskCompletionSource<T>>();
         bool completed;
 
+        public int Count { get { lock (mu) return items.Count; } }
+
         public bool Enqueue(T item)
         {
             TaskCompletionSource<T> w = null;

@@ -21,7 +21,7 @@ namespace Tandem
         public LoggedOutException(Exception why) : base("tandem: logged out" + (why != null ? ": " + why.Message : ""), why) { }
     }
 
-    /// <summary>An answer of the web server that is not problem+json (a proxy's error page, say).</summary>
+    /// <summary>An answer of the web server that is not problem+json (a proxy's error page, say, or a redirect: none is followed).</summary>
     public sealed class HttpStatusException : TandemException
     {
         public readonly int StatusCode;
@@ -71,12 +71,15 @@ namespace Tandem
         /// <summary>
         /// Logs in as the guest of a device (deviceId: 1–128 printable ASCII characters; secret: NewDeviceSecret
         /// kept with it). The first login of a device creates the player. margin: tokens are renewed when valid
-        /// for less than this (default 30 s).
+        /// for less than this (default 30 s). The default HttpClient follows no redirect: a 307 or 308 would send
+        /// the secret or a refresh token again to wherever it points, so any 3xx is an HttpStatusException. A
+        /// client passed as http should not follow redirects either.
         /// </summary>
         public static async Task<Auth> LoginGuestAsync(string baseUrl, string deviceId, string secret,
             CancellationToken ct = default(CancellationToken), HttpClient http = null, TimeSpan? margin = null)
         {
-            var a = new Auth(http ?? new HttpClient { Timeout = RequestTimeout }, baseUrl, margin ?? TimeSpan.FromSeconds(30));
+            if (http == null) http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { Timeout = RequestTimeout };
+            var a = new Auth(http, baseUrl, margin ?? TimeSpan.FromSeconds(30));
             var body = new JObject { { "device_id", deviceId }, { "secret", secret } };
             var sent = DateTime.UtcNow;
             var res = await a.CallAsync("/api/v1/auth/guest", null, body, ct).ConfigureAwait(false);
@@ -332,6 +335,7 @@ namespace Tandem
 
         static Exception AnswerError(HttpResponseMessage resp, int status, string text)
         {
+            if (status >= 300 && status <= 399) return new HttpStatusException(status); // a redirect, not followed
             var ctype = resp.Content.Headers.ContentType;
             if (ctype == null || ctype.MediaType != "application/problem+json") return new HttpStatusException(status);
             JObject doc;

@@ -53,6 +53,7 @@ namespace Tandem
                         if (m.Data == null)
                         {
                             if (cts.IsCancellationRequested) ct.ThrowIfCancellationRequested();
+                            if (m.CloseCode != null) await AnswerCloseAsync(t, m.CloseCode.Value).ConfigureAwait(false);
                             throw new CloseException(m.CloseCode, m.CloseReason, serverErr);
                         }
                         Envelope env;
@@ -127,7 +128,11 @@ namespace Tandem
 
         void Start(Conn conn)
         {
-            lock (Mu) runs.Add(Task.Run(() => RunAsync(conn)));
+            lock (Mu)
+            {
+                runs.RemoveAll(t => t.IsCompleted); // a long-lived client moves many times
+                runs.Add(Task.Run(() => RunAsync(conn)));
+            }
         }
 
         /// <summary>
@@ -338,7 +343,9 @@ namespace Tandem
                 s.ResumeToken = "";
                 pend = s.Pending.Values.ToList();
                 s.Pending.Clear();
+                ResyncTickets();
             }
+            Debug("session lost: " + cause.Message);
             foreach (var p in pend) p.Reply.TrySetException(lerr);
             return new SessionLostEvent { Rooms = ids, Error = cause };
         }
@@ -354,6 +361,7 @@ namespace Tandem
                 var ka = Task.Run(() => KeepaliveAsync(conn, stop.Token));
                 ServerException lastErr = null;
                 Exception end;
+                int? closeCode = null;
                 while (true)
                 {
                     TransportMessage m;
@@ -370,6 +378,7 @@ namespace Tandem
                     {
                         if (conn.TimedOut && m.CloseCode == null) end = new TandemException("tandem: no frame within the heartbeat timeout");
                         else end = new CloseException(m.CloseCode, m.CloseReason, lastErr);
+                        closeCode = m.CloseCode;
                         break;
                     }
                     Interlocked.Exchange(ref conn.LastReadTicks, clock.ElapsedTicks);
@@ -385,11 +394,35 @@ namespace Tandem
                 }
                 stop.Cancel();
                 try { await ka.ConfigureAwait(false); } catch (Exception) { }
+                if (closeCode != null && await wlock.WaitAsync(CloseWait).ConfigureAwait(false))
+                {
+                    try { await AnswerCloseAsync(conn.T, closeCode.Value).ConfigureAwait(false); }
+                    finally { wlock.Release(); }
+                }
                 conn.T.Abort();
                 conn.T.Dispose();
                 lock (Mu)
                     if (current == conn) current = null;
                 return end;
+            }
+        }
+
+        /// <summary>
+        /// Answers the peer's close frame with one of ours, echoing its code (RFC 6455 §5.5.1), before the socket
+        /// is dropped; the transport skips it when the close was ours (its echo ends the handshake). A code that
+        /// may not be sent (1005, 1006, 1015) is answered with 1000. The caller holds wlock, or t is not shared yet.
+        /// </summary>
+        async Task AnswerCloseAsync(ITransport t, int code)
+        {
+            if (code < 1000 || code > 4999 || code == 1005 || code == 1006 || code == 1015) code = 1000;
+            try
+            {
+                using (var cts = new CancellationTokenSource(CloseWait))
+                    await t.CloseAsync(code, "", cts.Token).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                Debug("answering the close failed: " + e.Message);
             }
         }
 

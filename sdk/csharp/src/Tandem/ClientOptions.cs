@@ -26,6 +26,14 @@ namespace Tandem
         public TimeSpan? HeartbeatTimeout;
         /// <summary>How often ack_frame reports the positions while frames arrive.</summary>
         public TimeSpan AckInterval = TimeSpan.FromMilliseconds(100);
+        /// <summary>
+        /// The most events left unread (NextEventAsync, TryGetEvent) before the client gives up: it closes (1000,
+        /// the session ends) and its ClosedEvent's Error is an EventQueueFullException. sdk/go instead stops
+        /// reading the connection, so that the server feels the back-pressure; here the reader never waits for
+        /// the application (Unity reads events once a frame), so an application that stopped reading would
+        /// otherwise grow the queue without bound. 0: no limit.
+        /// </summary>
+        public int EventQueueLimit = 4096;
         /// <summary>Sent in connect.sdk.</summary>
         public string Sdk = "tandem-csharp/0.1";
         /// <summary>Optional debug log.</summary>

@@ -104,6 +104,17 @@ namespace Tandem
         public ClientClosedException() : base("tandem: client closed") { }
     }
 
+    /// <summary>The application left more than ClientOptions.EventQueueLimit events unread: the client closed.</summary>
+    public sealed class EventQueueFullException : TandemException
+    {
+        public readonly int Limit;
+
+        public EventQueueFullException(int limit) : base("tandem: more than " + limit + " events unread (read NextEventAsync or TryGetEvent); the client closed")
+        {
+            Limit = limit;
+        }
+    }
+
     /// <summary>The session ended (rejoin class) and a new one started; requests pending then fail with it.</summary>
     public sealed class SessionLostException : TandemException
     {

@@ -4,6 +4,7 @@
 // the session there.
 using System;
 using System.Collections.Generic;
+using System.Diagnostics;
 using System.Threading;
 using System.Threading.Tasks;
 using Tandem.Protocol;
@@ -23,13 +24,24 @@ namespace Tandem
     {
         static readonly TimeSpan TicketResync = TimeSpan.FromSeconds(30);
 
-        /// <summary>A MatchmakeAsync waiting for the pushed statuses of its queue's ticket.</summary>
+        /// <summary>A MatchmakeAsync waiting for the pushed statuses of its queue's ticket. Guarded by Mu.</summary>
         sealed class TicketWait
         {
-            public string Id = ""; // known once the create is answered
-            public readonly AsyncQueue<TicketStatus> Pushed = new AsyncQueue<TicketStatus>();
+            public string Id = ""; // known once the create (or a status asked for) is answered
+            // The queue's pushed statuses; before Id is known they may be an earlier ticket's, so they are
+            // checked again when taken.
+            public readonly Queue<TicketStatus> Pushed = new Queue<TicketStatus>();
+            public bool Resync; // ask for the ticket before waiting again: the session was lost
+            public TaskCompletionSource<bool> Wake; // set while the waiter sleeps
 
             public bool Concerns(TicketStatus ts) { return Id == "" || ts.TicketId == "" || ts.TicketId == Id; }
+
+            public void Notify()
+            {
+                var wk = Wake;
+                Wake = null;
+                if (wk != null) wk.TrySetResult(true);
+            }
         }
 
         readonly Dictionary<string, TicketWait> tickets = new Dictionary<string, TicketWait>();
@@ -50,8 +62,26 @@ namespace Tandem
                 return;
             }
             TicketWait w;
-            if (tickets.TryGetValue(ts.Queue, out w) && w.Concerns(ts)) w.Pushed.Enqueue(ts);
+            if (tickets.TryGetValue(ts.Queue, out w) && w.Concerns(ts))
+            {
+                w.Pushed.Enqueue(ts);
+                w.Notify();
+            }
             Emit(new TicketUpdateEvent { Status = ts });
+        }
+
+        /// <summary>
+        /// The session was lost (called under Mu): the statuses pushed meanwhile went with it and the new
+        /// session is sent only later changes, so every waiter asks for its ticket at once — a matched seat
+        /// lives 15 s, less than TicketResync.
+        /// </summary>
+        void ResyncTickets()
+        {
+            foreach (var w in tickets.Values)
+            {
+                w.Resync = true;
+                w.Notify();
+            }
         }
 
         /// <summary>
@@ -99,7 +129,17 @@ namespace Tandem
             }
             try
             {
-                var st = await CreateTicketAsync(t, ct).ConfigureAwait(false);
+                TicketStatus st;
+                try
+                {
+                    st = await CreateTicketAsync(t, ct).ConfigureAwait(false);
+                }
+                catch (SessionLostException) when (!ct.IsCancellationRequested)
+                {
+                    // The server may have made the ticket before the session ended: ask once, as sdk/go does.
+                    st = await RecreatedAsync(w, t.Queue, ct).ConfigureAwait(false);
+                    if (st == null) throw;
+                }
                 lock (Mu) w.Id = st.TicketId;
                 string triedSeat = null;
                 while (true)
@@ -112,7 +152,7 @@ namespace Tandem
                         if (room != null) return room;
                     }
                     if (TicketStates.Ended(st)) throw new TicketEndedException(st);
-                    st = await NextTicketStatusAsync(w, t.Queue, ct).ConfigureAwait(false);
+                    st = await NextTicketStatusAsync(w, t.Queue, progress, ct).ConfigureAwait(false);
                 }
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -122,30 +162,123 @@ namespace Tandem
             }
             finally
             {
-                lock (Mu) tickets.Remove(t.Queue);
-                w.Pushed.Complete();
+                lock (Mu)
+                {
+                    tickets.Remove(t.Queue);
+                    w.Notify();
+                }
             }
         }
 
-        /// <summary>The next pushed status, or the current one asked for after TicketResync of silence.</summary>
-        async Task<TicketStatus> NextTicketStatusAsync(TicketWait w, string queue, CancellationToken ct)
+        /// <summary>The live ticket a create lost with its session made after all, or null.</summary>
+        async Task<TicketStatus> RecreatedAsync(TicketWait w, string queue, CancellationToken ct)
         {
-            using (var cts = CancellationTokenSource.CreateLinkedTokenSource(ct, life.Token))
+            TicketStatus ts;
+            try
             {
-                cts.CancelAfter(TicketResync);
+                ts = await SyncTicketAsync(w, queue, ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (!(e is OperationCanceledException))
+            {
+                Debug("asking for the ticket after a lost create failed: " + e.Message);
+                return null;
+            }
+            return ts == null || TicketStates.Ended(ts) ? null : ts;
+        }
+
+        /// <summary>
+        /// The next status to act on: a pushed one of this ticket (a match with a newer status behind it is
+        /// passed over: its seat is gone), or the ticket's status asked for after a lost session or TicketResync
+        /// of silence.
+        /// </summary>
+        async Task<TicketStatus> NextTicketStatusAsync(TicketWait w, string queue, Action<TicketStatus> progress, CancellationToken ct)
+        {
+            var since = Stopwatch.StartNew();
+            while (true)
+            {
+                ct.ThrowIfCancellationRequested();
+                var passed = new List<TicketStatus>();
+                TicketStatus next = null;
+                Task woken = null;
+                bool resync;
+                lock (Mu)
+                {
+                    if (stopErr != null) throw stopErr;
+                    resync = w.Resync || since.Elapsed >= TicketResync;
+                    w.Resync = false;
+                    while (!resync && next == null && w.Pushed.Count > 0)
+                    {
+                        var ts = w.Pushed.Dequeue();
+                        // A status of an earlier ticket in the queue, pushed before the create's answer named this one.
+                        if (!w.Concerns(ts)) continue;
+                        if (ts.State == TicketStates.Matched && w.Pushed.Count > 0) passed.Add(ts);
+                        else next = ts;
+                    }
+                    if (!resync && next == null)
+                    {
+                        w.Wake = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+                        woken = w.Wake.Task;
+                    }
+                }
+                if (progress != null) foreach (var ts in passed) progress(ts);
+                if (next != null) return next;
+                if (resync)
+                {
+                    since.Restart();
+                    var ts = await SyncTicketAsync(w, queue, ct).ConfigureAwait(false);
+                    if (ts != null) return ts;
+                    continue;
+                }
+                var left = TicketResync - since.Elapsed;
+                if (left < TimeSpan.Zero) left = TimeSpan.Zero;
+                using (var cts = CancellationTokenSource.CreateLinkedTokenSource(ct, life.Token))
+                {
+                    try
+                    {
+                        await Task.WhenAny(woken, Task.Delay(left, cts.Token)).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        cts.Cancel(); // ends the delay
+                    }
+                }
+                if (life.IsCancellationRequested)
+                    lock (Mu)
+                        throw stopErr ?? new ClientClosedException();
+            }
+        }
+
+        /// <summary>
+        /// Asks for the ticket's status: it, or null when the answer is no news (a transient failure: the next
+        /// resync asks again); not_found (the server has no ticket) and the client's end throw. A session lost
+        /// meanwhile asks the new one.
+        /// </summary>
+        async Task<TicketStatus> SyncTicketAsync(TicketWait w, string queue, CancellationToken ct)
+        {
+            while (true)
+            {
+                TicketStatus ts;
                 try
                 {
-                    var ts = await w.Pushed.DequeueAsync(cts.Token).ConfigureAwait(false);
-                    if (ts != null) return ts;
+                    ts = await TicketAsync(queue, ct).ConfigureAwait(false);
                 }
-                catch (OperationCanceledException)
+                catch (SessionLostException)
                 {
-                    ct.ThrowIfCancellationRequested();
-                    lock (Mu)
-                        if (stopErr != null) throw stopErr;
+                    continue;
                 }
+                catch (ServerException e) when (e.Code != ErrorCodes.NotFound)
+                {
+                    Debug("asking for the ticket failed: " + e.Message);
+                    return null;
+                }
+                lock (Mu)
+                {
+                    if (w.Id != "" && ts.TicketId != "" && ts.TicketId != w.Id)
+                        throw new TandemException("tandem: ticket " + w.Id + " was replaced by " + ts.TicketId);
+                    if (w.Id == "") w.Id = ts.TicketId;
+                }
+                return ts;
             }
-            return await TicketAsync(queue, ct).ConfigureAwait(false);
         }
 
         /// <summary>

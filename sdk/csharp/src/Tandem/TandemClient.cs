@@ -11,7 +11,7 @@
 // through one semaphore, so reliable frames reach the wire in seq order.
 // Events are queued, never blocking the reader: read them with
 // NextEventAsync or TryGetEvent (the Unity adapter does, on the main
-// thread).
+// thread); past ClientOptions.EventQueueLimit unread ones the client closes.
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
@@ -56,7 +56,8 @@ namespace Tandem
         Task moveTask;         // a Join following a seat reservation, while it connects
         long heartbeatTicks = DefaultHeartbeat.Ticks;
         long rttTicks, serverRttTicks;
-        readonly List<Task> runs = new List<Task>();
+        readonly List<Task> runs = new List<Task>(); // the RunAsync tasks (finished ones pruned by Start)
+        bool overflowed;       // the event queue went past EventQueueLimit: the client is closing
 
         TandemClient(ClientOptions o)
         {
@@ -312,7 +313,24 @@ namespace Tandem
             if (log != null) log("tandem: " + msg);
         }
 
-        void Emit(TandemEvent ev) { events.Enqueue(ev); }
+        /// <summary>Queues an event; past EventQueueLimit unread ones, drops it and closes the client (may hold Mu).</summary>
+        void Emit(TandemEvent ev)
+        {
+            int limit = opts.EventQueueLimit;
+            if (limit > 0 && events.Count >= limit)
+            {
+                lock (Mu)
+                {
+                    if (overflowed) return;
+                    overflowed = true;
+                }
+                var err = new EventQueueFullException(limit);
+                Debug(err.Message);
+                Task.Run(() => CloseWithAsync(err));
+                return;
+            }
+            events.Enqueue(ev);
+        }
 
         // ---- close ----
 
@@ -320,12 +338,15 @@ namespace Tandem
         /// Closes the connection normally (1000: the session ends), stops every task and waits for them.
         /// Pending requests fail with ClientClosedException; a ClosedEvent is the last event. Idempotent.
         /// </summary>
-        public async Task CloseAsync()
+        public Task CloseAsync() { return CloseWithAsync(new ClientClosedException()); }
+
+        /// <summary>CloseAsync, with why as the client's end (unless it has ended already).</summary>
+        async Task CloseWithAsync(Exception why)
         {
             Conn conn;
             lock (Mu)
             {
-                if (stopErr == null) stopErr = new ClientClosedException();
+                if (stopErr == null) stopErr = why;
                 conn = current;
             }
             life.Cancel();
@@ -348,7 +369,7 @@ namespace Tandem
             if (await Task.WhenAny(all, Task.Delay(CloseWait)).ConfigureAwait(false) != all && conn != null)
                 conn.T.Abort();
             try { await all.ConfigureAwait(false); } catch (Exception) { }
-            Stop(new ClientClosedException());
+            Stop(why);
             Finish(null);
         }
 
@@ -375,7 +396,7 @@ namespace Tandem
             if (err != null) Stop(err);
             Exception why;
             lock (Mu) why = stopErr;
-            if (!IsMoved(why)) Emit(new ClosedEvent { Error = why });
+            if (!IsMoved(why)) events.Enqueue(new ClosedEvent { Error = why }); // past EventQueueLimit too: the last event
             events.Complete();
             life.Cancel();
         }

@@ -35,7 +35,10 @@ namespace Tandem
         /// <summary>The next whole message; a message with Data null once the connection has ended.</summary>
         Task<TransportMessage> ReceiveAsync(CancellationToken ct);
 
-        /// <summary>Starts the closing handshake with code (the reader then sees the peer's echo).</summary>
+        /// <summary>
+        /// Starts the closing handshake with code (the reader then sees the peer's echo), or answers the peer's
+        /// close once the reader has seen it; nothing when the handshake is over.
+        /// </summary>
         Task CloseAsync(int code, string reason, CancellationToken ct);
 
         /// <summary>Drops the connection at once, without a close frame.</summary>
