@@ -17,6 +17,7 @@ import (
 
 	"github.com/tandemhq/tandem/conformance"
 	"github.com/tandemhq/tandem/conformance/harness"
+	"github.com/tandemhq/tandem/internal/sdktest"
 	"github.com/tandemhq/tandem/protocol"
 	client "github.com/tandemhq/tandem/sdk/go"
 )
@@ -91,7 +92,7 @@ type driver struct {
 type player struct {
 	name    string
 	c       *client.Client
-	log     *eventLog
+	log     *sdktest.EventLog
 	cursor  int                       // events before it have been checked by an expect step
 	proxies map[string]*harness.Proxy // by node address
 	byNode  map[string]*harness.Proxy // by node id
@@ -159,7 +160,7 @@ func (d *driver) step(i int, st conformance.Step) {
 	case "expect_messages":
 		d.expectMessages(p, st, fail)
 	case "expect_none":
-		for _, ev := range p.log.all() {
+		for _, ev := range p.log.All() {
 			if e := d.normalize(ev); slices.Contains(st.Kinds, e.Kind()) {
 				fail("got %v", e)
 			}
@@ -264,7 +265,7 @@ func (d *driver) connect(ctx context.Context, st conformance.Step, fail func(str
 		fail("dial: %v", err)
 	}
 	p.c = c
-	p.log = logEvents(t, c)
+	p.log = sdktest.LogEvents(t, c)
 	d.clients[name] = p
 }
 
@@ -368,10 +369,10 @@ func (d *driver) roomAlias(id string) string {
 func (d *driver) expect(p *player, st conformance.Step, fail func(string, ...any)) {
 	var pos int
 	what := lazy(func() any {
-		return fmt.Sprintf("%v; the events since the last expect: %v", st.Events, d.normalizeAll(p.log.all()[p.cursor:]))
+		return fmt.Sprintf("%v; the events since the last expect: %v", st.Events, d.normalizeAll(p.log.All()[p.cursor:]))
 	})
 	waitFor(fail, what, func() bool {
-		evs := p.log.all()
+		evs := p.log.All()
 		k := 0
 		for pos = p.cursor; pos < len(evs) && k < len(st.Events); pos++ {
 			got := d.normalize(evs[pos])
@@ -397,11 +398,11 @@ func (d *driver) expectMessages(p *player, st conformance.Step, fail func(string
 	}
 	var got []string
 	what := lazy(func() any {
-		return fmt.Sprintf("%d messages %q in %s (%d so far; the last events: %v)", st.Count, st.Topic, st.Room, len(got), d.normalizeAll(lastNonMessages(p.log.all(), 8)))
+		return fmt.Sprintf("%d messages %q in %s (%d so far; the last events: %v)", st.Count, st.Topic, st.Room, len(got), d.normalizeAll(lastNonMessages(p.log.All(), 8)))
 	})
 	waitFor(fail, what, func() bool {
 		got = got[:0]
-		for _, ev := range p.log.all() {
+		for _, ev := range p.log.All() {
 			if m, ok := ev.(*client.RoomMessage); ok && m.Topic == st.Topic && d.roomAlias(m.Room.ID()) == st.Room {
 				got = append(got, string(m.Data))
 			}
@@ -572,34 +573,4 @@ func cmpOr(a, b string) string {
 		return a
 	}
 	return b
-}
-
-// eventLog reads a client's events into a list until the client stops.
-type eventLog struct {
-	mu     sync.Mutex
-	events []client.Event
-	done   chan struct{}
-}
-
-func logEvents(t *testing.T, c *client.Client) *eventLog {
-	l := &eventLog{done: make(chan struct{})}
-	go func() {
-		defer close(l.done)
-		for ev := range c.Events() {
-			l.mu.Lock()
-			l.events = append(l.events, ev)
-			l.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = c.Close()
-		<-l.done
-	})
-	return l
-}
-
-func (l *eventLog) all() []client.Event {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.events)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/tandemhq/tandem"
 	"github.com/tandemhq/tandem/faultproxy"
 	"github.com/tandemhq/tandem/gateway"
+	"github.com/tandemhq/tandem/internal/sdktest"
 	"github.com/tandemhq/tandem/observe"
 	"github.com/tandemhq/tandem/protocol"
 	"github.com/tandemhq/tandem/room"
@@ -37,9 +38,9 @@ func TestSilentConnectionIsDetectedByHeartbeatAndResumed(t *testing.T) {
 	cfgA := sdkConfig(n, pa, "alice", protocol.CodecJSON)
 	cfgA.HeartbeatTimeout = 2 * time.Second // alice's SDK gives up after the server has
 	alice := dialSDK(t, cfgA)
-	la := logEvents(t, alice)
+	la := sdktest.LogEvents(t, alice)
 	bob := dialSDK(t, sdkConfig(n, pb, "bob", protocol.CodecBinary))
-	lb := logEvents(t, bob)
+	lb := sdktest.LogEvents(t, bob)
 	ctx := context.Background()
 	ra, err := alice.Join(ctx, client.JoinOptions{Mode: protocol.JoinMode_JOIN_MODE_CREATE, RoomType: "relay"})
 	if err != nil {
@@ -49,7 +50,7 @@ func TestSilentConnectionIsDetectedByHeartbeatAndResumed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "alice to see bob join", func() bool { return len(la.roomEvents("bob")) > 0 })
+	waitFor(t, 10*time.Second, "alice to see bob join", func() bool { return len(la.RoomEvents("bob")) > 0 })
 
 	// Alice's connection goes silent both ways, and stays open.
 	conns := pa.Conns()
@@ -75,13 +76,13 @@ func TestSilentConnectionIsDetectedByHeartbeatAndResumed(t *testing.T) {
 		return closesWith(m, protocol.CloseHeartbeatTimeout) >= 1
 	})
 	waitFor(t, 10*time.Second, "the room to see alice disconnected", func() bool {
-		return slices.ContainsFunc(lb.roomEvents("alice"), isKind(protocol.RoomEventKind_ROOM_EVENT_DISCONNECTED))
+		return slices.ContainsFunc(lb.RoomEvents("alice"), isKind(protocol.RoomEventKind_ROOM_EVENT_DISCONNECTED))
 	})
 	send(rb, "b", 11, 20)
 	send(ra, "a", 6, 10)
 
-	waitFor(t, 10*time.Second, "alice's SDK to resume", func() bool { return len(eventsOf[*client.Resumed](la)) == 1 })
-	if d := eventsOf[*client.Disconnected](la); len(d) != 1 || !errors.Is(d[0].Err, client.ErrHeartbeatTimeout) {
+	waitFor(t, 10*time.Second, "alice's SDK to resume", func() bool { return len(sdktest.EventsOf[*client.Resumed](la)) == 1 })
+	if d := sdktest.EventsOf[*client.Disconnected](la); len(d) != 1 || !errors.Is(d[0].Err, client.ErrHeartbeatTimeout) {
 		t.Errorf("alice's SDK reported %v, want one Disconnected with ErrHeartbeatTimeout", describe(d))
 	}
 	if pa.Accepted() < 2 {
@@ -93,20 +94,20 @@ func TestSilentConnectionIsDetectedByHeartbeatAndResumed(t *testing.T) {
 	send(rb, "b", 21, 21)
 	send(ra, "a", 11, 11)
 	waitFor(t, 10*time.Second, "the end markers", func() bool {
-		return slices.Contains(la.messages("b"), "b21") && slices.Contains(lb.messages("a"), "a11")
+		return slices.Contains(la.Messages("b"), "b21") && slices.Contains(lb.Messages("a"), "a11")
 	})
-	if got, want := la.messages("b"), numbered("b", 21); !slices.Equal(got, want) {
+	if got, want := la.Messages("b"), numbered("b", 21); !slices.Equal(got, want) {
 		t.Errorf("alice received %v, want %v", got, want)
 	}
-	if got, want := lb.messages("a"), numbered("a", 11); !slices.Equal(got, want) {
+	if got, want := lb.Messages("a"), numbered("a", 11); !slices.Equal(got, want) {
 		t.Errorf("bob received %v, want %v", got, want)
 	}
-	if got := kinds(lb.roomEvents("alice")); !slices.Equal(got, []protocol.RoomEventKind{
+	if got := kinds(lb.RoomEvents("alice")); !slices.Equal(got, []protocol.RoomEventKind{
 		protocol.RoomEventKind_ROOM_EVENT_DISCONNECTED, protocol.RoomEventKind_ROOM_EVENT_REJOINED,
 	}) {
 		t.Errorf("bob saw alice %v, want disconnected then rejoined", got)
 	}
-	if lost := eventsOf[*client.SessionLost](la); len(lost) > 0 {
+	if lost := sdktest.EventsOf[*client.SessionLost](la); len(lost) > 0 {
 		t.Errorf("alice lost her session: %v", lost[0].Err)
 	}
 }
@@ -128,7 +129,7 @@ func TestSeatHoldExpiryLeavesTheRoomAndLateResumeIsRejoinClass(t *testing.T) {
 
 	// An observer in the room, which stays connected throughout.
 	obs := dialSDK(t, sdkConfig(n, newProxy(t, n), "observer", protocol.CodecJSON))
-	lo := logEvents(t, obs)
+	lo := sdktest.LogEvents(t, obs)
 	ro, err := obs.Join(ctx, client.JoinOptions{Mode: protocol.JoinMode_JOIN_MODE_CREATE, RoomType: "rec"})
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +147,7 @@ func TestSeatHoldExpiryLeavesTheRoomAndLateResumeIsRejoinClass(t *testing.T) {
 	cfgS := sdkConfig(n, ps, "sdk", protocol.CodecJSON)
 	cfgS.HeartbeatTimeout = 2 * time.Second
 	sdk := dialSDK(t, cfgS)
-	ls := logEvents(t, sdk)
+	ls := sdktest.LogEvents(t, sdk)
 	if _, err := sdk.Join(ctx, client.JoinOptions{RoomID: ro.ID()}); err != nil {
 		t.Fatal(err)
 	}
@@ -162,9 +163,9 @@ func TestSeatHoldExpiryLeavesTheRoomAndLateResumeIsRejoinClass(t *testing.T) {
 			t.Errorf("the room saw %s leave with %v, want SEAT_EXPIRED", p, got)
 		}
 		waitFor(t, 10*time.Second, "the observer to see "+p+" leave", func() bool {
-			return slices.ContainsFunc(lo.roomEvents(p), isKind(protocol.RoomEventKind_ROOM_EVENT_LEFT))
+			return slices.ContainsFunc(lo.RoomEvents(p), isKind(protocol.RoomEventKind_ROOM_EVENT_LEFT))
 		})
-		ev := lo.roomEvents(p)
+		ev := lo.RoomEvents(p)
 		if last := ev[len(ev)-1]; last.Kind != protocol.RoomEventKind_ROOM_EVENT_LEFT || last.Reason != protocol.LeaveReason_LEAVE_REASON_SEAT_EXPIRED {
 			t.Errorf("the observer saw %s %v (reason %v) last, want LEFT with SEAT_EXPIRED", p, last.Kind, last.Reason)
 		}
@@ -187,9 +188,9 @@ func TestSeatHoldExpiryLeavesTheRoomAndLateResumeIsRejoinClass(t *testing.T) {
 	// The SDK's own late resume is refused the same way: it reports the
 	// session lost, with its room, and carries on with a new session.
 	waitFor(t, 10*time.Second, "the SDK to report the session lost", func() bool {
-		return len(eventsOf[*client.SessionLost](ls)) > 0
+		return len(sdktest.EventsOf[*client.SessionLost](ls)) > 0
 	})
-	lost := eventsOf[*client.SessionLost](ls)[0]
+	lost := sdktest.EventsOf[*client.SessionLost](ls)[0]
 	var ce *client.CloseError
 	if !errors.As(lost.Err, &ce) || ce.Code != protocol.CloseSessionExpired {
 		t.Errorf("SessionLost.Err = %v, want the session_expired close", lost.Err)
@@ -217,9 +218,9 @@ func TestGapBeyondBufferSendsSnapshotAndNewEpoch(t *testing.T) {
 	ctx := context.Background()
 	pa := newProxy(t, n)
 	alice := dialSDK(t, sdkConfig(n, pa, "alice", protocol.CodecJSON))
-	la := logEvents(t, alice)
+	la := sdktest.LogEvents(t, alice)
 	bob := dialSDK(t, sdkConfig(n, newProxy(t, n), "bob", protocol.CodecBinary))
-	lb := logEvents(t, bob)
+	lb := sdktest.LogEvents(t, bob)
 	ra, err := alice.Join(ctx, client.JoinOptions{Mode: protocol.JoinMode_JOIN_MODE_CREATE, RoomType: "arena"})
 	if err != nil {
 		t.Fatal(err)
@@ -234,7 +235,7 @@ func TestGapBeyondBufferSendsSnapshotAndNewEpoch(t *testing.T) {
 	// for the rest of the test.
 	var bobAt arenaPlayer
 	waitFor(t, 10*time.Second, "bob's spawn point", func() bool {
-		for _, d := range eventsOf[*client.Delta](lb) {
+		for _, d := range sdktest.EventsOf[*client.Delta](lb) {
 			var patch struct{ Set map[string]json.RawMessage }
 			if json.Unmarshal(d.Patch, &patch) == nil && patch.Set["p:bob"] != nil {
 				return json.Unmarshal(patch.Set["p:bob"], &bobAt) == nil
@@ -246,20 +247,20 @@ func TestGapBeyondBufferSendsSnapshotAndNewEpoch(t *testing.T) {
 	if err := rb.Send(ctx, "move", move, client.HandlerOnly()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "alice to see bob move", func() bool { return len(eventsOf[*client.Delta](la)) >= 3 })
+	waitFor(t, 10*time.Second, "alice to see bob move", func() bool { return len(sdktest.EventsOf[*client.Delta](la)) >= 3 })
 
 	// Alice is cut and kept away while far more frames than the buffer
 	// holds go by.
 	pa.SetDefaults(faultproxy.Faults{Upstream: faultproxy.DirectionFaults{ResetAfter: 1}})
 	pa.Conns()[0].Reset()
-	waitFor(t, 10*time.Second, "alice's SDK to notice the cut", func() bool { return len(eventsOf[*client.Disconnected](la)) == 1 })
-	seen := len(eventsOf[*client.Delta](lb))
-	waitFor(t, 10*time.Second, "bob to see the room move on", func() bool { return len(eventsOf[*client.Delta](lb)) >= seen+3*replay })
+	waitFor(t, 10*time.Second, "alice's SDK to notice the cut", func() bool { return len(sdktest.EventsOf[*client.Disconnected](la)) == 1 })
+	seen := len(sdktest.EventsOf[*client.Delta](lb))
+	waitFor(t, 10*time.Second, "bob to see the room move on", func() bool { return len(sdktest.EventsOf[*client.Delta](lb)) >= seen+3*replay })
 	pa.SetDefaults(faultproxy.Faults{})
 
-	waitFor(t, 10*time.Second, "alice to resume", func() bool { return len(eventsOf[*client.Resumed](la)) == 1 })
-	waitFor(t, 10*time.Second, "alice's gap", func() bool { return len(eventsOf[*client.Gap](la)) == 1 })
-	gap := eventsOf[*client.Gap](la)[0]
+	waitFor(t, 10*time.Second, "alice to resume", func() bool { return len(sdktest.EventsOf[*client.Resumed](la)) == 1 })
+	waitFor(t, 10*time.Second, "alice's gap", func() bool { return len(sdktest.EventsOf[*client.Gap](la)) == 1 })
+	gap := sdktest.EventsOf[*client.Gap](la)[0]
 	if gap.Epoch != 2 {
 		t.Errorf("gap epoch %d, want 2", gap.Epoch)
 	}
@@ -274,12 +275,12 @@ func TestGapBeyondBufferSendsSnapshotAndNewEpoch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, l := range []*eventLog{la, lb} {
-		waitFor(t, 10*time.Second, "the snapshot", func() bool { return len(l.messages("snapshot")) == 1 })
+	for _, l := range []*sdktest.EventLog{la, lb} {
+		waitFor(t, 10*time.Second, "the snapshot", func() bool { return len(l.Messages("snapshot")) == 1 })
 	}
-	checkArenaStream(t, "alice", joinedState, la.all(), 1)
-	checkArenaStream(t, "bob", bobJoinedState, lb.all(), 0)
-	if len(eventsOf[*client.Gap](lb)) != 0 {
+	checkArenaStream(t, "alice", joinedState, la.All(), 1)
+	checkArenaStream(t, "bob", bobJoinedState, lb.All(), 0)
+	if len(sdktest.EventsOf[*client.Gap](lb)) != 0 {
 		t.Error("bob, never cut, got a gap")
 	}
 }
@@ -426,12 +427,12 @@ func TestSlowConsumerIsDisconnectedWhileOthersKeepReceiving(t *testing.T) {
 	// server is to find out that it cannot keep up.
 	cfgSlow.HeartbeatTimeout = time.Minute
 	slow := dialSDK(t, cfgSlow)
-	ls := logEvents(t, slow)
+	ls := sdktest.LogEvents(t, slow)
 	fast := []*client.Client{
 		dialSDK(t, sdkConfig(n, newProxy(t, n), "fast-1", protocol.CodecBinary)),
 		dialSDK(t, sdkConfig(n, newProxy(t, n), "fast-2", protocol.CodecBinary)),
 	}
-	lf := []*eventLog{logEvents(t, fast[0]), logEvents(t, fast[1])}
+	lf := []*sdktest.EventLog{sdktest.LogEvents(t, fast[0]), sdktest.LogEvents(t, fast[1])}
 
 	// The broadcast starts with the first join: 400 messages of 8 KiB a
 	// second until the test stops it. (The proxy itself queues up to 4 MiB
@@ -459,7 +460,7 @@ func TestSlowConsumerIsDisconnectedWhileOthersKeepReceiving(t *testing.T) {
 	waitFor(t, 60*time.Second, "the server to close the slow reader as a slow consumer", func() bool {
 		return closesWith(m, protocol.CloseSlowConsumer) >= 1
 	})
-	slowHad := len(ls.messages("n"))
+	slowHad := len(ls.Messages("n"))
 	t.Logf("slow consumer detected after %v", time.Since(started))
 	rec.stop.Store(true)
 	// The trickle ends, so the slow reader's SDK reads the rest and resumes.
@@ -470,16 +471,16 @@ func TestSlowConsumerIsDisconnectedWhileOthersKeepReceiving(t *testing.T) {
 
 	for i, l := range lf {
 		waitFor(t, 30*time.Second, fmt.Sprintf("fast-%d to receive the end of the broadcast", i+1), func() bool {
-			return len(l.messages("end")) == 1
+			return len(l.Messages("end")) == 1
 		})
 	}
-	last, _ := strconv.Atoi(lf[0].messages("end")[0])
+	last, _ := strconv.Atoi(lf[0].Messages("end")[0])
 	t.Logf("%d messages broadcast; the slow reader had %d", last, slowHad)
 	if slowHad+500 > last {
 		t.Errorf("the slow reader had %d of %d messages when it was cut off: it was not behind", slowHad, last)
 	}
 	for i, l := range lf {
-		got := l.messages("n")
+		got := l.Messages("n")
 		ok := len(got) == last
 		for k := 0; ok && k < len(got); k++ {
 			v, _ := strconv.Atoi(trimPad(got[k]))
@@ -490,15 +491,15 @@ func TestSlowConsumerIsDisconnectedWhileOthersKeepReceiving(t *testing.T) {
 		}
 	}
 	for i, l := range lf {
-		if d := eventsOf[*client.Disconnected](l); len(d) > 0 {
+		if d := sdktest.EventsOf[*client.Disconnected](l); len(d) > 0 {
 			t.Errorf("fast-%d was disconnected: %v", i+1, d[0].Err)
 		}
 	}
 
 	// Slow consumer is resume class: the slow reader's SDK comes back into
 	// the same session.
-	waitFor(t, 30*time.Second, "the slow reader to resume", func() bool { return len(eventsOf[*client.Resumed](ls)) >= 1 })
-	d := eventsOf[*client.Disconnected](ls)
+	waitFor(t, 30*time.Second, "the slow reader to resume", func() bool { return len(sdktest.EventsOf[*client.Resumed](ls)) >= 1 })
+	d := sdktest.EventsOf[*client.Disconnected](ls)
 	var ce *client.CloseError
 	switch {
 	case len(d) == 0:
@@ -508,16 +509,16 @@ func TestSlowConsumerIsDisconnectedWhileOthersKeepReceiving(t *testing.T) {
 	default:
 		t.Logf("the slow reader's SDK saw: %v", d[0].Err)
 	}
-	if lost := eventsOf[*client.SessionLost](ls); len(lost) > 0 {
+	if lost := sdktest.EventsOf[*client.SessionLost](ls); len(lost) > 0 {
 		t.Errorf("the slow reader lost its session: %v", lost[0].Err)
 	}
 	// Nothing is lost silently on the slow reader's side either: its
 	// stream runs on in order, and jumps only at a gap.
 	waitFor(t, 30*time.Second, "the slow reader to catch up (the end of the broadcast, or a gap past it)", func() bool {
-		return len(ls.messages("end")) == 1 || len(eventsOf[*client.Gap](ls)) > 0
+		return len(ls.Messages("end")) == 1 || len(sdktest.EventsOf[*client.Gap](ls)) > 0
 	})
 	next := 1
-	for _, ev := range ls.all() {
+	for _, ev := range ls.All() {
 		switch e := ev.(type) {
 		case *client.Gap:
 			t.Logf("the slow reader got a gap from room seq %d to %d, epoch %d", e.FromSeq, e.Seq, e.Epoch)
@@ -577,9 +578,9 @@ func TestResumeTakesOverAHalfOpenConnection(t *testing.T) {
 	cfgA := sdkConfig(n, pa, "alice", protocol.CodecBinary)
 	cfgA.HeartbeatTimeout = 300 * time.Millisecond
 	alice := dialSDK(t, cfgA)
-	la := logEvents(t, alice)
+	la := sdktest.LogEvents(t, alice)
 	bob := dialSDK(t, sdkConfig(n, newProxy(t, n), "bob", protocol.CodecJSON))
-	lb := logEvents(t, bob)
+	lb := sdktest.LogEvents(t, bob)
 	ctx := context.Background()
 	ra, err := alice.Join(ctx, client.JoinOptions{Mode: protocol.JoinMode_JOIN_MODE_CREATE, RoomType: "relay"})
 	if err != nil {
@@ -589,7 +590,7 @@ func TestResumeTakesOverAHalfOpenConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "alice to see bob join", func() bool { return len(la.roomEvents("bob")) > 0 })
+	waitFor(t, 10*time.Second, "alice to see bob join", func() bool { return len(la.RoomEvents("bob")) > 0 })
 
 	old := pa.Conns()[0]
 	old.Silence(faultproxy.Upstream)
@@ -602,7 +603,7 @@ func TestResumeTakesOverAHalfOpenConnection(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 10*time.Second, "alice's SDK to resume", func() bool { return len(eventsOf[*client.Resumed](la)) == 1 })
+	waitFor(t, 10*time.Second, "alice's SDK to resume", func() bool { return len(sdktest.EventsOf[*client.Resumed](la)) == 1 })
 	if got := closesWith(m, protocol.CloseReplaced); got != 1 {
 		t.Errorf("%v connections closed as replaced, want the old one", got)
 	}
@@ -615,15 +616,15 @@ func TestResumeTakesOverAHalfOpenConnection(t *testing.T) {
 		}
 	}
 	waitFor(t, 10*time.Second, "the end markers", func() bool {
-		return len(la.messages("end")) == 1 && len(lb.messages("end")) == 1
+		return len(la.Messages("end")) == 1 && len(lb.Messages("end")) == 1
 	})
-	if got, want := la.messages("b"), numbered("b", 10); !slices.Equal(got, want) {
+	if got, want := la.Messages("b"), numbered("b", 10); !slices.Equal(got, want) {
 		t.Errorf("alice received %v, want %v", got, want)
 	}
-	if got, want := lb.messages("a"), numbered("a", 10); !slices.Equal(got, want) {
+	if got, want := lb.Messages("a"), numbered("a", 10); !slices.Equal(got, want) {
 		t.Errorf("bob received %v, want %v", got, want)
 	}
-	if got := kinds(lb.roomEvents("alice")); !slices.Equal(got, []protocol.RoomEventKind{
+	if got := kinds(lb.RoomEvents("alice")); !slices.Equal(got, []protocol.RoomEventKind{
 		protocol.RoomEventKind_ROOM_EVENT_DISCONNECTED, protocol.RoomEventKind_ROOM_EVENT_REJOINED,
 	}) {
 		t.Errorf("bob saw alice %v, want disconnected then rejoined", got)

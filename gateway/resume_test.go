@@ -18,6 +18,7 @@ import (
 
 	"github.com/tandemhq/tandem/faultproxy"
 	"github.com/tandemhq/tandem/gateway"
+	"github.com/tandemhq/tandem/internal/sdktest"
 	"github.com/tandemhq/tandem/protocol"
 	"github.com/tandemhq/tandem/room"
 	client "github.com/tandemhq/tandem/sdk/go"
@@ -447,7 +448,7 @@ func TestResumeSurvivesManyHandshakesInARowBeingCut(t *testing.T) {
 	})
 	p := newProxy(t, n)
 	c := dialSDK(t, sdkConfig(n, p, "p", protocol.CodecJSON))
-	l := logEvents(t, c)
+	l := sdktest.LogEvents(t, c)
 	ctx := context.Background()
 	if _, err := c.Join(ctx, client.JoinOptions{
 		Mode: protocol.JoinMode_JOIN_MODE_CREATE, RoomType: "rec",
@@ -455,7 +456,7 @@ func TestResumeSurvivesManyHandshakesInARowBeingCut(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the first messages", func() bool { return len(l.messages("n")) >= 20 })
+	waitFor(t, 10*time.Second, "the first messages", func() bool { return len(l.Messages("n")) >= 20 })
 
 	before := p.Accepted()
 	p.SetDefaults(faultproxy.Faults{Downstream: faultproxy.DirectionFaults{
@@ -470,15 +471,15 @@ func TestResumeSurvivesManyHandshakesInARowBeingCut(t *testing.T) {
 	p.SetDefaults(faultproxy.Faults{})
 
 	waitFor(t, 30*time.Second, "every message", func() bool {
-		return len(l.messages("n")) >= messages || len(eventsOf[*client.SessionLost](l)) > 0
+		return len(l.Messages("n")) >= messages || len(sdktest.EventsOf[*client.SessionLost](l)) > 0
 	})
-	if lost := eventsOf[*client.SessionLost](l); len(lost) > 0 {
+	if lost := sdktest.EventsOf[*client.SessionLost](l); len(lost) > 0 {
 		t.Fatalf("the session was lost after %d cut handshakes: %v", p.Accepted()-before-1, lost[0].Err)
 	}
-	if got := len(eventsOf[*client.Resumed](l)); got != 1 {
+	if got := len(sdktest.EventsOf[*client.Resumed](l)); got != 1 {
 		t.Errorf("%d resumes, want 1", got)
 	}
-	got := l.messages("n")
+	got := l.Messages("n")
 	for i, m := range got {
 		if strings.TrimSpace(m) != strconv.Itoa(i+1) {
 			t.Fatalf("messages %v, want 1…%d exactly once, in order", summarize(got), messages)
