@@ -167,9 +167,9 @@ func (d *driver) step(i int, st conformance.Step) {
 		}
 	case "expect_frames":
 		waitFor(fail, fmt.Sprintf("%d %s frames", st.Count, st.Body), func() bool { return p.tap.count(st.Body) >= st.Count })
-	case "reset", "silence", "throttle", "hold_away", "let_back":
+	case harness.FaultReset, harness.FaultSilence, harness.FaultThrottle, harness.FaultHoldAway, harness.FaultLetBack, harness.FaultInjectClose:
 		// A fault acts on every connection of the client, to any node.
-		f := harness.Fault{Op: st.Op, Direction: st.Direction, AfterBytes: st.AfterBytes, BytesPerSecond: st.BytesPerSecond}
+		f := harness.Fault{Op: st.Op, Direction: st.Direction, AfterBytes: st.AfterBytes, BytesPerSecond: st.BytesPerSecond, Code: st.Code}
 		for _, px := range p.byNode {
 			if err := px.Apply(f); err != nil {
 				fail("%v", err)
@@ -183,7 +183,11 @@ func (d *driver) step(i int, st conformance.Step) {
 		})
 	case "connections":
 		px := p.byNode[d.nodes.Node(st.Node).ID]
-		waitFor(fail, fmt.Sprintf("%d connections accepted, %v open", st.Accepted, st.Open), func() bool {
+		what := fmt.Sprintf("%d connections accepted", st.Accepted)
+		if st.Open != nil {
+			what += fmt.Sprintf(", %d open", *st.Open)
+		}
+		waitFor(fail, what, func() bool {
 			if got := px.Accepted(); got > st.Accepted {
 				fail("the client opened %d connections, want %d", got, st.Accepted)
 			}

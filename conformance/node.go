@@ -30,6 +30,7 @@ func (n Node) Apply(cfg *gateway.Config) {
 	cfg.Limits.MsgRate = n.MsgRate
 	cfg.Limits.MsgBurst = n.MsgBurst
 	cfg.Limits.ByteRate = n.ByteRate
+	cfg.Limits.FloodViolations = n.FloodRefusals
 	cfg.RPCs = map[string]tandem.RPC{
 		"echo": func(_ context.Context, _ *tandem.Player, data []byte) ([]byte, error) { return data, nil },
 		"fail": func(_ context.Context, _ *tandem.Player, data []byte) ([]byte, error) {

@@ -15,6 +15,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/tandemhq/tandem/protocol"
 )
 
 // Scenario is one scripted session: a node configuration and the steps
@@ -44,6 +46,7 @@ type Node struct {
 	MsgBurst      int `json:"msg_burst,omitempty"`
 	ByteRate      int `json:"byte_rate,omitempty"`
 	MaxFrameBytes int `json:"max_frame_bytes,omitempty"`
+	FloodRefusals int `json:"flood_refusals,omitempty"`
 }
 
 // Step is one step. Op names it; the other fields are its arguments (which
@@ -91,7 +94,7 @@ type Step struct {
 	AfterBytes     int64  `json:"after_bytes,omitempty"`
 	BytesPerSecond int    `json:"bytes_per_second,omitempty"`
 
-	// await_close, connections
+	// await_close, inject_close (a close code name), connections
 	Code     string `json:"code,omitempty"`
 	Accepted int    `json:"accepted,omitempty"`
 	Open     *int   `json:"open,omitempty"`
@@ -147,6 +150,7 @@ var Ops = map[string][]string{
 	"throttle":        {"client"},
 	"hold_away":       {"client"},
 	"let_back":        {"client"},
+	"inject_close":    {"client", "code"},
 	"await_close":     {"code"},
 	"connections":     {"client", "accepted"},
 	"close":           {"client"},
@@ -270,6 +274,10 @@ func (st *Step) validate(nodes []string, clients map[string]bool) error {
 	case "silence", "reset", "throttle":
 		if !slices.Contains([]string{"", "up", "down", "both"}, st.Direction) {
 			return fmt.Errorf("direction %q: want up, down or both", st.Direction)
+		}
+	case "inject_close", "await_close":
+		if _, ok := protocol.CloseCodeNamed(st.Code); !ok {
+			return fmt.Errorf("code %q is not a close code name", st.Code)
 		}
 	case "expect", "expect_none":
 		for _, k := range append(slices.Clone(st.Skip), st.Kinds...) {

@@ -54,12 +54,14 @@ type pipe struct {
 	queue          []chunk
 	queuedBytes    int
 	forwarded      int64
+	ended          bool // EndWith: nothing read from the sender is forwarded any more
 }
 
 type chunk struct {
 	data      []byte
 	deliverAt time.Time
 	eof       bool // the sender half-closed; pass the FIN on after the bytes before it
+	last      bool // EndWith's bytes: once they are written, close the connection
 }
 
 func newConn(client, server *net.TCPConn, defaults Faults) *Conn {
@@ -119,6 +121,27 @@ func (c *Conn) ResetAfter(d Direction, n int64) {
 		return
 	}
 	c.update(d, func(p *pipe) { p.resetBudget = max(n, -1) })
+}
+
+// EndWith makes b the last bytes forwarded in direction d: they follow what
+// that direction has queued already (under its faults), nothing read from
+// the sender after the call is forwarded, and once b is written the
+// connection closes on both sides (FIN). A proxy in front of a WebSocket
+// server uses it to hand the client a close frame the server never sent,
+// while the server sees the connection end without one; write b when the
+// stream is between frames (an idle connection), or the receiver sees a
+// broken frame.
+func (c *Conn) EndWith(d Direction, b []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := &c.pipes[d]
+	if c.shutDown || p.ended {
+		return
+	}
+	p.ended = true
+	p.queue = append(p.queue, chunk{data: bytes.Clone(b), deliverAt: time.Now().Add(p.latency), last: true})
+	p.queuedBytes += len(b)
+	c.broadcastLocked()
 }
 
 // Silence stops forwarding in direction d: the proxy stops reading from the
@@ -267,6 +290,9 @@ func (c *Conn) enqueue(d Direction, ch chunk) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p := &c.pipes[d]
+	if p.ended {
+		return
+	}
 	ch.deliverAt = time.Now().Add(p.latency)
 	p.queue = append(p.queue, ch)
 	p.queuedBytes += len(ch.data)
@@ -277,7 +303,7 @@ func (c *Conn) enqueue(d Direction, ch chunk) {
 // been passed on or the connection shuts down.
 func (c *Conn) writeLoop(d Direction, dst *net.TCPConn) {
 	for {
-		piece, eof, ok := c.nextPiece(d)
+		piece, eof, last, ok := c.nextPiece(d)
 		if !ok {
 			return
 		}
@@ -289,6 +315,11 @@ func (c *Conn) writeLoop(d Direction, dst *net.TCPConn) {
 		resetNow := c.recordForwarded(d, n)
 		if err != nil {
 			c.Reset()
+			return
+		}
+		if last {
+			waitSent(dst, drainTimeout, c.done)
+			_ = c.Close()
 			return
 		}
 		if resetNow {
@@ -303,9 +334,9 @@ func (c *Conn) writeLoop(d Direction, dst *net.TCPConn) {
 
 // nextPiece waits until direction d may forward something and takes it off
 // the queue: bytes that are due, not silenced, within the throttle and the
-// reset budget. eof reports the sender's FIN instead; ok is false once the
-// connection has shut down.
-func (c *Conn) nextPiece(d Direction) (piece []byte, eof, ok bool) {
+// reset budget. eof reports the sender's FIN instead, last that piece ends
+// EndWith's bytes; ok is false once the connection has shut down.
+func (c *Conn) nextPiece(d Direction) (piece []byte, eof, last, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p := &c.pipes[d]
@@ -322,7 +353,7 @@ func (c *Conn) nextPiece(d Direction) (piece []byte, eof, ok bool) {
 		}
 		if head.eof {
 			p.queue = p.queue[1:]
-			return nil, true, true
+			return nil, true, false, true
 		}
 		size := len(head.data)
 		if p.resetBudget > 0 {
@@ -338,6 +369,7 @@ func (c *Conn) nextPiece(d Direction) (piece []byte, eof, ok bool) {
 		piece = head.data[:size]
 		head.data = head.data[size:]
 		if len(head.data) == 0 {
+			last = head.last
 			p.queue = p.queue[1:]
 		}
 		p.queuedBytes -= size
@@ -345,9 +377,9 @@ func (c *Conn) nextPiece(d Direction) (piece []byte, eof, ok bool) {
 			p.resetBudget -= int64(size)
 		}
 		c.broadcastLocked() // the reader may be waiting for queue space
-		return piece, false, true
+		return piece, false, last, true
 	}
-	return nil, false, false
+	return nil, false, false, false
 }
 
 // recordForwarded counts n bytes written in direction d and reports whether

@@ -594,3 +594,39 @@ func pattern(n int) []byte {
 	}
 	return b
 }
+
+func TestEndWithDeliversItsBytesLastAndClosesBothSides(t *testing.T) {
+	serverEnd := make(chan error, 1)
+	p := startProxy(t, startServer(t, func(c net.Conn) {
+		_, err := io.Copy(c, c) // nil once the proxy's FIN arrives
+		serverEnd <- err
+	}), faultproxy.Faults{})
+	client := dial(t, p.Addr())
+	roundTrip(t, client, "hello")
+
+	conn := firstConn(t, p)
+	conn.EndWith(faultproxy.Downstream, []byte("bye"))
+	// Bytes the client sends after that are not echoed back to it.
+	write(t, client, "late")
+	got, err := io.ReadAll(client)
+	if err != nil {
+		t.Fatalf("client read after EndWith: %v", err)
+	}
+	if string(got) != "bye" {
+		t.Fatalf("client read %q after EndWith, want %q then EOF", got, "bye")
+	}
+	select {
+	case err := <-serverEnd:
+		if err != nil {
+			t.Fatalf("server side after EndWith: %v, want EOF", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("the server side saw no EOF after EndWith")
+	}
+	select {
+	case <-conn.Done():
+	case <-time.After(waitTimeout):
+		t.Fatal("the connection is not done after EndWith")
+	}
+	conn.EndWith(faultproxy.Downstream, []byte("again")) // no effect once ended
+}

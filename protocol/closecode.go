@@ -86,6 +86,16 @@ func CloseCodes() []CloseCode {
 	}
 }
 
+// CloseCodeNamed returns the close code with this name (String's inverse).
+func CloseCodeNamed(name string) (CloseCode, bool) {
+	for c, n := range closeNames {
+		if n == name {
+			return c, true
+		}
+	}
+	return 0, false
+}
+
 func (c CloseCode) String() string {
 	if n, ok := closeNames[c]; ok {
 		return n

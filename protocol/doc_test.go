@@ -109,6 +109,9 @@ func TestDocsListEveryCloseCode(t *testing.T) {
 	var want []code
 	for _, c := range protocol.CloseCodes() {
 		want = append(want, code{uint16(c), c.String(), c.Class().String()})
+		if named, ok := protocol.CloseCodeNamed(c.String()); !ok || named != c {
+			t.Errorf("CloseCodeNamed(%q) = %d, %v; want %d", c, named, ok, c)
+		}
 	}
 	var got []code
 	for _, row := range docTable(t, "Close codes") {

@@ -1,10 +1,12 @@
 package harness
 
 import (
+	"strings"
 	"sync"
 
 	"github.com/tandemhq/tandem"
 	"github.com/tandemhq/tandem/faultproxy"
+	"github.com/tandemhq/tandem/protocol"
 )
 
 // Fault ops: the scenario steps that act on a client's proxies.
@@ -14,7 +16,18 @@ const (
 	FaultThrottle = "throttle"
 	FaultHoldAway = "hold_away"
 	FaultLetBack  = "let_back"
+	// FaultInjectClose hands the client a WebSocket close frame with the
+	// step's code, as if from the server, and ends the connection; the
+	// server sees it end without a close (it holds the session). It proves
+	// an SDK's reaction to close codes a well-behaved SDK cannot make the
+	// server send (too_large, protocol_violation…). The connection must be
+	// idle, between frames.
+	FaultInjectClose = "inject_close"
 )
+
+// FaultOps are the scenario ops that are faults, applied to every proxy of
+// the step's client.
+var FaultOps = []string{FaultReset, FaultSilence, FaultThrottle, FaultHoldAway, FaultLetBack, FaultInjectClose}
 
 // Fault is a fault step, as the scenario file gives it (README.md: reset,
 // silence, throttle, hold_away, let_back).
@@ -23,6 +36,7 @@ type Fault struct {
 	Direction      string `json:"direction,omitempty"` // up, down or both; reset and throttle default to down
 	AfterBytes     int64  `json:"after_bytes,omitempty"`
 	BytesPerSecond int    `json:"bytes_per_second,omitempty"`
+	Code           string `json:"code,omitempty"` // inject_close: a close code name (docs/protocol.md §12)
 }
 
 // Proxy is the fault proxy of one client in front of one node, with the
@@ -104,9 +118,17 @@ func (p *Proxy) Apply(f Fault) error {
 		}
 	case FaultLetBack:
 		p.setDefaults(func(df *faultproxy.Faults) { df.Upstream.ResetAfter = 0 })
+	case FaultInjectClose:
+		code, ok := protocol.CloseCodeNamed(f.Code)
+		if !ok {
+			return tandem.Errorf(tandem.EInvalid, "inject_close: code %q is not a close code name", f.Code)
+		}
+		frame := closeFrame(code)
+		for _, c := range p.Conns() {
+			c.EndWith(faultproxy.Downstream, frame)
+		}
 	default:
-		return tandem.Errorf(tandem.EInvalid, "fault op %q: want %s, %s, %s, %s or %s",
-			f.Op, FaultReset, FaultSilence, FaultThrottle, FaultHoldAway, FaultLetBack)
+		return tandem.Errorf(tandem.EInvalid, "fault op %q: want one of %s", f.Op, strings.Join(FaultOps, ", "))
 	}
 	return nil
 }
@@ -116,6 +138,14 @@ func (p *Proxy) setDefaults(change func(*faultproxy.Faults)) {
 	defer p.mu.Unlock()
 	change(&p.defaults)
 	p.SetDefaults(p.defaults)
+}
+
+// closeFrame is a server's WebSocket close frame (unmasked, RFC 6455 §5.5.1)
+// with code and its name as the reason.
+func closeFrame(code protocol.CloseCode) []byte {
+	reason := code.String()
+	b := []byte{0x88, byte(2 + len(reason)), byte(code >> 8), byte(code)}
+	return append(b, reason...)
 }
 
 // directions reads a step's direction; "" is down.

@@ -283,6 +283,7 @@ func TestBadRequestsAreAnsweredWithACodeAndAMessage(t *testing.T) {
 		{"POST", sc + "/proxies/alice/a/fault", map[string]string{"op": "teleport"}, 400, "invalid"},
 		{"POST", sc + "/proxies/alice/a/fault", map[string]string{"op": "silence"}, 400, "invalid"},
 		{"POST", sc + "/proxies/alice/a/fault", map[string]string{"op": "reset", "direction": "sideways"}, 400, "invalid"},
+		{"POST", sc + "/proxies/alice/a/fault", map[string]string{"op": "inject_close", "code": "goodbye"}, 400, "invalid"},
 		{"POST", sc + "/proxies/bob/a/fault", map[string]string{"op": "reset"}, 404, "not_found"},
 		{"GET", sc + "/closes?node=z", nil, 404, "not_found"},
 		{"POST", sc + "/drain", map[string]any{"timeout_ms": -1}, 400, "invalid"},
