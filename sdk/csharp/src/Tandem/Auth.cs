@@ -1,5 +1,5 @@
 // Player login against the web server's player API (/api/v1; docs/api.md),
-// as sdk/go/auth.go: guest login, keeping the realtime token fresh (through
+// as sdk/go/auth.go: guest login, email and password, keeping the realtime token fresh (through
 // the realtime-token route while the access token is fresh, by a refresh
 // otherwise), and the realtime URL to use (Locate). Tokens and secrets are
 // never put in an exception message.
@@ -52,7 +52,7 @@ namespace Tandem
         }
 
         public string PlayerId { get; private set; }
-        /// <summary>The first login of the device created the player.</summary>
+        /// <summary>The login created the player: RegisterAsync, or the first guest login of a device.</summary>
         public bool Created { get; private set; }
         public string SessionId { get { lock (mu) return sessionId; } }
         /// <summary>The realtime endpoint the web server named last, such as ws://127.0.0.1:7701/ws.</summary>
@@ -75,14 +75,49 @@ namespace Tandem
         /// the secret or a refresh token again to wherever it points, so any 3xx is an HttpStatusException. A
         /// client passed as http should not follow redirects either.
         /// </summary>
-        public static async Task<Auth> LoginGuestAsync(string baseUrl, string deviceId, string secret,
+        public static Task<Auth> LoginGuestAsync(string baseUrl, string deviceId, string secret,
             CancellationToken ct = default(CancellationToken), HttpClient http = null, TimeSpan? margin = null)
+        {
+            var body = new JObject { { "device_id", deviceId }, { "secret", secret } };
+            return LoginAsync("/api/v1/auth/guest", baseUrl, body, ct, http, margin);
+        }
+
+        /// <summary>
+        /// Creates a player with an email and a password (at least 8 characters) and logs in; Created is true.
+        /// displayName and deviceId may be null (deviceId names the device to the server, as for device bans). An
+        /// email already taken, or an invalid field, is a ServerException with code validation_failed and Fields
+        /// naming the field. margin and http as for LoginGuestAsync.
+        /// </summary>
+        public static Task<Auth> RegisterAsync(string baseUrl, string email, string password, string displayName = null,
+            string deviceId = null, CancellationToken ct = default(CancellationToken), HttpClient http = null, TimeSpan? margin = null)
+        {
+            var body = new JObject { { "email", email }, { "password", password } };
+            // The server refuses an empty display name or device id: absent means none.
+            if (!string.IsNullOrEmpty(displayName)) body["display_name"] = displayName;
+            if (!string.IsNullOrEmpty(deviceId)) body["device_id"] = deviceId;
+            return LoginAsync("/api/v1/auth/register", baseUrl, body, ct, http, margin);
+        }
+
+        /// <summary>
+        /// Logs in with an email and a password. A wrong email or password is a ServerException with code
+        /// unauthenticated (the server does not say which). deviceId may be null; margin and http as for
+        /// LoginGuestAsync.
+        /// </summary>
+        public static Task<Auth> LoginEmailAsync(string baseUrl, string email, string password, string deviceId = null,
+            CancellationToken ct = default(CancellationToken), HttpClient http = null, TimeSpan? margin = null)
+        {
+            var body = new JObject { { "email", email }, { "password", password } };
+            if (!string.IsNullOrEmpty(deviceId)) body["device_id"] = deviceId;
+            return LoginAsync("/api/v1/auth/login", baseUrl, body, ct, http, margin);
+        }
+
+        /// <summary>POSTs a login-type request (its answer is an AuthResult) and holds the tokens of the answer.</summary>
+        static async Task<Auth> LoginAsync(string path, string baseUrl, JObject body, CancellationToken ct, HttpClient http, TimeSpan? margin)
         {
             if (http == null) http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { Timeout = RequestTimeout };
             var a = new Auth(http, baseUrl, margin ?? TimeSpan.FromSeconds(30));
-            var body = new JObject { { "device_id", deviceId }, { "secret", secret } };
             var sent = DateTime.UtcNow;
-            var res = await a.CallAsync("/api/v1/auth/guest", null, body, ct).ConfigureAwait(false);
+            var res = await a.CallAsync(path, null, body, ct).ConfigureAwait(false);
             a.PlayerId = (string)res.Item1["player_id"] ?? "";
             a.Created = (bool?)res.Item1["created"] ?? false;
             if (a.PlayerId == "") throw new TandemException("tandem: the login answer lacks the player id");
