@@ -689,9 +689,11 @@ export class Client {
    * Makes conn the client's connection after connected: records the
    * session, drops what the server acknowledged, sends ack_frame with the
    * positions (which confirms the new resume token) and resends the
-   * unacknowledged reliable frames in order.
+   * unacknowledged reliable frames in order. beforeFrames runs before the
+   * frames that came behind connected are dispatched: a reconnect's
+   * resumed or sessionLost comes before them.
    */
-  private attach(conn: Conn, env: Envelope): void {
+  private attach(conn: Conn, env: Envelope, beforeFrames?: () => void): void {
     if (env.body.case !== "connected") throw unexpectedReply(env);
     const cd = env.body.value;
     if (this.stopErr) {
@@ -723,6 +725,8 @@ export class Client {
     s.streams.dirty = false;
     this.sendUnreliable(conn, frames.ackFrame(s.streams.positions()));
     for (const f of s.resend.frames) conn.send(f.payload);
+    beforeFrames?.();
+    if (this.stopErr || this.conn !== conn) return; // a listener closed the client
     this.serveCurrent(conn);
   }
 
@@ -854,8 +858,7 @@ export class Client {
         if (resume && got.env.body.case === "connected" && !got.env.body.value.resumed) {
           lost = this.loseSession(new Error("tandem: the server started a new session instead of resuming"));
         }
-        this.attach(got.conn, got.env);
-        this.endDisconnection(lost);
+        this.attach(got.conn, got.env, () => this.endDisconnection(lost));
         return;
       }
     } finally {
