@@ -138,12 +138,25 @@ func (c *conn) finish() {
 	c.g.untrack(c)
 }
 
-// lingerRead reads and drops what the peer still sends, until it closes or
-// the close grace passes. Closing a socket with unread bytes makes the kernel
-// send a reset, which can destroy the close frame before the peer reads it.
+// lingerRead reads and drops what the peer still sends, until its close
+// frame (the handshake is over: the server closes TCP first, as RFC 6455
+// §7.1.1 asks and browsers wait for), until it closes, or until the close
+// grace passes. Closing a socket with unread bytes makes the kernel send a
+// reset, which can destroy the close frame before the peer reads it. When
+// the stream is not at a frame boundary (a frame cut short by too_large),
+// the headers read are garbage and it drops bytes up to the same bounds.
 func (c *conn) lingerRead() {
 	_ = c.nc.SetReadDeadline(time.Now().Add(c.g.cfg.CloseGrace))
-	_, _ = io.Copy(io.Discard, io.LimitReader(c.nc, int64(4*c.g.cfg.MaxFrameBytes)))
+	r := io.LimitReader(c.nc, int64(4*c.g.cfg.MaxFrameBytes))
+	for {
+		h, err := ws.ReadHeader(r)
+		if err != nil {
+			return
+		}
+		if _, err := io.CopyN(io.Discard, r, h.Length); err != nil || h.OpCode == ws.OpClose {
+			return
+		}
+	}
 }
 
 // abortAfter closes the socket if the connection has not ended within d.

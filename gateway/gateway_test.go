@@ -456,3 +456,20 @@ func TestConcurrentJoinOrCreateNeverAnswersRoomFull(t *testing.T) {
 		}
 	}
 }
+
+// After a close the server started for a broken rule, the client's close
+// frame completes the handshake and the server closes TCP at once (RFC 6455
+// §7.1.1: a browser waits for that), not when the close grace runs out.
+func TestServerClosesTCPOnceTheClientAnswersItsClose(t *testing.T) {
+	n := startNode(t, func(c *gateway.Config) { c.CloseGrace = time.Hour })
+	c := dialRaw(t, n.url, protocol.CodecJSON)
+	c.sendBytes(ws.OpText, []byte(`{"connect":`))
+	if got := c.closeCode(); got != protocol.CloseProtocolViolation {
+		t.Fatalf("close code %s, want protocol_violation", got)
+	}
+	c.sendBytes(ws.OpClose, ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))
+	_ = c.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if n, err := c.conn.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("read after the close handshake: %d bytes, %v; want EOF from the server", n, err)
+	}
+}
