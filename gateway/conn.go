@@ -29,8 +29,9 @@ type conn struct {
 
 	// Owned by the reader goroutine.
 	confirmPending bool
-	endSession     bool // the client closed normally: end the session, hold nothing
-	linger         bool // read what the peer still sends before closing the socket
+	endSession     bool  // the client closed normally: end the session, hold nothing
+	linger         bool  // read what the peer still sends before closing the socket
+	unread         int64 // the payload of the frame readFrame refused unread; lingerRead drops it first
 	nextAck        uint64
 	rttUs          atomic.Uint32
 	nextPing       atomic.Int64 // unix nanoseconds; owned by the sweeper
@@ -227,12 +228,15 @@ func (c *conn) readFrame(h ws.Header, buf []byte) ([]byte, ws.OpCode, error) {
 			}
 		}
 		if !h.Masked {
+			c.unread = h.Length
 			return nil, 0, ws.ErrProtocolMaskRequired
 		}
 		if h.Rsv != 0 {
+			c.unread = h.Length
 			return nil, 0, ws.ErrProtocolNonZeroRsv
 		}
 		if h.Length > int64(c.g.cfg.MaxFrameBytes) || int64(len(msg))+h.Length > int64(c.g.cfg.MaxFrameBytes) {
+			c.unread = h.Length
 			return nil, 0, errFrameTooLarge
 		}
 		start := len(msg)

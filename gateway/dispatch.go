@@ -138,16 +138,23 @@ func (c *conn) finish() {
 	c.g.untrack(c)
 }
 
-// lingerRead reads and drops what the peer still sends, until its close
-// frame (the handshake is over: the server closes TCP first, as RFC 6455
-// §7.1.1 asks and browsers wait for), until it closes, or until the close
-// grace passes. Closing a socket with unread bytes makes the kernel send a
-// reset, which can destroy the close frame before the peer reads it. When
-// the stream is not at a frame boundary (a frame cut short by too_large),
-// the headers read are garbage and it drops bytes up to the same bounds.
+// lingerRead reads and drops what the peer still sends — first the rest of
+// a frame refused unread (too_large, say), then frame by frame — until its
+// close frame (the handshake is over: the server closes TCP first, as RFC
+// 6455 §7.1.1 asks and browsers wait for), until it closes, until 4 maximum
+// frames were dropped (and 4 of the refused frame), or until the close
+// grace passes. Closing a socket
+// with unread bytes makes the kernel send a reset, which can destroy the
+// close frame before the peer reads it. After broken framing (a frame that
+// did not decode is whole: the stream is still at a boundary) the headers
+// read may be garbage; the same bounds hold.
 func (c *conn) lingerRead() {
 	_ = c.nc.SetReadDeadline(time.Now().Add(c.g.cfg.CloseGrace))
-	r := io.LimitReader(c.nc, int64(4*c.g.cfg.MaxFrameBytes))
+	bound := int64(4 * c.g.cfg.MaxFrameBytes)
+	if _, err := io.CopyN(io.Discard, io.LimitReader(c.nc, bound), c.unread); err != nil {
+		return
+	}
+	r := io.LimitReader(c.nc, bound)
 	for {
 		h, err := ws.ReadHeader(r)
 		if err != nil {

@@ -473,3 +473,30 @@ func TestServerClosesTCPOnceTheClientAnswersItsClose(t *testing.T) {
 		t.Fatalf("read after the close handshake: %d bytes, %v; want EOF from the server", n, err)
 	}
 }
+
+// A frame refused as too large is dropped whole before the server looks for
+// the client's close frame: bytes of its payload that look like a close
+// frame do not end the linger early (the unread rest would make the kernel
+// reset the connection).
+func TestTooLargeFrameIsDroppedWholeBeforeTheClose(t *testing.T) {
+	n := startNode(t, func(c *gateway.Config) { c.CloseGrace = time.Hour; c.MaxFrameBytes = 1024 })
+	c := dialRaw(t, n.url, protocol.CodecBinary)
+	// Mask 0: the payload goes as is, every byte 0x88 — a close header.
+	payload := bytes.Repeat([]byte{0x88}, 4096)
+	var frame bytes.Buffer
+	if err := ws.WriteHeader(&frame, ws.Header{Fin: true, OpCode: ws.OpBinary, Masked: true, Length: int64(len(payload))}); err != nil {
+		t.Fatal(err)
+	}
+	frame.Write(payload)
+	if _, err := c.conn.Write(frame.Bytes()); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if got := c.closeCode(); got != protocol.CloseTooLarge {
+		t.Fatalf("close code %s, want too_large", got)
+	}
+	c.sendBytes(ws.OpClose, ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))
+	_ = c.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if n, err := c.conn.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("read after the close handshake: %d bytes, %v; want EOF (not a reset)", n, err)
+	}
+}
