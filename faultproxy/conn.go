@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"time"
 )
@@ -124,13 +125,14 @@ func (c *Conn) ResetAfter(d Direction, n int64) {
 }
 
 // EndWith makes b the last bytes forwarded in direction d: they follow what
-// that direction has queued already (under its faults), nothing read from
-// the sender after the call is forwarded, and once b is written the
-// connection closes on both sides (FIN). A proxy in front of a WebSocket
-// server uses it to hand the client a close frame the server never sent,
-// while the server sees the connection end without one; write b when the
-// stream is between frames (an idle connection), or the receiver sees a
-// broken frame.
+// that direction has queued already (under its latency and throttle; a
+// silence on d is lifted, and a FIN queued there is dropped), nothing read
+// from the sender after the call is forwarded, and once b is written the
+// other direction stops too and the connection closes on both sides (FIN).
+// A proxy in front of a WebSocket server uses it to hand the client a close
+// frame the server never sent: the server sees the connection end without
+// a close frame, not even the client's answer. Write b when the stream is
+// between frames (an idle connection), or the receiver sees a broken frame.
 func (c *Conn) EndWith(d Direction, b []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -138,7 +140,8 @@ func (c *Conn) EndWith(d Direction, b []byte) {
 	if c.shutDown || p.ended {
 		return
 	}
-	p.ended = true
+	p.ended, p.silenced = true, false
+	p.queue = slices.DeleteFunc(p.queue, func(ch chunk) bool { return ch.eof })
 	p.queue = append(p.queue, chunk{data: bytes.Clone(b), deliverAt: time.Now().Add(p.latency), last: true})
 	p.queuedBytes += len(b)
 	c.broadcastLocked()
@@ -310,6 +313,11 @@ func (c *Conn) writeLoop(d Direction, dst *net.TCPConn) {
 		if eof {
 			_ = dst.CloseWrite()
 			return
+		}
+		if last {
+			// Nothing more goes the other way either: the receiver's
+			// answer to EndWith's bytes must not reach the sender.
+			c.update(1-d, func(o *pipe) { o.ended, o.queue, o.queuedBytes = true, nil, 0 })
 		}
 		n, err := dst.Write(piece)
 		resetNow := c.recordForwarded(d, n)
