@@ -1,9 +1,11 @@
 #!/bin/sh
 # Builds the C# SDK and runs its NUnit tests. The end-to-end tests need a
 # tandem binary: TANDEM_BIN=/path/to/tandem (go build -o /tmp/tandem
-# ./cmd/tandem). Without mono or TANDEM_BIN they are skipped, except under
-# CI=true, where they fail. Extra arguments go to nunit-console (such as
-# -run:Tandem.Tests.CodecTests).
+# ./cmd/tandem); the conformance driver needs the harness server:
+# TANDEM_HARNESS_BIN=/path/to/tandem-harness (go build -o
+# /tmp/tandem-harness ./conformance/cmd/harness). Without mono or a binary
+# they are skipped, except under CI=true, where they fail. Extra arguments
+# go to nunit-console (such as -run:Tandem.Tests.CodecTests).
 set -eu
 cd "$(dirname "$0")"
 if ! command -v mono >/dev/null || ! command -v mcs >/dev/null || ! command -v nunit-console >/dev/null; then
@@ -14,6 +16,10 @@ if ! command -v mono >/dev/null || ! command -v mcs >/dev/null || ! command -v n
 fi
 if [ -z "${TANDEM_BIN:-}" ] && [ "${CI:-}" = true ]; then
 	echo "test.sh: TANDEM_BIN is not set (CI=true)" >&2
+	exit 1
+fi
+if [ -z "${TANDEM_HARNESS_BIN:-}" ] && [ "${CI:-}" = true ]; then
+	echo "test.sh: TANDEM_HARNESS_BIN is not set (CI=true)" >&2
 	exit 1
 fi
 ./build.sh

@@ -24,7 +24,7 @@ namespace Tandem.Tests
     /// The browser's WebSocket as the jslib uses it, on ClientWebSocket: the callbacks of one socket come from
     /// one task, in order (open, messages, close) with the bytes in unmanaged memory; the close of the server's
     /// is answered at once with its code; sends are buffered; a close with a code the browser would refuse
-    /// goes as 1000; Free closes an open socket with 4000 and silences it.
+    /// goes as 4000; Free closes an open socket with 4000 and silences it.
     /// </summary>
     sealed class BrowserStandIn : IWebSocketBridge
     {
@@ -192,7 +192,7 @@ namespace Tandem.Tests
                 s.Ws.Abort(); // still connecting: the browser fails the connection
                 return;
             }
-            if (code != 1000 && (code < 3000 || code > 4999)) code = 1000;
+            if (code != 1000 && (code < 3000 || code > 4999)) code = 4000;
             Buffer(s, () => s.Ws.CloseOutputAsync((WebSocketCloseStatus)code, reason, CancellationToken.None));
         }
 

@@ -93,11 +93,11 @@ var TandemWebSocketLibrary = {
   // Starts the closing handshake; onClose follows with the peer's answer.
   // Nothing once it has begun: the browser answers a close of the server's
   // itself. A browser sends only 1000 and 3000–4999: another code is sent
-  // as 1000.
+  // as 4000 (abnormal), never as 1000, which the server takes for a logout.
   TandemWebSocketClose: function (id, code, reasonPtr) {
     var ws = tandemWS.sockets[id];
     if (!ws || ws.readyState > 1) return;
-    if (code !== 1000 && (code < 3000 || code > 4999)) code = 1000;
+    if (code !== 1000 && (code < 3000 || code > 4999)) code = 4000;
     ws.close(code, UTF8ToString(reasonPtr));
   },
 
