@@ -17,8 +17,8 @@ namespace Tandem.Tests
     public class ConformanceTests
     {
         /// <summary>
-        /// Scenarios run at once (the harness allows 4). One: a scenario that floods a client (slow_consumer)
-        /// needs the SDK to read JSON about as fast as the node relays it, which Mono does with little to spare.
+        /// Scenarios run at once (the harness allows 4). One: the scenarios share this process, and one that
+        /// floods a client (slow_consumer) needs its fast reader to keep up with the node on this 2-core machine.
         /// </summary>
         const int Parallel = 1;
 
