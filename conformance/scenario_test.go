@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/tandemhq/tandem/conformance"
+	"github.com/tandemhq/tandem/protocol"
 )
 
 func TestEveryScenarioFileLoads(t *testing.T) {
@@ -42,6 +43,37 @@ func TestAScenarioThatCannotRunIsRefused(t *testing.T) {
 			t.Errorf("%s: loaded", name)
 		} else if !strings.Contains(err.Error(), "bad.json") {
 			t.Errorf("%s: error %q does not name the file", name, err)
+		}
+	}
+}
+
+// TestEveryCloseCodeIsCovered: each close code of the protocol is what
+// some scenario expects a client to see (or a node to send), so a new code
+// cannot land without a scenario proving every SDK's reaction to it.
+func TestEveryCloseCodeIsCovered(t *testing.T) {
+	scenarios, err := conformance.Load(scenarioDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, s := range scenarios {
+		for _, st := range s.Steps {
+			if st.Op == "inject_close" || st.Op == "await_close" {
+				seen[st.Code] = true
+			}
+			if st.Error != nil && st.Error.Close != "" {
+				seen[st.Error.Close] = true
+			}
+			for _, ev := range st.Events {
+				if code, ok := ev["code"].(string); ok && (ev.Kind() == "disconnected" || ev.Kind() == "closed" || ev.Kind() == "session_lost") {
+					seen[code] = true
+				}
+			}
+		}
+	}
+	for _, c := range protocol.CloseCodes() {
+		if !seen[c.String()] {
+			t.Errorf("no scenario covers the close code %s (%d)", c, c)
 		}
 	}
 }
