@@ -50,6 +50,8 @@ func TestBrowserPlayersMatchMoveAndOneResumesAfterACut(t *testing.T) {
 		t.Fatalf("alice is in room %s, bob in %s", room, bobs)
 	}
 	aliceID := get(t, alice, "read alice's id", chromedp.Evaluate[string](`document.getElementById("me").textContent`))
+	// The page shows its round-trip time once the client has measured one.
+	do(t, alice, "see the ping shown", chromedp.Poll[chromedp.Void](`/^ping \d+ ms$/.test(document.getElementById("ping").textContent)`))
 
 	moveAndWatch(t, alice, bob, aliceID)
 
@@ -63,6 +65,9 @@ func TestBrowserPlayersMatchMoveAndOneResumesAfterACut(t *testing.T) {
 	do(t, bob, "see the page connected again", chromedp.WaitVisible(css(`#conn[data-state="connected"]`)))
 	if got := inArena(t, bob, 2); got != room {
 		t.Fatalf("after the cut bob shows room %s, want %s", got, room)
+	}
+	if n := proxy.Accepted(); n < 2 {
+		t.Fatalf("the proxy accepted %d connections: bob's page did not come back through it", n)
 	}
 	// The resumed session still gets the room's stream.
 	moveAndWatch(t, alice, bob, aliceID)
