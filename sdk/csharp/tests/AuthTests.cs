@@ -1,13 +1,18 @@
 // Auth against a tiny local HTTP server: a redirect is not followed, so the
 // device secret never goes where the redirect points. Email login against a
 // real `tandem dev` (TANDEM_BIN): register, log in and connect, a wrong
-// password, an email taken.
+// password, an email taken. Refresh against a `tandem dev` whose tokens are
+// stale as they arrive: shared by concurrent callers, rotated, and a reused
+// refresh token ending the session.
 using System;
+using System.Collections.Generic;
 using System.Linq;
 using System.Net;
+using System.Net.Http;
 using System.Net.Sockets;
 using System.Threading;
 using System.Threading.Tasks;
+using Newtonsoft.Json.Linq;
 using NUnit.Framework;
 using Tandem.Protocol;
 
@@ -16,18 +21,164 @@ namespace Tandem.Tests
     [TestFixture]
     public class AuthTests
     {
-        DevServer server; // started by the first test that needs it
+        DevServer server, staleServer; // started by the first test that needs each
 
         [TestFixtureTearDown]
         public void StopServer()
         {
             if (server != null) server.Dispose();
+            if (staleServer != null) staleServer.Dispose();
         }
 
         DevServer Server()
         {
             if (server == null) server = DevServer.Start();
             return server;
+        }
+
+        /// <summary>
+        /// A server whose tokens are stale as they arrive, without waiting: access tokens live 1 ns; realtime
+        /// tokens expire at the next whole second, and the Auth counts from the Date header (whole seconds) + 1 s,
+        /// so it sees them expired already. Every token wanted takes a request.
+        /// </summary>
+        DevServer StaleServer()
+        {
+            if (staleServer == null) staleServer = DevServer.Start("--player-access-ttl", "1ns", "--realtime-token-ttl", "1s");
+            return staleServer;
+        }
+
+        /// <summary>One call of an Auth: its path, the refresh token sent, the answer's status and refresh token.</summary>
+        sealed class Call
+        {
+            public string Path, Sent, Got;
+            public int Status;
+            public override string ToString() { return Path + " " + Status; }
+        }
+
+        /// <summary>The Auth's HTTP client, recording every call (and following no redirect, as the SDK's own).</summary>
+        sealed class Recording : DelegatingHandler
+        {
+            readonly List<Call> calls = new List<Call>();
+
+            public Recording() : base(new HttpClientHandler { AllowAutoRedirect = false }) { }
+
+            public List<Call> Calls { get { lock (calls) return calls.ToList(); } }
+
+            protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage req, CancellationToken ct)
+            {
+                var call = new Call { Path = req.RequestUri.AbsolutePath };
+                if (req.Content != null) call.Sent = RefreshToken(await req.Content.ReadAsStringAsync());
+                var resp = await base.SendAsync(req, ct);
+                call.Status = (int)resp.StatusCode;
+                await resp.Content.LoadIntoBufferAsync();
+                call.Got = RefreshToken(await resp.Content.ReadAsStringAsync());
+                lock (calls) calls.Add(call);
+                return resp;
+            }
+
+            static string RefreshToken(string json)
+            {
+                var o = json.Trim() == "" ? null : JsonCodec.Parse(json) as JObject;
+                return o != null ? (string)o["refresh_token"] : null;
+            }
+        }
+
+        static Task<Auth> LoginRecorded(DevServer s, Recording rec)
+        {
+            return Auth.LoginGuestAsync(s.Web, "device-" + Guid.NewGuid().ToString("N"), Auth.NewDeviceSecret(), http: new HttpClient(rec));
+        }
+
+        static string[] Paths(Recording rec) { return rec.Calls.Select(c => c.ToString()).ToArray(); }
+
+        [Test]
+        public async Task ARealtimeTokenWhileTheAccessTokenIsStaleRefreshesOnceRotatedAndAReuseEndsTheSession()
+        {
+            var s = StaleServer();
+            var rec = new Recording();
+            var auth = await LoginRecorded(s, rec);
+            var first = rec.Calls[0].Got;
+
+            // Two callers at once share one refresh, which uses the login's refresh token.
+            var both = await Task.WhenAll(auth.RealtimeTokenAsync(CancellationToken.None), auth.RealtimeTokenAsync(CancellationToken.None));
+            Assert.AreEqual(both[0], both[1]);
+            CollectionAssert.AreEqual(new[] { "/api/v1/auth/guest 200", "/api/v1/auth/refresh 200" }, Paths(rec));
+            Assert.AreEqual(first, rec.Calls[1].Sent);
+            var rotated = rec.Calls[1].Got;
+            StringAssert.StartsWith("tpr_", rotated);
+            Assert.AreNotEqual(first, rotated, "the refresh rotated the refresh token");
+
+            // The rotated token works.
+            await auth.RefreshAsync(CancellationToken.None);
+            Assert.AreEqual(3, rec.Calls.Count);
+            Assert.AreEqual(rotated, rec.Calls[2].Sent);
+            Assert.AreEqual(200, rec.Calls[2].Status);
+            var current = rec.Calls[2].Got;
+
+            // The login's token again: a reuse. (Not the token used up last, which the server honours once within
+            // 30 s, for a client whose answer was lost: docs/players.md.) It is refused and the whole session ends.
+            using (var http = new HttpClient())
+            {
+                var reuse = await http.PostAsync(s.Web + "/api/v1/auth/refresh",
+                    new StringContent(new JObject { { "refresh_token", first } }.ToString(), System.Text.Encoding.UTF8, "application/json"));
+                Assert.AreEqual(401, (int)reuse.StatusCode);
+                Assert.AreEqual(ErrorCodes.Unauthenticated, (uint)JObject.Parse(await reuse.Content.ReadAsStringAsync())["code"]);
+            }
+
+            // So the Auth's own refresh token is refused too: it is logged out, and stays so without asking again.
+            var e = Assert.Throws<LoggedOutException>(() => auth.RealtimeTokenAsync(CancellationToken.None).GetAwaiter().GetResult());
+            Assert.IsInstanceOf<ServerException>(e.InnerException);
+            Assert.AreEqual(ErrorCodes.Unauthenticated, ((ServerException)e.InnerException).Code);
+            Assert.AreEqual(4, rec.Calls.Count);
+            Assert.AreEqual("/api/v1/auth/refresh", rec.Calls[3].Path);
+            Assert.AreEqual(current, rec.Calls[3].Sent);
+            Assert.AreEqual(401, rec.Calls[3].Status);
+            Assert.Throws<LoggedOutException>(() => auth.AccessTokenAsync(CancellationToken.None).GetAwaiter().GetResult());
+            Assert.Throws<LoggedOutException>(() => auth.RefreshAsync(CancellationToken.None).GetAwaiter().GetResult());
+            Assert.AreEqual(4, rec.Calls.Count);
+        }
+
+        [Test]
+        public async Task TwoRefreshesAtOnceShareOneRequest()
+        {
+            var rec = new Recording();
+            var auth = await LoginRecorded(StaleServer(), rec);
+            // Two requests would present one refresh token twice: the server honours the second as a retry and
+            // takes the pair the first got as used, so the Auth could keep a dead token.
+            await Task.WhenAll(auth.RefreshAsync(CancellationToken.None), auth.RefreshAsync(CancellationToken.None));
+            CollectionAssert.AreEqual(new[] { "/api/v1/auth/guest 200", "/api/v1/auth/refresh 200" }, Paths(rec));
+            // The Auth holds the token that refresh got, and it works.
+            await auth.RefreshAsync(CancellationToken.None);
+            Assert.AreEqual(rec.Calls[1].Got, rec.Calls[2].Sent);
+            Assert.AreEqual(200, rec.Calls[2].Status);
+        }
+
+        [Test]
+        public async Task AnAccessTokenWantedWhileStaleTakesOneRefresh()
+        {
+            var rec = new Recording();
+            var auth = await LoginRecorded(StaleServer(), rec);
+            // The new access token is as fresh as the server allows: the Auth does not ask again.
+            var access = await auth.AccessTokenAsync(CancellationToken.None);
+            StringAssert.StartsWith("tpa_", access);
+            CollectionAssert.AreEqual(new[] { "/api/v1/auth/guest 200", "/api/v1/auth/refresh 200" }, Paths(rec));
+        }
+
+        [Test]
+        public async Task ALogoutEndsTheSessionOnTheServer()
+        {
+            var rec = new Recording();
+            var auth = await LoginRecorded(Server(), rec);
+            await auth.LogoutAsync(CancellationToken.None);
+            CollectionAssert.AreEqual(new[] { "/api/v1/auth/guest 200", "/api/v1/auth/logout 204" }, Paths(rec));
+            // Its refresh token is refused now, and the Auth is logged out without asking.
+            using (var http = new HttpClient())
+            {
+                var after = await http.PostAsync(Server().Web + "/api/v1/auth/refresh",
+                    new StringContent(new JObject { { "refresh_token", rec.Calls[0].Got } }.ToString(), System.Text.Encoding.UTF8, "application/json"));
+                Assert.AreEqual(401, (int)after.StatusCode);
+            }
+            Assert.Throws<LoggedOutException>(() => auth.AccessTokenAsync(CancellationToken.None).GetAwaiter().GetResult());
+            Assert.AreEqual(2, rec.Calls.Count);
         }
 
         static string NewEmail() { return "ann-" + Guid.NewGuid().ToString("N").Substring(0, 12) + "@example.com"; }

@@ -41,8 +41,15 @@ namespace Tandem
         string access = "", refresh = "", realtime = "", realtimeUrl = "", sessionId = "";
         DateTime accessExp, realtimeExp;       // local clock (UTC)
         TimeSpan accessLife, realtimeLife;
-        Task inflight;                         // the request for new tokens under way
+        Call inflight;                         // the request for new tokens under way
         Exception ended;
+
+        /// <summary>A request for new tokens; Refreshes once it uses (or falls back to) the refresh token. Guarded by mu.</summary>
+        sealed class Call
+        {
+            public Task Done;
+            public bool Refreshes;
+        }
 
         Auth(HttpClient http, string baseUrl, TimeSpan margin)
         {
@@ -141,7 +148,7 @@ namespace Tandem
             lock (mu)
             {
                 if (ended != null) throw ended;
-                call = inflight ?? StartCall(!Fresh(accessExp, accessLife));
+                call = (inflight ?? StartCall(!Fresh(accessExp, accessLife))).Done;
             }
             await Wait(call, ct).ConfigureAwait(false);
             lock (mu)
@@ -152,31 +159,41 @@ namespace Tandem
             }
         }
 
-        /// <summary>Refreshes now with the refresh token (single-use, rotated).</summary>
+        /// <summary>
+        /// Refreshes now with the refresh token (single-use, rotated), joining a refresh under way: two at once
+        /// would present the same token twice, and the server takes that for a stolen copy.
+        /// </summary>
         public async Task RefreshAsync(CancellationToken ct)
         {
-            Task call;
-            lock (mu)
+            while (true)
             {
-                if (ended != null) throw ended;
-                call = StartCall(true, force: true);
+                Call call;
+                lock (mu)
+                {
+                    if (ended != null) throw ended;
+                    call = inflight ?? StartCall(true);
+                }
+                await Wait(call.Done, ct).ConfigureAwait(false);
+                lock (mu)
+                {
+                    if (ended != null) throw ended;
+                    if (call.Refreshes) return;
+                }
             }
-            await Wait(call, ct).ConfigureAwait(false);
         }
 
         /// <summary>Ends the login session on the server and forgets the tokens.</summary>
         public async Task LogoutAsync(CancellationToken ct)
         {
-            string bearer;
             lock (mu)
-            {
                 if (ended != null) return;
-                bearer = access;
-            }
             try
             {
+                // A fresh access token: a stale one would be refused and the session left open.
+                var bearer = await AccessTokenAsync(ct).ConfigureAwait(false);
                 await CallAsync("/api/v1/auth/logout", bearer, null, ct).ConfigureAwait(false);
             }
+            catch (LoggedOutException) { }
             catch (ServerException e) when (e.Code == ErrorCodes.Unauthenticated) { }
             lock (mu) End(new LoggedOutException(null));
         }
@@ -185,7 +202,7 @@ namespace Tandem
         {
             while (true)
             {
-                Task call;
+                Call call;
                 lock (mu)
                 {
                     if (ended != null) throw ended;
@@ -197,14 +214,14 @@ namespace Tandem
                         call = StartCall(!realtimeKind || !Fresh(accessExp, accessLife));
                     }
                 }
-                await Wait(call, ct).ConfigureAwait(false);
+                await Wait(call.Done, ct).ConfigureAwait(false);
                 lock (mu)
                 {
                     if (ended != null) throw ended;
                     // What the call just got is as fresh as the server allows: no second look, which against
-                    // very short lifetimes would ask forever.
+                    // very short lifetimes would ask forever. Only a refresh gets an access token.
                     if (realtimeKind && realtime != "") return realtime;
-                    if (!realtimeKind && Fresh(accessExp, accessLife)) return access;
+                    if (!realtimeKind && (call.Refreshes || Fresh(accessExp, accessLife))) return access;
                 }
             }
         }
@@ -226,25 +243,25 @@ namespace Tandem
         /// Starts the request for new tokens (the caller holds mu). It runs apart from any caller's
         /// cancellation: a refresh uses the refresh token up, so an answer nobody reads would leave a used one.
         /// </summary>
-        Task StartCall(bool doRefresh, bool force = false)
+        Call StartCall(bool doRefresh)
         {
-            if (inflight != null && !force) return inflight;
-            Task t = null;
-            t = Task.Run(async () =>
+            if (inflight != null) return inflight;
+            var c = new Call { Refreshes = doRefresh };
+            inflight = c;
+            c.Done = Task.Run(async () =>
             {
                 try
                 {
                     if (doRefresh) await DoRefreshAsync().ConfigureAwait(false);
-                    else await RenewRealtimeAsync().ConfigureAwait(false);
+                    else await RenewRealtimeAsync(c).ConfigureAwait(false);
                 }
                 finally
                 {
                     lock (mu)
-                        if (inflight == t) inflight = null;
+                        if (inflight == c) inflight = null;
                 }
             });
-            inflight = t;
-            return t;
+            return c;
         }
 
         async Task DoRefreshAsync()
@@ -274,7 +291,7 @@ namespace Tandem
             }
         }
 
-        async Task RenewRealtimeAsync()
+        async Task RenewRealtimeAsync(Call call)
         {
             string bearer;
             lock (mu)
@@ -297,6 +314,7 @@ namespace Tandem
             catch (ServerException e) when (!e.Temporary)
             {
                 // The access token is no longer valid by the server's clock: one refresh says for good.
+                lock (mu) call.Refreshes = true;
                 await DoRefreshAsync().ConfigureAwait(false);
                 return;
             }
