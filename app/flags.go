@@ -227,6 +227,7 @@ type loadtestConfig struct {
 	DataDir     string
 	Scenario    string
 	Codec       string
+	Bots        string
 	Clients     int
 	Rooms       int
 	RoomSize    int
@@ -272,6 +273,9 @@ func loadtestFlags(c *loadtestConfig, stderr io.Writer) *flagSet {
 			"player-device-login, player-refresh or player-password-login (web server's player API)")
 	f.String(&c.Codec, "codec", "proto",
 		"codec of every connection: proto (binary) or json")
+	f.String(&c.Bots, "bots", "raw",
+		"raw: bots that speak raw frames and decode only what they wait for (the benchmark); sdk: one Go SDK client (sdk/go) per bot, "+
+			"for connect, broadcast, chat, matchmaking and reconnect (which then cuts through the fault proxy and lets the SDK resume)")
 	f.Int(&c.Clients, "clients", 0,
 		"connections (idle and connect: 10000; echo: 4; matchmaking: 100; reconnect: 1000; 0 takes the scenario's default; at most 50000)")
 	f.Int(&c.Rooms, "rooms", 0,
@@ -305,7 +309,7 @@ func loadtestFlags(c *loadtestConfig, stderr io.Writer) *flagSet {
 	f.Int(&c.Bandwidth, "bandwidth", 0,
 		"fault: bytes per second each direction of every connection may carry (0: unlimited; at least 1024)")
 	f.Duration(&c.ResetEvery, "reset-every", 0,
-		"fault: reset one connection, picked at random, this often (0: never; at least 10ms); the bots do not resume it but in reconnect")
+		"fault: reset one connection, picked at random, this often (0: never; at least 10ms); raw bots do not resume it but in reconnect, sdk bots resume")
 	f.Int(&c.ServerPID, "server-pid", 0,
 		"process id of the node: its RSS (/proc/PID/status) and CPU time (/proc/PID/stat) go into the report")
 	f.String(&c.Admin, "admin", "",

@@ -18,6 +18,9 @@ func runLoadtest(ctx context.Context, args []string, env Env, stdio Stdio, _ Opt
 		return err
 	}
 	if slices.Contains(loadtest.WebScenarios, c.Scenario) {
+		if c.Bots != "" && c.Bots != "raw" {
+			return usageError{fmt.Errorf("--bots %s: the web scenario %s makes HTTP requests, not bots", c.Bots, c.Scenario)}
+		}
 		return runWebLoadtest(ctx, c, stdio)
 	}
 	signer, err := loadDevSigner(c.DataDir)
@@ -29,6 +32,7 @@ func runLoadtest(ctx context.Context, args []string, env Env, stdio Stdio, _ Opt
 		AllowRemote: c.AllowRemote,
 		Scenario:    c.Scenario,
 		Codec:       c.Codec,
+		Bots:        c.Bots,
 		Signer:      signer,
 		Clients:     c.Clients,
 		Rooms:       c.Rooms,

@@ -40,55 +40,17 @@ func (r *runner) broadcast(ctx context.Context) (*Report, error) {
 	rep := r.newReport(fmt.Sprintf("%d relay rooms × %d players, one sender per room, %s, %d-byte payload, %s measured",
 		cfg.Rooms, cfg.RoomSize, mode, cfg.Payload, cfg.Duration))
 	r.logf("opening %d rooms of %d", cfg.Rooms, cfg.RoomSize)
-	o := r.openRooms(ctx, cfg.Clients, cfg.RoomSize)
-	b := &broadcastRun{r: r, senders: make(map[*client]int)}
-	var rooms [][]*client
-	for _, room := range o.perRoom {
-		if len(room) >= 2 {
-			b.senders[room[0]] = len(rooms)
-			rooms = append(rooms, room)
-		}
+	b := &broadcastRun{r: r}
+	f, closeBots := r.openFanOut(ctx, b, false)
+	defer closeBots()
+	if len(f.senders) == 0 {
+		return nil, fmt.Errorf("no room has a sender and a receiver: %w", f.firstErr)
 	}
-	b.credits = make([]chan struct{}, len(rooms))
-	for i := range b.credits {
-		b.credits[i] = make(chan struct{}, cfg.Window)
-		for range cfg.Window {
-			b.credits[i] <- struct{}{}
-		}
-	}
-	rs := new(readers)
-	for _, c := range o.clients {
-		rs.start(c, b.receive)
-	}
-	defer closeAll(o.clients, rs)
-	if len(rooms) == 0 {
-		return nil, fmt.Errorf("no room has a sender and a receiver: %w", o.firstErr)
-	}
-
-	stop := make(chan struct{})
-	var sendErrs sync.Map
-	var wg sync.WaitGroup
-	for i, room := range rooms {
-		wg.Go(func() {
-			if err := b.send(ctx, room[0], i, len(rooms), stop); err != nil {
-				sendErrs.Store(room[0].player, err)
-			}
-		})
-	}
-	warm := min(time.Second, cfg.Duration/5)
-	r.logf("%d rooms sending; %s warm-up, then %s measured", len(rooms), warm, cfg.Duration)
-	sleep(ctx, warm)
-	b.measuring.Store(true)
-	u := r.startUsage()
-	sleep(ctx, cfg.Duration)
-	b.measuring.Store(false)
-	p := u.stop()
-	close(stop)
-	wg.Wait()
+	p, sendErrs := b.drive(ctx, f, "rooms")
 
 	receivers := 0
-	for _, room := range rooms {
-		receivers += len(room)
+	for _, n := range f.rooms {
+		receivers += n
 	}
 	delivered := float64(b.delivered.Load()) / p.wall.Seconds()
 	if cfg.Rate > 0 {
@@ -111,6 +73,118 @@ func (r *runner) broadcast(ctx context.Context) (*Report, error) {
 		rep.info("server CPU per delivered frame", float64(p.serverCPU)/float64(time.Microsecond)/float64(b.delivered.Load()), UnitMicroseconds)
 		rep.info("server RSS", float64(p.serverRSSKiB)/1024, UnitMiB)
 	}
+	b.notes(rep, f, sendErrs)
+	return rep, nil
+}
+
+// fanOut is what a chat or broadcast run drives, whatever its bots.
+type fanOut struct {
+	rooms    []int // the members of each room that takes part
+	senders  []fanOutSender
+	firstErr error             // the first bot that failed to open
+	failures func(rep *Report) // notes the bots that failed or were lost
+}
+
+type fanOutSender struct {
+	player string
+	// send sends stamped messages as pace says until stop.
+	send func(ctx context.Context, i, n int, stop <-chan struct{}) error
+}
+
+// pickSenders returns the senders of a run's rooms: every member (chat),
+// or the first member of each room that has a receiver too (broadcast);
+// and the members of each room that takes part.
+func pickSenders[B any](perRoom [][]B, everyone bool) (senders []B, rooms []int) {
+	for _, room := range perRoom {
+		switch {
+		case everyone:
+			senders = append(senders, room...)
+			rooms = append(rooms, len(room))
+		case len(room) >= 2:
+			senders = append(senders, room[0])
+			rooms = append(rooms, len(room))
+		}
+	}
+	return senders, rooms
+}
+
+// openFanOut opens the bots of a chat (everyone sends) or broadcast run,
+// each reading for b, and returns them with the function that closes them.
+func (r *runner) openFanOut(ctx context.Context, b *broadcastRun, everyone bool) (*fanOut, func()) {
+	if r.sdk() {
+		return r.openSDKFanOut(ctx, b, everyone)
+	}
+	cfg := r.cfg
+	o := r.openRooms(ctx, cfg.Clients, cfg.RoomSize)
+	senders, rooms := pickSenders(o.perRoom, everyone)
+	f := &fanOut{rooms: rooms, firstErr: o.firstErr}
+	if !everyone {
+		b.senders = make(map[*client]int)
+		b.credits = make([]chan struct{}, len(senders))
+		for i, c := range senders {
+			b.senders[c] = i
+			b.credits[i] = newCredits(cfg.Window)
+		}
+	}
+	for _, c := range senders {
+		f.senders = append(f.senders, fanOutSender{c.player, func(ctx context.Context, i, n int, stop <-chan struct{}) error {
+			return b.send(ctx, c, i, n, stop)
+		}})
+	}
+	rs := new(readers)
+	for _, c := range o.clients {
+		rs.start(c, b.receive)
+	}
+	f.failures = func(rep *Report) { rep.noteFailures(&o.openStats, rs) }
+	return f, func() { closeAll(o.clients, rs) }
+}
+
+// newCredits returns a saturation sender's credits: n messages in flight.
+func newCredits(n int) chan struct{} {
+	ch := make(chan struct{}, n)
+	for range n {
+		ch <- struct{}{}
+	}
+	return ch
+}
+
+// credit gives a saturation sender a credit back.
+func credit(credits chan struct{}) {
+	select {
+	case credits <- struct{}{}:
+	default:
+	}
+}
+
+// drive runs the senders of f: a warm-up, then Duration measured; it
+// returns the measured phase and the senders that stopped on an error.
+func (b *broadcastRun) drive(ctx context.Context, f *fanOut, what string) (phase, *sync.Map) {
+	cfg := b.r.cfg
+	stop := make(chan struct{})
+	sendErrs := new(sync.Map)
+	var wg sync.WaitGroup
+	for i, s := range f.senders {
+		wg.Go(func() {
+			if err := s.send(ctx, i, len(f.senders), stop); err != nil {
+				sendErrs.Store(s.player, err)
+			}
+		})
+	}
+	warm := min(time.Second, cfg.Duration/5)
+	b.r.logf("%d %s sending; %s warm-up, then %s measured", len(f.senders), what, warm, cfg.Duration)
+	sleep(ctx, warm)
+	b.measuring.Store(true)
+	u := b.r.startUsage()
+	sleep(ctx, cfg.Duration)
+	b.measuring.Store(false)
+	p := u.stop()
+	close(stop)
+	wg.Wait()
+	return p, sendErrs
+}
+
+// notes adds what the reader of a chat or broadcast report should know.
+func (b *broadcastRun) notes(rep *Report, f *fanOut, sendErrs *sync.Map) {
 	if n := b.refused.Load(); n > 0 {
 		rep.note("the server refused %d messages: raise its --msg-rate, --msg-burst and --byte-rate", n)
 	}
@@ -118,22 +192,39 @@ func (r *runner) broadcast(ctx context.Context) (*Report, error) {
 		rep.note("sender %s stopped: %v", k, hint(v.(error)))
 		return false
 	})
-	rep.noteFailures(o, rs)
-	return rep, nil
+	f.failures(rep)
 }
 
-// send is one room's sender: at the rate, spread over the period by the
-// room's index, or in saturation as credits come back.
-func (b *broadcastRun) send(ctx context.Context, c *client, i, rooms int, stop <-chan struct{}) error {
-	cfg := b.r.cfg
-	rm := &protocol.RoomMessage{RoomId: c.roomID, Topic: "b", Data: make([]byte, cfg.Payload)}
+// send is one raw sender: it sends stamped room messages as pace says.
+func (b *broadcastRun) send(ctx context.Context, c *client, i, n int, stop <-chan struct{}) error {
+	rm := &protocol.RoomMessage{RoomId: c.roomID, Topic: "b", Data: make([]byte, b.r.cfg.Payload)}
 	env := &protocol.Envelope{Body: &protocol.Envelope_RoomMessage{RoomMessage: rm}}
-	var n uint64
-	sendOne := func() error {
-		n++
-		binary.BigEndian.PutUint64(rm.Data, uint64(time.Since(b.r.base)))
-		binary.BigEndian.PutUint64(rm.Data[8:], n)
-		if err := c.reliable(env); err != nil {
+	var credits chan struct{}
+	if b.r.cfg.Rate == 0 {
+		credits = b.credits[i]
+	}
+	return b.pace(ctx, i, n, credits, stop, func(seq uint64) error {
+		b.stamp(rm.Data, seq)
+		return c.reliable(env)
+	})
+}
+
+// stamp writes the send time and the sender's message number at the start
+// of data: receivers time the message from it.
+func (b *broadcastRun) stamp(data []byte, seq uint64) {
+	binary.BigEndian.PutUint64(data, uint64(time.Since(b.r.base)))
+	binary.BigEndian.PutUint64(data[8:], seq)
+}
+
+// pace calls sendOne until stop: at the rate, the senders' sends spread
+// over the period by the sender's index i of n, or in saturation as
+// credits come back.
+func (b *broadcastRun) pace(ctx context.Context, i, n int, credits chan struct{}, stop <-chan struct{}, sendOne func(seq uint64) error) error {
+	cfg := b.r.cfg
+	var seq uint64
+	one := func() error {
+		seq++
+		if err := sendOne(seq); err != nil {
 			return err
 		}
 		if b.measuring.Load() {
@@ -142,7 +233,6 @@ func (b *broadcastRun) send(ctx context.Context, c *client, i, rooms int, stop <
 		return nil
 	}
 	if cfg.Rate == 0 {
-		credits := b.credits[i]
 		for {
 			select {
 			case <-credits:
@@ -151,21 +241,21 @@ func (b *broadcastRun) send(ctx context.Context, c *client, i, rooms int, stop <
 			case <-ctx.Done():
 				return nil
 			}
-			if err := sendOne(); err != nil {
+			if err := one(); err != nil {
 				return err
 			}
 		}
 	}
 	period := time.Second / time.Duration(cfg.Rate)
-	select { // spread the rooms' sends over the period
-	case <-time.After(period * time.Duration(i) / time.Duration(rooms)):
+	select { // spread the senders' sends over the period
+	case <-time.After(period * time.Duration(i) / time.Duration(n)):
 	case <-stop:
 		return nil
 	}
 	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
-		if err := sendOne(); err != nil {
+		if err := one(); err != nil {
 			return err
 		}
 		select {
@@ -178,25 +268,32 @@ func (b *broadcastRun) send(ctx context.Context, c *client, i, rooms int, stop <
 	}
 }
 
-// receive is every member's reader: it times each room message and, for a
-// sender in saturation mode, returns a credit for each of its own messages.
+// record times a room message from the stamp at the start of its data,
+// while measuring; it reports whether the message carried a stamp.
+func (b *broadcastRun) record(data []byte) bool {
+	if len(data) < 16 {
+		return false
+	}
+	if b.measuring.Load() {
+		b.latency.Record(time.Since(b.r.base) - time.Duration(binary.BigEndian.Uint64(data)))
+		b.delivered.Add(1)
+	}
+	return true
+}
+
+// receive is every raw member's reader: it times each room message and,
+// for a sender in saturation mode, returns a credit for each of its own
+// messages.
 func (b *broadcastRun) receive(c *client, v *view) error {
 	switch v.kind {
 	case kindRoomMessage:
 		data, from := v.messageData()
-		if len(data) < 16 {
+		if !b.record(data) {
 			return nil
-		}
-		if b.measuring.Load() {
-			b.latency.Record(time.Since(b.r.base) - time.Duration(binary.BigEndian.Uint64(data)))
-			b.delivered.Add(1)
 		}
 		if b.r.cfg.Rate == 0 && string(from) == c.player {
 			if i, ok := b.senders[c]; ok {
-				select {
-				case b.credits[i] <- struct{}{}:
-				default:
-				}
+				credit(b.credits[i])
 			}
 		}
 	case kindError:
@@ -205,10 +302,7 @@ func (b *broadcastRun) receive(c *client, v *view) error {
 			b.refused.Add(1)
 			if b.r.cfg.Rate == 0 { // the refused message never comes back
 				if i, ok := b.senders[c]; ok {
-					select {
-					case b.credits[i] <- struct{}{}:
-					default:
-					}
+					credit(b.credits[i])
 				}
 			}
 			return nil

@@ -43,8 +43,7 @@ type client struct {
 	wbuf []byte
 	mask [4]byte
 
-	// Frames read and written, for the progress line.
-	in, out atomic.Uint64
+	frameCounts
 
 	// Owned by the goroutine that sends reliable frames.
 	seq uint64 // last client seq sent
@@ -66,10 +65,18 @@ func (r *runner) newClient(idx int) *client {
 	}
 	m := rand.Uint32()
 	c.mask = [4]byte{byte(m), byte(m >> 8), byte(m >> 16), byte(m >> 24)}
-	r.botsMu.Lock()
-	r.bots = append(r.bots, c)
-	r.botsMu.Unlock()
+	r.addBot(&c.frameCounts)
 	return c
+}
+
+// frameCounts are a bot's frames read and written, for the progress line
+// (an SDK bot counts the events it reads and the messages it sends).
+type frameCounts struct{ in, out atomic.Uint64 }
+
+func (r *runner) addBot(f *frameCounts) {
+	r.botsMu.Lock()
+	r.bots = append(r.bots, f)
+	r.botsMu.Unlock()
 }
 
 // newRunID names a run: its players, devices and accounts carry it.

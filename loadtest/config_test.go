@@ -3,6 +3,7 @@ package loadtest
 import (
 	"crypto/ed25519"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,11 +51,32 @@ func TestConfigRefusesUnboundedRuns(t *testing.T) {
 		"negative latency":     {Scenario: "echo", Faults: Faults{Latency: -time.Millisecond}},
 		"tiny bandwidth":       {Scenario: "echo", Faults: Faults{Bandwidth: 10}},
 		"resets too often":     {Scenario: "echo", Faults: Faults{ResetEvery: time.Millisecond}},
+		"unknown bots":         {Scenario: "chat", Rate: 1, Bots: "puppet"},
+		"idle with sdk bots":   {Scenario: "idle", Bots: "sdk"},
+		"echo with sdk bots":   {Scenario: "echo", Bots: "sdk"},
+		"resume with sdk bots": {Scenario: "resume", Bots: "sdk"},
 	} {
 		c.Signer = testSigner()
 		if err := c.setDefaults(); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+// TestConfigBots: raw is the default; sdk bots in reconnect always go
+// through the fault proxy, which cuts them.
+func TestConfigBots(t *testing.T) {
+	c := Config{Scenario: "chat", Rate: 1, Signer: testSigner()}
+	if err := c.setDefaults(); err != nil || c.Bots != "raw" {
+		t.Fatalf("default bots %q, %v; want raw", c.Bots, err)
+	}
+	c = Config{Scenario: "reconnect", Bots: "sdk", Signer: testSigner()}
+	if err := c.setDefaults(); err != nil || !c.Faults.Proxy {
+		t.Fatalf("sdk reconnect: %v, proxy %t; want the fault proxy on", err, c.Faults.Proxy)
+	}
+	c = Config{Scenario: "echo", Bots: "sdk", Signer: testSigner()}
+	if err := c.setDefaults(); err == nil || !strings.Contains(err.Error(), "frame level") {
+		t.Errorf("echo with sdk bots: %v, want an error that says why", err)
 	}
 }
 

@@ -50,7 +50,7 @@ func (r *runner) idle(ctx context.Context) (*Report, error) {
 	}
 	rep.info("connects per second while opening", float64(len(o.clients))/o.took.Seconds(), UnitPerSecond)
 	rep.usageMeasures(p, 0)
-	rep.noteFailures(o, rs)
+	rep.noteFailures(&o.openStats, rs)
 	return rep, nil
 }
 
@@ -62,25 +62,39 @@ func (r *runner) connect(ctx context.Context) (*Report, error) {
 	r.logf("opening %d connections, %d at a time", cfg.Clients, cfg.Concurrency)
 	openCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	u := r.startUsage()
-	o := r.openRooms(openCtx, cfg.Clients, cfg.RoomSize)
-	p := u.stop()
-	cancel()
-	rs := new(readers)
-	for _, c := range o.clients {
-		rs.start(c, discard)
+	var o *openStats
+	var joined int
+	var p phase
+	if r.sdk() {
+		so := r.openSDKRooms(openCtx, cfg.Clients, cfg.RoomSize, nil)
+		p = u.stop()
+		defer closeSDK(so.all)
+		o, joined = &so.openStats, len(so.bots)
+	} else {
+		ro := r.openRooms(openCtx, cfg.Clients, cfg.RoomSize)
+		p = u.stop()
+		rs := new(readers)
+		for _, c := range ro.clients {
+			rs.start(c, discard)
+		}
+		defer closeAll(ro.clients, rs)
+		o, joined = &ro.openStats, len(ro.clients)
 	}
-	defer closeAll(o.clients, rs)
-	if len(o.clients) == 0 {
+	cancel()
+	if joined == 0 {
 		return nil, fmt.Errorf("no connection opened: %w", o.firstErr)
 	}
-	rate := float64(len(o.clients)) / o.took.Seconds()
+	rate := float64(joined) / o.took.Seconds()
 	rep.atLeast("connect + auth + join", rate, UnitPerSecond, 8000, "≥ 8,000/s")
-	rep.info("connections opened", float64(len(o.clients)), UnitCount)
+	rep.info("connections opened", float64(joined), UnitCount)
 	rep.latency("time to joined", o.latency, 0, 0)
 	rep.usageMeasures(p, 0)
-	if p.serverMeasure && len(o.clients) > 0 {
-		rep.info("server CPU per connection", float64(p.serverCPU)/float64(time.Microsecond)/float64(len(o.clients)), UnitMicroseconds)
+	if p.serverMeasure && joined > 0 {
+		rep.info("server CPU per connection", float64(p.serverCPU)/float64(time.Microsecond)/float64(joined), UnitMicroseconds)
 	}
 	rep.noteFailures(o, nil)
+	if r.sdk() {
+		r.noteSDK(rep)
+	}
 	return rep, nil
 }

@@ -56,6 +56,13 @@ func TestEveryScenarioRunsAgainstANode(t *testing.T) {
 			Faults: Faults{Latency: 2 * time.Millisecond, Jitter: time.Millisecond, Bandwidth: 64 << 10}}},
 		{"reconnect", Config{Scenario: "reconnect", Clients: 12, RoomSize: 4, Iterations: 3, Missed: 5}},
 		{"reconnect through the proxy", Config{Scenario: "reconnect", Clients: 8, RoomSize: 4, Iterations: 2, Missed: 5, Faults: Faults{Proxy: true}}},
+		// The same scenarios with one Go SDK client per bot.
+		{"connect sdk", Config{Bots: "sdk", Scenario: "connect", Clients: 12, Concurrency: 4, Duration: 5 * time.Second}},
+		{"broadcast sdk", Config{Bots: "sdk", Scenario: "broadcast", Rooms: 2, RoomSize: 3, Rate: 20, Duration: 300 * time.Millisecond}},
+		{"saturation sdk", Config{Bots: "sdk", Scenario: "broadcast", Rooms: 2, RoomSize: 3, Rate: 0, Window: 4, Duration: 300 * time.Millisecond}},
+		{"chat sdk", Config{Bots: "sdk", Scenario: "chat", Rooms: 2, RoomSize: 3, Rate: 10, Duration: 300 * time.Millisecond}},
+		{"chat sdk json", Config{Bots: "sdk", Scenario: "chat", Rooms: 1, RoomSize: 3, Rate: 10, Duration: 300 * time.Millisecond, Codec: "json"}},
+		{"reconnect sdk", Config{Bots: "sdk", Scenario: "reconnect", Clients: 8, RoomSize: 4, Iterations: 2, Missed: 5}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -80,6 +87,16 @@ func TestEveryScenarioRunsAgainstANode(t *testing.T) {
 					t.Errorf("note: %s", n)
 				}
 			}
+			if cfg.Bots == "sdk" {
+				if rep.Bots != "sdk" || !strings.Contains(rep.Setup, "Go SDK bots") {
+					t.Errorf("bots %q, setup %q: want the sdk mode named", rep.Bots, rep.Setup)
+				}
+				if len(rep.Closes) > 0 || len(rep.Errors) > 0 || strings.Contains(strings.Join(rep.Notes, "\n"), "disconnected") {
+					t.Errorf("closes %v, errors %v, notes %q: want none", rep.Closes, rep.Errors, rep.Notes)
+				}
+			} else if rep.Bots != "raw" {
+				t.Errorf("bots %q, want raw", rep.Bots)
+			}
 			must := map[string]func(v float64) bool{}
 			switch cfg.Scenario {
 			case "idle":
@@ -94,6 +111,7 @@ func TestEveryScenarioRunsAgainstANode(t *testing.T) {
 				must["ping → pong samples"] = func(v float64) bool { return v > 0 }
 			case "broadcast":
 				must["send → receipt samples"] = func(v float64) bool { return v > 0 }
+				must["messages sent"] = func(v float64) bool { return v > 0 }
 			case "resume":
 				must["resumes"] = func(v float64) bool { return v == float64(cfg.Iterations) }
 				must["messages lost"] = func(v float64) bool { return v == 0 }
@@ -101,6 +119,7 @@ func TestEveryScenarioRunsAgainstANode(t *testing.T) {
 				must["gaps (replay buffer exceeded)"] = func(v float64) bool { return v == 0 }
 			case "chat":
 				must["send → receipt samples"] = func(v float64) bool { return v > 0 }
+				must["messages sent"] = func(v float64) bool { return v > 0 }
 			case "reconnect":
 				victims := cfg.Clients - cfg.Clients/cfg.RoomSize
 				must["storms"] = func(v float64) bool { return v == float64(cfg.Iterations) }
@@ -123,6 +142,50 @@ func TestEveryScenarioRunsAgainstANode(t *testing.T) {
 				}
 				if !found {
 					t.Errorf("no measure %q", name)
+				}
+			}
+		})
+	}
+}
+
+// TestChatWithResets runs chat with a connection reset every 100ms through
+// the fault proxy: the raw bots count each lost connection as an abnormal
+// close; the SDK bots count it too, resume by themselves and count the
+// resume by its outcome.
+func TestChatWithResets(t *testing.T) {
+	url, signer := startNode(t)
+	for _, bots := range []string{"raw", "sdk"} {
+		t.Run(bots, func(t *testing.T) {
+			var log bytes.Buffer
+			rep, err := Run(t.Context(), Config{Bots: bots, Scenario: "chat", Rooms: 2, RoomSize: 3, Rate: 10, Duration: 600 * time.Millisecond,
+				Faults: Faults{ResetEvery: 100 * time.Millisecond}, URL: url, Signer: signer, Log: &log})
+			if err != nil {
+				t.Fatalf("%v\nlog:\n%s", err, log.String())
+			}
+			var table bytes.Buffer
+			if err := rep.WriteTable(&table); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("\n%s", table.String())
+			if rep.Closes["abnormal"] == 0 {
+				t.Errorf("closes by code %v: want abnormal ones", rep.Closes)
+			}
+			resets := 0.0
+			for _, m := range rep.Measures {
+				if m.Name == "connections reset by --reset-every" {
+					resets = m.Value
+				}
+			}
+			if resets == 0 {
+				t.Error("no connection reset by --reset-every")
+			}
+			if bots == "sdk" {
+				total := 0
+				for _, n := range rep.Resumes {
+					total += n
+				}
+				if total == 0 {
+					t.Errorf("resumes by outcome %v: want the SDK's resumes", rep.Resumes)
 				}
 			}
 		})

@@ -11,6 +11,15 @@
 // and resume outcomes the bots met. With Faults, the bots connect through a
 // faultproxy that adds latency, jitter, a bandwidth limit or resets.
 //
+// With Bots "sdk" (--bots sdk; sdkbots.go) the bots are Go SDK clients
+// instead, one client.Client per bot, for connect, broadcast, chat,
+// matchmaking and reconnect: they measure what a player of the SDK sees,
+// with the raw bots' figures and counts (room messages from RoomMessage
+// events, errors from ErrorEvent, closes from Disconnected and Closed,
+// resumes from Resumed, Gap and SessionLost). The SDK resumes by itself
+// after a reset. idle, echo and resume measure the node at the frame level
+// and refuse them.
+//
 // Scenarios:
 //   - idle: N connections, each joined to a relay room (rooms of 10), held
 //     idle; the server's RSS growth per connection.
@@ -65,6 +74,10 @@ import (
 // Scenarios lists the scenario names, in the order scripts/bench runs them.
 var Scenarios = []string{"idle", "connect", "echo", "broadcast", "resume", "chat", "matchmaking", "reconnect"}
 
+// sdkScenarios are the scenarios that run with --bots sdk; the others
+// measure the node at the frame level.
+var sdkScenarios = []string{"connect", "broadcast", "chat", "matchmaking", "reconnect"}
+
 // Bounds on a run, so that a typo cannot start an unbounded one.
 const (
 	MaxClients     = 50_000
@@ -93,6 +106,10 @@ type Config struct {
 	Scenario    string
 	// Codec is "proto" (binary, the default) or "json".
 	Codec string
+	// Bots is "raw" (the default: raw frames, decoded only where needed,
+	// the benchmark mode) or "sdk": one Go SDK client (sdk/go) per bot, for
+	// connect, broadcast, chat, matchmaking and reconnect (--bots).
+	Bots string
 	// Signer signs the players' tokens (the dev key of --data-dir).
 	Signer *token.Signer
 	// Clients is the number of connections (idle, connect, echo,
@@ -149,6 +166,19 @@ func (c *Config) setDefaults() error {
 		c.codec = protocol.CodecJSON
 	default:
 		return fmt.Errorf("--codec %q: use proto or json", c.Codec)
+	}
+	switch c.Bots {
+	case "", "raw":
+		c.Bots = "raw"
+	case "sdk":
+		if !slices.Contains(sdkScenarios, c.Scenario) {
+			return fmt.Errorf("%s does not run with --bots sdk: it measures the node at the frame level; sdk bots run %s", c.Scenario, strings.Join(sdkScenarios, ", "))
+		}
+		if c.Scenario == "reconnect" {
+			c.Faults.Proxy = true // the SDK bots are cut through the fault proxy
+		}
+	default:
+		return fmt.Errorf("--bots %q: use raw or sdk", c.Bots)
 	}
 	def := func(p *int, v int) {
 		if *p == 0 {
@@ -251,9 +281,14 @@ type runner struct {
 
 	// What the report and the progress line count.
 	errors, closes tally
-	botsMu         sync.Mutex
-	bots           []*client // every client made, for the frame counts
-	status         atomic.Pointer[func() string]
+	resumes        tally // the SDK bots' resumes by outcome
+	sdkCounts      sdkCounts
+	// netDown, while set, holds the SDK bots' dials until it is closed: the
+	// network is down for them (reconnect storms).
+	netDown atomic.Pointer[chan struct{}]
+	botsMu  sync.Mutex
+	bots    []*frameCounts // every bot made, for the frame counts
+	status  atomic.Pointer[func() string]
 }
 
 // Run runs one scenario and returns its report. The run ends by itself:
@@ -315,6 +350,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return rep, nil
 }
 
+func (r *runner) sdk() bool { return r.cfg.Bots == "sdk" }
+
 func (r *runner) logf(format string, args ...any) {
 	if r.cfg.Log != nil {
 		fmt.Fprintf(r.cfg.Log, "loadtest: "+format+"\n", args...)
@@ -325,7 +362,12 @@ func (r *runner) newReport(setup string) *Report {
 	if r.faults != nil {
 		setup += "; " + r.cfg.Faults.String()
 	}
-	return &Report{Scenario: r.cfg.Scenario, Setup: setup, Codec: r.cfg.codec.Codec().Name()}
+	if r.sdk() {
+		setup += "; Go SDK bots (one sdk/go client each)"
+	} else {
+		setup += "; raw-frame bots"
+	}
+	return &Report{Scenario: r.cfg.Scenario, Setup: setup, Codec: r.cfg.codec.Codec().Name(), Bots: r.cfg.Bots}
 }
 
 // signTokens signs a token for each client, valid for the longest lifetime
@@ -348,14 +390,19 @@ func (r *runner) freshToken(i int) (string, error) {
 	return r.cfg.Signer.Issue(tandem.Player{ID: r.playerID(i)}, time.Now(), tandem.MaxTokenLifetime)
 }
 
-// opened is the outcome of openRooms.
-type opened struct {
-	clients  []*client     // the connections that joined, in index order
+// openStats is how opening a run's bots went.
+type openStats struct {
 	latency  *Histogram    // dial → joined, per connection
 	failed   int           // connections that did not make it
 	firstErr error         // the first failure
 	took     time.Duration // from the first dial to the last joined
-	perRoom  [][]*client   // the joined members of each room, creator first
+}
+
+// opened is the outcome of openRooms.
+type opened struct {
+	openStats
+	clients []*client   // the connections that joined, in index order
+	perRoom [][]*client // the joined members of each room, creator first
 }
 
 // openRooms opens n connections in relay rooms of size members: the first
@@ -367,8 +414,26 @@ func (r *runner) openRooms(ctx context.Context, n, size int) *opened {
 	for i := range all {
 		all[i] = r.newClient(i)
 	}
-	ok := make([]bool, n)
-	res := &opened{latency: new(Histogram)}
+	ok, st := r.openGroups(ctx, n, size, func(ctx context.Context, i int, roomID string) (string, error) {
+		c := all[i]
+		if err := c.open(ctx, r.tokens[i], roomID); err != nil {
+			return "", fmt.Errorf("%s: %w", c.player, err)
+		}
+		return c.roomID, nil
+	})
+	res := &opened{openStats: st}
+	res.clients, res.perRoom = grouped(all, ok, size)
+	return res
+}
+
+// openGroups opens bots 0…n-1 in rooms of size members: open(ctx, i, "")
+// opens the first member of each room, which creates it and returns its
+// id, then open(ctx, i, id) the others. At most Concurrency bots are being
+// opened at any time; the rooms are opened in parallel. ok says which bots
+// made it.
+func (r *runner) openGroups(ctx context.Context, n, size int, open func(ctx context.Context, i int, roomID string) (string, error)) (ok []bool, res openStats) {
+	ok = make([]bool, n)
+	res.latency = new(Histogram)
 	var mu sync.Mutex
 	fail := func(err error) {
 		mu.Lock()
@@ -379,63 +444,70 @@ func (r *runner) openRooms(ctx context.Context, n, size int) *opened {
 		}
 	}
 	sem := make(chan struct{}, r.cfg.Concurrency)
-	openOne := func(c *client, roomID string) bool {
+	openOne := func(i int, roomID string) (string, bool) {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
 			fail(ctx.Err())
-			return false
+			return "", false
 		}
 		defer func() { <-sem }()
 		if err := ctx.Err(); err != nil {
 			fail(err)
-			return false
+			return "", false
 		}
 		t0 := time.Now()
-		if err := c.open(ctx, r.tokens[c.idx], roomID); err != nil {
-			fail(fmt.Errorf("%s: %w", c.player, err))
-			return false
+		id, err := open(ctx, i, roomID)
+		if err != nil {
+			fail(err)
+			return "", false
 		}
 		res.latency.Record(time.Since(t0))
-		ok[c.idx] = true
-		return true
+		ok[i] = true
+		return id, true
 	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	var done atomic.Int64
 	for g := 0; g < n; g += size {
-		members := all[g:min(g+size, n)]
+		members := min(size, n-g)
 		wg.Go(func() {
-			if !openOne(members[0], "") {
-				for range members[1:] {
+			roomID, created := openOne(g, "")
+			if !created {
+				for range members - 1 {
 					fail(errors.New("its room was not created"))
 				}
 				return
 			}
-			roomID := members[0].roomID
 			var mwg sync.WaitGroup
-			for _, m := range members[1:] {
-				mwg.Go(func() { openOne(m, roomID) })
+			for i := g + 1; i < g+members; i++ {
+				mwg.Go(func() { openOne(i, roomID) })
 			}
 			mwg.Wait()
-			if d := done.Add(int64(len(members))); r.cfg.Log != nil && n >= 1000 && d%int64(max(n/10, 1)) < int64(len(members)) {
+			if d := done.Add(int64(members)); r.cfg.Log != nil && n >= 1000 && d%int64(max(n/10, 1)) < int64(members) {
 				r.logf("%d/%d connections opened", d, n)
 			}
 		})
 	}
 	wg.Wait()
 	res.took = time.Since(start)
-	for g := 0; g < n; g += size {
-		var room []*client
-		for _, c := range all[g:min(g+size, n)] {
-			if ok[c.idx] {
-				res.clients = append(res.clients, c)
-				room = append(room, c)
+	return ok, res
+}
+
+// grouped returns the bots of all that ok says made it, and the same by
+// room of size members.
+func grouped[B any](all []B, ok []bool, size int) (joined []B, perRoom [][]B) {
+	for g := 0; g < len(all); g += size {
+		var room []B
+		for i := g; i < min(g+size, len(all)); i++ {
+			if ok[i] {
+				joined = append(joined, all[i])
+				room = append(room, all[i])
 			}
 		}
-		res.perRoom = append(res.perRoom, room)
+		perRoom = append(perRoom, room)
 	}
-	return res
+	return joined, perRoom
 }
 
 // readers runs one reading goroutine per client until closeAll. handle
@@ -581,13 +653,16 @@ func (rep *Report) usageMeasures(p phase, maxServer float64) {
 }
 
 // noteFailures adds the failed and lost connections to a report.
-func (rep *Report) noteFailures(o *opened, rs *readers) {
+func (rep *Report) noteFailures(o *openStats, rs *readers) {
 	if o != nil && o.failed > 0 {
 		rep.note("%d connections failed to open; first error: %v", o.failed, hint(o.firstErr))
 	}
 	if rs != nil {
 		if n := rs.lost.Load(); n > 0 {
-			rep.note("%d connections were lost during the run; first error: %v", n, hint(rs.lostErr))
+			rs.mu.Lock() // the readers still run: the run closes them after its report
+			err := rs.lostErr
+			rs.mu.Unlock()
+			rep.note("%d connections were lost during the run; first error: %v", n, hint(err))
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tandemhq/tandem"
 	"github.com/tandemhq/tandem/protocol"
+	gosdk "github.com/tandemhq/tandem/sdk/go"
 )
 
 // matchWait bounds the wait of a matched player for its seat's join and
@@ -38,12 +39,30 @@ func (r *runner) matchmaking(ctx context.Context) (*Report, error) {
 	cfg := r.cfg
 	rep := r.newReport(fmt.Sprintf("%d players in a loop: ticket in queue %q, seated join, done, leave; %s", cfg.Clients, cfg.Queue, cfg.Duration))
 	r.logf("connecting %d players", cfg.Clients)
-	o := r.openSessions(ctx, cfg.Clients)
-	defer closeAll(o.clients, nil)
-	if len(o.clients) == 0 {
+	m := &mmRun{r: r, matches: make(map[string]struct{})}
+	var o *openStats
+	var players []func(ctx context.Context) error
+	if r.sdk() {
+		so := r.openSDKSessions(ctx, cfg.Clients, func(b *sdkBot) {
+			b.on, b.mm = m.sdkEvent, make(chan gosdk.Event, 16)
+		})
+		defer closeSDK(so.all)
+		o = &so.openStats
+		for _, b := range so.bots {
+			players = append(players, func(ctx context.Context) error { return m.sdkPlayer(ctx, b) })
+		}
+	} else {
+		ro := r.openSessions(ctx, cfg.Clients)
+		defer closeAll(ro.clients, nil)
+		o = &ro.openStats
+		for _, c := range ro.clients {
+			players = append(players, func(ctx context.Context) error { return m.player(ctx, c) })
+		}
+	}
+	if len(players) == 0 {
 		return nil, fmt.Errorf("no player connected: %w", o.firstErr)
 	}
-	m := &mmRun{r: r, end: time.Now().Add(cfg.Duration), matches: make(map[string]struct{})}
+	m.end = time.Now().Add(cfg.Duration)
 	r.setStatus(func() string {
 		m.mu.Lock()
 		defer m.mu.Unlock()
@@ -55,11 +74,11 @@ func (r *runner) matchmaking(ctx context.Context) (*Report, error) {
 	var wg sync.WaitGroup
 	var failMu sync.Mutex
 	var failed []error
-	for _, c := range o.clients {
+	for _, player := range players {
 		wg.Go(func() {
-			if err := m.player(ctx, c); err != nil {
-				var se *serverError
-				if errors.As(err, &se) && se.code == tandem.ENotFound {
+			if err := player(ctx); err != nil {
+				var qe *queueError
+				if errors.As(err, &qe) {
 					cancel(err) // an unknown queue: nobody will do better
 				}
 				failMu.Lock()
@@ -73,7 +92,7 @@ func (r *runner) matchmaking(ctx context.Context) (*Report, error) {
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return nil, err
 	}
-	if len(failed) == len(o.clients) {
+	if len(failed) == len(players) {
 		return nil, fmt.Errorf("every player failed; first: %w", failed[0])
 	}
 
@@ -93,20 +112,59 @@ func (r *runner) matchmaking(ctx context.Context) (*Report, error) {
 		rep.note("%d players failed; first error: %v", len(failed), hint(failed[0]))
 	}
 	rep.noteFailures(o, nil)
+	if r.sdk() {
+		r.noteSDK(rep)
+	}
 	return rep, nil
 }
+
+// queueError is a ticket refused because the node does not know the queue.
+type queueError struct {
+	queue string
+	err   error
+}
+
+func (e *queueError) Error() string {
+	return fmt.Sprintf("queue %q: the node does not know it (%v); the operator creates it first (admin console, Matchmaking, or PUT /api/admin/v1/matchmaking/queues/%s), then give its name with --queue", e.queue, e.err, e.queue)
+}
+
+func (e *queueError) Unwrap() error { return e.err }
 
 // openSessions dials and connects n players, at most Concurrency at once,
 // in no room.
 func (r *runner) openSessions(ctx context.Context, n int) *opened {
-	res := &opened{latency: new(Histogram)}
+	all := make([]*client, n)
+	for i := range all {
+		all[i] = r.newClient(i)
+	}
+	ok, st := r.openEach(ctx, n, func(ctx context.Context, i int) error {
+		c := all[i]
+		err := c.dial(ctx)
+		if err == nil {
+			if _, err = c.connect(r.tokens[i], "", nil); err != nil {
+				c.nc.Close()
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.player, err)
+		}
+		return nil
+	})
+	res := &opened{openStats: st}
+	res.clients, _ = grouped(all, ok, n)
+	return res
+}
+
+// openEach opens bots 0…n-1 with open, at most Concurrency at once; ok says
+// which made it.
+func (r *runner) openEach(ctx context.Context, n int, open func(ctx context.Context, i int) error) (ok []bool, res openStats) {
+	res.latency = new(Histogram)
+	ok = make([]bool, n)
 	var mu sync.Mutex
-	ok := make([]*client, n)
 	sem := make(chan struct{}, r.cfg.Concurrency)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i := range n {
-		c := r.newClient(i)
 		wg.Go(func() {
 			select {
 			case sem <- struct{}{}:
@@ -115,23 +173,17 @@ func (r *runner) openSessions(ctx context.Context, n int) *opened {
 			}
 			defer func() { <-sem }()
 			t0 := time.Now()
-			err := c.dial(ctx)
-			if err == nil {
-				if _, err = c.connect(r.tokens[i], "", nil); err != nil {
-					c.nc.Close()
-				}
-			}
-			if err != nil {
+			if err := open(ctx, i); err != nil {
 				mu.Lock()
 				res.failed++
 				if res.firstErr == nil {
-					res.firstErr = fmt.Errorf("%s: %w", c.player, err)
+					res.firstErr = err
 				}
 				mu.Unlock()
 				return
 			}
 			res.latency.Record(time.Since(t0))
-			ok[i] = c
+			ok[i] = true
 		})
 	}
 	wg.Wait()
@@ -139,12 +191,7 @@ func (r *runner) openSessions(ctx context.Context, n int) *opened {
 	if err := ctx.Err(); err != nil && res.firstErr == nil {
 		res.firstErr = err
 	}
-	for _, c := range ok {
-		if c != nil {
-			res.clients = append(res.clients, c)
-		}
-	}
-	return res
+	return ok, res
 }
 
 // player runs one player's loop until the run's end.
@@ -200,7 +247,7 @@ func (m *mmRun) cycle(ctx context.Context, c *client) error {
 			err := replyError(v, c.codec)
 			var se *serverError
 			if errors.As(err, &se) && se.code == tandem.ENotFound {
-				return fmt.Errorf("queue %q: the node does not know it (%w); the operator creates it first (admin console, Matchmaking, or PUT /api/admin/v1/matchmaking/queues/%s), then give its name with --queue", queue, err, queue)
+				return &queueError{queue, err}
 			}
 			return fmt.Errorf("ticket_create in queue %q: %w", queue, err)
 		case v.kind == kindError && joinCid != 0 && v.cid == joinCid:

@@ -103,30 +103,40 @@ func TestMatchmakingChurnsThroughAQueue(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // polling interval
 	}
 
-	var log bytes.Buffer
-	rep, err := Run(t.Context(), Config{Scenario: "matchmaking", Queue: "duel", Clients: 6, Duration: 1500 * time.Millisecond,
-		URL: url, Signer: signer, Log: &log})
-	if err != nil {
-		t.Fatalf("%v\nlog:\n%s", err, log.String())
+	for _, bots := range []string{"raw", "sdk"} {
+		t.Run(bots, func(t *testing.T) {
+			var log bytes.Buffer
+			rep, err := Run(t.Context(), Config{Bots: bots, Scenario: "matchmaking", Queue: "duel", Clients: 6, Duration: 1500 * time.Millisecond,
+				URL: url, Signer: signer, Log: &log})
+			if err != nil {
+				t.Fatalf("%v\nlog:\n%s", err, log.String())
+			}
+			var table bytes.Buffer
+			if err := rep.WriteTable(&table); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("\n%s\nlog:\n%s", table.String(), log.String())
+			got := map[string]float64{}
+			for _, m := range rep.Measures {
+				got[m.Name] = m.Value
+			}
+			if got["matches finished"] < 1 || got["ticket → matched samples"] < 2 || got["ticket → joined samples"] < 2 {
+				t.Errorf("no match went through: %v", got)
+			}
+			for _, n := range rep.Notes {
+				if strings.Contains(n, "failed") || strings.Contains(n, "lost") {
+					t.Errorf("note: %s", n)
+				}
+			}
+			if len(rep.Errors) > 0 || len(rep.Closes) > 0 {
+				t.Errorf("error frames %v, closes %v: want none", rep.Errors, rep.Closes)
+			}
+		})
 	}
-	var table bytes.Buffer
-	if err := rep.WriteTable(&table); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("\n%s\nlog:\n%s", table.String(), log.String())
-	got := map[string]float64{}
-	for _, m := range rep.Measures {
-		got[m.Name] = m.Value
-	}
-	if got["matches finished"] < 1 || got["ticket → matched samples"] < 2 || got["ticket → joined samples"] < 2 {
-		t.Errorf("no match went through: %v", got)
-	}
-	for _, n := range rep.Notes {
-		if strings.Contains(n, "failed") {
-			t.Errorf("note: %s", n)
-		}
-	}
-	if len(rep.Errors) > 0 {
-		t.Errorf("error frames: %v", rep.Errors)
+
+	// The SDK bots fail on an unknown queue just as the raw ones.
+	_, err = Run(t.Context(), Config{Bots: "sdk", Scenario: "matchmaking", Queue: "nope", Clients: 2, Duration: 5 * time.Second, URL: url, Signer: signer})
+	if err == nil || !strings.Contains(err.Error(), "not_found") || !strings.Contains(err.Error(), "--queue") {
+		t.Fatalf("Run with SDK bots and an unknown queue: %v, want an error naming not_found and --queue", err)
 	}
 }

@@ -105,6 +105,9 @@ func (v *view) errorCode() tandem.ErrorCode {
 // addCounts puts the run's tallies into its report.
 func (r *runner) addCounts(rep *Report) {
 	rep.Errors, rep.Closes = r.errors.counts(), r.closes.counts()
+	if rep.Resumes == nil {
+		rep.Resumes = r.resumes.counts()
+	}
 	if r.faults != nil {
 		if n := r.faults.resets.Load(); n > 0 {
 			rep.info("connections reset by --reset-every", float64(n), UnitCount)

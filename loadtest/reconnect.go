@@ -24,7 +24,7 @@ const (
 type stormRun struct {
 	r        *runner
 	outcomes tally
-	latency  Histogram     // a victim's dial → the pong after its replay
+	latency  Histogram     // a victim's dial → the pong after its replay (SDK: its cut → its missed messages)
 	resumed  atomic.Int64  // resumes that succeeded (replayed or snapshot)
 	replayed atomic.Int64  // room messages replayed
 	phase    time.Duration // the storms' resume phases, end to end
@@ -48,27 +48,49 @@ func (r *runner) reconnect(ctx context.Context) (*Report, error) {
 	if r.faults != nil {
 		how = "its proxied connection reset"
 	}
+	latency := "dial → replay done"
+	if r.sdk() {
+		how = "its proxied connection reset; the SDK reconnects by itself once the senders are done"
+		latency = "cut → missed messages received"
+	}
 	rep := r.newReport(fmt.Sprintf("%d connections in relay rooms of %d; %d storms: every member but the sender cut at once (%s), %d messages missed, all resume",
 		cfg.Clients, cfg.RoomSize, cfg.Iterations, how, cfg.Missed))
-	o := r.openRooms(ctx, cfg.Clients, cfg.RoomSize)
-	defer func() { closeAll(o.clients, nil) }()
-	var senders []*client
-	var victims []*client
-	for _, room := range o.perRoom {
-		if len(room) >= 2 {
-			senders = append(senders, room[0])
-			victims = append(victims, room[1:]...)
+	st := &stormRun{r: r}
+	var o *openStats
+	var rooms, victims int
+	// storm runs storm it and returns the victims still usable.
+	var storm func(ctx context.Context, it uint32) (int, error)
+	if r.sdk() {
+		so := r.openSDKRooms(ctx, cfg.Clients, cfg.RoomSize, func(b *sdkBot) {
+			b.on = st.sdkEvent
+		})
+		defer closeSDK(so.all)
+		senders, vs := splitRooms(so.perRoom)
+		o, rooms, victims = &so.openStats, len(senders), len(vs)
+		storm = func(ctx context.Context, it uint32) (int, error) {
+			var err error
+			vs, err = st.sdkStorm(ctx, it, senders, vs)
+			return len(vs), err
+		}
+	} else {
+		ro := r.openRooms(ctx, cfg.Clients, cfg.RoomSize)
+		defer func() { closeAll(ro.clients, nil) }()
+		senders, vs := splitRooms(ro.perRoom)
+		o, rooms, victims = &ro.openStats, len(senders), len(vs)
+		storm = func(ctx context.Context, it uint32) (int, error) {
+			var err error
+			vs, err = st.storm(ctx, it, senders, vs)
+			return len(vs), err
 		}
 	}
-	if len(victims) == 0 {
+	if victims == 0 {
 		return nil, fmt.Errorf("no room has a sender and a victim: %w", o.firstErr)
 	}
-	st := &stormRun{r: r}
 	r.setStatus(func() string {
 		return fmt.Sprintf("%d resumed, %s", st.resumed.Load(), formatCounts(st.outcomes.counts()))
 	})
 	end := time.Now().Add(cfg.Duration)
-	r.logf("%d storms of %d victims in %d rooms", cfg.Iterations, len(victims), len(senders))
+	r.logf("%d storms of %d victims in %d rooms", cfg.Iterations, victims, rooms)
 	u := r.startUsage()
 	storms := 0
 	for it := range cfg.Iterations {
@@ -76,12 +98,12 @@ func (r *runner) reconnect(ctx context.Context) (*Report, error) {
 			rep.note("stopped after %d of %d storms: --duration %s passed", it, cfg.Iterations, cfg.Duration)
 			break
 		}
-		var err error
-		if victims, err = st.storm(ctx, uint32(it), senders, victims); err != nil {
+		left, err := storm(ctx, uint32(it))
+		if err != nil {
 			return nil, fmt.Errorf("storm %d: %w", it, err)
 		}
 		storms++
-		if len(victims) == 0 {
+		if left == 0 {
 			rep.note("every victim failed by storm %d", it)
 			break
 		}
@@ -95,14 +117,39 @@ func (r *runner) reconnect(ctx context.Context) (*Report, error) {
 		rep.info("resumes", float64(resumed)/st.phase.Seconds(), UnitPerSecond)
 	}
 	rep.info("resumes done", float64(resumed), UnitCount)
-	rep.latency("dial → replay done", &st.latency, 0, 0)
+	rep.latency(latency, &st.latency, 0, 0)
 	rep.info("room messages replayed", float64(st.replayed.Load()), UnitCount)
 	rep.usageMeasures(p, 0)
 	if st.failed > 0 {
 		rep.note("%d resumes failed (those victims sat out the later storms); first: %v", st.failed, hint(st.firstErr))
 	}
 	rep.noteFailures(o, nil)
+	if r.sdk() {
+		r.noteSDK(rep)
+	}
 	return rep, nil
+}
+
+// splitRooms returns the first member of each room of two or more, the
+// sender, and the others, the victims.
+func splitRooms[B any](perRoom [][]B) (senders, victims []B) {
+	for _, room := range perRoom {
+		if len(room) >= 2 {
+			senders = append(senders, room[0])
+			victims = append(victims, room[1:]...)
+		}
+	}
+	return senders, victims
+}
+
+// fail counts a victim whose resume failed.
+func (st *stormRun) fail(err error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.failed++
+	if st.firstErr == nil {
+		st.firstErr = err
+	}
 }
 
 // storm cuts every victim, has the senders send, resumes every victim and
@@ -155,12 +202,7 @@ func (st *stormRun) storm(ctx context.Context, it uint32, senders, victims []*cl
 			}
 			defer func() { <-sem }()
 			if err := st.resumeOne(ctx, v, tokens[i], it); err != nil {
-				st.mu.Lock()
-				st.failed++
-				if st.firstErr == nil {
-					st.firstErr = fmt.Errorf("%s: %w", v.player, err)
-				}
-				st.mu.Unlock()
+				st.fail(fmt.Errorf("%s: %w", v.player, err))
 				return
 			}
 			ok[i] = true

@@ -40,8 +40,10 @@ type Measure struct {
 type Report struct {
 	Scenario string `json:"scenario"`
 	// Setup describes the run in words (clients, rooms, rates, duration).
-	Setup    string    `json:"setup"`
-	Codec    string    `json:"codec"`
+	Setup string `json:"setup"`
+	Codec string `json:"codec"`
+	// Bots is the bot mode of a realtime scenario: raw or sdk.
+	Bots     string    `json:"bots,omitempty"`
 	Measures []Measure `json:"measures"`
 	// Notes are things the reader should know to trust the figures: a
 	// saturated client, failed connections, refused frames.
