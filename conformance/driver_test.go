@@ -423,7 +423,7 @@ func (d *driver) expectMessages(p *player, st conformance.Step, fail func(string
 
 // normalize turns an SDK event into the scenario's event form.
 func (d *driver) normalize(ev client.Event) conformance.Event {
-	e := map[string]any{}
+	var e map[string]any
 	switch v := ev.(type) {
 	case *client.Joined:
 		e = map[string]any{"kind": "joined", "room": d.roomAlias(v.Room.ID()), "room_type": v.Room.Type(), "players": v.Players}

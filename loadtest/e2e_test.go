@@ -278,3 +278,20 @@ func TestRunRefusesARemoteTargetWithoutTheFlag(t *testing.T) {
 		t.Errorf("a remote web URL: %v, want an error naming --allow-remote", err)
 	}
 }
+
+// TestAnSDKRunCutShortStopsByItself: a run whose time is up before most of
+// its SDK bots were dialed ends (with the error of an incomplete run)
+// instead of waiting for bots that never started.
+func TestAnSDKRunCutShortStopsByItself(t *testing.T) {
+	url, signer := startNode(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := Run(t.Context(), Config{URL: url, Signer: signer, Bots: "sdk", Scenario: "connect", Clients: 400, Concurrency: 1, RoomSize: 4, Duration: time.Millisecond})
+		done <- err
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the run did not end a minute after its 1 ms")
+	}
+}

@@ -532,12 +532,13 @@ func (rs *readers) start(c *client, handle func(c *client, v *view) error) {
 			if err != nil {
 				if !rs.closing.Load() {
 					c.r.countLost(err)
-					rs.lost.Add(1)
 					rs.mu.Lock()
 					if rs.lostErr == nil {
 						rs.lostErr = fmt.Errorf("%s: %w", c.player, err)
 					}
 					rs.mu.Unlock()
+					rs.lost.Add(1) // after lostErr: whoever sees a loss finds its error
+
 				}
 				return
 			}

@@ -105,7 +105,7 @@ func (v *view) errorCode() tandem.ErrorCode {
 // addCounts puts the run's tallies into its report.
 func (r *runner) addCounts(rep *Report) {
 	rep.Errors, rep.Closes = r.errors.counts(), r.closes.counts()
-	if rep.Resumes == nil {
+	if rep.Resumes == nil && r.cfg.Scenario != "reconnect" { // reconnect counts its own, per victim
 		rep.Resumes = r.resumes.counts()
 	}
 	if r.faults != nil {

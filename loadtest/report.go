@@ -55,7 +55,8 @@ type Report struct {
 	// normal closure, by close code name; "abnormal" is a connection lost
 	// without a close frame (a reset, or a fault the proxy injected).
 	Closes map[string]int `json:"closes,omitempty"`
-	// Resumes counts the resumes of the reconnect scenario by outcome:
+	// Resumes counts resumes by outcome (the reconnect scenario's victims;
+	// with SDK bots, every bot's in any scenario):
 	// replayed (the missed frames came back), snapshot (a gap: the room's
 	// snapshot instead), expired (the session was no longer held).
 	Resumes map[string]int `json:"resumes,omitempty"`

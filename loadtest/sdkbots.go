@@ -233,7 +233,9 @@ func closeSDK(bots []*sdkBot) {
 	}
 	wg.Wait()
 	for _, b := range bots {
-		<-b.done
+		if b.c != nil { // a bot never dialed, or whose dial failed, has no event goroutine
+			<-b.done
+		}
 	}
 }
 

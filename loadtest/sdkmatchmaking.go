@@ -57,6 +57,15 @@ func (m *mmRun) sdkPlayer(ctx context.Context, b *sdkBot) error {
 // still searching is cancelled (Matchmake does it); one claimed or matched
 // goes on to its seat, as the other players of its match count on it.
 func (m *mmRun) sdkCycle(ctx context.Context, b *sdkBot) error {
+	// Ended statuses and leaves of earlier cycles nobody waited for: gone,
+	// so that b.mm has room for this cycle's.
+	for drained := false; !drained; {
+		select {
+		case <-b.mm:
+		default:
+			drained = true
+		}
+	}
 	queue := m.r.cfg.Queue
 	searchCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -70,9 +79,10 @@ func (m *mmRun) sdkCycle(ctx context.Context, b *sdkBot) error {
 	defer stop.Stop()
 	t0 := time.Now()
 	var matchID string
-	matched := false
+	matched, seen := false, false
 	b.out.Add(1)
 	room, err := b.c.Matchmake(searchCtx, gosdk.TicketRequest{Queue: queue, Progress: func(ts gosdk.TicketStatus) {
+		seen = true
 		switch ts.State {
 		case gosdk.TicketClaimed:
 			inMatch.Store(true)
@@ -99,8 +109,8 @@ func (m *mmRun) sdkCycle(ctx context.Context, b *sdkBot) error {
 		return nil
 	case err != nil && searchCtx.Err() != nil:
 		return nil // the run is over while the ticket searches
-	case errors.Is(err, &gosdk.ServerError{Code: gosdk.CodeNotFound}):
-		return &queueError{queue, err}
+	case !seen && errors.Is(err, &gosdk.ServerError{Code: gosdk.CodeNotFound}):
+		return &queueError{queue, err} // the ticket was refused: the node does not know the queue
 	case err != nil:
 		return fmt.Errorf("%s: matchmake in queue %q: %w", b.player, queue, err)
 	}

@@ -97,15 +97,22 @@ func (st *stormRun) sdkStorm(ctx context.Context, it uint32, senders, victims []
 	defer up()
 	conns := r.faults.conns()
 	waits := make([]*stormWait, len(victims))
+	cut := make([]bool, len(victims))
 	for i, v := range victims {
 		w := &stormWait{it: it, cutAt: time.Now(), done: make(chan struct{})}
 		waits[i] = w
-		v.wait.Store(w)
 		addr, _ := v.addr.Load().(string)
-		if pc := conns[addr]; pc != nil {
-			v.cut.Store(true)
-			pc.Reset()
+		pc := conns[addr]
+		if pc == nil {
+			// Not cut, it would get the messages live and count as a
+			// resume: it is left out of this and later storms.
+			st.fail(fmt.Errorf("%s: no proxied connection to cut", v.player))
+			continue
 		}
+		v.wait.Store(w)
+		cut[i] = true
+		v.cut.Store(true)
+		pc.Reset()
 	}
 	defer func() {
 		for _, v := range victims {
@@ -130,6 +137,9 @@ func (st *stormRun) sdkStorm(ctx context.Context, it uint32, senders, victims []
 	defer deadline.Stop()
 	ok := make([]bool, len(victims))
 	for i, w := range waits {
+		if !cut[i] {
+			continue
+		}
 		select {
 		case <-w.done:
 			ok[i] = true
@@ -142,6 +152,9 @@ func (st *stormRun) sdkStorm(ctx context.Context, it uint32, senders, victims []
 	var wg sync.WaitGroup
 	var left []*sdkBot
 	for i, v := range victims {
+		if !cut[i] {
+			continue
+		}
 		if !ok[i] {
 			select {
 			case <-waits[i].done: // it came as the wait ended

@@ -195,7 +195,8 @@ namespace Tandem
             }
             catch (LoggedOutException) { }
             catch (ServerException e) when (e.Code == ErrorCodes.Unauthenticated) { }
-            lock (mu) End(new LoggedOutException(null));
+            lock (mu)
+                if (ended == null) End(new LoggedOutException(null));
         }
 
         async Task<string> TokenAsync(bool realtimeKind, CancellationToken ct)
