@@ -183,6 +183,21 @@ func (p *peer) closeWith(code protocol.CloseCode, reason string) {
 	p.nc.Close()
 }
 
+// closeCleanly sends a close frame with code and closes the connection once
+// the client has answered it, as the gateway does. closeWith closes at once:
+// a frame the client writes meanwhile (an ack) meets a reset, the failed
+// write closes the client's socket, and the close frame can be lost unread.
+func (p *peer) closeCleanly(code protocol.CloseCode, reason string) {
+	body := ws.NewCloseFrameBody(ws.StatusCode(code), reason)
+	_ = wsutil.WriteServerMessage(p.nc, ws.OpClose, body)
+	for {
+		if _, err := p.read(); err != nil { // the echo (or the end)
+			break
+		}
+	}
+	p.nc.Close()
+}
+
 // connected answers connect.
 func (p *peer) connected(session, resumeToken string, resumed bool, ack uint64) {
 	p.t.Helper()

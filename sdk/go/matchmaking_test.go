@@ -228,7 +228,7 @@ func TestMatchmakeMovesToTheSeatsNodeAndJoinsThere(t *testing.T) {
 	if r.ID() != "r9" || c.SessionID() != "s2" {
 		t.Errorf("room %q session %q, want r9 on s2", r.ID(), c.SessionID())
 	}
-	p1.closeWith(protocol.CloseMoved, "moved")
+	p1.closeCleanly(protocol.CloseMoved, "moved")
 	if u := eventAs[*TicketUpdate](t, c); u.Status.State != TicketMatched {
 		t.Errorf("TicketUpdate %+v", u)
 	}
@@ -389,7 +389,7 @@ func TestMatchmakeFollowsItsTicketWhenAJoinMovesTheSession(t *testing.T) {
 	if _, err := joinWait(); err != nil {
 		t.Fatalf("Join: %v", err)
 	}
-	p1.closeWith(protocol.CloseMoved, "moved")
+	p1.closeCleanly(protocol.CloseMoved, "moved")
 	// The ticket was matched while the session moved: the answer has the
 	// seat, on the session's new node.
 	q := expectTicketQuery(t, p2)
@@ -502,7 +502,7 @@ func TestMatchmakeAsksForItsTicketWhenTheJoinAfterItsMoveFails(t *testing.T) {
 	// The match fell through and the ticket was matched again while the
 	// session moved: neither session was there to get the statuses.
 	q := expectTicketQuery(t, p2)
-	p1.closeWith(protocol.CloseMoved, "moved")
+	p1.closeCleanly(protocol.CloseMoved, "moved")
 	p2.send(sessionFrame(2, q.GetCid(), ticketStatus(TicketMatched, seat("r3", "n1", s2.url(), "seat.3"))))
 	j = expectSeatJoin(t, p2, "r3", "seat.3")
 	p2.send(sessionFrame(3, j.GetCid(), joined("r3", 1, 0, "")))

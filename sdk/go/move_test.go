@@ -118,7 +118,7 @@ func TestJoinFollowsASeatReservationToAnotherNode(t *testing.T) {
 
 			// The old node ends the old session.
 			p1.send(sessionFrame(3, 0, leaveFrom("r1", protocol.LeaveReason_LEAVE_REASON_MOVED)))
-			p1.closeWith(protocol.CloseMoved, "moved")
+			p1.closeCleanly(protocol.CloseMoved, "moved")
 
 			var got []Event
 			for range 2 {
@@ -174,7 +174,7 @@ func TestMovedCloseBeforeTheNewNodeAnswers(t *testing.T) {
 	p2, _, wait := joinElsewhere(t, c, p1, 2, "r9", s2)
 
 	p1.send(sessionFrame(3, 0, leaveFrom("r1", protocol.LeaveReason_LEAVE_REASON_MOVED)))
-	p1.closeWith(protocol.CloseMoved, "moved")
+	p1.closeCleanly(protocol.CloseMoved, "moved")
 	if l := eventAs[*Left](t, c); l.Room != old || l.Reason != protocol.LeaveReason_LEAVE_REASON_MOVED {
 		t.Errorf("Left %+v", l)
 	}
@@ -609,7 +609,7 @@ func TestMovedCloseWithoutAMoveStartsANewSession(t *testing.T) {
 	}
 	c, p1 := connect(t, s1, cfg)
 	join(t, c, p1, 1, 0)
-	p1.closeWith(protocol.CloseMoved, "moved")
+	p1.closeCleanly(protocol.CloseMoved, "moved")
 
 	if d := eventAs[*Disconnected](t, c); !isMoved(d.Err) {
 		t.Errorf("Disconnected %v, want moved", d.Err)
@@ -640,7 +640,10 @@ func TestMoveIsNotHeldUpByAnApplicationNotReadingEvents(t *testing.T) {
 	for i := range eventBuffer { // Events is full: the application reads nothing
 		p1.send(sessionFrame(uint64(3+i), 0, notice(fmt.Sprint(i))))
 	}
-	p1.closeWith(protocol.CloseMoved, "moved") // old r1 not left: run ends it itself
+	// Old r1 not left: run ends it itself. A clean close: an abortive one
+	// could lose the close frame, and a plain Disconnected would wait for
+	// the application.
+	p1.closeCleanly(protocol.CloseMoved, "moved")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c.mu.Lock()
