@@ -288,14 +288,31 @@ func TestPresenceClaimReleaseAndWatch(t *testing.T) {
 
 	p1 := tandem.Presence{PlayerID: "alice bob", Node: "n1", SessionID: "s1", Since: time.Unix(1, 0).UTC()}
 	p2 := tandem.Presence{PlayerID: "alice bob", Node: "n2", SessionID: "s2", Moved: true, Since: time.Unix(2, 0).UTC()}
+	want := []change{{p1, false}, {p2, false}, {tandem.Presence{PlayerID: "alice bob"}, true}, {p1, false}}
+	// seenSoFar waits for the first n changes: a watch reports a key's
+	// latest value, so one replaced before the watcher read it is skipped;
+	// the test makes each change only once the one before was seen.
+	seenSoFar := func(n int) {
+		t.Helper()
+		eventually(t, 10*time.Second, func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			if diff := cmp.Diff(want[:n], seen); diff != "" {
+				return fmt.Errorf("changes (-want +got):\n%s", diff)
+			}
+			return nil
+		})
+	}
 	prev, err := b.ClaimPresence(ctx, p1)
 	if err != nil || prev != (tandem.Presence{}) {
 		t.Fatalf("first claim: %+v, %v", prev, err)
 	}
+	seenSoFar(1)
 	prev, err = b.ClaimPresence(ctx, p2)
 	if err != nil || prev != p1 {
 		t.Fatalf("second claim replaced %+v, %v; want %+v", prev, err, p1)
 	}
+	seenSoFar(2)
 	// The old session's release leaves the new entry alone.
 	if err := b.ReleasePresence(ctx, "alice bob", "s1"); err != nil {
 		t.Fatal(err)
@@ -308,20 +325,12 @@ func TestPresenceClaimReleaseAndWatch(t *testing.T) {
 	}
 	_, err = b.Presence(ctx, "alice bob")
 	wantCode(t, err, tandem.ENotFound)
+	seenSoFar(3)
 	// Claimable again after the release.
 	if prev, err := b.ClaimPresence(ctx, p1); err != nil || prev != (tandem.Presence{}) {
 		t.Fatalf("claim after release: %+v, %v", prev, err)
 	}
-
-	want := []change{{p1, false}, {p2, false}, {tandem.Presence{PlayerID: "alice bob"}, true}, {p1, false}}
-	eventually(t, 10*time.Second, func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		if diff := cmp.Diff(want, seen); diff != "" {
-			return fmt.Errorf("changes (-want +got):\n%s", diff)
-		}
-		return nil
-	})
+	seenSoFar(4)
 }
 
 func TestConcurrentPresenceClaimsFromTwoNodesChainConsistently(t *testing.T) {
