@@ -309,7 +309,12 @@ func (v *view) timeUs() int64 {
 		}
 		return v.env.GetPong().GetTimeUs()
 	}
-	b := v.body
+	return int64(field1Varint(v.body))
+}
+
+// field1Varint returns field 1 of a message when it is a varint (a ping's
+// or pong's time, an error's code), or 0.
+func field1Varint(b []byte) uint64 {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -318,7 +323,7 @@ func (v *view) timeUs() int64 {
 		b = b[n:]
 		if num == 1 && typ == protowire.VarintType {
 			x, _ := protowire.ConsumeVarint(b)
-			return int64(x)
+			return x
 		}
 		n = protowire.ConsumeFieldValue(num, typ, b)
 		if n < 0 {

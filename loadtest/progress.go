@@ -12,7 +12,6 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/tandemhq/tandem"
 	"github.com/tandemhq/tandem/protocol"
-	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // tally counts events by name. It is safe for concurrent use; the events
@@ -83,23 +82,7 @@ func (v *view) errorCode() tandem.ErrorCode {
 	if v.env != nil {
 		return tandem.ErrorCode(v.env.GetError().GetCode())
 	}
-	b := v.body
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return 0
-		}
-		b = b[n:]
-		if num == 1 && typ == protowire.VarintType {
-			x, _ := protowire.ConsumeVarint(b)
-			return tandem.ErrorCode(x)
-		}
-		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
-			return 0
-		}
-		b = b[n:]
-	}
-	return 0
+	return tandem.ErrorCode(field1Varint(v.body))
 }
 
 // addCounts puts the run's tallies into its report.
