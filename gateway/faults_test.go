@@ -434,13 +434,14 @@ func TestSlowConsumerIsDisconnectedWhileOthersKeepReceiving(t *testing.T) {
 	}
 	lf := []*sdktest.EventLog{sdktest.LogEvents(t, fast[0]), sdktest.LogEvents(t, fast[1])}
 
-	// The broadcast starts with the first join: 400 messages of 8 KiB a
-	// second until the test stops it. (The proxy itself queues up to 4 MiB
+	// The broadcast starts once all three joined (a fast member joining
+	// late would miss the first messages): 400 messages of 8 KiB a second
+	// until the test stops it. (The proxy itself queues up to 4 MiB
 	// of a throttled connection, and the kernel several more, before the
 	// server's send queue starts to fill.)
 	ro, err := slow.Join(ctx, client.JoinOptions{
 		Mode: protocol.JoinMode_JOIN_MODE_CREATE, RoomType: "rec",
-		Options: recOptions{PerTick: 4, Size: 8 << 10}.bytes(),
+		Options: recOptions{PerTick: 4, Size: 8 << 10, Members: 3}.bytes(),
 	})
 	if err != nil {
 		t.Fatal(err)

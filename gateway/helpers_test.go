@@ -152,6 +152,7 @@ type recOptions struct {
 	Messages int `json:"messages"` // numbered broadcasts to send (0: until recorder.stop)
 	PerTick  int `json:"per_tick"` // broadcasts per tick
 	Size     int `json:"size"`     // pad each broadcast's data to this many bytes
+	Members  int `json:"members"`  // members joined before the broadcast starts (default 1)
 }
 
 func (o recOptions) bytes() []byte {
@@ -160,7 +161,7 @@ func (o recOptions) bytes() []byte {
 }
 
 // recordingType is a room type that records every input it receives, in
-// order, and once its first member joined broadcasts numbered messages
+// order, and once Members (1) joined broadcasts numbered messages
 // (topic "n", data "1", "2", … padded with spaces to Size) at PerTick per
 // tick; an unbounded broadcast ends with topic "end", data the last number.
 func recordingType(name string, rec *recorder, tickRate int) room.Type {
@@ -176,6 +177,7 @@ type recordingRoom struct {
 	rec     *recorder
 	opts    recOptions
 	started bool
+	joined  int
 	sent    int
 	ended   bool
 }
@@ -190,7 +192,10 @@ func (h *recordingRoom) Init(_ *room.Room, options []byte) error {
 	return nil
 }
 
-func (h *recordingRoom) Join(*room.Room, *tandem.Player) { h.started = true }
+func (h *recordingRoom) Join(*room.Room, *tandem.Player) {
+	h.joined++
+	h.started = h.started || h.joined >= h.opts.Members
+}
 
 func (h *recordingRoom) Message(_ *room.Room, p *tandem.Player, m room.Message) {
 	h.rec.mu.Lock()
